@@ -1,0 +1,56 @@
+package message
+
+// Code is an error code of wagate's API, in the hotel seed's vocabulary.
+type Code string
+
+// The API's error codes. The first seven are the seed's own.
+const (
+	CodeInvalidPhoneNumber    Code = "INVALID_PHONE_NUMBER"
+	CodeTemplateNotFound      Code = "TEMPLATE_NOT_FOUND"
+	CodeMessageWindowExpired  Code = "MESSAGE_WINDOW_EXPIRED"
+	CodeRateLimitExceeded     Code = "RATE_LIMIT_EXCEEDED"
+	CodeMediaUploadFailed     Code = "MEDIA_UPLOAD_FAILED"
+	CodeWebhookDeliveryFailed Code = "WEBHOOK_DELIVERY_FAILED"
+	CodeGuestOptedOut         Code = "GUEST_OPTED_OUT"
+
+	CodeInvalidRequest      Code = "INVALID_REQUEST"
+	CodeUnauthorized        Code = "UNAUTHORIZED"
+	CodeForbidden           Code = "FORBIDDEN"
+	CodeNotFound            Code = "NOT_FOUND"
+	CodeMessageNotFound     Code = "MESSAGE_NOT_FOUND"
+	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge     Code = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia    Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeIdempotencyConflict Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeServiceUnavailable  Code = "SERVICE_UNAVAILABLE"
+	CodeInternal            Code = "INTERNAL_ERROR"
+)
+
+// HTTPStatus is the status code the API answers with for c.
+func (c Code) HTTPStatus() int {
+	switch c {
+	case CodeInvalidPhoneNumber, CodeInvalidRequest:
+		return 400
+	case CodeUnauthorized:
+		return 401
+	case CodeMessageWindowExpired, CodeGuestOptedOut, CodeForbidden:
+		return 403
+	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound:
+		return 404
+	case CodeMethodNotAllowed:
+		return 405
+	case CodeIdempotencyConflict:
+		return 409
+	case CodePayloadTooLarge:
+		return 413
+	case CodeUnsupportedMedia:
+		return 415
+	case CodeMediaUploadFailed:
+		return 422
+	case CodeRateLimitExceeded:
+		return 429
+	case CodeServiceUnavailable:
+		return 503
+	}
+	return 500
+}

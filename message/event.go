@@ -1,0 +1,36 @@
+package message
+
+// Event is one status transition of one message: a row of ClickHouse's
+// message_events. Events are written by the Redis scripts that change a
+// message's state, in the same atomic step.
+type Event struct {
+	// Shard and StreamID locate the event in its shard's events stream; the
+	// loader acknowledges it by them once ClickHouse has it.
+	Shard    int
+	StreamID string
+
+	MessageID string
+	TenantID  string
+	Sender    string
+	Recipient string
+	Status    Status
+	// AtMS is when the transition happened (the provider's time for provider
+	// statuses), in Unix milliseconds.
+	AtMS int64
+	// Channel is "whatsapp", or "sms" for a fallback send.
+	Channel string
+	// Provider names the adapter that carried the message ("meta", "sim"…).
+	Provider          string
+	ProviderMessageID string
+	Type              Type
+	Lane              Lane
+	// Attempt is the provider call this event belongs to (0 before any).
+	Attempt int
+	// ErrorCode and ErrorTitle are the provider's, for failures.
+	ErrorCode  int
+	ErrorTitle string
+	// PricingCategory and Billable come from Meta's status webhooks.
+	PricingCategory string
+	Billable        bool
+	ConversationID  string
+}

@@ -1,0 +1,97 @@
+package message
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strconv"
+)
+
+// IDPrefix starts every message id.
+const IDPrefix = "msg_"
+
+// ErrBadID says a string is not a message id of this gateway.
+var ErrBadID = errors.New("not a wagate message id")
+
+// crockford is Crockford's base32 alphabet in lower case: no i, l, o, u, so
+// ids read aloud and copied by hand survive.
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// AppendID appends a new message id for shard to dst and returns the result.
+//
+// The id is "msg_" + 10 base32 characters of the Unix millisecond time (so ids
+// sort by creation time) + 13 of 64 random bits + "_" + the shard number, so
+// that any process finds a message's keys from its id alone.
+func AppendID(dst []byte, shard int, nowMS int64) []byte {
+	dst = append(dst, IDPrefix...)
+	t := uint64(nowMS)
+	for i := 9; i >= 0; i-- {
+		dst = append(dst, crockford[(t>>(uint(i)*5))&31])
+	}
+	r := rand.Uint64()
+	for i := 12; i >= 0; i-- {
+		dst = append(dst, crockford[(r>>(uint(i)*5))&31])
+	}
+	dst = append(dst, '_')
+	return strconv.AppendInt(dst, int64(shard), 10)
+}
+
+// NewID returns a new message id for shard.
+func NewID(shard int, nowMS int64) string {
+	var b [40]byte
+	return string(AppendID(b[:0], shard, nowMS))
+}
+
+// idBodyLen is the length of the time and random part of an id.
+const idBodyLen = 10 + 13
+
+// ShardOf returns the shard encoded in id, or ErrBadID when id is not one of
+// ours. It checks the whole shape so that a foreign id never reaches Redis.
+func ShardOf(id string) (int, error) {
+	if len(id) < len(IDPrefix)+idBodyLen+2 || id[:len(IDPrefix)] != IDPrefix {
+		return 0, ErrBadID
+	}
+	body := id[len(IDPrefix) : len(IDPrefix)+idBodyLen]
+	for i := 0; i < len(body); i++ {
+		if !isCrockford(body[i]) {
+			return 0, ErrBadID
+		}
+	}
+	rest := id[len(IDPrefix)+idBodyLen:]
+	if rest[0] != '_' || len(rest) > 5 {
+		return 0, ErrBadID
+	}
+	n := 0
+	for i := 1; i < len(rest); i++ {
+		c := rest[i]
+		if c < '0' || c > '9' || (i == 1 && c == '0' && len(rest) > 2) {
+			return 0, ErrBadID
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
+}
+
+// IDTimeMS returns the creation time encoded in a valid id.
+func IDTimeMS(id string) int64 {
+	var t int64
+	for i := len(IDPrefix); i < len(IDPrefix)+10 && i < len(id); i++ {
+		t = t<<5 | int64(crockfordValue(id[i]))
+	}
+	return t
+}
+
+func isCrockford(c byte) bool { return crockfordValue(c) >= 0 }
+
+func crockfordValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'z':
+		for i := 10; i < len(crockford); i++ {
+			if crockford[i] == c {
+				return i
+			}
+		}
+	}
+	return -1
+}

@@ -1,0 +1,134 @@
+// Package provider defines what the dispatcher needs from a WhatsApp (or SMS)
+// provider and the provider-neutral shapes of what providers report back.
+// Each provider lives in its own subfolder; the simulator in provider/sim.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wagate/wagate/message"
+)
+
+// Provider sends one message. Implementations are safe for concurrent use.
+type Provider interface {
+	// Send delivers m to the provider and returns the provider's message id.
+	// A failure is an *Error whenever the provider answered; anything else
+	// (a dial error, a timeout) is treated as ClassRetry.
+	Send(ctx context.Context, m *message.Message) (Result, error)
+	// Name is recorded with every event ("meta", "gallabox", "sms"…).
+	Name() string
+}
+
+// Result is a provider's acceptance of a message.
+type Result struct {
+	// ProviderMessageID is the provider's id ("wamid.…"), used to match
+	// status webhooks to the message.
+	ProviderMessageID string
+}
+
+// Class tells the dispatcher what to do about a failed send.
+type Class uint8
+
+// The retry classes of PROVIDERS.md.
+const (
+	// ClassRetry: transient; retry with backoff, counts against the budget.
+	ClassRetry Class = iota
+	// ClassThrottle: the sender is over its rate; slow it down and retry
+	// without counting against the message's budget.
+	ClassThrottle
+	// ClassPairThrottle: too many messages to this recipient; defer the pair.
+	ClassPairThrottle
+	// ClassPermanent: the message will never be accepted as it is.
+	ClassPermanent
+	// ClassHoldSender: spam limit; hold the sender and alert, no hot retry.
+	ClassHoldSender
+	// ClassNoRetry24h: per-user marketing cap; do not retry within 24 hours.
+	ClassNoRetry24h
+	// ClassStopSender: account locked or blocked; stop the sender, alert.
+	ClassStopSender
+)
+
+var classNames = [...]string{"retry", "throttle", "pair_throttle", "permanent", "hold_sender", "no_retry_24h", "stop_sender"}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// Error is a provider's refusal, in the provider's own terms plus the class
+// wagate derived from them.
+type Error struct {
+	Class      Class
+	HTTPStatus int
+	// Code and Subcode are the provider's error numbers (Meta: error.code,
+	// error.error_subcode).
+	Code    int
+	Subcode int
+	// Title is the provider's short message, Details its long explanation.
+	Title   string
+	Details string
+	// RetryAfter is the provider's Retry-After, zero when it gave none.
+	RetryAfter time.Duration
+	// TraceID is the provider's request trace (Meta: fbtrace_id).
+	TraceID string
+}
+
+func (e *Error) Error() string {
+	if e.Details != "" {
+		return fmt.Sprintf("provider error %d (%s, http %d): %s: %s", e.Code, e.Class, e.HTTPStatus, e.Title, e.Details)
+	}
+	return fmt.Sprintf("provider error %d (%s, http %d): %s", e.Code, e.Class, e.HTTPStatus, e.Title)
+}
+
+// ClassOf returns the class of a Send error: the *Error's class, or
+// ClassRetry for anything that is not a provider answer (network errors,
+// timeouts), since those say nothing about the message itself.
+func ClassOf(err error) Class {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	return ClassRetry
+}
+
+// StatusUpdate is one delivery status reported by a provider's webhook.
+type StatusUpdate struct {
+	ProviderMessageID string
+	Status            message.Status
+	// AtMS is the provider's timestamp in Unix milliseconds.
+	AtMS        int64
+	RecipientID string
+	// PhoneNumberID is the provider's id of the business number.
+	PhoneNumberID   string
+	ErrorCode       int
+	ErrorTitle      string
+	PricingCategory string
+	Billable        bool
+	ConversationID  string
+}
+
+// Inbound is one message a guest sent to a business number.
+type Inbound struct {
+	ProviderMessageID string
+	PhoneNumberID     string
+	// From is the guest's number in E.164.
+	From string
+	// Name is the guest's profile name, when the provider gives it.
+	Name string
+	Type string
+	// Text is the text body, the button or list reply title, or a caption.
+	Text string
+	// ReplyID is the id of an interactive reply (button or list row).
+	ReplyID string
+	// MediaID and MimeType describe an attached media object.
+	MediaID  string
+	MimeType string
+	// ContextID is the provider id of the message this one replies to.
+	ContextID string
+	AtMS      int64
+}

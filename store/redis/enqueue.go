@@ -1,0 +1,144 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/message"
+)
+
+// EnqueueArgs is one message to accept. The caller keeps ownership; Enqueue
+// copies what it needs before it returns.
+type EnqueueArgs struct {
+	TenantID       string
+	Sender         string
+	Recipient      string
+	Type           message.Type
+	Content        []byte
+	Lane           message.Lane
+	ConversationID string
+	StaffMemberID  string
+	// IdempotencyKey, when set, makes a repeat of the request return the
+	// first message instead of queueing another.
+	IdempotencyKey string
+	// Fingerprint identifies the request's content, so that a key reused
+	// for a different message is refused instead of silently answered.
+	Fingerprint uint64
+	// DueMS schedules the send (Unix ms); 0 or the past means now.
+	DueMS int64
+}
+
+// Outcome says what Enqueue did.
+type Outcome uint8
+
+// Enqueue outcomes.
+const (
+	// Queued: a new message is durable in Redis.
+	Queued Outcome = iota
+	// Duplicate: the Idempotency-Key was used before for the same request;
+	// ID is the first message's.
+	Duplicate
+	// Conflict: the Idempotency-Key was used before for another request.
+	Conflict
+)
+
+// EnqueueResult is what Enqueue did and for which message.
+type EnqueueResult struct {
+	ID      string
+	Outcome Outcome
+	// Status is "queued" or "scheduled" for a new message, the current
+	// status for a duplicate.
+	Status message.Status
+}
+
+// enqueueJob is one Enqueue call travelling through the batcher. Jobs come
+// from enqueuePool; Enqueue owns one from Get to Put.
+type enqueueJob struct {
+	script *goredis.Script
+	keys   []string
+	args   []interface{}
+	cmd    *goredis.Cmd
+	err    error
+	done   chan struct{}
+}
+
+var enqueuePool = sync.Pool{New: func() any {
+	return &enqueueJob{keys: make([]string, 0, 4), args: make([]interface{}, 0, 14), done: make(chan struct{}, 1)}
+}}
+
+func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
+	j.cmd = j.script.EvalSha(ctx, p, j.keys, j.args...)
+}
+
+func (j *enqueueJob) finish(err error) {
+	j.err = err
+	j.done <- struct{}{}
+}
+
+// Enqueue makes one message durable: state hash, queue entry (or delay
+// entry when scheduled) and "queued" event in one script, batched with other
+// callers' into one pipeline. It returns only after Redis has answered.
+func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, error) {
+	shard := message.ShardFor(a.Sender, s.cfg.Shards)
+	now := s.nowMS()
+	id := message.NewID(shard, now)
+	lane := string(a.Lane)
+	if lane == "" {
+		lane = string(message.LaneTx)
+	}
+	due := a.DueMS
+	if due < now {
+		due = now
+	}
+
+	j := enqueuePool.Get().(*enqueueJob)
+	defer enqueuePool.Put(j)
+	target := s.keys.Queue(shard, lane)
+	if due > now {
+		target = s.keys.Delay(shard)
+	}
+	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard))
+	if a.IdempotencyKey != "" {
+		j.keys = append(j.keys, s.keys.Idem(shard, a.TenantID, a.IdempotencyKey))
+	}
+	j.args = append(j.args[:0], id, now, s.stateTTL, s.idemTTL,
+		strconv.FormatUint(a.Fingerprint, 36), a.TenantID, a.Sender, a.Recipient,
+		string(a.Type), a.Content, lane, a.ConversationID, a.StaffMemberID, due)
+	j.script, j.cmd, j.err = s.scripts.enqueue, nil, nil
+
+	s.batch.submit(ctx, j)
+	<-j.done
+	if j.err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", j.err)
+	}
+	vals, err := j.cmd.Slice()
+	clear(j.args)
+	if err != nil {
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+	}
+	if len(vals) != 2 {
+		return EnqueueResult{}, errors.New("enqueue: unexpected script answer")
+	}
+	kind, _ := vals[0].(string)
+	rid, _ := vals[1].(string)
+	switch kind {
+	case "ok":
+		st := message.StatusQueued
+		if due > now {
+			st = message.StatusScheduled
+		}
+		return EnqueueResult{ID: rid, Outcome: Queued, Status: st}, nil
+	case "conflict":
+		return EnqueueResult{ID: rid, Outcome: Conflict}, nil
+	}
+	st, err := s.rdb.HGet(ctx, s.keys.Msg(shard, rid), "st").Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return EnqueueResult{}, fmt.Errorf("enqueue: status of %s: %w", rid, err)
+	}
+	return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(st)}, nil
+}

@@ -1,0 +1,233 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/message"
+)
+
+// EventReader drains all shards' events streams for one consumer of the
+// loader group. It implements store/clickhouse's EventSource. One goroutine
+// uses a reader at a time.
+type EventReader struct {
+	s        *Store
+	consumer string
+	// pending[shard] is true until the shard's own unacknowledged entries
+	// (from before a restart) have been read again.
+	pending     []bool
+	lastReclaim time.Time
+	// ReclaimIdle is how long another consumer may hold events before this
+	// one takes them over (60 s): that consumer is taken to be dead.
+	ReclaimIdle time.Duration
+	// Poll is how long to wait between empty reads (50 ms).
+	Poll time.Duration
+}
+
+// EventReader returns a reader of the loader group named consumer. Use a
+// name that stays the same across restarts of the same instance, so that it
+// picks up its own unacknowledged events at once.
+func (s *Store) EventReader(consumer string) *EventReader {
+	r := &EventReader{s: s, consumer: consumer, pending: make([]bool, s.cfg.Shards),
+		ReclaimIdle: time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
+	for i := range r.pending {
+		r.pending[i] = true
+	}
+	return r
+}
+
+// Read appends up to about max events to dst, waiting up to block for the
+// first. Events it returned before and that were never acknowledged come
+// back after a restart, and those of a consumer idle for ReclaimIdle are
+// taken over.
+func (r *EventReader) Read(ctx context.Context, dst []message.Event, max int, block time.Duration) ([]message.Event, error) {
+	deadline := time.Now().Add(block)
+	for {
+		n := len(dst)
+		var err error
+		var switched bool
+		dst, switched, err = r.readOnce(ctx, dst, max)
+		if switched && len(dst) == n && err == nil {
+			continue // caught up with the pending entries: read new ones now
+		}
+		if err != nil || len(dst) > n || !time.Now().Before(deadline) {
+			return dst, err
+		}
+		t := time.NewTimer(min(r.Poll, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return dst, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// readOnce reads every shard once; switched reports that some shard has
+// just run out of pending entries.
+func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int) (_ []message.Event, switched bool, err error) {
+	s := r.s
+	shards := s.cfg.Shards
+	per := max / shards
+	if per < 1 {
+		per = 1
+	}
+	if time.Since(r.lastReclaim) > r.ReclaimIdle/2 {
+		r.lastReclaim = time.Now()
+		if dst, err = r.reclaim(ctx, dst, per); err != nil {
+			return dst, false, err
+		}
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.XStreamSliceCmd, shards)
+	for sh := 0; sh < shards; sh++ {
+		from := ">"
+		if r.pending[sh] {
+			from = "0"
+		}
+		cmds[sh] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			Group: GroupLoader, Consumer: r.consumer,
+			Streams: []string{s.keys.Events(sh), from}, Count: int64(per), Block: -1,
+		})
+	}
+	_, _ = p.Exec(ctx)
+	for sh, c := range cmds {
+		streams, err := c.Result()
+		if errors.Is(err, goredis.Nil) {
+			switched = switched || r.pending[sh]
+			r.pending[sh] = false
+			continue
+		}
+		if err != nil {
+			return dst, switched, fmt.Errorf("read events: %w", err)
+		}
+		got := 0
+		for _, st := range streams {
+			got += len(st.Messages)
+			for _, m := range st.Messages {
+				dst = append(dst, decodeEvent(sh, m))
+			}
+		}
+		if got == 0 {
+			switched = switched || r.pending[sh]
+			r.pending[sh] = false
+		}
+	}
+	return dst, switched, nil
+}
+
+func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int) ([]message.Event, error) {
+	s := r.s
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		msgs, _, err := s.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+			Stream: s.keys.Events(sh), Group: GroupLoader, Consumer: r.consumer,
+			MinIdle: r.ReclaimIdle, Start: "0-0", Count: int64(per),
+		}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return dst, fmt.Errorf("reclaim events: %w", err)
+		}
+		for _, m := range msgs {
+			dst = append(dst, decodeEvent(sh, m))
+		}
+	}
+	return dst, nil
+}
+
+// Ack acknowledges events stored in ClickHouse. Entries stay in the stream
+// until the Trimmer removes what every group has acknowledged.
+func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	byShard := make(map[int][]string)
+	for i := range evs {
+		byShard[evs[i].Shard] = append(byShard[evs[i].Shard], evs[i].StreamID)
+	}
+	p := r.s.rdb.Pipeline()
+	for sh, ids := range byShard {
+		p.XAck(ctx, r.s.keys.Events(sh), GroupLoader, ids...)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("ack events: %w", err)
+	}
+	return nil
+}
+
+// decodeEvent turns an events stream entry (written by enqueue.lua or
+// transition.lua) into an Event.
+func decodeEvent(shard int, m goredis.XMessage) message.Event {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
+	return message.Event{
+		Shard: shard, StreamID: m.ID,
+		MessageID: str("m"), TenantID: str("t"), Sender: str("f"), Recipient: str("r"),
+		Status: message.Status(str("s")), AtMS: num("ts"), Channel: str("ch"),
+		Provider: str("p"), ProviderMessageID: str("pid"), Type: message.Type(str("ty")),
+		Lane: message.Lane(str("l")), Attempt: int(num("a")), ErrorCode: int(num("ec")),
+		ErrorTitle: str("et"), PricingCategory: str("pc"), Billable: str("b") == "1",
+		ConversationID: str("pcv"),
+	}
+}
+
+// TrimEvents removes from every events stream the entries that all its
+// consumer groups have acknowledged, and returns how many it removed.
+func (s *Store) TrimEvents(ctx context.Context) (int64, error) {
+	var removed int64
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		key := s.keys.Events(sh)
+		groups, err := s.rdb.XInfoGroups(ctx, key).Result()
+		if err != nil {
+			return removed, fmt.Errorf("trim events: %w", err)
+		}
+		bound := ""
+		for _, g := range groups {
+			b := nextID(g.LastDeliveredID)
+			if g.Pending > 0 {
+				pe, err := s.rdb.XPending(ctx, key, g.Name).Result()
+				if err != nil {
+					return removed, fmt.Errorf("trim events: %w", err)
+				}
+				b = pe.Lower
+			}
+			if bound == "" || lessID(b, bound) {
+				bound = b
+			}
+		}
+		if bound == "" {
+			continue
+		}
+		n, err := s.rdb.XTrimMinID(ctx, key, bound).Result()
+		if err != nil {
+			return removed, fmt.Errorf("trim events: %w", err)
+		}
+		removed += n
+	}
+	return removed, nil
+}
+
+// nextID is the stream id right after id ("5-3" → "5-4").
+func nextID(id string) string {
+	ms, seq, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseUint(seq, 10, 64)
+	return ms + "-" + strconv.FormatUint(n+1, 10)
+}
+
+// lessID compares two stream ids.
+func lessID(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if x != y {
+		return x < y
+	}
+	p, _ := strconv.ParseUint(as, 10, 64)
+	q, _ := strconv.ParseUint(bs, 10, 64)
+	return p < q
+}

@@ -1,0 +1,74 @@
+// Package redistest connects tests to the real Redis that scripts/test
+// starts, and gives each test its own key prefix instead of flushing shared
+// state.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// URL is where tests find Redis: $WAGATE_TEST_REDIS_URL, else
+// $WAGATE_REDIS_URL, else redis://127.0.0.1:6379/0.
+func URL() string {
+	for _, k := range []string{"WAGATE_TEST_REDIS_URL", "WAGATE_REDIS_URL"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+// Client returns a client of the test Redis, closed when t ends. It fails t
+// when Redis does not answer: these tests need the real thing.
+func Client(t testing.TB) *goredis.Client {
+	t.Helper()
+	opt, err := goredis.ParseURL(URL())
+	if err != nil {
+		t.Fatalf("redis url %q: %v", URL(), err)
+	}
+	opt.PoolSize = 128
+	rdb := goredis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		t.Fatalf("no Redis at %s (%v): run the tests with scripts/test, which starts it", URL(), err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// Prefix returns a key prefix unique to this test, and deletes its keys
+// when the test ends.
+func Prefix(t testing.TB, rdb *goredis.Client) string {
+	t.Helper()
+	name := strings.NewReplacer("/", "_", " ", "_", ":", "_", "{", "", "}", "").Replace(t.Name())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	prefix := fmt.Sprintf("t%x_%s", rand.Uint32(), name)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+			if len(keys) == 1000 {
+				rdb.Unlink(ctx, keys...)
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			rdb.Unlink(ctx, keys...)
+		}
+	})
+	return prefix
+}

@@ -1,0 +1,64 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/wagate/wagate/message"
+)
+
+// ErrNotFound says there is no such message (never was, or its state expired).
+var ErrNotFound = errors.New("message not found")
+
+// State is a message's current state as its hash holds it.
+type State struct {
+	ID             string
+	TenantID       string
+	Sender         string
+	Recipient      string
+	Status         message.Status
+	Type           message.Type
+	Lane           message.Lane
+	ConversationID string
+	StaffMemberID  string
+	// Times of each status, Unix ms, 0 when not (yet) reached.
+	QueuedMS, SentMS, DeliveredMS, ReadMS, FailedMS, ExpiredMS, CanceledMS, FallbackMS int64
+	Attempts                                                                           int
+	Provider                                                                           string
+	ProviderMessageID                                                                  string
+	ErrorCode                                                                          int
+	ErrorTitle                                                                         string
+	PricingCategory                                                                    string
+}
+
+// stateFields are the hash fields State reads, in State's order.
+var stateFields = []string{"t", "f", "r", "st", "ty", "l", "c", "sm",
+	"qa", "sa", "da", "ra", "fa", "xa", "ca", "fb", "a", "p", "pid", "ec", "et", "pc"}
+
+// State returns the state of message id, or ErrNotFound.
+func (s *Store) State(ctx context.Context, id string) (*State, error) {
+	shard, err := message.ShardOf(id)
+	if err != nil || shard >= s.cfg.Shards {
+		return nil, ErrNotFound
+	}
+	v, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, id), stateFields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("message state: %w", err)
+	}
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
+	if str(3) == "" {
+		return nil, ErrNotFound
+	}
+	return &State{
+		ID: id, TenantID: str(0), Sender: str(1), Recipient: str(2),
+		Status: message.Status(str(3)), Type: message.Type(str(4)), Lane: message.Lane(str(5)),
+		ConversationID: str(6), StaffMemberID: str(7),
+		QueuedMS: num(8), SentMS: num(9), DeliveredMS: num(10), ReadMS: num(11),
+		FailedMS: num(12), ExpiredMS: num(13), CanceledMS: num(14), FallbackMS: num(15),
+		Attempts: int(num(16)), Provider: str(17), ProviderMessageID: str(18),
+		ErrorCode: int(num(19)), ErrorTitle: str(20), PricingCategory: str(21),
+	}, nil
+}

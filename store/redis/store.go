@@ -1,0 +1,180 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Config says how wagate lays out its data in Redis.
+type Config struct {
+	// Prefix namespaces every key ("wa"). Tests use a unique one each.
+	Prefix string
+	// Shards is the number of message shards (16). A message id carries its
+	// shard, so changing it later keeps old messages reachable.
+	Shards int
+	// InboundParts is the number of inbound webhook streams (4).
+	InboundParts int
+	// StateTTL is how long a message's state hash lives after its last
+	// change (7 days); ClickHouse keeps the history beyond it.
+	StateTTL time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (24 h).
+	IdempotencyTTL time.Duration
+	// PIDTTL is how long a provider message id maps to its message (30 days),
+	// as long as a provider may still report on it.
+	PIDTTL time.Duration
+	// Pipelines is how many pipelines may be in flight at once (4).
+	Pipelines int
+	// PipelineMax caps the callers sharing one pipeline (256).
+	PipelineMax int
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "wa"
+	}
+	if c.Shards == 0 {
+		c.Shards = 16
+	}
+	if c.InboundParts == 0 {
+		c.InboundParts = 4
+	}
+	if c.StateTTL == 0 {
+		c.StateTTL = 7 * 24 * time.Hour
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.PIDTTL == 0 {
+		c.PIDTTL = 30 * 24 * time.Hour
+	}
+	if c.Pipelines == 0 {
+		c.Pipelines = 4
+	}
+	if c.PipelineMax == 0 {
+		c.PipelineMax = 256
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Shards < 1 || c.Shards > 1000:
+		return fmt.Errorf("redis: shards must be 1..1000, got %d", c.Shards)
+	case c.InboundParts < 1 || c.InboundParts > 100:
+		return fmt.Errorf("redis: inbound parts must be 1..100, got %d", c.InboundParts)
+	case strings.ContainsAny(c.Prefix, "{}: "):
+		return fmt.Errorf("redis: prefix %q may not contain braces, colons or spaces", c.Prefix)
+	case c.StateTTL < time.Minute || c.IdempotencyTTL < time.Second || c.PIDTTL < time.Minute:
+		return errors.New("redis: TTLs are too short")
+	case c.Pipelines < 1 || c.PipelineMax < 1:
+		return errors.New("redis: pipelines and pipeline size must be positive")
+	}
+	return nil
+}
+
+// Store is wagate's Redis layer. It is safe for concurrent use.
+type Store struct {
+	rdb     goredis.UniversalClient
+	cfg     Config
+	keys    *Keys
+	scripts *scripts
+	batch   *batcher
+
+	stateTTL, idemTTL string // seconds, as script arguments
+	now               func() time.Time
+	inboundSeq        atomic.Uint64 // spreads webhooks over partitions
+}
+
+// Consumer groups of wagate's streams.
+const (
+	GroupDispatch = "dispatch"
+	GroupInbound  = "inbound"
+	GroupLoader   = "loader"
+)
+
+// Open connects to the Redis at url ("redis://host:port/db").
+func Open(ctx context.Context, url string) (goredis.UniversalClient, error) {
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if opt.PoolSize < 64 {
+		// Every shard worker blocks on a connection in XREADGROUP.
+		opt.PoolSize = 64
+	}
+	rdb := goredis.NewClient(opt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return rdb, nil
+}
+
+// New returns a Store over rdb, loading the scripts and creating the
+// consumer groups of every stream it owns.
+func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		rdb:      rdb,
+		cfg:      cfg,
+		keys:     NewKeys(cfg.Prefix, cfg.Shards, cfg.InboundParts),
+		scripts:  newScripts(),
+		stateTTL: fmt.Sprint(int64(cfg.StateTTL / time.Second)),
+		idemTTL:  fmt.Sprint(int64(cfg.IdempotencyTTL / time.Second)),
+		now:      time.Now,
+	}
+	if err := s.scripts.load(ctx, rdb); err != nil {
+		return nil, err
+	}
+	if err := s.createGroups(ctx); err != nil {
+		return nil, err
+	}
+	s.batch = newBatcher(rdb, s.scripts, cfg.Pipelines, cfg.PipelineMax)
+	return s, nil
+}
+
+// Keys returns the store's key names.
+func (s *Store) Keys() *Keys { return s.keys }
+
+// Config returns the store's settings, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Client is the underlying Redis client.
+func (s *Store) Client() goredis.UniversalClient { return s.rdb }
+
+// Close stops the pipeline flushers; the Redis client stays open (the caller
+// owns it).
+func (s *Store) Close() { s.batch.close() }
+
+// createGroups makes every stream and its consumer group, from the start of
+// the stream so that nothing written before the group existed is skipped.
+func (s *Store) createGroups(ctx context.Context) error {
+	p := s.rdb.Pipeline()
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		p.XGroupCreateMkStream(ctx, s.keys.Queue(sh, "tx"), GroupDispatch, "0")
+		p.XGroupCreateMkStream(ctx, s.keys.Queue(sh, "bulk"), GroupDispatch, "0")
+		p.XGroupCreateMkStream(ctx, s.keys.Events(sh), GroupLoader, "0")
+	}
+	for part := 0; part < s.cfg.InboundParts; part++ {
+		p.XGroupCreateMkStream(ctx, s.keys.Inbound(part), GroupInbound, "0")
+	}
+	cmds, _ := p.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("create consumer groups: %w", err)
+		}
+	}
+	return nil
+}
+
+// nowMS is the store's clock in Unix milliseconds.
+func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
