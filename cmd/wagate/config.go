@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/message"
+)
+
+// fileConfig is the JSON file named by WAGATE_CONFIG (or -config): tenants,
+// their tokens and numbers, provider accounts and rates. Secrets may be
+// given as "env:NAME" to read them from the environment instead.
+type fileConfig struct {
+	Tenants []tenantConfig `json:"tenants"`
+	Meta    metaConfig     `json:"meta"`
+	Rates   rateConfig     `json:"rates"`
+}
+
+type tenantConfig struct {
+	ID string `json:"id"`
+	// Senders are the tenant's numbers (E.164); the first is the default.
+	Senders []string      `json:"senders"`
+	Tokens  []tokenConfig `json:"tokens"`
+}
+
+type tokenConfig struct {
+	// Token in clear (prefer "env:NAME"), or SHA256 as 64 hex digits.
+	Token  string      `json:"token,omitempty"`
+	SHA256 string      `json:"sha256,omitempty"`
+	Role   ingest.Role `json:"role"`
+}
+
+type metaConfig struct {
+	// AppSecret verifies webhook signatures; VerifyToken answers the
+	// subscription handshake.
+	AppSecret   string        `json:"app_secret"`
+	VerifyToken string        `json:"verify_token"`
+	Accounts    []metaAccount `json:"accounts"`
+}
+
+type metaAccount struct {
+	Name        string `json:"name"`
+	BaseURL     string `json:"base_url"`
+	Version     string `json:"version"`
+	AccessToken string `json:"access_token"`
+	// Numbers maps sender numbers (E.164) to Meta phone number ids.
+	Numbers map[string]string `json:"numbers"`
+}
+
+type rateConfig struct {
+	// DefaultMPS is a number's messages per second (80).
+	DefaultMPS float64 `json:"default_mps"`
+	// PerNumber overrides it (E.164 → mps).
+	PerNumber map[string]float64 `json:"per_number"`
+}
+
+// loadFileConfig reads and checks a config file.
+func loadFileConfig(path string) (*fileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var fc fileConfig
+	if err := json.Unmarshal(b, &fc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	fc.Meta.AppSecret = secret(fc.Meta.AppSecret)
+	fc.Meta.VerifyToken = secret(fc.Meta.VerifyToken)
+	for i := range fc.Meta.Accounts {
+		fc.Meta.Accounts[i].AccessToken = secret(fc.Meta.Accounts[i].AccessToken)
+	}
+	for i := range fc.Tenants {
+		for j := range fc.Tenants[i].Tokens {
+			fc.Tenants[i].Tokens[j].Token = secret(fc.Tenants[i].Tokens[j].Token)
+		}
+	}
+	return &fc, fc.validate()
+}
+
+// secret resolves "env:NAME".
+func secret(v string) string {
+	if len(v) > 4 && v[:4] == "env:" {
+		return os.Getenv(v[4:])
+	}
+	return v
+}
+
+func (fc *fileConfig) validate() error {
+	if len(fc.Tenants) == 0 {
+		return fmt.Errorf("config: no tenants")
+	}
+	routed := map[string]bool{}
+	for _, a := range fc.Meta.Accounts {
+		for n := range a.Numbers {
+			routed[n] = true
+		}
+	}
+	for _, t := range fc.Tenants {
+		for _, s := range t.Senders {
+			if !message.ValidE164(s) {
+				return fmt.Errorf("config: tenant %s: sender %q is not E.164", t.ID, s)
+			}
+			if !routed[s] {
+				return fmt.Errorf("config: tenant %s: no provider account sends for %s", t.ID, s)
+			}
+		}
+	}
+	return nil
+}
+
+// tokens builds the API's token set.
+func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
+	ts := ingest.NewTokens()
+	for _, tc := range fc.Tenants {
+		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders}
+		for _, tok := range tc.Tokens {
+			p := ingest.Principal{Tenant: t, Role: tok.Role}
+			var err error
+			switch {
+			case tok.Token != "":
+				err = ts.Add(tok.Token, p)
+			case len(tok.SHA256) == 64:
+				var h [32]byte
+				if _, err = hex.Decode(h[:], []byte(tok.SHA256)); err == nil {
+					err = ts.AddHash(h, p)
+				}
+			default:
+				err = fmt.Errorf("tenant %s: a token needs token or sha256", tc.ID)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
+		}
+	}
+	return ts, nil
+}
+
+// env returns $name or def.
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,85 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/wagate/wagate/message"
+)
+
+// Role is what a token may do: staff send and read, admins also configure.
+type Role string
+
+// The two roles.
+const (
+	RoleStaff Role = "staff"
+	RoleAdmin Role = "admin"
+)
+
+// Tenant is one customer of the gateway (a hotel, a marketing platform) and
+// the business numbers it sends from.
+type Tenant struct {
+	ID string
+	// Senders are the tenant's numbers in E.164; the first is the default.
+	Senders []string
+}
+
+// owns reports whether sender is one of the tenant's numbers.
+func (t *Tenant) owns(sender string) bool {
+	for _, s := range t.Senders {
+		if s == sender {
+			return true
+		}
+	}
+	return false
+}
+
+// Principal is who a request acts as.
+type Principal struct {
+	Tenant *Tenant
+	Role   Role
+}
+
+// Tokens maps API tokens to principals. Only SHA-256 hashes of tokens are
+// kept, so a memory dump or a config file does not leak usable tokens.
+// Tokens is filled before the server starts and only read afterwards.
+type Tokens struct {
+	byHash map[[sha256.Size]byte]Principal
+}
+
+// NewTokens returns an empty token set.
+func NewTokens() *Tokens { return &Tokens{byHash: map[[sha256.Size]byte]Principal{}} }
+
+// Add registers a token (in clear) for p.
+func (ts *Tokens) Add(token string, p Principal) error {
+	return ts.AddHash(sha256.Sum256([]byte(token)), p)
+}
+
+// AddHash registers a token by its SHA-256 hash.
+func (ts *Tokens) AddHash(h [sha256.Size]byte, p Principal) error {
+	if p.Tenant == nil || p.Tenant.ID == "" || len(p.Tenant.Senders) == 0 {
+		return fmt.Errorf("token for a tenant without id or sender numbers")
+	}
+	for _, s := range p.Tenant.Senders {
+		if !message.ValidE164(s) {
+			return fmt.Errorf("tenant %s: sender %q is not E.164", p.Tenant.ID, s)
+		}
+	}
+	if p.Role != RoleStaff && p.Role != RoleAdmin {
+		return fmt.Errorf("tenant %s: unknown role %q", p.Tenant.ID, p.Role)
+	}
+	ts.byHash[h] = p
+	return nil
+}
+
+var bearer = []byte("Bearer ")
+
+// lookup returns the principal of an Authorization header value.
+func (ts *Tokens) lookup(auth []byte) (Principal, bool) {
+	if len(auth) <= len(bearer) || !bytes.EqualFold(auth[:len(bearer)], bearer) {
+		return Principal{}, false
+	}
+	p, ok := ts.byHash[sha256.Sum256(bytes.TrimSpace(auth[len(bearer):]))]
+	return p, ok
+}

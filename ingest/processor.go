@@ -1,0 +1,375 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/meta"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// ProcessorConfig configures the inbound processor.
+type ProcessorConfig struct {
+	// Consumer names this instance in the inbound consumer group. Keep it
+	// stable across restarts (the host name) so that it resumes its own
+	// unacknowledged bodies at once.
+	Consumer string
+	// BatchSize is how many webhook bodies one read takes (256).
+	BatchSize int
+	// Block is how long a read waits for new bodies (1 s).
+	Block time.Duration
+	// ReclaimIdle is how long another consumer may sit on bodies before this
+	// one takes them over, taking it for dead (30 s).
+	ReclaimIdle time.Duration
+	// OrphanSweep is how often statuses for not-yet-known provider ids are
+	// looked at again (100 ms).
+	OrphanSweep time.Duration
+	// OrphanMaxAge is how long such a status is kept before it is dropped
+	// (7 days, as long as Meta retries a delivery).
+	OrphanMaxAge time.Duration
+}
+
+func (c *ProcessorConfig) setDefaults() {
+	if c.Consumer == "" {
+		c.Consumer = "inbound-1"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
+	if c.Block == 0 {
+		c.Block = time.Second
+	}
+	if c.ReclaimIdle == 0 {
+		c.ReclaimIdle = 30 * time.Second
+	}
+	if c.OrphanSweep == 0 {
+		c.OrphanSweep = 100 * time.Millisecond
+	}
+	if c.OrphanMaxAge == 0 {
+		c.OrphanMaxAge = 7 * 24 * time.Hour
+	}
+}
+
+// Processor applies stored provider webhooks: statuses go to their messages
+// forward only; a status whose provider id is not known yet (the webhook
+// beat the dispatcher's state write) is parked and applied once it is.
+type Processor struct {
+	cfg   ProcessorConfig
+	store *redis.Store
+	log   *slog.Logger
+	m     processorMetrics
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+type processorMetrics struct {
+	bodies   *prometheus.CounterVec
+	statuses *prometheus.CounterVec
+	orphans  *prometheus.CounterVec
+	inbound  prometheus.Counter
+}
+
+// NewProcessor returns a processor over store.
+func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) *Processor {
+	cfg.setDefaults()
+	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{})}
+	p.m = processorMetrics{
+		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_inbound_bodies_total", Help: "Stored webhook bodies processed, by result (ok, malformed).",
+		}, []string{"result"}),
+		statuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_inbound_statuses_total",
+			Help: "Provider statuses by result: new (recorded), duplicate, unknown_message (state expired), parked (provider id not known yet).",
+		}, []string{"result"}),
+		orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_inbound_orphans_total", Help: "Parked statuses by result: applied (their id appeared), dropped (too old).",
+		}, []string{"result"}),
+		inbound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wagate_inbound_messages_total", Help: "Messages received from guests.",
+		}),
+	}
+	reg.MustRegister(p.m.bodies, p.m.statuses, p.m.orphans, p.m.inbound)
+	return p
+}
+
+// Start runs one reader per inbound partition and the orphan sweeper.
+func (p *Processor) Start() {
+	for part := 0; part < p.store.Config().InboundParts; part++ {
+		p.wg.Add(1)
+		go p.readLoop(part)
+	}
+	p.wg.Add(1)
+	go p.sweepLoop()
+}
+
+// Shutdown stops reading; bodies being processed are finished first.
+// Anything read but not acknowledged is read again after a restart.
+func (p *Processor) Shutdown(ctx context.Context) error {
+	close(p.stop)
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runCtx is cancelled when the processor stops.
+func (p *Processor) runCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (p *Processor) readLoop(part int) {
+	defer p.wg.Done()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	b := &batch{p: p, part: part}
+	pending := true
+	lastReclaim := time.Time{}
+	failing := false
+	for ctx.Err() == nil {
+		var entries []redis.InboundEntry
+		var err error
+		if time.Since(lastReclaim) > p.cfg.ReclaimIdle/2 {
+			lastReclaim = time.Now()
+			entries, err = p.store.ReclaimInbound(ctx, part, p.cfg.Consumer, p.cfg.ReclaimIdle, p.cfg.BatchSize, nil)
+		}
+		if err == nil && len(entries) == 0 {
+			entries, err = p.store.ReadInbound(ctx, part, p.cfg.Consumer, p.cfg.BatchSize, p.cfg.Block, pending, nil)
+			if err == nil && pending && len(entries) == 0 {
+				pending = false
+				continue
+			}
+		}
+		if err == nil && len(entries) > 0 {
+			err = b.process(ctx, entries)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				p.log.Warn("inbound processing fails; retrying", "partition", part, "err", err)
+				failing = true
+			}
+			pending = true // what was read is still pending: take it again
+			sleep(ctx, time.Second)
+			continue
+		}
+		if failing {
+			p.log.Info("inbound processing works again", "partition", part)
+			failing = false
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// batch collects what one read's bodies report. It implements meta.Handler.
+type batch struct {
+	p        *Processor
+	part     int
+	statuses []provider.StatusUpdate
+	inbound  int
+}
+
+func (b *batch) HandleStatus(s *provider.StatusUpdate) error {
+	b.statuses = append(b.statuses, *s)
+	return nil
+}
+
+func (b *batch) HandleInbound(m *provider.Inbound) error {
+	b.inbound++
+	return nil
+}
+
+// process applies the statuses of entries and acknowledges the entries.
+func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error {
+	b.statuses, b.inbound = b.statuses[:0], 0
+	for i := range entries {
+		if err := meta.ParseWebhook(entries[i].Body, b); err != nil {
+			// Verified and JSON-checked when received, so this is a body
+			// Meta's format does not fit; keeping it would block nothing
+			// and help nobody.
+			b.p.m.bodies.WithLabelValues("malformed").Inc()
+			b.p.log.Warn("dropping a webhook body that does not parse", "err", err, "entry", entries[i].ID)
+			continue
+		}
+		b.p.m.bodies.WithLabelValues("ok").Inc()
+	}
+	if err := b.p.applyStatuses(ctx, b.part, b.statuses, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	b.p.m.inbound.Add(float64(b.inbound))
+	return b.p.store.AckInbound(ctx, entries)
+}
+
+// orphan is a parked status, as stored in the orphans zset.
+type orphan struct {
+	FirstSeenMS int64                 `json:"seen"`
+	Status      provider.StatusUpdate `json:"st"`
+}
+
+// applyStatuses records statuses whose provider id is known and parks the
+// others. firstSeenMS is when the parked ones were first seen.
+func (p *Processor) applyStatuses(ctx context.Context, part int, sts []provider.StatusUpdate, firstSeenMS int64) error {
+	if len(sts) == 0 {
+		return nil
+	}
+	pids := make([]string, len(sts))
+	for i := range sts {
+		pids[i] = sts[i].ProviderMessageID
+	}
+	ids, err := p.store.LookupProviderIDs(ctx, pids)
+	if err != nil {
+		return err
+	}
+	var apply []redis.StatusApply
+	var park []redis.Orphan
+	now := time.Now()
+	for i := range sts {
+		if ids[i] == "" {
+			member, _ := json.Marshal(orphan{FirstSeenMS: firstSeenMS, Status: sts[i]})
+			park = append(park, redis.Orphan{Member: string(member), DueMS: now.Add(orphanBackoff(now.Sub(time.UnixMilli(firstSeenMS)))).UnixMilli()})
+			continue
+		}
+		apply = append(apply, redis.StatusApply{MessageID: ids[i], Result: resultOf(&sts[i])})
+	}
+	res, err := p.store.ApplyStatuses(ctx, apply)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		p.m.statuses.WithLabelValues([...]string{"new", "duplicate", "unknown_message"}[r]).Inc()
+	}
+	if err := p.store.ParkOrphans(ctx, part, park); err != nil {
+		return err
+	}
+	p.m.statuses.WithLabelValues("parked").Add(float64(len(park)))
+	return nil
+}
+
+// orphanBackoff is how long to wait before looking at a parked status of
+// the given age again: soon at first (the id usually appears within
+// milliseconds), then less and less often.
+func orphanBackoff(age time.Duration) time.Duration {
+	return min(max(age, 100*time.Millisecond), time.Minute)
+}
+
+func resultOf(s *provider.StatusUpdate) redis.Result {
+	r := redis.Result{
+		Status: s.Status, AtMS: s.AtMS, ProviderMessageID: s.ProviderMessageID,
+		ErrorCode: s.ErrorCode, ErrorTitle: s.ErrorTitle,
+		PricingCategory: s.PricingCategory, ConversationID: s.ConversationID,
+	}
+	if s.PricingCategory != "" {
+		if s.Billable {
+			r.Billable = "1"
+		} else {
+			r.Billable = "0"
+		}
+	}
+	return r
+}
+
+func (p *Processor) sweepLoop() {
+	defer p.wg.Done()
+	ctx, cancel := p.runCtx()
+	defer cancel()
+	t := time.NewTicker(p.cfg.OrphanSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for part := 0; part < p.store.Config().InboundParts; part++ {
+			if err := p.sweep(ctx, part); err != nil && ctx.Err() == nil {
+				p.log.Warn("sweeping parked statuses", "partition", part, "err", err)
+			}
+		}
+	}
+}
+
+// sweep looks again at the due parked statuses of part.
+func (p *Processor) sweep(ctx context.Context, part int) error {
+	due, err := p.store.DueOrphans(ctx, part, 500)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	type parked struct {
+		member string
+		orphan
+	}
+	var drop []string
+	os := make([]parked, 0, len(due))
+	for _, member := range due {
+		o := parked{member: member}
+		if err := json.Unmarshal([]byte(member), &o.orphan); err != nil {
+			drop = append(drop, member)
+			continue
+		}
+		os = append(os, o)
+	}
+	pids := make([]string, len(os))
+	for i := range os {
+		pids[i] = os[i].Status.ProviderMessageID
+	}
+	ids, err := p.store.LookupProviderIDs(ctx, pids)
+	if err != nil {
+		return err
+	}
+	var apply []redis.StatusApply
+	var applied []string
+	var later []redis.Orphan
+	now := time.Now()
+	for i := range os {
+		age := now.Sub(time.UnixMilli(os[i].FirstSeenMS))
+		switch {
+		case ids[i] != "":
+			apply = append(apply, redis.StatusApply{MessageID: ids[i], Result: resultOf(&os[i].Status)})
+			applied = append(applied, os[i].member)
+		case age > p.cfg.OrphanMaxAge:
+			drop = append(drop, os[i].member)
+			p.m.orphans.WithLabelValues("dropped").Inc()
+		default:
+			later = append(later, redis.Orphan{Member: os[i].member, DueMS: now.Add(orphanBackoff(age)).UnixMilli()})
+		}
+	}
+	res, err := p.store.ApplyStatuses(ctx, apply)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		p.m.statuses.WithLabelValues([...]string{"new", "duplicate", "unknown_message"}[r]).Inc()
+	}
+	p.m.orphans.WithLabelValues("applied").Add(float64(len(applied)))
+	if err := p.store.RescheduleOrphans(ctx, part, later); err != nil {
+		return err
+	}
+	return p.store.RemoveOrphans(ctx, part, append(applied, drop...))
+}

@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// sendRequest is the body of POST /api/v1/whatsapp/messages/send (seed 001).
+type sendRequest struct {
+	GuestPhone  string `json:"guest_phone"`
+	MessageType string `json:"message_type"`
+	Content     struct {
+		Text       string `json:"text"`
+		PreviewURL bool   `json:"preview_url"`
+	} `json:"content"`
+	ConversationID string `json:"conversation_id"`
+	StaffMemberID  string `json:"staff_member_id"`
+	// From picks one of the tenant's numbers; empty means its default.
+	From string `json:"from"`
+}
+
+// maxRefLen bounds caller references (conversation, staff member) and the
+// Idempotency-Key, which all end up in Redis keys or fields.
+const maxRefLen = 255
+
+// sendState is the per-request scratch of a send; it comes from sendPool and
+// the handler owns it until it returns.
+type sendState struct {
+	req     sendRequest
+	content []byte
+	args    redis.EnqueueArgs
+	out     []byte
+}
+
+var sendPool = sync.Pool{New: func() any { return &sendState{content: make([]byte, 0, 512), out: make([]byte, 0, 128)} }}
+
+// decodeSend parses and checks a send body. The error names the field.
+func decodeSend(body []byte, r *sendRequest) *apiError {
+	*r = sendRequest{}
+	if err := json.Unmarshal(body, r); err != nil {
+		return jsonError(err)
+	}
+	if r.GuestPhone == "" {
+		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is required",
+			Details:         map[string]any{"field": "guest_phone"},
+			RecoveryOptions: []string{"Give the guest's number in E.164 form, e.g. +14155550123"}}
+	}
+	if !message.ValidE164(r.GuestPhone) {
+		return &apiError{Code: message.CodeInvalidPhoneNumber,
+			Message:         "guest_phone is not a phone number in E.164 form",
+			Details:         map[string]any{"field": "guest_phone", "value": r.GuestPhone, "expected": "+ then country code and number, 7 to 15 digits, no spaces"},
+			RecoveryOptions: []string{"Give the guest's number in E.164 form, e.g. +14155550123"}}
+	}
+	switch r.MessageType {
+	case "text":
+	case "":
+		return invalidRequest("message_type is required", map[string]any{"field": "message_type", "allowed": []string{"text"}})
+	default:
+		return invalidRequest("message_type "+quote(r.MessageType)+" is not sent through this endpoint",
+			map[string]any{"field": "message_type", "allowed": []string{"text"}})
+	}
+	if strings.TrimSpace(r.Content.Text) == "" {
+		return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
+	}
+	if n := utf8.RuneCountInString(r.Content.Text); n > message.MaxTextRunes {
+		return invalidRequest("content.text is longer than WhatsApp allows",
+			map[string]any{"field": "content.text", "length": n, "max_length": message.MaxTextRunes})
+	}
+	if len(r.ConversationID) > maxRefLen {
+		return invalidRequest("conversation_id is too long", map[string]any{"field": "conversation_id", "max_length": maxRefLen})
+	}
+	if len(r.StaffMemberID) > maxRefLen {
+		return invalidRequest("staff_member_id is too long", map[string]any{"field": "staff_member_id", "max_length": maxRefLen})
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into an answer that names the field.
+func jsonError(err error) *apiError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return invalidRequest(te.Field+" must be a JSON "+te.Type.Kind().String(),
+			map[string]any{"field": te.Field, "got": te.Value})
+	}
+	return invalidRequest("request body is not valid JSON", map[string]any{"reason": err.Error()})
+}
+
+func quote(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return `"` + s + `"`
+}
+
+// pickSender returns the tenant's number to send from.
+func pickSender(p Principal, from string) (string, *apiError) {
+	if from == "" {
+		return p.Tenant.Senders[0], nil
+	}
+	if !p.Tenant.owns(from) {
+		return "", invalidRequest("from is not one of this tenant's numbers",
+			map[string]any{"field": "from", "value": from, "allowed": p.Tenant.Senders})
+	}
+	return from, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key header, checked.
+func idempotencyKey(ctx *fasthttp.RequestCtx) (string, *apiError) {
+	k := ctx.Request.Header.Peek("Idempotency-Key")
+	if len(k) == 0 {
+		return "", nil
+	}
+	if len(k) > maxRefLen {
+		return "", invalidRequest("Idempotency-Key is longer than 255 characters", map[string]any{"header": "Idempotency-Key"})
+	}
+	for _, c := range k {
+		if c <= ' ' || c > '~' {
+			return "", invalidRequest("Idempotency-Key may hold only visible ASCII characters", map[string]any{"header": "Idempotency-Key"})
+		}
+	}
+	return string(k), nil
+}
+
+// appendTextContent appends Meta's text object for body.
+func appendTextContent(dst []byte, body string, preview bool) []byte {
+	dst = append(dst, `{"body":`...)
+	dst = appendJSONString(dst, body)
+	if preview {
+		return append(dst, `,"preview_url":true}`...)
+	}
+	return append(dst, '}')
+}
+
+// fingerprint identifies what a request asks for, so that an
+// Idempotency-Key reused for a different message is told apart.
+func fingerprint(a *redis.EnqueueArgs) uint64 {
+	h := fnv.New64a()
+	for _, s := range [...]string{a.Sender, a.Recipient, string(a.Type), a.ConversationID, a.StaffMemberID} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(a.Content)
+	return h.Sum64()
+}
+
+func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal) {
+	st := sendPool.Get().(*sendState)
+	defer sendPool.Put(st)
+	if e := decodeSend(ctx.PostBody(), &st.req); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	sender, e := pickSender(p, st.req.From)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	key, e := idempotencyKey(ctx)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	st.content = appendTextContent(st.content[:0], st.req.Content.Text, st.req.Content.PreviewURL)
+	st.args = redis.EnqueueArgs{
+		TenantID: p.Tenant.ID, Sender: sender, Recipient: st.req.GuestPhone,
+		Type: message.TypeText, Content: st.content, Lane: message.LaneTx,
+		ConversationID: st.req.ConversationID, StaffMemberID: st.req.StaffMemberID,
+		IdempotencyKey: key,
+	}
+	st.args.Fingerprint = fingerprint(&st.args)
+	st.out = s.enqueueAndAnswer(ctx, &st.args, st.out[:0])
+}
+
+// enqueueAndAnswer queues a and answers 202 with the message id once Redis
+// holds it. out is scratch for the answer, returned for reuse.
+func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, out []byte) []byte {
+	ectx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	res, err := s.store.Enqueue(ectx, a)
+	cancel()
+	if err != nil {
+		s.log.Warn("enqueue failed", "err", err)
+		writeError(ctx, unavailable("queued"))
+		return out
+	}
+	switch res.Outcome {
+	case redis.Conflict:
+		writeError(ctx, &apiError{Code: message.CodeIdempotencyConflict,
+			Message:         "This Idempotency-Key was already used for a different message",
+			Details:         map[string]any{"idempotency_key": a.IdempotencyKey, "message_id": res.ID},
+			RecoveryOptions: []string{"Use a new Idempotency-Key for a new message", "Repeat the first request unchanged to get its message_id"}})
+		return out
+	case redis.Duplicate:
+		ctx.Response.Header.Set("Idempotent-Replayed", "true")
+		s.metrics.idemReplays.Inc()
+	}
+	out = append(out, `{"message_id":`...)
+	out = appendJSONString(out, res.ID)
+	out = append(out, `,"status":`...)
+	out = appendJSONString(out, string(res.Status))
+	out = append(out, '}')
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+	return out
+}

@@ -1,0 +1,226 @@
+// Package ingest is wagate's HTTP front: the fasthttp server, its routes,
+// authentication, request decoding and validation, and the provider webhook
+// receivers with the processor that applies what they report.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// Config is the API server's configuration.
+type Config struct {
+	// Addr is where the API listens (127.0.0.1:8080).
+	Addr string
+	// MaxBodyBytes caps an API request body (256 KiB); larger ones get 413.
+	MaxBodyBytes int
+	// MaxWebhookBytes caps a provider webhook body (8 MiB).
+	MaxWebhookBytes int
+	// ReadTimeout and WriteTimeout bound one request (10 s each);
+	// IdleTimeout closes idle keep-alive connections (60 s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// EnqueueTimeout bounds the wait for Redis in a request (5 s); past it
+	// the caller gets 503 and nothing was accepted.
+	EnqueueTimeout time.Duration
+	// MetaAppSecret verifies X-Hub-Signature-256 of Meta's webhooks. Without
+	// it every delivery is refused.
+	MetaAppSecret string
+	// MetaVerifyToken answers Meta's subscription handshake.
+	MetaVerifyToken string
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 256 << 10
+	}
+	if c.MaxWebhookBytes == 0 {
+		c.MaxWebhookBytes = 8 << 20
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.EnqueueTimeout == 0 {
+		c.EnqueueTimeout = 5 * time.Second
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if c.MaxBodyBytes < 1024 || c.MaxWebhookBytes < 1024 {
+		return errors.New("ingest: body limits below 1 KiB")
+	}
+	if c.EnqueueTimeout <= 0 {
+		return errors.New("ingest: enqueue timeout must be positive")
+	}
+	return nil
+}
+
+// Store is what the API needs of the message store (store/redis).
+type Store interface {
+	Enqueue(ctx context.Context, a *redis.EnqueueArgs) (redis.EnqueueResult, error)
+	State(ctx context.Context, id string) (*redis.State, error)
+	AppendInbound(ctx context.Context, provider string, body []byte) error
+}
+
+// Server is the fasthttp API server.
+type Server struct {
+	cfg       Config
+	store     Store
+	tokens    *Tokens
+	log       *slog.Logger
+	metrics   *metrics
+	appSecret []byte
+	promH     fasthttp.RequestHandler
+	srv       *fasthttp.Server
+	ln        net.Listener
+}
+
+// NewServer returns a server answering with store and tokens; its metrics
+// are registered on reg and /metrics serves gather.
+func NewServer(cfg Config, store Store, tokens *Tokens, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret)}
+	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	s.srv = &fasthttp.Server{
+		Handler:            s.handle,
+		Name:               "wagate",
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxRequestBodySize: max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes),
+		ReduceMemoryUsage:  false,
+		// A body over the limit is answered in our error format by the
+		// handler, so fasthttp must hand it over instead of closing.
+		NoDefaultServerHeader: true,
+	}
+	return s, nil
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	s.ln = ln
+	go s.srv.Serve(ln) //nolint:errcheck // Serve returns when Shutdown closes ln
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops accepting and waits for requests in flight (bounded by ctx).
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.srv.ShutdownWithContext(ctx)
+}
+
+// Handler returns the request handler, for tests and benchmarks that serve
+// it without a socket.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+var (
+	pathSend       = []byte("/api/v1/whatsapp/messages/send")
+	pathMsgPrefix  = []byte("/api/v1/whatsapp/messages/")
+	pathStatusTail = []byte("/status")
+	pathMeta       = []byte("/webhooks/meta")
+	pathMetrics    = []byte("/metrics")
+	pathHealth     = []byte("/healthz")
+)
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	r := s.route(ctx)
+	s.metrics.observe(r, ctx.Response.StatusCode(), time.Since(start).Seconds())
+}
+
+// route dispatches one request and says which route it was.
+func (s *Server) route(ctx *fasthttp.RequestCtx) route {
+	path := ctx.Path()
+	switch {
+	case bytes.Equal(path, pathSend):
+		if !ctx.IsPost() {
+			writeError(ctx, methodNotAllowed("POST"))
+		} else if p, ok := s.apiAuth(ctx); ok {
+			s.handleSend(ctx, p)
+		}
+		return routeSend
+	case bytes.HasPrefix(path, pathMsgPrefix) && bytes.HasSuffix(path, pathStatusTail):
+		id := path[len(pathMsgPrefix) : len(path)-len(pathStatusTail)]
+		if !ctx.IsGet() {
+			writeError(ctx, methodNotAllowed("GET"))
+		} else if p, ok := s.apiAuth(ctx); ok {
+			s.handleStatus(ctx, p, string(id))
+		}
+		return routeStatus
+	case bytes.Equal(path, pathMeta):
+		switch {
+		case ctx.IsGet():
+			s.handleMetaVerify(ctx)
+		case ctx.IsPost():
+			if len(ctx.PostBody()) > s.cfg.MaxWebhookBytes {
+				writeError(ctx, tooLarge(s.cfg.MaxWebhookBytes))
+			} else {
+				s.handleMetaWebhook(ctx)
+			}
+		default:
+			writeError(ctx, methodNotAllowed("GET, POST"))
+		}
+		return routeWebhookMeta
+	case bytes.Equal(path, pathMetrics):
+		s.promH(ctx)
+		return routeMetrics
+	case bytes.Equal(path, pathHealth):
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok")
+		return routeHealth
+	}
+	writeError(ctx, errNotFound)
+	return routeOther
+}
+
+// apiAuth checks the bearer token and the body size of an API call,
+// answering the request itself when they fail.
+func (s *Server) apiAuth(ctx *fasthttp.RequestCtx) (Principal, bool) {
+	p, ok := s.tokens.lookup(ctx.Request.Header.Peek("Authorization"))
+	if !ok {
+		writeError(ctx, errUnauthorized)
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="wagate"`)
+		return Principal{}, false
+	}
+	if len(ctx.PostBody()) > s.cfg.MaxBodyBytes {
+		writeError(ctx, tooLarge(s.cfg.MaxBodyBytes))
+		return Principal{}, false
+	}
+	return p, true
+}
+
+func tooLarge(limit int) *apiError {
+	return &apiError{Code: message.CodePayloadTooLarge, Message: "Request body is too large",
+		Details: map[string]any{"max_bytes": limit}}
+}

@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// handleStatus answers GET /api/v1/whatsapp/messages/{id}/status with the
+// seed's fields (status, sent_at, delivered_at, read_at, failure_reason) and
+// a few more a caller needs to act on a failure.
+func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, id string) {
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	st, err := s.store.State(sctx, id)
+	cancel()
+	if errors.Is(err, redis.ErrNotFound) || (err == nil && st.TenantID != p.Tenant.ID) {
+		// Another tenant's message is "not found" too: its existence is
+		// not this caller's business.
+		writeError(ctx, &apiError{Code: message.CodeMessageNotFound, Message: "No message with this id",
+			Details: map[string]any{"message_id": id}})
+		return
+	}
+	if err != nil {
+		s.log.Warn("message state", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
+	}
+	out := make([]byte, 0, 512)
+	out = append(out, `{"message_id":`...)
+	out = appendJSONString(out, st.ID)
+	out = append(out, `,"status":`...)
+	out = appendJSONString(out, string(st.Status))
+	out = append(out, `,"guest_phone":`...)
+	out = appendJSONString(out, st.Recipient)
+	out = append(out, `,"from":`...)
+	out = appendJSONString(out, st.Sender)
+	out = append(out, `,"message_type":`...)
+	out = appendJSONString(out, string(st.Type))
+	out = append(out, `,"conversation_id":`...)
+	out = appendStringOrNull(out, st.ConversationID)
+	out = append(out, `,"staff_member_id":`...)
+	out = appendStringOrNull(out, st.StaffMemberID)
+	out = append(out, `,"created_at":`...)
+	out = appendTimeMS(out, st.QueuedMS)
+	out = append(out, `,"sent_at":`...)
+	out = appendTimeMS(out, st.SentMS)
+	out = append(out, `,"delivered_at":`...)
+	out = appendTimeMS(out, st.DeliveredMS)
+	out = append(out, `,"read_at":`...)
+	out = appendTimeMS(out, st.ReadMS)
+	out = append(out, `,"failed_at":`...)
+	out = appendTimeMS(out, st.FailedMS)
+	out = append(out, `,"failure_reason":`...)
+	reason := ""
+	if st.Status == message.StatusFailed || st.Status == message.StatusExpired {
+		reason = st.ErrorTitle
+		if reason == "" {
+			reason = string(st.Status)
+		}
+	}
+	out = appendStringOrNull(out, reason)
+	out = append(out, `,"error_code":`...)
+	if reason != "" && st.ErrorCode != 0 {
+		out = strconv.AppendInt(out, int64(st.ErrorCode), 10)
+	} else {
+		out = append(out, "null"...)
+	}
+	out = append(out, `,"attempts":`...)
+	out = appendInt(out, int64(st.Attempts))
+	out = append(out, `,"provider_message_id":`...)
+	out = appendStringOrNull(out, st.ProviderMessageID)
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
