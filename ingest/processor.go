@@ -279,9 +279,10 @@ func orphanBackoff(age time.Duration) time.Duration {
 	return min(max(age, 100*time.Millisecond), time.Minute)
 }
 
+// resultOf turns a provider's status into what the store records.
 func resultOf(s *provider.StatusUpdate) redis.Result {
 	r := redis.Result{
-		Status: s.Status, AtMS: s.AtMS, ProviderMessageID: s.ProviderMessageID,
+		Status: s.Status, AtMS: s.AtMS, Provider: "meta", ProviderMessageID: s.ProviderMessageID,
 		ErrorCode: s.ErrorCode, ErrorTitle: s.ErrorTitle,
 		PricingCategory: s.PricingCategory, ConversationID: s.ConversationID,
 	}

@@ -218,27 +218,33 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 	return out, nil
 }
 
+// Orphan is a parked status: Member is opaque to the store, DueMS is when
+// to look at it again.
+type Orphan struct {
+	Member string
+	DueMS  int64
+}
+
 // ParkOrphans keeps statuses whose provider id is not known yet, to be
-// looked at again from dueMS on. Members are opaque to the store.
-func (s *Store) ParkOrphans(ctx context.Context, part int, members []string, dueMS int64) error {
-	return s.zaddOrphans(ctx, part, members, dueMS, "NX")
+// looked at again when due. A member parked already keeps its due time.
+func (s *Store) ParkOrphans(ctx context.Context, part int, os []Orphan) error {
+	return s.zaddOrphans(ctx, part, os, true)
 }
 
-// RescheduleOrphans moves parked statuses' next look to dueMS.
-func (s *Store) RescheduleOrphans(ctx context.Context, part int, members []string, dueMS int64) error {
-	return s.zaddOrphans(ctx, part, members, dueMS, "XX")
+// RescheduleOrphans moves parked statuses' next look.
+func (s *Store) RescheduleOrphans(ctx context.Context, part int, os []Orphan) error {
+	return s.zaddOrphans(ctx, part, os, false)
 }
 
-func (s *Store) zaddOrphans(ctx context.Context, part int, members []string, dueMS int64, mode string) error {
-	if len(members) == 0 {
+func (s *Store) zaddOrphans(ctx context.Context, part int, os []Orphan, park bool) error {
+	if len(os) == 0 {
 		return nil
 	}
-	zs := make([]goredis.Z, len(members))
-	for i, m := range members {
-		zs[i] = goredis.Z{Score: float64(dueMS), Member: m}
+	zs := make([]goredis.Z, len(os))
+	for i, o := range os {
+		zs[i] = goredis.Z{Score: float64(o.DueMS), Member: o.Member}
 	}
-	args := goredis.ZAddArgs{Members: zs, NX: mode == "NX", XX: mode == "XX"}
-	if err := s.rdb.ZAddArgs(ctx, s.keys.Orphans(part), args).Err(); err != nil {
+	if err := s.rdb.ZAddArgs(ctx, s.keys.Orphans(part), goredis.ZAddArgs{Members: zs, NX: park, XX: !park}).Err(); err != nil {
 		return fmt.Errorf("park orphan statuses: %w", err)
 	}
 	return nil

@@ -430,15 +430,15 @@ func TestOrphansParkAndComeDue(t *testing.T) {
 	s, _ := newTestStore(t)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
-	if err := s.ParkOrphans(ctx, 1, []string{"a", "b"}, now-1); err != nil {
+	if err := s.ParkOrphans(ctx, 1, []Orphan{{"a", now - 1}, {"b", now - 1}}); err != nil {
 		t.Fatal(err)
 	}
-	s.ParkOrphans(ctx, 1, []string{"c"}, now+60_000)
+	s.ParkOrphans(ctx, 1, []Orphan{{"c", now + 60_000}, {"a", now + 60_000}})
 	due, _ := s.DueOrphans(ctx, 1, 10)
 	if len(due) != 2 {
 		t.Fatalf("due %v", due)
 	}
-	s.RescheduleOrphans(ctx, 1, []string{"a"}, now+60_000)
+	s.RescheduleOrphans(ctx, 1, []Orphan{{"a", now + 60_000}})
 	s.RemoveOrphans(ctx, 1, []string{"b"})
 	due, _ = s.DueOrphans(ctx, 1, 10)
 	if n, _ := s.OrphanCount(ctx); len(due) != 0 || n != 2 {
@@ -459,5 +459,23 @@ func TestScriptCacheFlushIsSurvived(t *testing.T) {
 	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, false, nil)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim after SCRIPT FLUSH: %d %v", len(jobs), err)
+	}
+}
+
+func TestStatusTimesNeverPrecedeEarlierStatuses(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	j := claimOne(t, s, "w1")
+	sentAt := time.Now().UnixMilli()
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: sentAt, ProviderMessageID: "wamid.T"}); err != nil {
+		t.Fatal(err)
+	}
+	// Meta stamps in whole seconds: this "delivered" claims to precede the send.
+	secs := sentAt / 1000 * 1000
+	s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: Result{Status: "delivered", AtMS: secs}}})
+	s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: Result{Status: "read", AtMS: secs}}})
+	st, _ := s.State(ctx, j.Msg.ID)
+	if st.DeliveredMS < st.SentMS || st.ReadMS < st.DeliveredMS {
+		t.Fatalf("sent %d, delivered %d, read %d: out of order", st.SentMS, st.DeliveredMS, st.ReadMS)
 	}
 }

@@ -16,7 +16,8 @@
 --
 -- A status moves the message only to a higher rank (a late "sent" never
 -- overwrites "delivered"); each status is recorded, and its event written,
--- the first time it is seen, so duplicates change nothing.
+-- the first time it is seen, so duplicates change nothing. A status's time
+-- is never earlier than the times of the statuses it follows.
 -- Returns {moved (0/1), first time (0/1), current status}, or false when the
 -- message is unknown (its state expired).
 local rank = {queued = 0, scheduled = 0, sending = 1, sent = 2, fallback = 2,
@@ -29,7 +30,7 @@ if #KEYS >= 3 then
   redis.call('XDEL', KEYS[3], ARGV[2])
 end
 
-local cur = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'l', 'c', 'a')
+local cur = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'l', 'c', 'a', 'qa', 'sa', 'da')
 if not cur[1] then
   return false
 end
@@ -39,9 +40,22 @@ if r == nil then
   return {0, 0, cur[1]}
 end
 
+-- Providers stamp statuses in whole seconds: a "delivered" may carry a time
+-- before the "sent" we stamped in milliseconds. No status happens before
+-- the ones it follows, so its time is raised to theirs.
+local at = tonumber(ARGV[4]) or 0
+local function floor(v)
+  local n = tonumber(v)
+  if n and n > at then at = n end
+end
+floor(cur[9])
+if r >= 3 then floor(cur[10]) end
+if r == 5 then floor(cur[11]) end
+at = string.format('%d', at)
+
 local first = 0
 local tf = at_field[new]
-if tf and redis.call('HSETNX', KEYS[1], tf, ARGV[4]) == 1 then
+if tf and redis.call('HSETNX', KEYS[1], tf, at) == 1 then
   first = 1
 end
 local moved = 0
@@ -60,7 +74,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[13])
 
 if first == 1 then
   redis.call('XADD', KEYS[2], '*', 'm', string.match(KEYS[1], 'msg:(.*)$'), 't', cur[2],
-    'f', cur[3], 'r', cur[4], 's', new, 'ts', ARGV[4], 'ty', cur[5], 'l', cur[6],
+    'f', cur[3], 'r', cur[4], 's', new, 'ts', at, 'ty', cur[5], 'l', cur[6],
     'c', cur[7] or '', 'a', cur[8] or '0', 'p', ARGV[5], 'pid', ARGV[6], 'ec', ARGV[7],
     'et', ARGV[8], 'ch', ARGV[9], 'pc', ARGV[10], 'b', ARGV[11], 'pcv', ARGV[12])
 end

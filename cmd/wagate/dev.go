@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/provider/sim"
+)
+
+// The demo tenant of `wagate dev`.
+const (
+	devTenant      = "demo-hotel"
+	devStaffToken  = "dev-staff-token"
+	devAdminToken  = "dev-admin-token"
+	devSender      = "+15550001000"
+	devPhoneID     = "100000000000001"
+	devWABA        = "200000000000001"
+	devAppSecret   = "dev-app-secret"
+	devVerifyToken = "dev-verify-token"
+	devSimToken    = "dev-sim-access-token"
+)
+
+// simFlags configure the simulator of `wagate dev` and `wagate sim`.
+type simFlags struct {
+	addr       string
+	latency    time.Duration
+	errorRate  float64
+	throughput float64
+	batch      int
+	failRatio  float64
+	readRatio  float64
+}
+
+func (s *simFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.addr, "sim", env("WAGATE_SIM_ADDR", "127.0.0.1:8090"), "provider simulator listen address (WAGATE_SIM_ADDR)")
+	fs.DurationVar(&s.latency, "sim-latency", envDuration("WAGATE_SIM_LATENCY", 0), "simulator: added latency of each send")
+	fs.Float64Var(&s.errorRate, "sim-error-rate", 0, "simulator: fraction of sends answered with a transient error (131000)")
+	fs.Float64Var(&s.throughput, "sim-throughput", 0, "simulator: messages per second per number before 130429 (0: unlimited)")
+	fs.IntVar(&s.batch, "sim-webhook-batch", 1, "simulator: statuses per webhook POST (Meta sends 1; more batches them)")
+	fs.Float64Var(&s.failRatio, "sim-fail-ratio", 0, "simulator: fraction of messages that fail (131026) instead of being delivered")
+	fs.Float64Var(&s.readRatio, "sim-read-ratio", 1, "simulator: fraction of delivered messages that get read")
+}
+
+func (s *simFlags) config(webhookURL, appSecret, accessToken string, numbers []sim.Number) sim.Config {
+	read := s.readRatio
+	if read == 0 {
+		read = -1 // the simulator's zero means its default of 1
+	}
+	return sim.Config{
+		Addr: s.addr, Numbers: numbers, AccessToken: accessToken, AppSecret: appSecret, WebhookURL: webhookURL,
+		Latency: s.latency, ErrorRate: s.errorRate, Throughput: s.throughput,
+		MaxStatusesPerWebhook: s.batch, FailRatio: s.failRatio, ReadRatio: read,
+	}
+}
+
+// devConfig is the demo tenant, routed to the simulator at simURL.
+func devConfig(simURL string) *fileConfig {
+	return &fileConfig{
+		Tenants: []tenantConfig{{
+			ID: devTenant, Senders: []string{devSender},
+			Tokens: []tokenConfig{{Token: devStaffToken, Role: ingest.RoleStaff}, {Token: devAdminToken, Role: ingest.RoleAdmin}},
+		}},
+		Meta: metaConfig{
+			AppSecret: devAppSecret, VerifyToken: devVerifyToken,
+			Accounts: []metaAccount{{Name: "meta", BaseURL: simURL, Version: "v23.0", AccessToken: devSimToken,
+				Numbers: map[string]string{devSender: devPhoneID}}},
+		},
+		Rates: rateConfig{DefaultMPS: 80},
+	}
+}
+
+// reachable turns a listen address into one a client can dial.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func cmdDev(args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ExitOnError)
+	var g gatewayFlags
+	var sf simFlags
+	g.register(fs)
+	sf.register(fs)
+	fs.Parse(args)
+	log := newLogger(g.logLevel)
+
+	simulator, err := sim.New(sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken,
+		[]sim.Number{{PhoneNumberID: devPhoneID, DisplayPhoneNumber: devSender[1:], WABAID: devWABA}}), prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	if err := simulator.Start(); err != nil {
+		return err
+	}
+	gw, err := startGateway(&g, devConfig("http://"+reachable(simulator.Addr())), log)
+	if err != nil {
+		simulator.Shutdown(context.Background())
+		return err
+	}
+	api := "http://" + reachable(gw.api.Addr())
+	fmt.Printf(`wagate dev is running
+  API                 %s   (tenant %s: staff token %s, admin token %s)
+  sender              %s   (Meta phone number id %s)
+  provider simulator  http://%s   (Meta Cloud API v23.0; status webhooks to %s/webhooks/meta)
+  Redis               %s   (keys %s:*)
+  ClickHouse          %s   (database %s, table message_events)
+  metrics             %s/metrics
+
+Try:
+  curl -s -X POST %s/api/v1/whatsapp/messages/send -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel!"}}'
+then:
+  curl -s %s/api/v1/whatsapp/messages/<message_id>/status -H 'Authorization: Bearer %s'
+
+Ctrl-C stops it.
+`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, simulator.Addr(), api, g.redisURL, g.prefix,
+		g.clickhouse, g.chDatabase, api, api, devStaffToken, api, devStaffToken)
+
+	waitForSignal()
+	log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = gw.shutdown(ctx)
+	simulator.Shutdown(ctx)
+	return err
+}
+
+func cmdSim(args []string) error {
+	fs := flag.NewFlagSet("sim", flag.ExitOnError)
+	var sf simFlags
+	sf.register(fs)
+	webhook := fs.String("webhook", env("WAGATE_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/meta"), "where status webhooks go")
+	secret := fs.String("app-secret", env("WAGATE_SIM_APP_SECRET", devAppSecret), "signs the webhooks (X-Hub-Signature-256)")
+	token := fs.String("access-token", env("WAGATE_SIM_ACCESS_TOKEN", devSimToken), "the Bearer token sends must carry")
+	phoneID := fs.String("phone-number-id", devPhoneID, "the business number's phone number id")
+	display := fs.String("display-phone-number", devSender[1:], "the business number, digits")
+	fs.Parse(args)
+	simulator, err := sim.New(sf.config(*webhook, *secret, *token,
+		[]sim.Number{{PhoneNumberID: *phoneID, DisplayPhoneNumber: *display, WABAID: devWABA}}), prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	if err := simulator.Start(); err != nil {
+		return err
+	}
+	fmt.Printf("provider simulator (Meta Cloud API) at http://%s, phone number id %s, webhooks to %s\n", simulator.Addr(), *phoneID, *webhook)
+	waitForSignal()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return simulator.Shutdown(ctx)
+}

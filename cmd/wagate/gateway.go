@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/dispatcher"
+	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/meta"
+	"github.com/wagate/wagate/ratelimit"
+	"github.com/wagate/wagate/store/clickhouse"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// gatewayFlags are the settings every gateway role shares.
+type gatewayFlags struct {
+	instance   string
+	redisURL   string
+	prefix     string
+	shards     int
+	clickhouse string
+	chDatabase string
+	chUser     string
+	chPassword string
+	httpAddr   string
+	logLevel   string
+}
+
+func (g *gatewayFlags) register(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&g.instance, "instance", env("WAGATE_INSTANCE", host), "this instance's name in consumer groups; keep it stable across restarts (WAGATE_INSTANCE)")
+	fs.StringVar(&g.redisURL, "redis", env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (WAGATE_REDIS_URL)")
+	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
+	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
+	fs.StringVar(&g.clickhouse, "clickhouse", env("WAGATE_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (WAGATE_CLICKHOUSE_ADDR)")
+	fs.StringVar(&g.chDatabase, "clickhouse-db", env("WAGATE_CLICKHOUSE_DATABASE", "wagate"), "ClickHouse database (WAGATE_CLICKHOUSE_DATABASE)")
+	fs.StringVar(&g.chUser, "clickhouse-user", env("WAGATE_CLICKHOUSE_USER", "default"), "ClickHouse user (WAGATE_CLICKHOUSE_USER)")
+	fs.StringVar(&g.chPassword, "clickhouse-password", env("WAGATE_CLICKHOUSE_PASSWORD", ""), "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
+	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (WAGATE_HTTP_ADDR)")
+	fs.StringVar(&g.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
+}
+
+func (g *gatewayFlags) chConfig() clickhouse.Config {
+	c := clickhouse.DefaultConfig()
+	c.Addr, c.Database, c.Username, c.Password = g.clickhouse, g.chDatabase, g.chUser, g.chPassword
+	return c
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// router sends each sender number's messages through its provider account.
+type router map[string]provider.Provider
+
+func (r router) Route(sender string) (provider.Provider, bool) {
+	p, ok := r[sender]
+	return p, ok
+}
+
+// gateway is every role of wagate wired together in one process.
+type gateway struct {
+	log     *slog.Logger
+	rdb     goredis.UniversalClient
+	store   *redis.Store
+	api     *ingest.Server
+	proc    *ingest.Processor
+	disp    *dispatcher.Dispatcher
+	trimmer *redis.Trimmer
+
+	// The loader starts once ClickHouse answers (it may come up later).
+	chMu     sync.Mutex
+	chConn   driver.Conn
+	loader   *clickhouse.Loader
+	chCancel context.CancelFunc
+	chDone   chan struct{}
+}
+
+// startGateway connects to Redis, starts the API, the inbound processor,
+// the dispatcher and the events trimmer, and starts the ClickHouse loader as
+// soon as ClickHouse answers.
+func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	rdb, err := redis.Open(ctx, g.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w (start local services with scripts/services up)", err)
+	}
+	store, err := redis.New(ctx, rdb, redis.Config{Prefix: g.prefix, Shards: g.shards})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	tokens, err := fc.tokens()
+	if err != nil {
+		return nil, err
+	}
+	routes := router{}
+	for _, a := range fc.Meta.Accounts {
+		p, err := meta.New(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken, PhoneNumberIDs: a.Numbers})
+		if err != nil {
+			return nil, fmt.Errorf("meta account %s: %w", a.Name, err)
+		}
+		for n := range a.Numbers {
+			routes[n] = p
+		}
+	}
+	limits, err := ratelimit.NewSenders(ratelimit.Config{DefaultRate: fc.Rates.DefaultMPS, PerNumber: fc.Rates.PerNumber})
+	if err != nil {
+		return nil, err
+	}
+
+	gw := &gateway{log: log, rdb: rdb, store: store}
+	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken},
+		store, tokens, reg, reg, log.With("role", "api"))
+	if err != nil {
+		return nil, err
+	}
+	gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance}, store, reg, log.With("role", "inbound"))
+	gw.disp, err = dispatcher.New(dispatcher.Config{Consumer: g.instance}, store, routes, limits, reg, log.With("role", "dispatcher"))
+	if err != nil {
+		return nil, err
+	}
+	gw.trimmer = redis.NewTrimmer(store, 0, log.With("role", "trimmer"))
+
+	if err := gw.api.Start(); err != nil {
+		return nil, err
+	}
+	gw.proc.Start()
+	gw.disp.Start()
+	gw.trimmer.Start()
+
+	chCtx, chCancel := context.WithCancel(context.Background())
+	gw.chCancel, gw.chDone = chCancel, make(chan struct{})
+	go gw.startLoader(chCtx, g, reg)
+	return gw, nil
+}
+
+// startLoader connects to ClickHouse (retrying until it answers), applies
+// the schema and starts the loader. Events wait in Redis meanwhile.
+func (gw *gateway) startLoader(ctx context.Context, g *gatewayFlags, reg prometheus.Registerer) {
+	defer close(gw.chDone)
+	cfg := g.chConfig()
+	warned := false
+	for {
+		conn, err := clickhouse.Open(ctx, cfg)
+		if err == nil {
+			err = clickhouse.Migrate(ctx, conn, cfg.Database)
+			if err != nil {
+				conn.Close()
+			}
+		}
+		if err == nil {
+			loader := clickhouse.NewLoader(cfg, conn, gw.store.EventReader(g.instance), reg, gw.log.With("role", "loader"))
+			gw.chMu.Lock()
+			gw.chConn, gw.loader = conn, loader
+			gw.chMu.Unlock()
+			loader.Start(context.Background())
+			if warned {
+				gw.log.Info("clickhouse answers; loading events", "addr", cfg.Addr)
+			}
+			return
+		}
+		if !warned {
+			gw.log.Warn("clickhouse does not answer yet; events wait in Redis", "addr", cfg.Addr, "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// shutdown stops taking requests, finishes the sends in flight, processes
+// no more webhooks, flushes the loader, and closes the connections.
+func (gw *gateway) shutdown(ctx context.Context) error {
+	var errs []error
+	errs = append(errs, gw.api.Shutdown(ctx))
+	errs = append(errs, gw.disp.Shutdown(ctx))
+	errs = append(errs, gw.proc.Shutdown(ctx))
+	gw.trimmer.Shutdown()
+	gw.chCancel()
+	<-gw.chDone
+	gw.chMu.Lock()
+	if gw.loader != nil {
+		errs = append(errs, gw.loader.Shutdown(ctx))
+		gw.chConn.Close()
+	}
+	gw.chMu.Unlock()
+	gw.store.Close()
+	errs = append(errs, gw.rdb.Close())
+	return errors.Join(errs...)
+}

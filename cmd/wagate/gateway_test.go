@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider/sim"
+	"github.com/wagate/wagate/store/clickhouse"
+	"github.com/wagate/wagate/store/redis/redistest"
+)
+
+func clickhouseAddr() string {
+	for _, k := range []string{"WAGATE_TEST_CLICKHOUSE_ADDR", "WAGATE_CLICKHOUSE_ADDR"} {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+	}
+	return "127.0.0.1:9000"
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// testGateway is the whole of `wagate dev`, on free ports, with its own
+// Redis prefix and ClickHouse database.
+type testGateway struct {
+	t    *testing.T
+	gw   *gateway
+	sim  *sim.Server
+	api  string
+	g    gatewayFlags
+	conn interface{ Close() error }
+}
+
+func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
+	t.Helper()
+	rdb := redistest.Client(t)
+	g := gatewayFlags{
+		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
+		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
+		httpAddr: freeAddr(t),
+	}
+	s, err := sim.New(sim.Config{
+		Addr: "127.0.0.1:0", AccessToken: devSimToken, AppSecret: devAppSecret,
+		WebhookURL:   "http://" + g.httpAddr + "/webhooks/meta",
+		Numbers:      []sim.Number{{PhoneNumberID: devPhoneID, DisplayPhoneNumber: devSender[1:], WABAID: devWABA}},
+		StatusDelays: delays,
+	}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := startGateway(&g, devConfig(s.URL()), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &testGateway{t: t, gw: gw, sim: s, api: "http://" + gw.api.Addr(), g: g}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := gw.shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		s.Shutdown(ctx)
+		cfg := g.chConfig()
+		if conn, err := clickhouse.Open(ctx, cfg); err == nil {
+			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+g.chDatabase)
+			conn.Close()
+		}
+	})
+	return tg
+}
+
+func (tg *testGateway) call(method, path, body string) (int, map[string]any) {
+	tg.t.Helper()
+	req, _ := http.NewRequest(method, tg.api+path, bytes.NewBufferString(body))
+	req.Header.Set("Authorization", "Bearer "+devStaffToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	json.Unmarshal(raw, &v)
+	return resp.StatusCode, v
+}
+
+// TestTextFromAPIToReadInClickHouse is the walking skeleton's whole path:
+// API → Redis → dispatcher → Meta adapter → simulator → signed status
+// webhooks → processor → state → events → loader → ClickHouse.
+func TestTextFromAPIToReadInClickHouse(t *testing.T) {
+	tg := startTestGateway(t, sim.Delays{Sent: 150 * time.Millisecond, Delivered: 400 * time.Millisecond, Read: 700 * time.Millisecond})
+	code, v := tg.call("POST", "/api/v1/whatsapp/messages/send",
+		`{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel! How can we assist you today?"},"conversation_id":"conv_abc123","staff_member_id":"staff_456"}`)
+	if code != 202 || v["status"] != "queued" {
+		t.Fatalf("send: %d %v", code, v)
+	}
+	id := v["message_id"].(string)
+
+	// The status walks queued (the send's answer) → sent → delivered → read.
+	seen := []string{v["status"].(string)}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, st := tg.call("GET", "/api/v1/whatsapp/messages/"+id+"/status", "")
+		s, _ := st["status"].(string)
+		if len(seen) == 0 || seen[len(seen)-1] != s {
+			seen = append(seen, s)
+		}
+		if s == "read" {
+			if st["sent_at"] == nil || st["delivered_at"] == nil || st["read_at"] == nil || st["failure_reason"] != nil {
+				t.Fatalf("read status without its times: %v", st)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// "sending" may show between queued and sent; nothing else may.
+	var walk []string
+	for _, s := range seen {
+		if s != "sending" {
+			walk = append(walk, s)
+		}
+	}
+	if fmt.Sprint(walk) != "[queued sent delivered read]" {
+		t.Fatalf("statuses seen %v, want queued, sent, delivered, read in order", seen)
+	}
+
+	// The simulator got exactly Meta's request.
+	reqs := tg.sim.Requests(devPhoneID)
+	if len(reqs) != 1 {
+		t.Fatalf("simulator got %d sends, want 1", len(reqs))
+	}
+	var got map[string]any
+	if err := json.Unmarshal(reqs[0].Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	wantBody := map[string]any{
+		"messaging_product": "whatsapp", "recipient_type": "individual", "to": "1234567890", "type": "text",
+		"text": map[string]any{"body": "Welcome to Grand Plaza Hotel! How can we assist you today?"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantBody) {
+		t.Fatalf("simulator got %s\nwant %v", reqs[0].Body, wantBody)
+	}
+	if reqs[0].Authorization != "Bearer "+devSimToken {
+		t.Fatalf("authorization %q", reqs[0].Authorization)
+	}
+
+	// ClickHouse holds the four transitions of the message.
+	ctx := context.Background()
+	cfg := tg.g.chConfig()
+	conn, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var statuses []message.Status
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		evs, err := clickhouse.Events(ctx, conn, cfg.Database, id)
+		if err == nil && len(evs) >= 4 {
+			statuses = statuses[:0]
+			for _, e := range evs {
+				statuses = append(statuses, e.Status)
+				if e.TenantID != devTenant || e.Recipient != "+1234567890" || e.Sender != devSender {
+					t.Fatalf("event %+v", e)
+				}
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if fmt.Sprint(statuses) != "[queued sent delivered read]" {
+		t.Fatalf("message_events for %s: %v", id, statuses)
+	}
+}
