@@ -1,0 +1,71 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func FuzzParseWebhook(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		``, `{}`, `[]`, `null`, `{"object":"whatsapp_business_account"}`,
+		`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"statuses":[{"id":"w","status":"sent","timestamp":1}]}}]}]}`,
+		`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"contacts":[{"wa_id":"1"}],"messages":[{"id":"w","from":"1","text":{"body":"\ud83d\ude00\u00"}}]}}]}]}`,
+		`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"id":"w","from":"+","location":{"latitude":"1","longitude":-1e5}}]}}]}]}`,
+		`{"a":"\ud800\udc00\ud800"}`, `{"a":-01}`, `{"a":1.}`, `{"a":1e}`, `{"a":[1,]}`, `{"a":tru}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var c1, c2 collect
+		err := ParseWebhook(body, &c1)
+		valid := json.Valid(body)
+		switch {
+		case err == nil || errors.Is(err, ErrNotWhatsApp):
+			if !valid {
+				t.Fatalf("accepted invalid JSON %q: %v", body, err)
+			}
+		case errors.Is(err, ErrMalformed):
+			// Deep nesting is refused though valid.
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+		if !valid && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("invalid JSON %q not ErrMalformed: %v", body, err)
+		}
+		if err != nil && len(c1.items) != 0 {
+			t.Fatalf("refused body handed out %d items", len(c1.items))
+		}
+		err2 := ParseWebhook(body, &c2)
+		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(c1.items, c2.items) {
+			t.Fatalf("second parse differs: %v %v", err, err2)
+		}
+	})
+}
+
+func FuzzVerifySignature(f *testing.F) {
+	f.Add([]byte(`{"object":"whatsapp_business_account"}`), []byte("secret"), "sha256=00")
+	f.Add([]byte{}, []byte{}, "")
+	f.Add([]byte("x"), []byte("k"), "sha256="+strings.Repeat("zz", 32))
+	f.Fuzz(func(t *testing.T, body, secret []byte, header string) {
+		good := string(AppendSignature(nil, body, secret))
+		if !VerifySignature(body, good, secret) {
+			t.Fatalf("own signature refused")
+		}
+		if VerifySignature(body, header, secret) && !strings.EqualFold(header, good) {
+			t.Fatalf("accepted %q, want %q", header, good)
+		}
+	})
+}

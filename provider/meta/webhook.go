@@ -1,0 +1,592 @@
+package meta
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider"
+)
+
+// SignatureHeader is the header Meta signs its webhook deliveries with.
+const SignatureHeader = "X-Hub-Signature-256"
+
+const signaturePrefix = "sha256="
+
+// VerifySignature reports whether header, the value of X-Hub-Signature-256,
+// is "sha256=" and the hex HMAC-SHA256 of body keyed by appSecret. The
+// comparison takes constant time; a malformed header is simply false.
+func VerifySignature(body []byte, header string, appSecret []byte) bool {
+	if len(header) != len(signaturePrefix)+2*sha256.Size || header[:len(signaturePrefix)] != signaturePrefix {
+		return false
+	}
+	var want [sha256.Size]byte
+	if _, err := hex.Decode(want[:], []byte(header[len(signaturePrefix):])); err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, appSecret)
+	mac.Write(body)
+	var got [sha256.Size]byte
+	return hmac.Equal(mac.Sum(got[:0]), want[:])
+}
+
+// AppendSignature appends the X-Hub-Signature-256 value for body to dst.
+func AppendSignature(dst, body, appSecret []byte) []byte {
+	mac := hmac.New(sha256.New, appSecret)
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	dst = append(dst, signaturePrefix...)
+	return hex.AppendEncode(dst, mac.Sum(sum[:0]))
+}
+
+// Handler receives what a webhook reports, one call per status and per
+// inbound message, in the order of the body. The pointer it gets is reused:
+// it is valid only during the call, so copy what you keep (the strings in
+// it may be kept). An error stops ParseWebhook, which returns it.
+type Handler interface {
+	HandleStatus(s *provider.StatusUpdate) error
+	HandleInbound(m *provider.Inbound) error
+}
+
+// ParseWebhook reads one webhook delivery of Meta's and calls h for each of
+// its statuses and inbound messages. Changes of other fields than
+// "messages" and keys it does not know are skipped.
+//
+// The whole body is read before h is called, so a body that is not JSON
+// (ErrMalformed) or not a whatsapp_business_account envelope
+// (ErrNotWhatsApp) calls h for nothing.
+func ParseWebhook(body []byte, h Handler) error {
+	p := parserPool.Get().(*parser)
+	defer p.release()
+	if err := p.parse(body); err != nil {
+		return fmt.Errorf("meta webhook: %w", err)
+	}
+	for _, r := range p.refs {
+		var err error
+		if r.inbound {
+			err = h.HandleInbound(&p.inbound[r.i])
+		} else {
+			err = h.HandleStatus(&p.statuses[r.i])
+		}
+		if err != nil {
+			return fmt.Errorf("meta webhook: handler: %w", err)
+		}
+	}
+	return nil
+}
+
+// parserPool holds parsers; ParseWebhook owns one from Get to release.
+var parserPool = sync.Pool{New: func() any { return new(parser) }}
+
+// parser collects a body's statuses and inbound messages before any is
+// handed out. Its slices keep their capacity between bodies.
+type parser struct {
+	s        scanner
+	statuses []provider.StatusUpdate
+	inbound  []provider.Inbound
+	refs     []ref
+	contacts []contact
+}
+
+// ref is one item in body order.
+type ref struct {
+	inbound bool
+	i       int
+}
+
+type contact struct {
+	waID, name string
+}
+
+// maxKeep bounds the capacity a pooled parser keeps, so that one huge body
+// does not pin its memory.
+const maxKeep = 1024
+
+func (p *parser) release() {
+	clear(p.statuses)
+	clear(p.inbound)
+	clear(p.contacts)
+	p.statuses, p.inbound, p.refs, p.contacts = p.statuses[:0], p.inbound[:0], p.refs[:0], p.contacts[:0]
+	if cap(p.statuses) > maxKeep || cap(p.inbound) > maxKeep || cap(p.refs) > 2*maxKeep || cap(p.contacts) > maxKeep || cap(p.s.scratch) > 64<<10 {
+		*p = parser{}
+	}
+	p.s.b = nil
+	parserPool.Put(p)
+}
+
+func (p *parser) parse(body []byte) error {
+	s := &p.s
+	s.reset(body)
+	whatsapp := false
+	var k []byte
+	if s.peek() != '{' {
+		// JSON, but not an envelope; or not JSON at all.
+		s.skip()
+		s.end()
+		if s.err != nil {
+			return s.err
+		}
+		return ErrNotWhatsApp
+	}
+	if s.object() {
+		for first := true; s.key(&k, first); first = false {
+			switch string(k) {
+			case "object":
+				whatsapp = string(s.str()) == "whatsapp_business_account"
+			case "entry":
+				p.entries()
+			default:
+				s.skip()
+			}
+		}
+	}
+	s.end()
+	if s.err != nil {
+		return s.err
+	}
+	if !whatsapp {
+		return ErrNotWhatsApp
+	}
+	return nil
+}
+
+func (p *parser) entries() {
+	s := &p.s
+	var k []byte
+	if !s.array() {
+		return
+	}
+	for first := true; s.elem(first); first = false {
+		if !s.object() {
+			continue
+		}
+		for first := true; s.key(&k, first); first = false {
+			if string(k) != "changes" {
+				s.skip()
+				continue
+			}
+			if !s.array() {
+				continue
+			}
+			for first := true; s.elem(first); first = false {
+				p.change()
+			}
+		}
+	}
+}
+
+// change reads one entry[].changes[] item; only field "messages" counts,
+// and the field may come after the value.
+func (p *parser) change() {
+	s := &p.s
+	var k []byte
+	ns, ni, nr := len(p.statuses), len(p.inbound), len(p.refs)
+	messages := true
+	if !s.object() {
+		return
+	}
+	for first := true; s.key(&k, first); first = false {
+		switch string(k) {
+		case "field":
+			messages = string(s.str()) == "messages"
+		case "value":
+			p.value()
+		default:
+			s.skip()
+		}
+	}
+	if !messages {
+		clear(p.statuses[ns:])
+		clear(p.inbound[ni:])
+		p.statuses, p.inbound, p.refs = p.statuses[:ns], p.inbound[:ni], p.refs[:nr]
+	}
+}
+
+// value reads a change's value. Metadata and contacts may come after the
+// statuses and messages they describe, so those are completed at its end.
+func (p *parser) value() {
+	s := &p.s
+	var k []byte
+	ns, ni := len(p.statuses), len(p.inbound)
+	p.contacts = p.contacts[:0]
+	phoneNumberID := ""
+	if !s.object() {
+		return
+	}
+	for first := true; s.key(&k, first); first = false {
+		switch string(k) {
+		case "metadata":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				if string(k) == "phone_number_id" {
+					phoneNumberID = string(s.str())
+				} else {
+					s.skip()
+				}
+			}
+		case "contacts":
+			p.readContacts()
+		case "statuses":
+			if !s.array() {
+				continue
+			}
+			for first := true; s.elem(first); first = false {
+				p.status()
+			}
+		case "messages":
+			if !s.array() {
+				continue
+			}
+			for first := true; s.elem(first); first = false {
+				p.message()
+			}
+		default:
+			s.skip()
+		}
+	}
+	for i := ns; i < len(p.statuses); i++ {
+		p.statuses[i].PhoneNumberID = phoneNumberID
+	}
+	for i := ni; i < len(p.inbound); i++ {
+		in := &p.inbound[i]
+		in.PhoneNumberID = phoneNumberID
+		for _, c := range p.contacts {
+			if len(p.contacts) == 1 || len(in.From) > 1 && c.waID == in.From[1:] {
+				in.Name = c.name
+				break
+			}
+		}
+	}
+}
+
+func (p *parser) readContacts() {
+	s := &p.s
+	var k []byte
+	if !s.array() {
+		return
+	}
+	for first := true; s.elem(first); first = false {
+		if !s.object() {
+			continue
+		}
+		var c contact
+		for first := true; s.key(&k, first); first = false {
+			switch string(k) {
+			case "wa_id":
+				c.waID = string(s.str())
+			case "profile":
+				if !s.object() {
+					continue
+				}
+				for first := true; s.key(&k, first); first = false {
+					if string(k) == "name" {
+						c.name = string(s.str())
+					} else {
+						s.skip()
+					}
+				}
+			default:
+				s.skip()
+			}
+		}
+		p.contacts = append(p.contacts, c)
+	}
+}
+
+func (p *parser) status() {
+	s := &p.s
+	var k []byte
+	if !s.object() {
+		return
+	}
+	p.statuses = append(p.statuses, provider.StatusUpdate{})
+	st := &p.statuses[len(p.statuses)-1]
+	var message, details string
+	for first := true; s.key(&k, first); first = false {
+		switch string(k) {
+		case "id":
+			st.ProviderMessageID = string(s.str())
+		case "status":
+			st.Status = statusOf(s.str())
+		case "timestamp":
+			st.AtMS = s.intOrString() * 1000
+		case "recipient_id":
+			st.RecipientID = string(s.str())
+		case "conversation":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				if string(k) == "id" {
+					st.ConversationID = string(s.str())
+				} else {
+					s.skip()
+				}
+			}
+		case "pricing":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				switch string(k) {
+				case "category":
+					st.PricingCategory = categoryOf(s.str())
+				case "billable":
+					st.Billable = s.bool()
+				default:
+					s.skip()
+				}
+			}
+		case "errors":
+			if !s.array() {
+				continue
+			}
+			// Meta sends one error; the first one is the one kept.
+			for i := 0; s.elem(i == 0); i++ {
+				if i > 0 {
+					s.skip()
+					continue
+				}
+				if !s.object() {
+					continue
+				}
+				for first := true; s.key(&k, first); first = false {
+					switch string(k) {
+					case "code":
+						st.ErrorCode = int(s.int())
+					case "title":
+						st.ErrorTitle = string(s.str())
+					case "message":
+						message = string(s.str())
+					case "error_data":
+						if s.peek() != '{' {
+							s.skip()
+							continue
+						}
+						s.object()
+						for first := true; s.key(&k, first); first = false {
+							if string(k) == "details" {
+								details = string(s.str())
+							} else {
+								s.skip()
+							}
+						}
+					default:
+						s.skip()
+					}
+				}
+			}
+		default:
+			s.skip()
+		}
+	}
+	if st.ErrorTitle == "" {
+		st.ErrorTitle = message
+	}
+	if st.ErrorTitle == "" {
+		st.ErrorTitle = details
+	}
+	if s.err == nil && (st.ProviderMessageID == "" || st.Status == "") {
+		s.fail("status without id or status")
+	}
+	p.refs = append(p.refs, ref{i: len(p.statuses) - 1})
+}
+
+func (p *parser) message() {
+	s := &p.s
+	var k []byte
+	if !s.object() {
+		return
+	}
+	p.inbound = append(p.inbound, provider.Inbound{})
+	in := &p.inbound[len(p.inbound)-1]
+	var lat, long []byte
+	var locName, locAddress string
+	for first := true; s.key(&k, first); first = false {
+		switch string(k) {
+		case "id":
+			in.ProviderMessageID = string(s.str())
+		case "from":
+			from := s.str()
+			if len(from) > 0 && from[0] != '+' {
+				in.From = "+" + string(from)
+			} else {
+				in.From = string(from)
+			}
+		case "timestamp":
+			in.AtMS = s.intOrString() * 1000
+		case "type":
+			in.Type = typeOf(s.str())
+		case "text":
+			p.fields("body", &in.Text, "", nil)
+		case "image", "document", "audio", "video", "sticker":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				switch string(k) {
+				case "id":
+					in.MediaID = string(s.str())
+				case "mime_type":
+					in.MimeType = string(s.str())
+				case "caption":
+					in.Text = string(s.str())
+				default:
+					s.skip()
+				}
+			}
+		case "interactive":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				switch string(k) {
+				case "button_reply", "list_reply":
+					p.fields("id", &in.ReplyID, "title", &in.Text)
+				default:
+					s.skip()
+				}
+			}
+		case "button":
+			p.fields("payload", &in.ReplyID, "text", &in.Text)
+		case "reaction":
+			p.fields("message_id", &in.ContextID, "emoji", &in.Text)
+		case "context":
+			p.fields("id", &in.ContextID, "", nil)
+		case "location":
+			if !s.object() {
+				continue
+			}
+			for first := true; s.key(&k, first); first = false {
+				switch string(k) {
+				case "latitude":
+					lat = p.coordinate()
+				case "longitude":
+					long = p.coordinate()
+				case "name":
+					locName = string(s.str())
+				case "address":
+					locAddress = string(s.str())
+				default:
+					s.skip()
+				}
+			}
+		default:
+			s.skip()
+		}
+	}
+	if lat != nil && long != nil {
+		in.Text = locationText(lat, long, locName, locAddress)
+	}
+	if s.err == nil && (in.ProviderMessageID == "" || len(in.From) < 2) {
+		s.fail("message without id or from")
+	}
+	p.refs = append(p.refs, ref{inbound: true, i: len(p.inbound) - 1})
+}
+
+// coordinate reads a number, or a number written as a string, and returns
+// its text (nil for null).
+func (p *parser) coordinate() []byte {
+	s := &p.s
+	switch s.peek() {
+	case 'n':
+		s.null()
+		return nil
+	case '"':
+		return append([]byte(nil), s.str()...)
+	}
+	t, _ := s.number()
+	return t
+}
+
+// fields reads an object of strings into up to two destinations.
+func (p *parser) fields(k1 string, d1 *string, k2 string, d2 *string) {
+	s := &p.s
+	var k []byte
+	if !s.object() {
+		return
+	}
+	for first := true; s.key(&k, first); first = false {
+		switch {
+		case string(k) == k1:
+			*d1 = string(s.str())
+		case d2 != nil && string(k) == k2:
+			*d2 = string(s.str())
+		default:
+			s.skip()
+		}
+	}
+}
+
+// locationText writes a shared location as a geo URI (RFC 5870), with its
+// name and address after it when the guest's app sent them, since Inbound
+// has no fields of its own for coordinates.
+func locationText(lat, long []byte, name, address string) string {
+	b := make([]byte, 0, 4+len(lat)+1+len(long)+len(name)+len(address)+5)
+	b = append(b, "geo:"...)
+	b = append(b, lat...)
+	b = append(b, ',')
+	b = append(b, long...)
+	switch {
+	case name != "" && address != "":
+		b = append(b, ' ', '(')
+		b = append(b, name...)
+		b = append(b, ", "...)
+		b = append(b, address...)
+		b = append(b, ')')
+	case name != "" || address != "":
+		b = append(b, ' ', '(')
+		b = append(b, name...)
+		b = append(b, address...)
+		b = append(b, ')')
+	}
+	return string(b)
+}
+
+// statusOf returns Meta's status as a message.Status, without allocating
+// for the four that matter.
+func statusOf(b []byte) message.Status {
+	switch string(b) {
+	case "sent":
+		return message.StatusSent
+	case "delivered":
+		return message.StatusDelivered
+	case "read":
+		return message.StatusRead
+	case "failed":
+		return message.StatusFailed
+	}
+	return message.Status(b)
+}
+
+func categoryOf(b []byte) string {
+	switch string(b) {
+	case "service":
+		return "service"
+	case "utility":
+		return "utility"
+	case "marketing":
+		return "marketing"
+	case "authentication":
+		return "authentication"
+	case "referral_conversion":
+		return "referral_conversion"
+	}
+	return string(b)
+}
+
+func typeOf(b []byte) string {
+	for _, t := range knownTypes {
+		if string(b) == t {
+			return t
+		}
+	}
+	return string(b)
+}
+
+var knownTypes = [...]string{"text", "image", "document", "audio", "video", "sticker", "interactive", "button", "location", "contacts", "reaction", "order", "system", "unsupported"}

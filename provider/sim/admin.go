@@ -1,0 +1,248 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// handle routes a request. Meta's paths are /{version}/{phone-number-id}/
+// messages and /media; /_sim/ holds the simulator's own controls.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	if rest, ok := bytes.CutPrefix(path, []byte("/_sim/")); ok {
+		s.handleAdmin(ctx, string(rest))
+		return
+	}
+	version, rest, _ := bytes.Cut(bytes.TrimPrefix(path, []byte("/")), []byte("/"))
+	id, edge, _ := bytes.Cut(rest, []byte("/"))
+	if len(version) < 2 || version[0] != 'v' || len(id) == 0 {
+		s.unknownPath(ctx, path)
+		return
+	}
+	switch string(edge) {
+	case "messages":
+		if !ctx.IsPost() {
+			s.unsupported(ctx, id)
+			return
+		}
+		s.handleSend(ctx, id)
+	case "media":
+		if !ctx.IsPost() {
+			s.unsupported(ctx, id)
+			return
+		}
+		s.handleMedia(ctx, id)
+	default:
+		s.unknownPath(ctx, path)
+	}
+}
+
+func (s *Server) unknownPath(ctx *fasthttp.RequestCtx, path []byte) {
+	m := "Unknown path components: " + string(path)
+	s.answerError(ctx, &apiError{status: 400, typ: "OAuthException", code: 2500, message: m, details: m})
+}
+
+func (s *Server) unsupported(ctx *fasthttp.RequestCtx, id []byte) {
+	e := errUnknownObject(id)
+	e.message = "Unsupported " + string(bytes.ToLower(ctx.Method())) + e.message[len("Unsupported post"):]
+	e.details = e.message
+	s.answerError(ctx, &e)
+}
+
+// handleMedia serves POST /{version}/{phone-number-id}/media: a multipart
+// form with file, messaging_product=whatsapp and type.
+func (s *Server) handleMedia(ctx *fasthttp.RequestCtx, phoneID []byte) {
+	if s.inOutage(time.Now().UnixNano()) {
+		s.stats.outage.Add(1)
+		if s.cfg.OutageMode == OutageRefuse {
+			refuse(ctx)
+			return
+		}
+		s.answerError(ctx, &errOutage)
+		return
+	}
+	if !s.authorized(ctx) {
+		s.answerError(ctx, &errBadToken)
+		return
+	}
+	if s.numbers[string(phoneID)] == nil {
+		e := errUnknownObject(phoneID)
+		s.answerError(ctx, &e)
+		return
+	}
+	form, err := ctx.MultipartForm()
+	if err != nil {
+		e := errParam("(#100) Invalid parameter", "The upload must be a multipart/form-data body.")
+		s.answerError(ctx, &e)
+		return
+	}
+	var e apiError
+	switch mp := form.Value["messaging_product"]; {
+	case len(mp) == 0 || mp[0] == "":
+		e = errRequired("messaging_product")
+	case mp[0] != "whatsapp":
+		e = errParam("(#100) Param messaging_product must be one of {WHATSAPP} - got \""+mp[0]+"\".", "Unsupported messaging product.")
+	case len(form.File["file"]) == 0:
+		e = errRequired("file")
+	case len(form.Value["type"]) == 0 || form.Value["type"][0] == "":
+		e = errRequired("type")
+	}
+	if e.code != 0 {
+		s.answerError(ctx, &e)
+		return
+	}
+	s.stats.media.Add(1)
+	id := 1000000000000000 + s.idSeq.Add(1)
+	b := append(make([]byte, 0, 32), `{"id":"`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `"}`...)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// runtimeJSON is Runtime over HTTP; durations are Go duration strings.
+type runtimeJSON struct {
+	Latency         *string  `json:"latency,omitempty"`
+	LatencyJitter   *string  `json:"latency_jitter,omitempty"`
+	ErrorRate       *float64 `json:"error_rate,omitempty"`
+	Throughput      *float64 `json:"throughput,omitempty"`
+	ThroughputBurst *int     `json:"throughput_burst,omitempty"`
+	SentDelay       *string  `json:"sent_delay,omitempty"`
+	DeliveredDelay  *string  `json:"delivered_delay,omitempty"`
+	ReadDelay       *string  `json:"read_delay,omitempty"`
+	ReadRatio       *float64 `json:"read_ratio,omitempty"`
+	FailRatio       *float64 `json:"fail_ratio,omitempty"`
+}
+
+func toJSON(rt Runtime) runtimeJSON {
+	d := func(v time.Duration) *string { s := v.String(); return &s }
+	return runtimeJSON{
+		Latency: d(rt.Latency), LatencyJitter: d(rt.LatencyJitter),
+		ErrorRate: &rt.ErrorRate, Throughput: &rt.Throughput, ThroughputBurst: &rt.ThroughputBurst,
+		SentDelay: d(rt.StatusDelays.Sent), DeliveredDelay: d(rt.StatusDelays.Delivered), ReadDelay: d(rt.StatusDelays.Read),
+		ReadRatio: &rt.ReadRatio, FailRatio: &rt.FailRatio,
+	}
+}
+
+// apply sets the fields present in j on rt.
+func (j *runtimeJSON) apply(rt *Runtime) error {
+	for _, f := range []struct {
+		v *string
+		d *time.Duration
+	}{
+		{j.Latency, &rt.Latency}, {j.LatencyJitter, &rt.LatencyJitter},
+		{j.SentDelay, &rt.StatusDelays.Sent}, {j.DeliveredDelay, &rt.StatusDelays.Delivered}, {j.ReadDelay, &rt.StatusDelays.Read},
+	} {
+		if f.v == nil {
+			continue
+		}
+		d, err := time.ParseDuration(*f.v)
+		if err != nil {
+			return err
+		}
+		*f.d = d
+	}
+	set := func(p *float64, dst *float64) {
+		if p != nil {
+			*dst = *p
+		}
+	}
+	set(j.ErrorRate, &rt.ErrorRate)
+	set(j.Throughput, &rt.Throughput)
+	set(j.ReadRatio, &rt.ReadRatio)
+	set(j.FailRatio, &rt.FailRatio)
+	if j.ThroughputBurst != nil {
+		rt.ThroughputBurst = *j.ThroughputBurst
+	}
+	return nil
+}
+
+// inboundJSON is the body of POST /_sim/inbound.
+type inboundJSON struct {
+	PhoneNumberID string `json:"phone_number_id"`
+	From          string `json:"from"`
+	Name          string `json:"name"`
+	Text          string `json:"text"`
+}
+
+// handleAdmin serves the simulator's controls:
+//
+//	POST /_sim/outage?seconds=N   outage for N seconds (0 ends it)
+//	GET  /_sim/config             the Runtime in force
+//	POST /_sim/config             change Runtime fields, e.g. {"latency":"50ms","error_rate":0.1}
+//	GET  /_sim/stats              Stats
+//	POST /_sim/inbound            {"phone_number_id","from","name","text"}: post an inbound message
+func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
+	post := ctx.IsPost()
+	switch {
+	case what == "outage" && post:
+		secs, err := strconv.ParseFloat(string(ctx.QueryArgs().Peek("seconds")), 64)
+		if err != nil || secs < 0 {
+			adminError(ctx, fasthttp.StatusBadRequest, errors.New("seconds must be a number of seconds, 0 to end the outage"))
+			return
+		}
+		until := time.Time{}
+		if secs > 0 {
+			until = time.Now().Add(time.Duration(secs * float64(time.Second)))
+		}
+		s.SetOutage(until)
+		adminJSON(ctx, map[string]any{"outage_until": until})
+	case what == "config" && post:
+		var j runtimeJSON
+		rt := s.Runtime()
+		if err := json.Unmarshal(ctx.PostBody(), &j); err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err)
+			return
+		}
+		if err := j.apply(&rt); err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err)
+			return
+		}
+		if err := s.SetRuntime(rt); err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err)
+			return
+		}
+		adminJSON(ctx, toJSON(s.Runtime()))
+	case what == "config":
+		adminJSON(ctx, toJSON(s.Runtime()))
+	case what == "stats":
+		adminJSON(ctx, s.Stats())
+	case what == "inbound" && post:
+		var j inboundJSON
+		if err := json.Unmarshal(ctx.PostBody(), &j); err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err)
+			return
+		}
+		id, err := s.Inbound(j.PhoneNumberID, j.From, j.Name, j.Text)
+		if err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err)
+			return
+		}
+		adminJSON(ctx, map[string]string{"id": id})
+	default:
+		adminError(ctx, fasthttp.StatusNotFound, fmt.Errorf("no simulator control %s /_sim/%s", ctx.Method(), what))
+	}
+}
+
+func adminJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		adminError(ctx, fasthttp.StatusInternalServerError, err)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+func adminError(ctx *fasthttp.RequestCtx, status int, err error) {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
