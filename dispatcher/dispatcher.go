@@ -107,8 +107,9 @@ type Dispatcher struct {
 	m       *metrics
 	now     func() time.Time
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 // New returns a dispatcher over store.
@@ -142,7 +143,7 @@ func (d *Dispatcher) Start() {
 // finish and be recorded (bounded by ctx). Whatever is left unacknowledged
 // is picked up again by this consumer's restart or by another one.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
-	close(d.stop)
+	d.stopOnce.Do(func() { close(d.stop) })
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
 	select {

@@ -60,12 +60,13 @@ func (c *ProcessorConfig) setDefaults() {
 // forward only; a status whose provider id is not known yet (the webhook
 // beat the dispatcher's state write) is parked and applied once it is.
 type Processor struct {
-	cfg   ProcessorConfig
-	store *redis.Store
-	log   *slog.Logger
-	m     processorMetrics
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	cfg      ProcessorConfig
+	store    *redis.Store
+	log      *slog.Logger
+	m        processorMetrics
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 type processorMetrics struct {
@@ -111,7 +112,7 @@ func (p *Processor) Start() {
 // Shutdown stops reading; bodies being processed are finished first.
 // Anything read but not acknowledged is read again after a restart.
 func (p *Processor) Shutdown(ctx context.Context) error {
-	close(p.stop)
+	p.stopOnce.Do(func() { close(p.stop) })
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {

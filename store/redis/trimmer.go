@@ -14,6 +14,7 @@ type Trimmer struct {
 	interval time.Duration
 	log      *slog.Logger
 	stop     chan struct{}
+	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
@@ -56,6 +57,6 @@ func (t *Trimmer) Start() {
 
 // Shutdown stops the trimmer.
 func (t *Trimmer) Shutdown() {
-	close(t.stop)
+	t.stopOnce.Do(func() { close(t.stop) })
 	t.wg.Wait()
 }
