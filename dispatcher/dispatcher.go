@@ -37,8 +37,12 @@ type Config struct {
 	RetryBase, RetryMax time.Duration
 	// SendTimeout bounds one provider call (15 s).
 	SendTimeout time.Duration
+	// RecordTimeout is how long an outcome is retried against Redis before
+	// it is left to redelivery (30 s).
+	RecordTimeout time.Duration
 	// ReclaimIdle is how long an entry may stay unacknowledged with another
-	// consumer before this one takes it over, taking it for dead (30 s).
+	// consumer before this one takes it over, taking it for dead (60 s). It
+	// must exceed a send plus the time its outcome may take to be recorded.
 	ReclaimIdle time.Duration
 }
 
@@ -68,7 +72,10 @@ func (c *Config) setDefaults() {
 		c.SendTimeout = 15 * time.Second
 	}
 	if c.ReclaimIdle == 0 {
-		c.ReclaimIdle = 30 * time.Second
+		c.ReclaimIdle = time.Minute
+	}
+	if c.RecordTimeout == 0 {
+		c.RecordTimeout = 30 * time.Second
 	}
 }
 
@@ -81,8 +88,8 @@ func (c Config) Validate() error {
 		return errors.New("dispatcher: max attempts must be at least 1")
 	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
 		return errors.New("dispatcher: retry backoff must be positive with max ≥ base")
-	case c.ReclaimIdle <= c.SendTimeout:
-		return errors.New("dispatcher: reclaim idle must exceed the send timeout, or live sends get taken over")
+	case c.ReclaimIdle <= c.SendTimeout+c.RecordTimeout:
+		return errors.New("dispatcher: reclaim idle must exceed the send and record timeouts, or live sends get taken over")
 	}
 	return nil
 }
@@ -94,7 +101,11 @@ type Router interface {
 
 // Limiter paces a sender to its allowed rate.
 type Limiter interface {
+	// Wait blocks until sender may send one more message.
 	Wait(ctx context.Context, sender string) error
+	// Throttled slows sender down after the provider throttled it, and
+	// holds it for retryAfter when given.
+	Throttled(sender string, retryAfter time.Duration)
 }
 
 // Dispatcher runs the shard workers.

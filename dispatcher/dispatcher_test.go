@@ -215,11 +215,11 @@ func TestSenderWithoutProviderFails(t *testing.T) {
 }
 
 func TestMessageOfADeadWorkerIsSentAndCounted(t *testing.T) {
-	r := newRig(t, sim.Config{}, Config{ReclaimIdle: 300 * time.Millisecond, SendTimeout: 200 * time.Millisecond})
+	r := newRig(t, sim.Config{}, Config{ReclaimIdle: 300 * time.Millisecond, SendTimeout: 200 * time.Millisecond, RecordTimeout: 50 * time.Millisecond})
 	ids := r.enqueue(1, sender)
 	shard, _ := message.ShardOf(ids[0])
 	// A worker named "dead" takes the message, marks it sending, and dies.
-	if jobs, err := r.store.Claim(context.Background(), shard, "dead", 10, -1, false, nil); err != nil || len(jobs) != 1 {
+	if jobs, err := r.store.Claim(context.Background(), shard, "dead", 10, -1, nil); err != nil || len(jobs) != 1 {
 		t.Fatalf("claim: %v %v", jobs, err)
 	}
 	r.start()
@@ -261,5 +261,36 @@ func TestShutdownFinishesSendsInFlight(t *testing.T) {
 	}
 	if sent == 0 || sent+queued != len(ids) || sent != len(r.sim.Requests(phoneID)) {
 		t.Fatalf("sent %d, queued %d, simulator got %d", sent, queued, len(r.sim.Requests(phoneID)))
+	}
+}
+
+func TestRestartedWorkerSendsItsPendingEntriesOnce(t *testing.T) {
+	r := newRig(t, sim.Config{Latency: 200 * time.Millisecond}, Config{})
+	ids := r.enqueue(10, sender)
+	shard, _ := message.ShardOf(ids[0])
+	// This very consumer took them and died before sending: after its
+	// restart it must send each once, not once per read of its backlog.
+	if jobs, err := r.store.Claim(context.Background(), shard, r.cfg.Consumer, 100, -1, nil); err != nil || len(jobs) != 10 {
+		t.Fatalf("claim: %d %v", len(jobs), err)
+	}
+	r.start()
+	r.wait(ids, isSent)
+	time.Sleep(300 * time.Millisecond)
+	if got := len(r.sim.Requests(phoneID)); got != 10 {
+		t.Fatalf("simulator got %d sends for 10 messages", got)
+	}
+	if n := testutil.ToFloat64(r.d.m.duplicates); n != 10 {
+		t.Fatalf("possible duplicates = %v, want the 10 that were marked sending", n)
+	}
+}
+
+func TestThrottlingDoesNotUseUpRetries(t *testing.T) {
+	// The simulator takes 20 mps; nothing paces the dispatcher.
+	r := newRig(t, sim.Config{Throughput: 20, ThroughputBurst: 5}, Config{MaxAttempts: 1})
+	ids := r.enqueue(40, sender)
+	r.start()
+	r.wait(ids, isSent)
+	if n := testutil.ToFloat64(r.d.m.sends.WithLabelValues("meta", "throttled")); n == 0 {
+		t.Fatal("the simulator never throttled: the test proves nothing")
 	}
 }

@@ -32,7 +32,7 @@ func (w *worker) run() {
 		cancel()
 	}()
 
-	pending := true // first take back what this consumer held before a restart
+	var pending redis.PendingCursor // first take back what this consumer held before a restart
 	lastReclaim := d.now()
 	failing := false
 	var jobs []*redis.Job
@@ -57,9 +57,11 @@ func (w *worker) run() {
 			}
 		}
 		if err == nil && len(jobs) == 0 {
-			jobs, err = d.store.Claim(ctx, w.shard, d.cfg.Consumer, min(free, d.cfg.ReadCount), d.cfg.Block, pending, jobs)
-			if err == nil && pending && len(jobs) == 0 {
-				pending = false
+			n := min(free, d.cfg.ReadCount)
+			if !pending.Done {
+				jobs, err = d.store.ClaimPending(ctx, w.shard, d.cfg.Consumer, n, &pending, jobs)
+			} else {
+				jobs, err = d.store.Claim(ctx, w.shard, d.cfg.Consumer, n, d.cfg.Block, jobs)
 			}
 		}
 		if err != nil {
@@ -115,7 +117,7 @@ func (w *worker) send(j *redis.Job) {
 	}
 	if d.limiter != nil {
 		if err := d.limiter.Wait(ctx, m.Sender); err != nil {
-			w.retry(j, p.Name(), d.now().Add(d.cfg.RetryBase), &provider.Error{Class: provider.ClassThrottle, Title: "rate limiter: " + err.Error()})
+			w.retry(j, p.Name(), d.now().Add(d.cfg.RetryBase), &provider.Error{Class: provider.ClassThrottle, Title: "rate limiter: " + err.Error()}, true)
 			return
 		}
 	}
@@ -135,10 +137,18 @@ func (w *worker) send(j *redis.Job) {
 		pe = &provider.Error{Class: provider.ClassRetry, Title: err.Error()}
 	}
 	switch pe.Class {
-	case provider.ClassRetry, provider.ClassThrottle, provider.ClassPairThrottle:
-		if m.Attempt < d.cfg.MaxAttempts {
-			due := d.now().Add(w.backoff(m.Attempt, pe.RetryAfter))
-			w.retry(j, p.Name(), due, pe)
+	case provider.ClassThrottle, provider.ClassPairThrottle:
+		// The provider is pacing us: slow the sender and try again, without
+		// using up the message's retry budget.
+		if d.limiter != nil {
+			d.limiter.Throttled(m.Sender, pe.RetryAfter)
+		}
+		w.retry(j, p.Name(), d.now().Add(max(pe.RetryAfter, d.cfg.RetryBase)), pe, true)
+		return
+	case provider.ClassRetry:
+		if counted := m.Attempt - j.Throttled; counted < d.cfg.MaxAttempts {
+			due := d.now().Add(w.backoff(counted, pe.RetryAfter))
+			w.retry(j, p.Name(), due, pe, false)
 			return
 		}
 	}
@@ -166,24 +176,24 @@ func (w *worker) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	return max(wait, retryAfter)
 }
 
-// persistTimeout bounds how long an outcome is retried against Redis before
-// it is left to redelivery.
-const persistTimeout = 30 * time.Second
-
 // record writes j's outcome, retrying while Redis is unavailable: giving up
 // early would leave a sent message to be sent again.
 func (w *worker) record(j *redis.Job, r *redis.Result) {
 	w.persist(j, func(ctx context.Context) error { return w.d.store.Finish(ctx, j, r) })
 }
 
-func (w *worker) retry(j *redis.Job, providerName string, due time.Time, pe *provider.Error) {
-	w.d.m.sends.WithLabelValues(providerName, "retry").Inc()
+func (w *worker) retry(j *redis.Job, providerName string, due time.Time, pe *provider.Error, uncounted bool) {
+	outcome := "retry"
+	if uncounted {
+		outcome = "throttled"
+	}
+	w.d.m.sends.WithLabelValues(providerName, outcome).Inc()
 	r := &redis.Result{ErrorCode: pe.Code, ErrorTitle: failureTitle(pe)}
-	w.persist(j, func(ctx context.Context) error { return w.d.store.Retry(ctx, j, due.UnixMilli(), r) })
+	w.persist(j, func(ctx context.Context) error { return w.d.store.Retry(ctx, j, due.UnixMilli(), r, uncounted) })
 }
 
 func (w *worker) persist(j *redis.Job, op func(context.Context) error) {
-	deadline := w.d.now().Add(persistTimeout)
+	deadline := w.d.now().Add(w.d.cfg.RecordTimeout)
 	wait := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

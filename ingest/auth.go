@@ -69,6 +69,9 @@ func (ts *Tokens) AddHash(h [sha256.Size]byte, p Principal) error {
 	if p.Role != RoleStaff && p.Role != RoleAdmin {
 		return fmt.Errorf("tenant %s: unknown role %q", p.Tenant.ID, p.Role)
 	}
+	if prev, ok := ts.byHash[h]; ok {
+		return fmt.Errorf("tenant %s: the same token is already given to tenant %s", p.Tenant.ID, prev.Tenant.ID)
+	}
 	ts.byHash[h] = p
 	return nil
 }

@@ -18,6 +18,8 @@ type apiError struct {
 	RecoveryOptions []string
 	// RetryAfter, in seconds, is sent as a Retry-After header when > 0.
 	RetryAfter int
+	// Allow is sent as the Allow header of a 405.
+	Allow string
 }
 
 // errorBody is the JSON shape of an apiError.
@@ -39,6 +41,9 @@ func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
 	ctx.SetContentType("application/json")
 	if e.RetryAfter > 0 {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Allow != "" {
+		ctx.Response.Header.Set("Allow", e.Allow)
 	}
 	details := e.Details
 	if details == nil {
@@ -67,6 +72,7 @@ func methodNotAllowed(allow string) *apiError {
 		Code:    message.CodeMethodNotAllowed,
 		Message: "Method not allowed on this endpoint",
 		Details: map[string]any{"allow": allow},
+		Allow:   allow,
 	}
 }
 
@@ -80,5 +86,19 @@ func unavailable(op string) *apiError {
 		Message:         "The message store is unavailable; nothing was " + op,
 		RecoveryOptions: []string{"Retry the same request (with the same Idempotency-Key) after the Retry-After delay"},
 		RetryAfter:      1,
+	}
+}
+
+// unconfirmed answers a send whose write Redis did not confirm in time: it
+// may have been queued, and saying otherwise would invite a duplicate.
+func unconfirmed() *apiError {
+	return &apiError{
+		Code:    message.CodeServiceUnavailable,
+		Message: "The message store did not confirm the write in time: the message may or may not have been queued",
+		RecoveryOptions: []string{
+			"Retry with the same Idempotency-Key: a queued message is answered with its message_id, one that was not is queued now",
+			"Without an Idempotency-Key, check the guest's conversation before sending again",
+		},
+		RetryAfter: 1,
 	}
 }

@@ -195,11 +195,25 @@ type batch struct {
 	part     int
 	statuses []provider.StatusUpdate
 	inbound  int
+	// receivedMS is when the body being parsed reached the gateway.
+	receivedMS int64
 }
 
 func (b *batch) HandleStatus(s *provider.StatusUpdate) error {
-	b.statuses = append(b.statuses, *s)
+	st := *s
+	st.AtMS = refineTime(st.AtMS, b.receivedMS)
+	b.statuses = append(b.statuses, st)
 	return nil
+}
+
+// refineTime sharpens a provider time stamped in whole seconds with the
+// time the webhook arrived, when that falls within the same second: the
+// status happened in [at, at+1s) and before it arrived.
+func refineTime(atMS, receivedMS int64) int64 {
+	if atMS%1000 == 0 && receivedMS >= atMS && receivedMS < atMS+1000 {
+		return receivedMS
+	}
+	return atMS
 }
 
 func (b *batch) HandleInbound(m *provider.Inbound) error {
@@ -211,6 +225,7 @@ func (b *batch) HandleInbound(m *provider.Inbound) error {
 func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error {
 	b.statuses, b.inbound = b.statuses[:0], 0
 	for i := range entries {
+		b.receivedMS = entries[i].ReceivedMS
 		if err := meta.ParseWebhook(entries[i].Body, b); err != nil {
 			// Verified and JSON-checked when received, so this is a body
 			// Meta's format does not fit; keeping it would block nothing
@@ -303,15 +318,26 @@ func (p *Processor) sweepLoop() {
 	defer cancel()
 	t := time.NewTicker(p.cfg.OrphanSweep)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for part := 0; part < p.store.Config().InboundParts; part++ {
-			if err := p.sweep(ctx, part); err != nil && ctx.Err() == nil {
-				p.log.Warn("sweeping parked statuses", "partition", part, "err", err)
+		var err error
+		for part := 0; part < p.store.Config().InboundParts && err == nil; part++ {
+			err = p.sweep(ctx, part)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if (err != nil) != failing { // log changes, not every tick
+			failing = err != nil
+			if failing {
+				p.log.Warn("sweeping parked statuses fails; retrying", "err", err)
+			} else {
+				p.log.Info("sweeping parked statuses works again")
 			}
 		}
 	}

@@ -26,7 +26,7 @@ func (h *harness) markSent(id, pid string) {
 	h.t.Helper()
 	ctx := context.Background()
 	shard, _ := message.ShardOf(id)
-	jobs, err := h.store.Claim(ctx, shard, "d", 100, -1, false, nil)
+	jobs, err := h.store.Claim(ctx, shard, "d", 100, -1, nil)
 	must(h.t, err)
 	for _, j := range jobs {
 		if j.Msg.ID == id {

@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
+	"reflect"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -45,10 +47,12 @@ type sendState struct {
 var sendPool = sync.Pool{New: func() any { return &sendState{content: make([]byte, 0, 512), out: make([]byte, 0, 128)} }}
 
 // decodeSend parses and checks a send body. The error names the field.
+// Unknown fields are refused, as Meta does: a misspelt or misplaced field
+// silently ignored would send something else than the caller meant.
 func decodeSend(body []byte, r *sendRequest) *apiError {
 	*r = sendRequest{}
-	if err := json.Unmarshal(body, r); err != nil {
-		return jsonError(err)
+	if e := decodeJSON(body, r); e != nil {
+		return e
 	}
 	if r.GuestPhone == "" {
 		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is required",
@@ -85,14 +89,51 @@ func decodeSend(body []byte, r *sendRequest) *apiError {
 	return nil
 }
 
+// decodeJSON decodes a request body that must be one JSON object into v,
+// refusing unknown fields, with an answer that names what is wrong.
+func decodeJSON(body []byte, v any) *apiError {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return invalidRequest("The request body must be a JSON object", nil)
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if d.More() {
+		return invalidRequest("The request body holds more than one JSON value", nil)
+	}
+	return nil
+}
+
 // jsonError turns a decoding error into an answer that names the field.
 func jsonError(err error) *apiError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return invalidRequest(te.Field+" must be a JSON "+te.Type.Kind().String(),
+		return invalidRequest(te.Field+" must be "+jsonKind(te.Type.Kind()),
 			map[string]any{"field": te.Field, "got": te.Value})
 	}
-	return invalidRequest("request body is not valid JSON", map[string]any{"reason": err.Error()})
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		f = strings.Trim(f, `"`)
+		return invalidRequest("Unknown field "+f, map[string]any{"field": f})
+	}
+	return invalidRequest("The request body is not valid JSON", map[string]any{"reason": err.Error()})
+}
+
+// jsonKind names a Go kind in JSON's words.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	}
+	return "a number"
 }
 
 func quote(s string) string {
@@ -189,7 +230,11 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 	cancel()
 	if err != nil {
 		s.log.Warn("enqueue failed", "err", err)
-		writeError(ctx, unavailable("queued"))
+		if errors.Is(err, redis.ErrUnconfirmed) {
+			writeError(ctx, unconfirmed())
+		} else {
+			writeError(ctx, unavailable("queued"))
+		}
 		return out
 	}
 	switch res.Outcome {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,16 +108,24 @@ func NewServer(cfg Config, store Store, tokens *Tokens, reg prometheus.Registere
 	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret)}
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
-		Handler:            s.handle,
-		Name:               "wagate",
-		ReadTimeout:        cfg.ReadTimeout,
-		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        cfg.IdleTimeout,
-		MaxRequestBodySize: max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes),
-		ReduceMemoryUsage:  false,
-		// A body over the limit is answered in our error format by the
-		// handler, so fasthttp must hand it over instead of closing.
+		Handler:               s.handle,
+		Name:                  "wagate",
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		MaxRequestBodySize:    max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes),
 		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{log},
+		// Requests fasthttp cannot read (a body over the limit, broken
+		// HTTP) are answered in the API's error format too.
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				writeError(ctx, tooLarge(max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes)))
+			} else {
+				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": err.Error()}))
+			}
+			ctx.SetConnectionClose()
+		},
 	}
 	return s, nil
 }
@@ -155,8 +164,17 @@ var (
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	r := s.route(ctx)
-	s.metrics.observe(r, ctx.Response.StatusCode(), time.Since(start).Seconds())
+	r := routeOther
+	defer func() {
+		// fasthttp does not recover: a panic would take the dispatcher and
+		// everything else in the process down with one request.
+		if p := recover(); p != nil {
+			s.log.Error("panic serving a request", "path", string(ctx.Path()), "panic", p, "stack", string(debug.Stack()))
+			writeError(ctx, &apiError{Code: message.CodeInternal, Message: "Internal error; nothing was changed by this request"})
+		}
+		s.metrics.observe(r, ctx.Response.StatusCode(), time.Since(start).Seconds())
+	}()
+	r = s.route(ctx)
 }
 
 // route dispatches one request and says which route it was.
@@ -166,11 +184,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 	case bytes.Equal(path, pathSend):
 		if !ctx.IsPost() {
 			writeError(ctx, methodNotAllowed("POST"))
-		} else if p, ok := s.apiAuth(ctx); ok {
+		} else if p, ok := s.apiAuth(ctx); ok && jsonBody(ctx) {
 			s.handleSend(ctx, p)
 		}
 		return routeSend
-	case bytes.HasPrefix(path, pathMsgPrefix) && bytes.HasSuffix(path, pathStatusTail):
+	case len(path) > len(pathMsgPrefix)+len(pathStatusTail) && bytes.HasPrefix(path, pathMsgPrefix) && bytes.HasSuffix(path, pathStatusTail):
 		id := path[len(pathMsgPrefix) : len(path)-len(pathStatusTail)]
 		if !ctx.IsGet() {
 			writeError(ctx, methodNotAllowed("GET"))
@@ -220,7 +238,33 @@ func (s *Server) apiAuth(ctx *fasthttp.RequestCtx) (Principal, bool) {
 	return p, true
 }
 
+// jsonBody refuses a body sent with a Content-Type other than JSON (a form,
+// plain text): it was not meant for this API. A missing Content-Type is
+// taken as JSON, as curl users often leave it out.
+func jsonBody(ctx *fasthttp.RequestCtx) bool {
+	ct := ctx.Request.Header.ContentType()
+	if len(ct) == 0 {
+		return true
+	}
+	mt, _, _ := bytes.Cut(ct, []byte(";"))
+	mt = bytes.ToLower(bytes.TrimSpace(mt))
+	if bytes.Equal(mt, []byte("application/json")) || bytes.HasSuffix(mt, []byte("+json")) {
+		return true
+	}
+	writeError(ctx, &apiError{Code: message.CodeUnsupportedMedia, Message: "The request body must be JSON (Content-Type: application/json)",
+		Details: map[string]any{"content_type": string(ct)}})
+	return false
+}
+
 func tooLarge(limit int) *apiError {
 	return &apiError{Code: message.CodePayloadTooLarge, Message: "Request body is too large",
 		Details: map[string]any{"max_bytes": limit}}
+}
+
+// fasthttpLogger sends fasthttp's own messages (a client that went away, a
+// request it could not read) to the debug log: they are answered already.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
 }

@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -137,7 +139,7 @@ func TestSendQueuesTheSeedsMessage(t *testing.T) {
 	}
 	// What the dispatcher will send is Meta's text object.
 	shard, _ := message.ShardOf(id)
-	jobs, err := h.store.Claim(context.Background(), shard, "t", 10, -1, false, nil)
+	jobs, err := h.store.Claim(context.Background(), shard, "t", 10, -1, nil)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim %v %v", jobs, err)
 	}
@@ -352,5 +354,97 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code != 200 || !strings.Contains(raw, `wagate_http_requests_total{code="202",route="send"} 1`) ||
 		!strings.Contains(raw, "wagate_http_request_duration_seconds_bucket") {
 		t.Fatalf("%d %s", code, raw)
+	}
+}
+
+func TestBadRequestsNeverTakeTheServerDown(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/api/v1/whatsapp/messages/status", "/api/v1/whatsapp/messages//status",
+		"/api/v1/whatsapp/messages/x%2F../status", "/api/v1/whatsapp/messages/%00/status"} {
+		code, v, _ := h.do("GET", path, staffToken, "")
+		if code != 404 {
+			t.Fatalf("%s: %d %v", path, code, v)
+		}
+		errCode(t, v)
+	}
+	if code, _, _ := h.do("GET", "/healthz", "", ""); code != 200 {
+		t.Fatal("server gone")
+	}
+}
+
+func TestSendRefusesWhatItWasNotMeantFor(t *testing.T) {
+	h := newHarness(t)
+	f := func(name, body, contentType string, wantStatus int, wantCode, wantInMessage string) {
+		t.Run(name, func(t *testing.T) {
+			code, v, _ := h.do("POST", sendPath, staffToken, body, "Content-Type", contentType)
+			if code != wantStatus || errCode(t, v) != wantCode {
+				t.Fatalf("%d %v, want %d %s", code, v, wantStatus, wantCode)
+			}
+			if msg := v["error"].(map[string]any)["message"].(string); !strings.Contains(msg, wantInMessage) {
+				t.Fatalf("message %q does not say %q", msg, wantInMessage)
+			}
+		})
+	}
+	ok := seedSend("hi")
+	f("unknown field", `{"guest_phone":"+1234567890","message_type":"text","content":{"text":"hi"},"template_name":"welcome"}`, "application/json", 400, "INVALID_REQUEST", "template_name")
+	f("unknown nested field", `{"guest_phone":"+1234567890","message_type":"text","content":{"text":"hi","caption":"x"}}`, "application/json", 400, "INVALID_REQUEST", "caption")
+	f("null body", `null`, "application/json", 400, "INVALID_REQUEST", "JSON object")
+	f("array body", `[]`, "application/json", 400, "INVALID_REQUEST", "JSON object")
+	f("two values", ok+ok, "application/json", 400, "INVALID_REQUEST", "more than one")
+	f("content a string", `{"guest_phone":"+1234567890","message_type":"text","content":"hi"}`, "application/json", 400, "INVALID_REQUEST", "content must be an object")
+	f("text/plain", ok, "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", "JSON")
+	f("form", ok, "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE", "JSON")
+	code, v, _ := h.do("POST", sendPath, staffToken, ok, "Content-Type", "application/json; charset=utf-8")
+	if code != 202 {
+		t.Fatalf("JSON with a charset: %d %v", code, v)
+	}
+	_, _, hdr := h.do("PUT", sendPath, staffToken, ok)
+	if hdr.Get("Allow") != "POST" {
+		t.Fatalf("405 without Allow: %v", hdr)
+	}
+}
+
+func TestBodiesOverTheLimitGet413(t *testing.T) {
+	h := newHarness(t)
+	// The server answers as soon as it reads the Content-Length, before the
+	// body, so a client that waits for the answer (curl does) sees it.
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	must(t, err)
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 9<<20)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	must(t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	json.Unmarshal(raw, &v)
+	if resp.StatusCode != 413 || errCode(t, v) != "PAYLOAD_TOO_LARGE" {
+		t.Fatalf("9 MiB: %d %s", resp.StatusCode, raw)
+	}
+}
+
+func TestWebhooksAreRefusedWithoutAnAppSecret(t *testing.T) {
+	rdb := redistest.Client(t)
+	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(t, rdb), Shards: 1, InboundParts: 1})
+	must(t, err)
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	srv, err := NewServer(Config{Addr: "127.0.0.1:0"}, store, NewTokens(), reg, reg, slog.New(slog.DiscardHandler))
+	must(t, err)
+	must(t, srv.Start())
+	defer srv.Shutdown(context.Background())
+	h := &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr()}
+	// Signed with the empty key, which is what "no secret" would verify.
+	if c := h.postWebhook(statusBody("wamid.X", "read", 1700000000), ""); c != 401 {
+		t.Fatalf("unsigned: %d", c)
+	}
+	body := statusBody("wamid.X", "read", 1700000000)
+	req, _ := http.NewRequest("POST", h.base+"/webhooks/meta", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", string(meta.AppendSignature(nil, body, nil)))
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("signed with an empty secret: %d", resp.StatusCode)
 	}
 }

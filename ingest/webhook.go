@@ -41,6 +41,12 @@ func (s *Server) handleMetaWebhook(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, &apiError{Code: message.CodeUnauthorized, Message: "Missing X-Hub-Signature-256 header"})
 		return
 	}
+	if len(s.appSecret) == 0 {
+		// Without a secret any body would "verify": refuse them all.
+		s.metrics.webhooks.WithLabelValues("meta", "bad_signature").Inc()
+		writeError(ctx, &apiError{Code: message.CodeUnauthorized, Message: "This gateway has no Meta app secret configured; webhooks cannot be verified"})
+		return
+	}
 	if !meta.VerifySignature(body, string(sig), s.appSecret) {
 		s.metrics.webhooks.WithLabelValues("meta", "bad_signature").Inc()
 		writeError(ctx, &apiError{Code: message.CodeUnauthorized, Message: "X-Hub-Signature-256 does not match the body"})

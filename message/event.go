@@ -29,8 +29,13 @@ type Event struct {
 	// ErrorCode and ErrorTitle are the provider's, for failures.
 	ErrorCode  int
 	ErrorTitle string
-	// PricingCategory and Billable come from Meta's status webhooks.
-	PricingCategory string
-	Billable        bool
-	ConversationID  string
+	// PricingCategory, Billable and ProviderConversationID (Meta's
+	// billing conversation) come from the provider's status webhooks.
+	PricingCategory        string
+	Billable               bool
+	ProviderConversationID string
+	// ConversationID and StaffMemberID are the caller's references from
+	// the send request.
+	ConversationID string
+	StaffMemberID  string
 }

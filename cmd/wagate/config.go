@@ -94,8 +94,14 @@ func (fc *fileConfig) validate() error {
 	if len(fc.Tenants) == 0 {
 		return fmt.Errorf("config: no tenants")
 	}
+	if len(fc.Meta.Accounts) > 0 && (fc.Meta.AppSecret == "" || fc.Meta.VerifyToken == "") {
+		return fmt.Errorf("config: meta.app_secret and meta.verify_token are required (empty, or an env: variable that is not set): without them Meta's webhooks cannot be verified")
+	}
 	routed := map[string]bool{}
 	for _, a := range fc.Meta.Accounts {
+		if a.AccessToken == "" {
+			return fmt.Errorf("config: meta account %q has no access_token", a.Name)
+		}
 		for n := range a.Numbers {
 			routed[n] = true
 		}
@@ -116,7 +122,12 @@ func (fc *fileConfig) validate() error {
 // tokens builds the API's token set.
 func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 	ts := ingest.NewTokens()
+	seen := map[string]string{}
 	for _, tc := range fc.Tenants {
+		if prev, ok := seen[tc.ID]; ok || tc.ID == "" {
+			return nil, fmt.Errorf("config: tenant id %q is empty or used twice (%s)", tc.ID, prev)
+		}
+		seen[tc.ID] = tc.ID
 		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders}
 		for _, tok := range tc.Tokens {
 			p := ingest.Principal{Tenant: t, Role: tok.Role}

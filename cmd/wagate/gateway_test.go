@@ -168,7 +168,7 @@ func TestTextFromAPIToReadInClickHouse(t *testing.T) {
 		t.Fatalf("authorization %q", reqs[0].Authorization)
 	}
 
-	// ClickHouse holds the four transitions of the message.
+	// ClickHouse holds every transition of the message.
 	ctx := context.Background()
 	cfg := tg.g.chConfig()
 	conn, err := clickhouse.Open(ctx, cfg)
@@ -180,19 +180,23 @@ func TestTextFromAPIToReadInClickHouse(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		evs, err := clickhouse.Events(ctx, conn, cfg.Database, id)
-		if err == nil && len(evs) >= 4 {
+		if err == nil && len(evs) >= 5 {
 			statuses = statuses[:0]
-			for _, e := range evs {
+			for i, e := range evs {
 				statuses = append(statuses, e.Status)
-				if e.TenantID != devTenant || e.Recipient != "+1234567890" || e.Sender != devSender {
+				if e.TenantID != devTenant || e.Recipient != "+1234567890" || e.Sender != devSender ||
+					e.ConversationID != "conv_abc123" || e.StaffMemberID != "staff_456" {
 					t.Fatalf("event %+v", e)
+				}
+				if i > 0 && e.AtMS <= evs[i-1].AtMS {
+					t.Fatalf("%s at %d is not after %s at %d", e.Status, e.AtMS, evs[i-1].Status, evs[i-1].AtMS)
 				}
 			}
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if fmt.Sprint(statuses) != "[queued sent delivered read]" {
+	if fmt.Sprint(statuses) != "[queued sending sent delivered read]" {
 		t.Fatalf("message_events for %s: %v", id, statuses)
 	}
 }

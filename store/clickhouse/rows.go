@@ -18,7 +18,8 @@ var eventColumns = [...]string{
 	"message_id", "tenant_id", "sender", "recipient", "status",
 	"channel", "provider", "provider_message_id", "message_type", "lane",
 	"attempt", "error_code", "error_title", "pricing_category", "billable",
-	"conversation_id", "shard", "stream_id", "inserted_ms",
+	"conversation_id", "staff_member_id", "provider_conversation_id",
+	"shard", "stream_id", "inserted_ms",
 }
 
 // insertEventsSQL is the loader's INSERT, with the explicit column list that
@@ -38,7 +39,7 @@ type eventRows struct {
 	messageID, tenantID, sender, recipient, status  []string
 	channel, provider, providerMessageID, msgType   []string
 	lane, errorTitle, pricingCategory, conversation []string
-	streamID                                        []string
+	staffMember, providerConversation, streamID     []string
 	attempt, shard                                  []uint16
 	errorCode                                       []int32
 	billable                                        []uint8
@@ -54,6 +55,7 @@ func (r *eventRows) reset() {
 		&r.messageID, &r.tenantID, &r.sender, &r.recipient, &r.status,
 		&r.channel, &r.provider, &r.providerMessageID, &r.msgType,
 		&r.lane, &r.errorTitle, &r.pricingCategory, &r.conversation, &r.streamID,
+		&r.staffMember, &r.providerConversation,
 	} {
 		clear(*s)
 		*s = (*s)[:0]
@@ -93,6 +95,8 @@ func (r *eventRows) add(ev *message.Event, insertedMS int64) {
 	}
 	r.billable = append(r.billable, billable)
 	r.conversation = append(r.conversation, ev.ConversationID)
+	r.staffMember = append(r.staffMember, ev.StaffMemberID)
+	r.providerConversation = append(r.providerConversation, ev.ProviderConversationID)
 	r.shard = append(r.shard, uint16(min(max(ev.Shard, 0), math.MaxUint16)))
 	r.streamID = append(r.streamID, ev.StreamID)
 	r.insertedMS = append(r.insertedMS, uint64(max(insertedMS, 0)))
@@ -106,7 +110,7 @@ func (r *eventRows) appendTo(b driver.Batch) error {
 		r.messageID, r.tenantID, r.sender, r.recipient, r.status,
 		r.channel, r.provider, r.providerMessageID, r.msgType, r.lane,
 		r.attempt, r.errorCode, r.errorTitle, r.pricingCategory, r.billable,
-		r.conversation, r.shard, r.streamID, r.insertedMS,
+		r.conversation, r.staffMember, r.providerConversation, r.shard, r.streamID, r.insertedMS,
 	}
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS {db}.message_events
     pricing_category    String,
     billable            UInt8,
     conversation_id     String,
+    staff_member_id     String,
+    provider_conversation_id String,
     shard               UInt16,
     stream_id           String,
     inserted_ms         UInt64

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 // told when they have run. The batcher owns a job between submit and finish.
 type pipeJob interface {
 	queue(ctx context.Context, p goredis.Pipeliner)
+	// noScript reports that the job's script was not in Redis's script
+	// cache (NOSCRIPT), so it did nothing and may be queued again.
+	noScript() bool
 	finish(err error)
 }
 
@@ -42,8 +46,12 @@ func newBatcher(rdb goredis.UniversalClient, sc *scripts, flushers, max int) *ba
 	return b
 }
 
-// errClosed is returned to jobs submitted after shutdown.
-var errClosed = errors.New("redis store is closed")
+// errClosed is returned to jobs submitted after shutdown, errNotSent to
+// jobs whose caller gave up before a flusher took them: neither reached Redis.
+var (
+	errClosed  = errors.New("redis store is closed")
+	errNotSent = errors.New("not sent to redis")
+)
 
 // submit hands j to a flusher; j.finish is called exactly once.
 func (b *batcher) submit(ctx context.Context, j pipeJob) {
@@ -56,7 +64,7 @@ func (b *batcher) submit(ctx context.Context, j pipeJob) {
 	select {
 	case b.ch <- j:
 	case <-ctx.Done():
-		j.finish(ctx.Err())
+		j.finish(fmt.Errorf("%w: %w", errNotSent, ctx.Err()))
 	}
 }
 
@@ -91,32 +99,36 @@ const execTimeout = 10 * time.Second
 func (b *batcher) exec(batch []pipeJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
 	defer cancel()
-	for try := 0; ; try++ {
-		p := b.rdb.Pipeline()
-		for _, j := range batch {
-			j.queue(ctx, p)
-		}
-		cmds, err := p.Exec(ctx)
-		if try == 0 && hasNoScript(cmds) {
-			if lerr := b.scripts.load(ctx, b.rdb); lerr == nil {
-				continue
-			}
-		}
-		_ = err // each job reads its own commands' errors
-		for _, j := range batch {
+	b.pipeline(ctx, batch)
+	// After a Redis restart or SCRIPT FLUSH the scripts answer NOSCRIPT and
+	// did nothing: load them and send those jobs, and only those, again.
+	var again []pipeJob
+	for _, j := range batch {
+		if j.noScript() {
+			again = append(again, j)
+		} else {
 			j.finish(nil)
 		}
+	}
+	if len(again) == 0 {
 		return
+	}
+	if err := b.scripts.load(ctx, b.rdb); err == nil {
+		b.pipeline(ctx, again)
+	}
+	for _, j := range again {
+		j.finish(nil) // each job reads its own commands' errors
 	}
 }
 
-func hasNoScript(cmds []goredis.Cmder) bool {
-	for _, c := range cmds {
-		if isNoScript(c.Err()) {
-			return true
-		}
+// pipeline sends the jobs' commands in one round trip. Errors stay with
+// the commands, where each job reads its own.
+func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob) {
+	p := b.rdb.Pipeline()
+	for _, j := range jobs {
+		j.queue(ctx, p)
 	}
-	return false
+	_, _ = p.Exec(ctx)
 }
 
 // close stops the flushers after the jobs already taken are done.

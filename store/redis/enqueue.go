@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 
@@ -75,6 +76,8 @@ func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	j.cmd = j.script.EvalSha(ctx, p, j.keys, j.args...)
 }
 
+func (j *enqueueJob) noScript() bool { return j.cmd != nil && isNoScript(j.cmd.Err()) }
+
 func (j *enqueueJob) finish(err error) {
 	j.err = err
 	j.done <- struct{}{}
@@ -97,7 +100,6 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	}
 
 	j := enqueuePool.Get().(*enqueueJob)
-	defer enqueuePool.Put(j)
 	target := s.keys.Queue(shard, lane)
 	if due > now {
 		target = s.keys.Delay(shard)
@@ -112,14 +114,19 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	j.script, j.cmd, j.err = s.scripts.enqueue, nil, nil
 
 	s.batch.submit(ctx, j)
-	<-j.done
+	if !waitDone(ctx, j.done) {
+		// The script may still run: the job stays with the batcher (and
+		// out of the pool), and the caller learns it cannot know.
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w: %w", ErrUnconfirmed, ctx.Err())
+	}
+	defer enqueuePool.Put(j)
+	defer clear(j.args)
 	if j.err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue: %w", j.err)
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", classify(j.err))
 	}
 	vals, err := j.cmd.Slice()
-	clear(j.args)
 	if err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue: %w", err)
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", classify(err))
 	}
 	if len(vals) != 2 {
 		return EnqueueResult{}, errors.New("enqueue: unexpected script answer")
@@ -141,4 +148,41 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		return EnqueueResult{}, fmt.Errorf("enqueue: status of %s: %w", rid, err)
 	}
 	return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(st)}, nil
+}
+
+// ErrUnconfirmed says Redis did not answer in time: the write may or may not
+// have happened. Callers must not claim either.
+var ErrUnconfirmed = errors.New("redis did not confirm in time")
+
+// classify wraps err in ErrUnconfirmed unless it shows the command never
+// reached Redis (the connection could not be made).
+func classify(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return err
+	}
+	if errors.Is(err, errClosed) || errors.Is(err, errNotSent) {
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+	}
+	return err
+}
+
+// waitDone waits for done until ctx ends; a job finished by then counts as
+// finished even if ctx ended at the same time.
+func waitDone(ctx context.Context, done chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
 }

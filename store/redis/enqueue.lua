@@ -45,6 +45,5 @@ if status == 'scheduled' then
 else
   redis.call('XADD', KEYS[2], '*', 'id', id)
 end
-redis.call('XADD', KEYS[3], '*', 'm', id, 't', ARGV[6], 'f', ARGV[7], 'r', ARGV[8],
-  's', status, 'ts', now, 'ty', ARGV[9], 'l', ARGV[11], 'c', ARGV[12], 'ch', 'whatsapp')
+emit(KEYS[3], KEYS[1], status, now, {'ch', 'whatsapp'})
 return {'ok', id}

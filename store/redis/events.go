@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,11 +21,14 @@ type EventReader struct {
 	s        *Store
 	consumer string
 	// pending[shard] is true until the shard's own unacknowledged entries
-	// (from before a restart) have been read again.
+	// (from before a restart) have been read again, once each: cursor[shard]
+	// is the last one read.
 	pending     []bool
+	cursor      []string
 	lastReclaim time.Time
 	// ReclaimIdle is how long another consumer may hold events before this
-	// one takes them over (60 s): that consumer is taken to be dead.
+	// one takes them over (5 min): that consumer is taken to be dead. A live
+	// loader holds a batch while ClickHouse is down, so this errs long.
 	ReclaimIdle time.Duration
 	// Poll is how long to wait between empty reads (50 ms).
 	Poll time.Duration
@@ -34,10 +38,10 @@ type EventReader struct {
 // name that stays the same across restarts of the same instance, so that it
 // picks up its own unacknowledged events at once.
 func (s *Store) EventReader(consumer string) *EventReader {
-	r := &EventReader{s: s, consumer: consumer, pending: make([]bool, s.cfg.Shards),
-		ReclaimIdle: time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
+	r := &EventReader{s: s, consumer: consumer, pending: make([]bool, s.cfg.Shards), cursor: make([]string, s.cfg.Shards),
+		ReclaimIdle: 5 * time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
 	for i := range r.pending {
-		r.pending[i] = true
+		r.pending[i], r.cursor[i] = true, "0"
 	}
 	return r
 }
@@ -78,7 +82,9 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 	if per < 1 {
 		per = 1
 	}
-	if time.Since(r.lastReclaim) > r.ReclaimIdle/2 {
+	// Reclaimed entries become this consumer's pending ones: take them only
+	// once its own pending ones were read, or they would come twice.
+	if !slices.Contains(r.pending, true) && time.Since(r.lastReclaim) > r.ReclaimIdle/2 {
 		r.lastReclaim = time.Now()
 		if dst, err = r.reclaim(ctx, dst, per); err != nil {
 			return dst, false, err
@@ -89,7 +95,7 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 	for sh := 0; sh < shards; sh++ {
 		from := ">"
 		if r.pending[sh] {
-			from = "0"
+			from = r.cursor[sh]
 		}
 		cmds[sh] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{
 			Group: GroupLoader, Consumer: r.consumer,
@@ -113,6 +119,9 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 			for _, m := range st.Messages {
 				dst = append(dst, decodeEvent(sh, m))
 			}
+			if n := len(st.Messages); n > 0 && r.pending[sh] {
+				r.cursor[sh] = st.Messages[n-1].ID
+			}
 		}
 		if got == 0 {
 			switched = switched || r.pending[sh]
@@ -122,12 +131,29 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 	return dst, switched, nil
 }
 
+// reclaim takes over events other consumers have held for ReclaimIdle. Its
+// own held events are not taken: they are still in its caller's hands.
 func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int) ([]message.Event, error) {
 	s := r.s
 	for sh := 0; sh < s.cfg.Shards; sh++ {
-		msgs, _, err := s.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-			Stream: s.keys.Events(sh), Group: GroupLoader, Consumer: r.consumer,
-			MinIdle: r.ReclaimIdle, Start: "0-0", Count: int64(per),
+		key := s.keys.Events(sh)
+		idle, err := s.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+			Stream: key, Group: GroupLoader, Idle: r.ReclaimIdle, Start: "-", End: "+", Count: int64(per),
+		}).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return dst, fmt.Errorf("reclaim events: %w", err)
+		}
+		var ids []string
+		for _, p := range idle {
+			if p.Consumer != r.consumer {
+				ids = append(ids, p.ID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		msgs, err := s.rdb.XClaim(ctx, &goredis.XClaimArgs{
+			Stream: key, Group: GroupLoader, Consumer: r.consumer, MinIdle: r.ReclaimIdle, Messages: ids,
 		}).Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return dst, fmt.Errorf("reclaim events: %w", err)
@@ -171,7 +197,7 @@ func decodeEvent(shard int, m goredis.XMessage) message.Event {
 		Provider: str("p"), ProviderMessageID: str("pid"), Type: message.Type(str("ty")),
 		Lane: message.Lane(str("l")), Attempt: int(num("a")), ErrorCode: int(num("ec")),
 		ErrorTitle: str("et"), PricingCategory: str("pc"), Billable: str("b") == "1",
-		ConversationID: str("pcv"),
+		ProviderConversationID: str("pcv"), ConversationID: str("c"), StaffMemberID: str("sm"),
 	}
 }
 

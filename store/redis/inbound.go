@@ -25,6 +25,9 @@ func (j *inboundJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	j.cmd = p.XAdd(ctx, &j.args)
 }
 
+// noScript: an XADD needs no script.
+func (j *inboundJob) noScript() bool { return false }
+
 func (j *inboundJob) finish(err error) {
 	j.err = err
 	j.done <- struct{}{}
@@ -176,9 +179,12 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 		return out, nil
 	}
 	cmds := make([]*goredis.Cmd, len(sts))
-	run := func() error {
+	run := func(only func(i int) bool) {
 		p := s.rdb.Pipeline()
 		for i := range sts {
+			if !only(i) {
+				continue
+			}
 			shard, err := message.ShardOf(sts[i].MessageID)
 			if err != nil || shard >= s.cfg.Shards {
 				cmds[i] = nil
@@ -188,15 +194,18 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 				[]string{s.keys.Msg(shard, sts[i].MessageID), s.keys.Events(shard)},
 				transitionArgs("", "", &sts[i].Result, s.stateTTL)...)
 		}
-		_, err := p.Exec(ctx)
-		return err
+		_, _ = p.Exec(ctx)
 	}
-	err := run()
-	if err != nil && isNoScript(err) {
-		if err := s.scripts.load(ctx, s.rdb); err != nil {
-			return nil, err
+	run(func(int) bool { return true })
+	noScript := func(i int) bool { return cmds[i] != nil && isNoScript(cmds[i].Err()) }
+	for i := range cmds {
+		if noScript(i) {
+			if err := s.scripts.load(ctx, s.rdb); err != nil {
+				return nil, err
+			}
+			run(noScript)
+			break
 		}
-		err = run()
 	}
 	for i, c := range cmds {
 		if c == nil {

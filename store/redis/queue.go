@@ -23,23 +23,20 @@ type Job struct {
 	Redelivered bool
 	// QueuedMS is when the message was accepted.
 	QueuedMS int64
+	// Throttled counts the attempts the provider refused for the sender's
+	// rate; they do not use up the retry budget.
+	Throttled int
 }
 
-// Claim reads up to count entries of shard's two lanes (transactional first)
-// for consumer, waiting up to block for some (block < 0: do not wait), and
-// begins each one (see begin.lua). With pending it re-reads entries already
-// delivered to consumer but never acknowledged (after a restart). Entries
-// whose message is gone or no longer sendable are acknowledged and dropped.
-func (s *Store) Claim(ctx context.Context, shard int, consumer string, count int, block time.Duration, pending bool, dst []*Job) ([]*Job, error) {
-	from := ">"
-	if pending {
-		from = "0"
-		block = -1
-	}
+// Claim reads up to count new entries of shard's two lanes (transactional
+// first) for consumer, waiting up to block for some (block < 0: do not
+// wait), and begins each one (see begin.lua). Entries whose message is gone
+// or no longer sendable are acknowledged and dropped.
+func (s *Store) Claim(ctx context.Context, shard int, consumer string, count int, block time.Duration, dst []*Job) ([]*Job, error) {
 	tx, bulk := s.keys.Queue(shard, "tx"), s.keys.Queue(shard, "bulk")
 	streams, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
 		Group: GroupDispatch, Consumer: consumer,
-		Streams: []string{tx, bulk, from, from},
+		Streams: []string{tx, bulk, ">", ">"},
 		Count:   int64(count), Block: block,
 	}).Result()
 	if errors.Is(err, goredis.Nil) {
@@ -47,6 +44,48 @@ func (s *Store) Claim(ctx context.Context, shard int, consumer string, count int
 	}
 	if err != nil {
 		return dst, fmt.Errorf("claim shard %d: %w", shard, err)
+	}
+	return s.begin(ctx, shard, streams, dst)
+}
+
+// PendingCursor pages through a consumer's unacknowledged entries of one
+// shard: the zero value starts at the beginning.
+type PendingCursor struct {
+	tx, bulk string
+	// Done is set once both lanes are read to their end.
+	Done bool
+}
+
+// ClaimPending re-reads, after a restart, up to count entries that were
+// delivered to consumer but never acknowledged, from cur on, and begins
+// them; it advances cur so that each entry is read once.
+func (s *Store) ClaimPending(ctx context.Context, shard int, consumer string, count int, cur *PendingCursor, dst []*Job) ([]*Job, error) {
+	if cur.tx == "" {
+		cur.tx, cur.bulk = "0", "0"
+	}
+	tx, bulk := s.keys.Queue(shard, "tx"), s.keys.Queue(shard, "bulk")
+	streams, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: GroupDispatch, Consumer: consumer,
+		Streams: []string{tx, bulk, cur.tx, cur.bulk},
+		Count:   int64(count), Block: -1,
+	}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return dst, fmt.Errorf("claim pending of shard %d: %w", shard, err)
+	}
+	got := 0
+	for _, st := range streams {
+		if n := len(st.Messages); n > 0 {
+			got += n
+			if st.Stream == tx {
+				cur.tx = st.Messages[n-1].ID
+			} else {
+				cur.bulk = st.Messages[n-1].ID
+			}
+		}
+	}
+	if got == 0 {
+		cur.Done = true
+		return dst, nil
 	}
 	return s.begin(ctx, shard, streams, dst)
 }
@@ -95,20 +134,26 @@ func (s *Store) begin(ctx context.Context, shard int, streams []goredis.XStream,
 		return dst, nil
 	}
 	now := strconv.FormatInt(s.nowMS(), 10)
-	run := func() error {
+	run := func(only func(*entry) bool) {
 		p := s.rdb.Pipeline()
 		for i := range entries {
-			e := &entries[i]
-			e.cmd = s.scripts.begin.EvalSha(ctx, p, []string{s.keys.Msg(shard, e.id)}, now)
+			if e := &entries[i]; only(e) {
+				e.cmd = s.scripts.begin.EvalSha(ctx, p, []string{s.keys.Msg(shard, e.id), s.keys.Events(shard)}, now)
+			}
 		}
-		_, err := p.Exec(ctx)
-		return err
+		_, _ = p.Exec(ctx)
 	}
-	if err := run(); err != nil && isNoScript(entries[0].cmd.Err()) {
-		if err := s.scripts.load(ctx, s.rdb); err != nil {
-			return dst, err
+	run(func(*entry) bool { return true })
+	noScript := func(e *entry) bool { return isNoScript(e.cmd.Err()) }
+	for i := range entries {
+		if noScript(&entries[i]) {
+			// Only the ones that did not run go again.
+			if err := s.scripts.load(ctx, s.rdb); err != nil {
+				return dst, err
+			}
+			run(noScript)
+			break
 		}
-		err = run()
 	}
 	var drop []entry
 	for _, e := range entries {
@@ -124,7 +169,8 @@ func (s *Store) begin(ctx context.Context, shard int, streams []goredis.XStream,
 		str := func(i int) string { x, _ := v[i].(string); return x }
 		attempt, _ := strconv.Atoi(str(10))
 		queued, _ := strconv.ParseInt(str(11), 10, 64)
-		j := &Job{Shard: shard, EntryID: e.entryID, Redelivered: str(1) == string(message.StatusSending), QueuedMS: queued}
+		throttled, _ := strconv.Atoi(str(12))
+		j := &Job{Shard: shard, EntryID: e.entryID, Redelivered: str(1) == string(message.StatusSending), QueuedMS: queued, Throttled: throttled}
 		j.Msg = message.Message{
 			ID: e.id, TenantID: str(2), Sender: str(3), Recipient: str(4),
 			Type: message.Type(str(5)), Content: []byte(str(6)), Lane: e.lane,
@@ -163,14 +209,16 @@ type Result struct {
 
 // finishJob carries one Finish or Retry through the batcher.
 type finishJob struct {
-	s      *Store
-	job    *Job
-	res    *Result
-	dueMS  int64 // > 0: retry at due instead of recording res.Status
-	setPID *goredis.StatusCmd
-	cmd    *goredis.Cmd
-	err    error
-	done   chan struct{}
+	s     *Store
+	job   *Job
+	res   *Result
+	dueMS int64 // > 0: retry at due instead of recording res.Status
+	// uncounted: the retry does not count against the budget (throttling).
+	uncounted bool
+	setPID    *goredis.StatusCmd
+	cmd       *goredis.Cmd
+	err       error
+	done      chan struct{}
 }
 
 func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
@@ -178,8 +226,12 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	msgKey := s.keys.Msg(j.Shard, j.Msg.ID)
 	queue := s.keys.Queue(j.Shard, string(j.Msg.Lane))
 	if f.dueMS > 0 {
-		f.cmd = s.scripts.retry.EvalSha(ctx, p, []string{msgKey, queue, s.keys.Delay(j.Shard)},
-			GroupDispatch, j.EntryID, f.dueMS, string(j.Msg.Lane)+"|"+j.Msg.ID, r.ErrorCode, r.ErrorTitle)
+		uncounted := "0"
+		if f.uncounted {
+			uncounted = "1"
+		}
+		f.cmd = s.scripts.retry.EvalSha(ctx, p, []string{msgKey, queue, s.keys.Delay(j.Shard), s.keys.Events(j.Shard)},
+			GroupDispatch, j.EntryID, f.dueMS, string(j.Msg.Lane)+"|"+j.Msg.ID, r.ErrorCode, r.ErrorTitle, s.nowMS(), uncounted)
 		return
 	}
 	if r.ProviderMessageID != "" {
@@ -190,6 +242,8 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	f.cmd = s.scripts.transition.EvalSha(ctx, p, []string{msgKey, s.keys.Events(j.Shard), queue},
 		transitionArgs(GroupDispatch, j.EntryID, r, s.stateTTL)...)
 }
+
+func (f *finishJob) noScript() bool { return f.cmd != nil && isNoScript(f.cmd.Err()) }
 
 func (f *finishJob) finish(err error) {
 	f.err = err
@@ -218,12 +272,13 @@ func (s *Store) Finish(ctx context.Context, j *Job, r *Result) error {
 }
 
 // Retry puts a job back to be sent again at dueMS (Unix ms) after a
-// transient failure, and acknowledges its queue entry.
-func (s *Store) Retry(ctx context.Context, j *Job, dueMS int64, r *Result) error {
+// transient failure, and acknowledges its queue entry. An uncounted retry
+// (the provider throttled the sender) does not use up the retry budget.
+func (s *Store) Retry(ctx context.Context, j *Job, dueMS int64, r *Result, uncounted bool) error {
 	if dueMS <= 0 {
 		dueMS = 1
 	}
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, dueMS: dueMS, done: make(chan struct{}, 1)})
+	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, dueMS: dueMS, uncounted: uncounted, done: make(chan struct{}, 1)})
 }
 
 func (s *Store) runFinish(ctx context.Context, f *finishJob) error {

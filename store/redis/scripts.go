@@ -11,6 +11,8 @@ import (
 
 // The Lua scripts, each documented (KEYS and ARGV) in its own file.
 var (
+	//go:embed lib.lua
+	libSrc string
 	//go:embed enqueue.lua
 	enqueueSrc string
 	//go:embed begin.lua
@@ -32,11 +34,11 @@ type scripts struct {
 
 func newScripts() *scripts {
 	return &scripts{
-		enqueue:    goredis.NewScript(enqueueSrc),
-		begin:      goredis.NewScript(beginSrc),
-		transition: goredis.NewScript(transitionSrc),
-		retry:      goredis.NewScript(retrySrc),
-		promote:    goredis.NewScript(promoteSrc),
+		enqueue:    goredis.NewScript(libSrc + enqueueSrc),
+		begin:      goredis.NewScript(libSrc + beginSrc),
+		transition: goredis.NewScript(libSrc + transitionSrc),
+		retry:      goredis.NewScript(libSrc + retrySrc),
+		promote:    goredis.NewScript(libSrc + promoteSrc),
 	}
 }
 

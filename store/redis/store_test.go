@@ -2,8 +2,12 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,7 +173,7 @@ func claimOne(t *testing.T, s *Store, consumer string) *Job {
 		t.Fatal(err)
 	}
 	shard, _ := message.ShardOf(res.ID)
-	jobs, err := s.Claim(ctx, shard, consumer, 10, -1, false, nil)
+	jobs, err := s.Claim(ctx, shard, consumer, 10, -1, nil)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
 	}
@@ -214,10 +218,15 @@ func TestClaimAfterCrashRedelivers(t *testing.T) {
 	s, _ := newTestStore(t)
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
-	// w1 "dies" without finishing. Its own restart finds the entry pending…
-	again, err := s.Claim(ctx, j.Shard, "w1", 10, -1, true, nil)
+	// w1 "dies" without finishing. Its own restart finds the entry pending,
+	// once: paging on does not bring it back.
+	var cur PendingCursor
+	again, err := s.ClaimPending(ctx, j.Shard, "w1", 10, &cur, nil)
 	if err != nil || len(again) != 1 || !again[0].Redelivered || again[0].Msg.Attempt != 2 {
 		t.Fatalf("pending re-read: %+v %v", again, err)
+	}
+	if more, err := s.ClaimPending(ctx, j.Shard, "w1", 10, &cur, nil); err != nil || len(more) != 0 || !cur.Done {
+		t.Fatalf("pending re-read twice: %d more, done %v, %v", len(more), cur.Done, err)
 	}
 	// …and another worker takes it over once it has been idle long enough.
 	if got, _ := s.Reclaim(ctx, j.Shard, "w2", time.Hour, 10, nil); len(got) != 0 {
@@ -235,7 +244,7 @@ func TestRetryComesBackWhenDue(t *testing.T) {
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	due := time.Now().Add(100 * time.Millisecond).UnixMilli()
-	if err := s.Retry(ctx, j, due, &Result{ErrorCode: 131000, ErrorTitle: "Something went wrong"}); err != nil {
+	if err := s.Retry(ctx, j, due, &Result{ErrorCode: 131000, ErrorTitle: "Something went wrong"}, false); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := s.State(ctx, j.Msg.ID)
@@ -249,7 +258,7 @@ func TestRetryComesBackWhenDue(t *testing.T) {
 	if n, err := s.Promote(ctx, j.Shard, 10); n != 1 || err != nil {
 		t.Fatalf("promote: %d %v", n, err)
 	}
-	jobs, err := s.Claim(ctx, j.Shard, "w1", 10, -1, false, nil)
+	jobs, err := s.Claim(ctx, j.Shard, "w1", 10, -1, nil)
 	if err != nil || len(jobs) != 1 || jobs[0].Msg.Attempt != 2 || jobs[0].Redelivered {
 		t.Fatalf("after retry: %+v %v", jobs, err)
 	}
@@ -263,7 +272,7 @@ func TestClaimDropsCanceledAndVanishedMessages(t *testing.T) {
 	shard, _ := message.ShardOf(res.ID)
 	rdb.HSet(ctx, s.keys.Msg(shard, res.ID), "st", "canceled")
 	rdb.Del(ctx, s.keys.Msg(shard, gone.ID))
-	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, false, nil)
+	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, nil)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("claimed %d jobs (%v), want none", len(jobs), err)
 	}
@@ -301,14 +310,15 @@ func TestStatusesMoveForwardOnly(t *testing.T) {
 			}
 		})
 	}
-	// events: queued + sent (dispatcher) + each first-seen status
-	f("in order", []message.Status{"sent", "delivered", "read"}, message.StatusRead, 4)
-	f("read before delivered", []message.Status{"read", "delivered", "sent"}, message.StatusRead, 4)
-	f("duplicates", []message.Status{"delivered", "delivered", "read", "read", "delivered"}, message.StatusRead, 4)
-	f("late sent keeps delivered", []message.Status{"delivered", "sent"}, message.StatusDelivered, 3)
-	f("failed after sent", []message.Status{"failed"}, message.StatusFailed, 3)
-	f("delivered outranks failed", []message.Status{"failed", "delivered"}, message.StatusDelivered, 4)
-	f("unknown status ignored", []message.Status{"deleted"}, message.StatusSent, 2)
+	// events: queued, sending, sent (dispatcher) + each first-seen status
+	f("in order", []message.Status{"sent", "delivered", "read"}, message.StatusRead, 5)
+	f("read before delivered", []message.Status{"read", "delivered", "sent"}, message.StatusRead, 5)
+	f("duplicates", []message.Status{"delivered", "delivered", "read", "read", "delivered"}, message.StatusRead, 5)
+	f("late sent keeps delivered", []message.Status{"delivered", "sent"}, message.StatusDelivered, 4)
+	f("failed after sent", []message.Status{"failed"}, message.StatusFailed, 4)
+	f("delivered outranks failed", []message.Status{"failed", "delivered"}, message.StatusDelivered, 5)
+	f("failed after read is noise", []message.Status{"read", "failed"}, message.StatusRead, 4)
+	f("unknown status ignored", []message.Status{"deleted"}, message.StatusSent, 3)
 }
 
 // TestLuaRankMatchesGo keeps transition.lua's rank table equal to message.Rank.
@@ -363,11 +373,18 @@ func TestEventReaderRereadsUnackedAndTrims(t *testing.T) {
 	if evs[0].Status != message.StatusQueued || evs[0].TenantID != "hotel" || evs[0].AtMS == 0 || evs[0].Type != message.TypeText {
 		t.Fatalf("event %+v", evs[0])
 	}
-	// A restart of the same consumer gets the unacknowledged ones again.
+	// The same reader does not hand them out twice (its caller holds them)…
+	if dup, _ := r.Read(ctx, nil, 100, 0); len(dup) != 0 {
+		t.Fatalf("the reader returned %d held events again", len(dup))
+	}
+	// …and a restart of the same consumer gets them again, once.
 	r2 := s.EventReader("loader-1")
 	again, err := r2.Read(ctx, nil, 100, 0)
 	if err != nil || len(again) != 5 {
 		t.Fatalf("re-read %d events after restart: %v", len(again), err)
+	}
+	if dup, _ := r2.Read(ctx, nil, 100, 0); len(dup) != 0 {
+		t.Fatalf("after a restart the reader returned %d held events twice", len(dup))
 	}
 	if err := r2.Ack(ctx, again[:3]); err != nil {
 		t.Fatal(err)
@@ -456,7 +473,7 @@ func TestScriptCacheFlushIsSurvived(t *testing.T) {
 	}
 	rdb.ScriptFlush(ctx)
 	shard, _ := message.ShardOf(res.ID)
-	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, false, nil)
+	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, nil)
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("claim after SCRIPT FLUSH: %d %v", len(jobs), err)
 	}
@@ -475,7 +492,53 @@ func TestStatusTimesNeverPrecedeEarlierStatuses(t *testing.T) {
 	s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: Result{Status: "delivered", AtMS: secs}}})
 	s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: Result{Status: "read", AtMS: secs}}})
 	st, _ := s.State(ctx, j.Msg.ID)
-	if st.DeliveredMS < st.SentMS || st.ReadMS < st.DeliveredMS {
+	if st.DeliveredMS <= st.SentMS || st.ReadMS <= st.DeliveredMS {
 		t.Fatalf("sent %d, delivered %d, read %d: out of order", st.SentMS, st.DeliveredMS, st.ReadMS)
+	}
+}
+
+func TestEventReaderTakesOverOnlyOthersIdleEvents(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		s.Enqueue(ctx, textArgs(fmt.Sprintf("+155500030%02d", i), "x"))
+	}
+	a := s.EventReader("loader-a")
+	a.ReclaimIdle = 20 * time.Millisecond
+	held, _ := a.Read(ctx, nil, 100, 0)
+	if len(held) != 3 {
+		t.Fatalf("read %d", len(held))
+	}
+	time.Sleep(40 * time.Millisecond)
+	if dup, _ := a.Read(ctx, nil, 100, 0); len(dup) != 0 {
+		t.Fatalf("a took back %d of its own held events", len(dup))
+	}
+	b := s.EventReader("loader-b")
+	b.ReclaimIdle = 20 * time.Millisecond
+	b.lastReclaim = time.Time{}
+	got, _ := b.Read(ctx, nil, 100, 0)
+	if len(got) != 3 {
+		t.Fatalf("b took over %d of a's idle events, want 3", len(got))
+	}
+}
+
+func TestClassifyTellsUnsentFromUnconfirmed(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	read := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, c := range []struct {
+		err         error
+		unconfirmed bool
+	}{
+		{dial, false},
+		{fmt.Errorf("%w: %w", errNotSent, context.DeadlineExceeded), false},
+		{errClosed, false},
+		{read, true},
+		{context.DeadlineExceeded, true},
+		{net.ErrClosed, true},
+		{errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+	} {
+		if got := errors.Is(classify(c.err), ErrUnconfirmed); got != c.unconfirmed {
+			t.Errorf("classify(%v): unconfirmed %v, want %v", c.err, got, c.unconfirmed)
+		}
 	}
 }
