@@ -1,36 +1,49 @@
-// Package dispatcher sends queued messages: one worker per shard reads the
-// shard's lanes, keeps each sender within its rate, calls the sender's
-// provider, and records the outcome before acknowledging the queue entry.
+// Package dispatcher sends queued messages. Shards are spread over the live
+// dispatcher instances by leases; the owner of a shard runs one pump per
+// sender number, which keeps the number within its rate, each recipient's
+// messages in order and within the pair rate, the transactional lane before
+// the bulk lane, and campaigns sharing the bulk lane fairly. Every send goes
+// through its provider account's circuit breaker, with the sender's fallback
+// chain while it is open, and its outcome is recorded before its queue entry
+// is acknowledged.
 package dispatcher
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker"
 
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/redis"
 )
 
+// Role names the dispatcher's shard leases.
+const Role = "dispatch"
+
 // Config configures the dispatcher.
 type Config struct {
-	// Consumer names this instance in the dispatch consumer group. Keep it
-	// stable across restarts (the host name) so that it resumes its own
-	// unacknowledged entries at once.
-	Consumer string
-	// ReadCount is how many entries one read of a shard takes (64).
-	ReadCount int
-	// Block is how long a read waits for new entries (100 ms). It also
-	// paces the moving of due retries into the queues.
-	Block time.Duration
-	// Concurrency is how many sends of one shard may be in flight (64).
-	Concurrency int
+	// Instance names this process among the live dispatchers: its consumer
+	// name in the queues and the holder of its shard leases. It must be
+	// unique among live instances.
+	Instance string
+	// LeaseTTL is how long a dead instance's shards stay unowned (5 s).
+	LeaseTTL time.Duration
+	// InFlight bounds one sender's provider calls under way (256: enough
+	// for 1 000 mps at 200 ms of provider latency).
+	InFlight int
+	// ReadAhead is how many of a sender's messages per lane are read into
+	// memory ahead of sending (512).
+	ReadAhead int
 	// MaxAttempts is how many provider calls a message gets before it
-	// fails for good (5).
+	// fails for good and goes to the dead-letter stream (5). Throttled
+	// calls do not count.
 	MaxAttempts int
 	// RetryBase and RetryMax bound the exponential backoff between
 	// attempts (1 s, 5 min), with full jitter.
@@ -40,24 +53,33 @@ type Config struct {
 	// RecordTimeout is how long an outcome is retried against Redis before
 	// it is left to redelivery (30 s).
 	RecordTimeout time.Duration
-	// ReclaimIdle is how long an entry may stay unacknowledged with another
-	// consumer before this one takes it over, taking it for dead (60 s). It
-	// must exceed a send plus the time its outcome may take to be recorded.
-	ReclaimIdle time.Duration
+	// HoldFor is how long a sender is held after a spam-limit answer
+	// (Meta 131048) and StopFor after its account was locked or its token
+	// refused (131031, 368, 190): 10 min and 1 h.
+	HoldFor, StopFor time.Duration
+	// Rates are the senders' token buckets: tier per number, AIMD.
+	Rates ratelimit.Config
+	// Pairs are the per-recipient buckets (Meta: ~1 per 6 s, bursts of 45).
+	Pairs ratelimit.PairConfig
+	// Breaker is every provider account's circuit breaker.
+	Breaker BreakerConfig
+	// Tick paces the shard's housekeeping: moving due retries into their
+	// queues and checking fallbacks (100 ms).
+	Tick time.Duration
 }
 
 func (c *Config) setDefaults() {
-	if c.Consumer == "" {
-		c.Consumer = "dispatcher-1"
+	if c.Instance == "" {
+		c.Instance = "dispatcher-1"
 	}
-	if c.ReadCount == 0 {
-		c.ReadCount = 64
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 5 * time.Second
 	}
-	if c.Block == 0 {
-		c.Block = 100 * time.Millisecond
+	if c.InFlight == 0 {
+		c.InFlight = 256
 	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 64
+	if c.ReadAhead == 0 {
+		c.ReadAhead = 512
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
@@ -71,78 +93,91 @@ func (c *Config) setDefaults() {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 15 * time.Second
 	}
-	if c.ReclaimIdle == 0 {
-		c.ReclaimIdle = time.Minute
-	}
 	if c.RecordTimeout == 0 {
 		c.RecordTimeout = 30 * time.Second
 	}
+	if c.HoldFor == 0 {
+		c.HoldFor = 10 * time.Minute
+	}
+	if c.StopFor == 0 {
+		c.StopFor = time.Hour
+	}
+	if c.Rates.DefaultRate == 0 {
+		c.Rates.DefaultRate = ratelimit.TierDefault
+	}
+	if c.Tick == 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	c.Breaker.setDefaults()
 }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	switch {
-	case c.ReadCount < 1 || c.Concurrency < 1:
-		return errors.New("dispatcher: read count and concurrency must be positive")
+	case c.InFlight < 1 || c.ReadAhead < 1:
+		return errors.New("dispatcher: in-flight and read-ahead must be positive")
 	case c.MaxAttempts < 1:
 		return errors.New("dispatcher: max attempts must be at least 1")
 	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
 		return errors.New("dispatcher: retry backoff must be positive with max ≥ base")
-	case c.ReclaimIdle <= c.SendTimeout+c.RecordTimeout:
-		return errors.New("dispatcher: reclaim idle must exceed the send and record timeouts, or live sends get taken over")
+	case c.LeaseTTL < 100*time.Millisecond:
+		return errors.New("dispatcher: lease TTL below 100 ms")
+	case c.Breaker.FailureRatio <= 0 || c.Breaker.FailureRatio > 1:
+		return errors.New("dispatcher: breaker failure ratio must be in (0, 1]")
+	}
+	if err := c.Rates.Validate(); err != nil {
+		return err
 	}
 	return nil
 }
 
-// Router finds the provider account that sends for a sender number.
-type Router interface {
-	Route(sender string) (provider.Provider, bool)
-}
-
-// Limiter paces a sender to its allowed rate.
-type Limiter interface {
-	// Wait blocks until sender may send one more message.
-	Wait(ctx context.Context, sender string) error
-	// Throttled slows sender down after the provider throttled it, and
-	// holds it for retryAfter when given.
-	Throttled(sender string, retryAfter time.Duration)
-}
-
-// Dispatcher runs the shard workers.
+// Dispatcher owns shards through a leaser and runs a worker per owned
+// shard. It implements redis.ShardOwner.
 type Dispatcher struct {
-	cfg     Config
-	store   *redis.Store
-	router  Router
-	limiter Limiter
-	log     *slog.Logger
-	m       *metrics
-	now     func() time.Time
+	cfg    Config
+	store  *redis.Store
+	router Router
+	log    *slog.Logger
+	m      *metrics
+	rates  *ratelimit.Senders
+	leaser *redis.Leaser
+
+	mu       sync.Mutex
+	shards   map[int]*shardWorker
+	breakers map[provider.Provider]*breaker
+	pairs    map[string]*ratelimit.Pairs
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 }
 
-// New returns a dispatcher over store.
-func New(cfg Config, store *redis.Store, router Router, limiter Limiter, reg prometheus.Registerer, log *slog.Logger) (*Dispatcher, error) {
+// New returns a dispatcher over store, routing senders with router.
+func New(cfg Config, store *redis.Store, router Router, reg prometheus.Registerer, log *slog.Logger) (*Dispatcher, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Dispatcher{cfg: cfg, store: store, router: router, limiter: limiter, log: log,
-		m: newMetrics(reg), now: time.Now, stop: make(chan struct{})}, nil
+	if _, err := ratelimit.NewPairs(cfg.Pairs); err != nil {
+		return nil, err
+	}
+	rates, err := ratelimit.NewSenders(cfg.Rates)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{cfg: cfg, store: store, router: router, log: log, m: newMetrics(reg), rates: rates,
+		shards: map[int]*shardWorker{}, breakers: map[provider.Provider]*breaker{}, pairs: map[string]*ratelimit.Pairs{},
+		stop: make(chan struct{})}
+	d.leaser, err = store.NewLeaser(redis.LeaserConfig{Role: Role, Instance: cfg.Instance, TTL: cfg.LeaseTTL}, d, log)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
-// Start runs a worker for every shard and the queue depth poller.
+// Start takes part in the shard leases and keeps the queue depth gauges.
 func (d *Dispatcher) Start() {
-	for sh := 0; sh < d.store.Config().Shards; sh++ {
-		w := newWorker(d, sh)
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			w.run()
-		}()
-	}
+	d.leaser.Start()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -150,19 +185,80 @@ func (d *Dispatcher) Start() {
 	}()
 }
 
-// Shutdown stops reading new entries and waits for the sends in flight to
-// finish and be recorded (bounded by ctx). Whatever is left unacknowledged
-// is picked up again by this consumer's restart or by another one.
+// Shutdown stops taking messages, lets the sends in flight finish and be
+// recorded, and gives the shards back at once (bounded by ctx). Whatever
+// was read but not sent stays queued for the next owner.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	err := d.leaser.Shutdown(ctx)
 	d.stopOnce.Do(func() { close(d.stop) })
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	d.wg.Wait()
+	return err
+}
+
+// Owned returns the shards this instance works now.
+func (d *Dispatcher) Owned() []int { return d.leaser.Owned() }
+
+// Acquired starts a worker for a shard this instance now owns.
+func (d *Dispatcher) Acquired(l *redis.Lease) {
+	w := newShardWorker(d, l)
+	d.mu.Lock()
+	d.shards[l.Shard] = w
+	d.mu.Unlock()
+	d.m.shards.Inc()
+	w.start()
+}
+
+// Release stops a shard's worker gracefully, then lets the lease go.
+func (d *Dispatcher) Release(shard int, done func()) {
+	d.mu.Lock()
+	w := d.shards[shard]
+	delete(d.shards, shard)
+	d.mu.Unlock()
+	if w == nil {
+		done()
+		return
 	}
+	go func() {
+		w.shutdown()
+		d.m.shards.Dec()
+		done()
+	}()
+}
+
+// Lost stops a shard's worker whose lease is gone; its writes are fenced.
+func (d *Dispatcher) Lost(shard int) {
+	d.log.Warn("lost a shard", "shard", shard)
+	d.Release(shard, func() {})
+}
+
+// breakerFor returns p's circuit breaker, made on first use.
+func (d *Dispatcher) breakerFor(p provider.Provider) *breaker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.breakers[p]
+	if b == nil {
+		name := p.Name()
+		b = newBreaker(name, d.cfg.Breaker, func(name string, to gobreaker.State) {
+			d.m.breaker.WithLabelValues(name).Set(float64(to))
+			d.log.Warn("provider circuit breaker", "provider", name, "state", to.String())
+		})
+		d.breakers[p] = b
+		d.m.breaker.WithLabelValues(name).Set(0)
+	}
+	return b
+}
+
+// pairsFor returns sender's recipient buckets; they outlive shard moves
+// within the process.
+func (d *Dispatcher) pairsFor(sender string) *ratelimit.Pairs {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.pairs[sender]
+	if p == nil {
+		p, _ = ratelimit.NewPairs(d.cfg.Pairs) // checked in New
+		d.pairs[sender] = p
+	}
+	return p
 }
 
 // pollDepth keeps the queue depth gauges current.
@@ -185,3 +281,6 @@ func (d *Dispatcher) pollDepth() {
 		}
 	}
 }
+
+// String names the dispatcher in logs.
+func (d *Dispatcher) String() string { return fmt.Sprintf("dispatcher %s", d.cfg.Instance) }

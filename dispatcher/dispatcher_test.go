@@ -2,8 +2,10 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wagate/wagate/message"
-	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/provider/sim"
+	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
@@ -24,19 +26,20 @@ const (
 	phoneID = "100000000000001"
 )
 
-type routes map[string]provider.Provider
+type routes map[string]*Route
 
-func (r routes) Route(s string) (provider.Provider, bool) { p, ok := r[s]; return p, ok }
+func (r routes) Route(s string) (*Route, bool) { rt, ok := r[s]; return rt, ok }
 
 // rig is a dispatcher over a real Redis sending to the simulator through
 // the Meta adapter.
 type rig struct {
-	t     *testing.T
-	store *redis.Store
-	sim   *sim.Server
-	d     *Dispatcher
-	reg   *prometheus.Registry
-	cfg   Config
+	t      *testing.T
+	store  *redis.Store
+	sim    *sim.Server
+	d      *Dispatcher
+	reg    *prometheus.Registry
+	cfg    Config
+	routes routes
 }
 
 func newRig(t *testing.T, sc sim.Config, cfg Config) *rig {
@@ -57,42 +60,50 @@ func newRig(t *testing.T, sc sim.Config, cfg Config) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	if cfg.Consumer == "" {
-		cfg.Consumer = "d1"
+	if cfg.Instance == "" {
+		cfg.Instance = "d1"
 	}
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase, cfg.RetryMax = 20*time.Millisecond, 100*time.Millisecond
 	}
-	return &rig{t: t, store: store, sim: s, reg: prometheus.NewRegistry(), cfg: cfg}
+	if cfg.Rates.DefaultRate == 0 {
+		cfg.Rates.DefaultRate = 1000
+	}
+	cfg.LeaseTTL = 500 * time.Millisecond
+	cfg.Tick = 20 * time.Millisecond
+	mc, err := meta.New(meta.Config{BaseURL: s.URL(), AccessToken: sim.DefaultAccessToken, PhoneNumberIDs: map[string]string{sender: phoneID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, store: store, sim: s, reg: prometheus.NewRegistry(), cfg: cfg,
+		routes: routes{sender: &Route{Primary: mc}}}
 }
 
 func (r *rig) start() {
 	r.t.Helper()
-	mc, err := meta.New(meta.Config{BaseURL: r.sim.URL(), AccessToken: sim.DefaultAccessToken, PhoneNumberIDs: map[string]string{sender: phoneID}})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.d, err = New(r.cfg, r.store, routes{sender: mc}, nil, r.reg, slog.New(slog.DiscardHandler))
+	var err error
+	r.d, err = New(r.cfg, r.store, r.routes, r.reg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.d.Start()
-	stopped := false
-	r.t.Cleanup(func() {
-		if !stopped {
-			r.d.Shutdown(context.Background())
-		}
-	})
+	r.t.Cleanup(func() { r.d.Shutdown(context.Background()) })
 }
 
-func (r *rig) enqueue(n int, from string) []string {
+type msgOpt func(*redis.EnqueueArgs)
+
+func (r *rig) enqueue(n int, from string, opts ...msgOpt) []string {
 	r.t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
-		res, err := r.store.Enqueue(context.Background(), &redis.EnqueueArgs{
+		a := &redis.EnqueueArgs{
 			TenantID: "hotel", Sender: from, Recipient: fmt.Sprintf("+1415555%04d", i), Type: message.TypeText,
 			Content: []byte(fmt.Sprintf(`{"body":"message %d"}`, i)), Lane: message.LaneTx,
-		})
+		}
+		for _, o := range opts {
+			o(a)
+		}
+		res, err := r.store.Enqueue(context.Background(), a)
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -104,7 +115,7 @@ func (r *rig) enqueue(n int, from string) []string {
 // wait polls until every message is in a status for which done is true.
 func (r *rig) wait(ids []string, done func(message.Status) bool) map[string]*redis.State {
 	r.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out := map[string]*redis.State{}
 		for _, id := range ids {
@@ -120,7 +131,7 @@ func (r *rig) wait(ids []string, done func(message.Status) bool) map[string]*red
 			return out
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("%d of %d messages done after 20s", len(out), len(ids))
+			r.t.Fatalf("%d of %d messages done after 30s", len(out), len(ids))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -128,28 +139,36 @@ func (r *rig) wait(ids []string, done func(message.Status) bool) map[string]*red
 
 func (r *rig) queuesEmpty() {
 	r.t.Helper()
-	ctx := context.Background()
-	rdb := r.store.Client()
-	for sh := 0; sh < 2; sh++ {
-		for _, lane := range []string{"tx", "bulk"} {
-			q := r.store.Keys().Queue(sh, lane)
-			if n := rdb.XLen(ctx, q).Val(); n != 0 {
-				r.t.Fatalf("%s still holds %d entries", q, n)
-			}
-			if p := rdb.XPending(ctx, q, redis.GroupDispatch).Val(); p.Count != 0 {
-				r.t.Fatalf("%s has %d unacknowledged entries", q, p.Count)
-			}
-		}
+	if tx, bulk, delayed, err := r.store.QueueDepth(context.Background()); err != nil || tx+bulk+delayed != 0 {
+		r.t.Fatalf("queues hold %d tx, %d bulk, %d delayed (%v)", tx, bulk, delayed, err)
 	}
 }
 
-func isSent(s message.Status) bool { return s == message.StatusSent }
+func is(st message.Status) func(message.Status) bool {
+	return func(s message.Status) bool { return s == st }
+}
+
+// bodies returns the texts the simulator accepted, in order.
+func (r *rig) bodies() []string {
+	var out []string
+	for _, q := range r.sim.Requests(phoneID) {
+		var b struct {
+			To   string `json:"to"`
+			Text struct {
+				Body string `json:"body"`
+			} `json:"text"`
+		}
+		json.Unmarshal(q.Body, &b)
+		out = append(out, b.To+" "+b.Text.Body)
+	}
+	return out
+}
 
 func TestEverySendReachesTheProviderOnce(t *testing.T) {
 	r := newRig(t, sim.Config{}, Config{})
 	ids := r.enqueue(60, sender)
 	r.start()
-	states := r.wait(ids, isSent)
+	states := r.wait(ids, is(message.StatusSent))
 	reqs := r.sim.Requests(phoneID)
 	if len(reqs) != len(ids) {
 		t.Fatalf("simulator got %d sends for %d messages", len(reqs), len(ids))
@@ -167,13 +186,25 @@ func TestEverySendReachesTheProviderOnce(t *testing.T) {
 	if n := testutil.ToFloat64(r.d.m.sends.WithLabelValues("meta", "sent")); n != 60 {
 		t.Fatalf("sends{outcome=sent} = %v", n)
 	}
+	if got := r.d.Owned(); len(got) != 2 {
+		t.Fatalf("a lone dispatcher owns shards %v, want both", got)
+	}
 }
 
-func TestTransientErrorsAreRetried(t *testing.T) {
-	r := newRig(t, sim.Config{ErrorRate: 0.5}, Config{MaxAttempts: 20})
-	ids := r.enqueue(30, sender)
+func TestTransientErrorsAreRetriedInRecipientOrder(t *testing.T) {
+	r := newRig(t, sim.Config{ErrorRate: 0.4}, Config{MaxAttempts: 50})
+	// Five guests get ten messages each, interleaved.
+	var ids []string
+	for i := 0; i < 10; i++ {
+		for g := 0; g < 5; g++ {
+			ids = append(ids, r.enqueue(1, sender, func(a *redis.EnqueueArgs) {
+				a.Recipient = fmt.Sprintf("+1415555000%d", g)
+				a.Content = []byte(fmt.Sprintf(`{"body":"message %d"}`, i))
+			})...)
+		}
+	}
 	r.start()
-	states := r.wait(ids, isSent)
+	states := r.wait(ids, is(message.StatusSent))
 	retried := 0
 	for _, st := range states {
 		if st.Attempts > 1 {
@@ -181,25 +212,51 @@ func TestTransientErrorsAreRetried(t *testing.T) {
 		}
 	}
 	if retried == 0 {
-		t.Fatal("half the calls failed, yet no message needed a second attempt")
+		t.Fatal("40% of calls failed, yet no message needed a second attempt: the test proves nothing")
 	}
-	if got := len(r.sim.Requests(phoneID)); got != len(ids) {
-		t.Fatalf("simulator accepted %d sends for %d messages", got, len(ids))
+	next := map[string]int{}
+	for _, b := range r.bodies() {
+		to, text, _ := strings.Cut(b, " ")
+		if want := fmt.Sprintf("message %d", next[to]); text != want {
+			t.Fatalf("guest %s got %q before %q: order broken by a retry", to, text, want)
+		}
+		next[to]++
+	}
+	if len(next) != 5 {
+		t.Fatalf("guests %v", next)
 	}
 	r.queuesEmpty()
 }
 
-func TestExhaustedRetriesFail(t *testing.T) {
+func TestExhaustedRetriesAreDeadLetteredAndCanBeRequeued(t *testing.T) {
 	r := newRig(t, sim.Config{ErrorRate: 1}, Config{MaxAttempts: 3})
 	ids := r.enqueue(3, sender)
 	r.start()
-	for id, st := range r.wait(ids, func(s message.Status) bool { return s == message.StatusFailed }) {
+	for id, st := range r.wait(ids, is(message.StatusFailed)) {
 		if st.Attempts != 3 || st.ErrorCode != 131000 || st.ErrorTitle == "" || st.FailedMS == 0 {
 			t.Fatalf("%s: %+v", id, st)
 		}
 	}
-	if s := r.sim.Stats(); len(r.sim.Requests(phoneID)) != 0 || s.Accepted != 0 {
+	if s := r.sim.Stats(); s.Accepted != 0 {
 		t.Fatalf("simulator accepted sends: %+v", s)
+	}
+	dl, err := r.store.DeadLetters(context.Background(), "hotel", 10, 0)
+	if err != nil || len(dl) != 3 || dl[0].ErrorCode != 131000 {
+		t.Fatalf("dead letters %+v %v", dl, err)
+	}
+	// The provider recovers; an operator requeues them.
+	rt := r.sim.Runtime()
+	rt.ErrorRate = 0
+	r.sim.SetRuntime(rt)
+	for _, id := range ids {
+		if err := r.store.Requeue(context.Background(), "hotel", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, st := range r.wait(ids, is(message.StatusSent)) {
+		if st.Attempts != 4 {
+			t.Fatalf("%s: attempts %d after requeue, want 4", id, st.Attempts)
+		}
 	}
 	r.queuesEmpty()
 }
@@ -208,33 +265,51 @@ func TestSenderWithoutProviderFails(t *testing.T) {
 	r := newRig(t, sim.Config{}, Config{})
 	ids := r.enqueue(1, "+15559999999")
 	r.start()
-	st := r.wait(ids, func(s message.Status) bool { return s == message.StatusFailed })[ids[0]]
+	st := r.wait(ids, is(message.StatusFailed))[ids[0]]
 	if !strings.Contains(st.ErrorTitle, "+15559999999") {
 		t.Fatalf("failure reason %q does not name the sender", st.ErrorTitle)
 	}
 }
 
-func TestMessageOfADeadWorkerIsSentAndCounted(t *testing.T) {
-	r := newRig(t, sim.Config{}, Config{ReclaimIdle: 300 * time.Millisecond, SendTimeout: 200 * time.Millisecond, RecordTimeout: 50 * time.Millisecond})
-	ids := r.enqueue(1, sender)
-	shard, _ := message.ShardOf(ids[0])
-	// A worker named "dead" takes the message, marks it sending, and dies.
-	if jobs, err := r.store.Claim(context.Background(), shard, "dead", 10, -1, nil); err != nil || len(jobs) != 1 {
-		t.Fatalf("claim: %v %v", jobs, err)
-	}
+func TestMessagesPastTheirValidityAreNeverSent(t *testing.T) {
+	// One message per second: most of these expire before their turn.
+	r := newRig(t, sim.Config{}, Config{Rates: ratelimit.Config{DefaultRate: 2, Burst: 1}})
+	until := time.Now().Add(1500 * time.Millisecond).UnixMilli()
+	ids := r.enqueue(10, sender, func(a *redis.EnqueueArgs) { a.ExpiresMS = until })
 	r.start()
-	st := r.wait(ids, isSent)[ids[0]]
-	if st.Attempts != 2 {
-		t.Fatalf("attempts %d, want 2 (the dead worker's and ours)", st.Attempts)
+	states := r.wait(ids, func(s message.Status) bool { return s == message.StatusSent || s == message.StatusExpired })
+	sent, expired := 0, 0
+	for _, st := range states {
+		if st.Status == message.StatusSent {
+			sent++
+			if st.SentMS > until {
+				t.Fatalf("sent after its validity: %+v", st)
+			}
+		} else {
+			expired++
+		}
 	}
-	if n := testutil.ToFloat64(r.d.m.duplicates); n != 1 {
-		t.Fatalf("possible duplicates = %v, want 1", n)
+	if expired == 0 || sent == 0 || len(r.sim.Requests(phoneID)) != sent {
+		t.Fatalf("%d sent, %d expired, simulator got %d", sent, expired, len(r.sim.Requests(phoneID)))
 	}
-	r.queuesEmpty()
 }
 
-func TestShutdownFinishesSendsInFlight(t *testing.T) {
-	r := newRig(t, sim.Config{Latency: 300 * time.Millisecond}, Config{Concurrency: 8})
+func TestThrottlingSlowsTheSenderAndFailsNothing(t *testing.T) {
+	// The simulator takes 30 mps; the dispatcher believes in 100.
+	r := newRig(t, sim.Config{Throughput: 30, ThroughputBurst: 5}, Config{MaxAttempts: 1, Rates: ratelimit.Config{DefaultRate: 100}})
+	ids := r.enqueue(120, sender)
+	r.start()
+	r.wait(ids, is(message.StatusSent))
+	if n := testutil.ToFloat64(r.d.m.sends.WithLabelValues("meta", "throttled")); n == 0 {
+		t.Fatal("the simulator never throttled: the test proves nothing")
+	}
+	if got := r.d.rates.Get(sender).Rate(); got >= 100 {
+		t.Fatalf("sender rate still %v after throttling", got)
+	}
+}
+
+func TestShutdownFinishesSendsInFlightAndLeavesTheRest(t *testing.T) {
+	r := newRig(t, sim.Config{Latency: 300 * time.Millisecond}, Config{InFlight: 8})
 	ids := r.enqueue(40, sender)
 	r.start()
 	deadline := time.Now().Add(5 * time.Second)
@@ -256,41 +331,87 @@ func TestShutdownFinishesSendsInFlight(t *testing.T) {
 		case message.StatusQueued:
 			queued++
 		default:
-			t.Fatalf("%s is %s after shutdown: neither recorded nor left to the next worker", id, st.Status)
+			t.Fatalf("%s is %s after shutdown: neither recorded nor left to the next owner", id, st.Status)
 		}
 	}
-	if sent == 0 || sent+queued != len(ids) || sent != len(r.sim.Requests(phoneID)) {
+	if sent == 0 || queued == 0 || sent != len(r.sim.Requests(phoneID)) {
 		t.Fatalf("sent %d, queued %d, simulator got %d", sent, queued, len(r.sim.Requests(phoneID)))
 	}
+	// The next owner takes the shards at once (no lease to wait out) and
+	// sends the rest, each once.
+	r.cfg.Instance = "d2"
+	r.reg = prometheus.NewRegistry()
+	r.start()
+	r.wait(ids, is(message.StatusSent))
+	if got := len(r.sim.Requests(phoneID)); got != len(ids) {
+		t.Fatalf("simulator got %d sends for %d messages", got, len(ids))
+	}
+	if n := testutil.ToFloat64(r.d.m.duplicates); n != 0 {
+		t.Fatalf("%v possible duplicates after a graceful handover", n)
+	}
 }
 
-func TestRestartedWorkerSendsItsPendingEntriesOnce(t *testing.T) {
-	r := newRig(t, sim.Config{Latency: 200 * time.Millisecond}, Config{})
-	ids := r.enqueue(10, sender)
+func TestMessagesOfADeadOwnerAreTakenOver(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{})
+	ids := r.enqueue(5, sender)
 	shard, _ := message.ShardOf(ids[0])
-	// This very consumer took them and died before sending: after its
-	// restart it must send each once, not once per read of its backlog.
-	if jobs, err := r.store.Claim(context.Background(), shard, r.cfg.Consumer, 100, -1, nil); err != nil || len(jobs) != 10 {
-		t.Fatalf("claim: %d %v", len(jobs), err)
+	// "dead" took the shard, began every message and died.
+	l, _, _ := r.store.TakeLease(context.Background(), Role, shard, "dead", 300*time.Millisecond)
+	es, _ := r.store.ReadEntries(context.Background(), "dead", []string{r.store.Keys().SenderQueue(shard, sender, message.LaneTx, "")}, 10, nil)
+	for i := range es {
+		r.store.Begin(context.Background(), redis.NewJob(l, shard, sender, &es[i]))
 	}
 	r.start()
-	r.wait(ids, isSent)
-	time.Sleep(300 * time.Millisecond)
-	if got := len(r.sim.Requests(phoneID)); got != 10 {
-		t.Fatalf("simulator got %d sends for 10 messages", got)
+	for id, st := range r.wait(ids, is(message.StatusSent)) {
+		if st.Attempts != 2 {
+			t.Fatalf("%s: attempts %d, want 2 (the dead owner's and ours)", id, st.Attempts)
+		}
 	}
-	if n := testutil.ToFloat64(r.d.m.duplicates); n != 10 {
-		t.Fatalf("possible duplicates = %v, want the 10 that were marked sending", n)
+	if n := testutil.ToFloat64(r.d.m.duplicates); n != 5 {
+		t.Fatalf("possible duplicates = %v, want the 5 that were sending", n)
+	}
+	if got := len(r.sim.Requests(phoneID)); got != 5 {
+		t.Fatalf("simulator got %d sends", got)
 	}
 }
 
-func TestThrottlingDoesNotUseUpRetries(t *testing.T) {
-	// The simulator takes 20 mps; nothing paces the dispatcher.
-	r := newRig(t, sim.Config{Throughput: 20, ThroughputBurst: 5}, Config{MaxAttempts: 1})
-	ids := r.enqueue(40, sender)
+func TestTransactionalLaneGoesFirst(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{Rates: ratelimit.Config{DefaultRate: 50}})
+	bulk := r.enqueue(150, sender, func(a *redis.EnqueueArgs) { a.Lane, a.Campaign = message.LaneBulk, "spring" })
 	r.start()
-	r.wait(ids, isSent)
-	if n := testutil.ToFloat64(r.d.m.sends.WithLabelValues("meta", "throttled")); n == 0 {
-		t.Fatal("the simulator never throttled: the test proves nothing")
+	time.Sleep(300 * time.Millisecond) // the bulk backlog is flowing
+	tx := r.enqueue(5, sender, func(a *redis.EnqueueArgs) { a.Recipient = "+14155559999"; a.Content = []byte(`{"body":"room ready"}`) })
+	for id, st := range r.wait(tx, is(message.StatusSent)) {
+		if wait := st.SentMS - st.QueuedMS; wait > 500 {
+			t.Fatalf("%s waited %d ms behind the bulk lane", id, wait)
+		}
+	}
+	r.wait(bulk, is(message.StatusSent))
+}
+
+func TestCampaignsShareTheNumber(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{Rates: ratelimit.Config{DefaultRate: 400}})
+	big := r.enqueue(400, sender, func(a *redis.EnqueueArgs) { a.Lane, a.Campaign = message.LaneBulk, "big" })
+	small := r.enqueue(40, sender, func(a *redis.EnqueueArgs) {
+		a.Lane, a.Campaign = message.LaneBulk, "small"
+		a.Recipient = "+1999" + a.Recipient[5:]
+	})
+	r.start()
+	bs := r.wait(big, is(message.StatusSent))
+	ss := r.wait(small, is(message.StatusSent))
+	var lastSmall int64
+	for _, st := range ss {
+		lastSmall = max(lastSmall, st.SentMS)
+	}
+	before := 0
+	for _, st := range bs {
+		if st.SentMS <= lastSmall {
+			before++
+		}
+	}
+	// Turn by turn, the small campaign is done after about as many of the
+	// big one's; first come, first served would send all 400 first.
+	if before > 120 {
+		t.Fatalf("%d of the big campaign went before the small one finished", before)
 	}
 }

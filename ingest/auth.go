@@ -23,6 +23,9 @@ type Tenant struct {
 	ID string
 	// Senders are the tenant's numbers in E.164; the first is the default.
 	Senders []string
+	// MaxQueued caps the tenant's messages not yet sent; 0 takes the
+	// server's default. Past it, sends are refused with 429.
+	MaxQueued int64
 }
 
 // owns reports whether sender is one of the tenant's numbers.

@@ -17,18 +17,20 @@ const (
 	routeWebhookMeta
 	routeMetrics
 	routeHealth
+	routeAdmin
 	nRoutes
 )
 
-var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health"}
+var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin"}
 
 // metrics are the API's Prometheus series.
 type metrics struct {
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	durationBy  [nRoutes]prometheus.Observer
-	webhooks    *prometheus.CounterVec
-	idemReplays prometheus.Counter
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	durationBy   [nRoutes]prometheus.Observer
+	webhooks     *prometheus.CounterVec
+	idemReplays  prometheus.Counter
+	backpressure prometheus.Counter
 	// counters caches requests' children by route and status code, so that
 	// counting a request does not format and hash labels every time.
 	counters [nRoutes][600]atomic.Pointer[prometheus.Counter]
@@ -51,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "wagate_idempotent_replays_total", Help: "Sends answered from an earlier request with the same Idempotency-Key.",
 		}),
 	}
+	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wagate_backpressure_refusals_total", Help: "Sends refused because the tenant's queue was at its cap.",
+	})
+	reg.MustRegister(m.backpressure)
 	for r := route(0); r < nRoutes; r++ {
 		m.durationBy[r] = m.duration.WithLabelValues(routeNames[r])
 	}

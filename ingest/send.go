@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -29,6 +30,106 @@ type sendRequest struct {
 	StaffMemberID  string `json:"staff_member_id"`
 	// From picks one of the tenant's numbers; empty means its default.
 	From string `json:"from"`
+	delivery
+}
+
+// delivery holds the fields every send takes about when and how it goes.
+type delivery struct {
+	// Priority: "transactional" (default) goes before "bulk" on a number.
+	Priority string `json:"priority"`
+	// CampaignID groups bulk messages: campaigns share a number fairly.
+	CampaignID string `json:"campaign_id"`
+	// SendAt schedules the send (RFC 3339, at most 35 days ahead).
+	SendAt string `json:"send_at"`
+	// ExpiresAt or TTLSeconds end the message's validity: not sent by
+	// then, it ends "expired" and is never sent.
+	ExpiresAt  string `json:"expires_at"`
+	TTLSeconds *int64 `json:"ttl_seconds"`
+	// FallbackText goes by SMS if WhatsApp fails, or is not delivered
+	// within FallbackAfterSeconds (60 to 43 200, as Alibaba ChatApp's).
+	FallbackText         string `json:"fallback_text"`
+	FallbackAfterSeconds int64  `json:"fallback_after_seconds"`
+}
+
+// maxSchedule is how far ahead a send may be scheduled or valid (Twilio's
+// SendAt window).
+const maxSchedule = 35 * 24 * time.Hour
+
+// apply checks d and sets the enqueue arguments it governs.
+func (d *delivery) apply(a *redis.EnqueueArgs, now time.Time) *apiError {
+	switch d.Priority {
+	case "", "transactional":
+		a.Lane = message.LaneTx
+		if d.CampaignID != "" {
+			return invalidRequest("campaign_id is for bulk messages", map[string]any{"field": "campaign_id"})
+		}
+	case "bulk":
+		a.Lane = message.LaneBulk
+	default:
+		return invalidRequest("priority must be transactional or bulk", map[string]any{"field": "priority", "allowed": []string{"transactional", "bulk"}})
+	}
+	if !validCampaign(d.CampaignID) {
+		return invalidRequest("campaign_id may hold letters, digits, '.', '_' and '-', at most 64",
+			map[string]any{"field": "campaign_id"})
+	}
+	a.Campaign = d.CampaignID
+	start := now
+	if d.SendAt != "" {
+		t, err := time.Parse(time.RFC3339, d.SendAt)
+		switch {
+		case err != nil:
+			return invalidRequest("send_at must be an RFC 3339 time, e.g. 2026-12-24T09:00:00Z", map[string]any{"field": "send_at"})
+		case t.After(now.Add(maxSchedule)):
+			return invalidRequest("send_at is more than 35 days ahead", map[string]any{"field": "send_at"})
+		}
+		if t.After(now) {
+			a.DueMS, start = t.UnixMilli(), t
+		}
+	}
+	switch {
+	case d.ExpiresAt != "" && d.TTLSeconds != nil:
+		return invalidRequest("give expires_at or ttl_seconds, not both", map[string]any{"field": "ttl_seconds"})
+	case d.ExpiresAt != "":
+		t, err := time.Parse(time.RFC3339, d.ExpiresAt)
+		if err != nil {
+			return invalidRequest("expires_at must be an RFC 3339 time", map[string]any{"field": "expires_at"})
+		}
+		if !t.After(start) {
+			return invalidRequest("expires_at must be after the send time", map[string]any{"field": "expires_at"})
+		}
+		a.ExpiresMS = t.UnixMilli()
+	case d.TTLSeconds != nil:
+		if *d.TTLSeconds < 1 || time.Duration(*d.TTLSeconds)*time.Second > maxSchedule {
+			return invalidRequest("ttl_seconds must be from 1 to 3024000 (35 days)", map[string]any{"field": "ttl_seconds"})
+		}
+		a.ExpiresMS = start.Add(time.Duration(*d.TTLSeconds) * time.Second).UnixMilli()
+	}
+	if n := utf8.RuneCountInString(d.FallbackText); n > 1600 {
+		return invalidRequest("fallback_text is longer than an SMS may be (1600 characters)", map[string]any{"field": "fallback_text", "length": n})
+	}
+	if d.FallbackAfterSeconds != 0 {
+		if d.FallbackText == "" {
+			return invalidRequest("fallback_after_seconds needs a fallback_text", map[string]any{"field": "fallback_after_seconds"})
+		}
+		if d.FallbackAfterSeconds < 60 || d.FallbackAfterSeconds > 43200 {
+			return invalidRequest("fallback_after_seconds must be from 60 to 43200", map[string]any{"field": "fallback_after_seconds"})
+		}
+	}
+	a.FallbackText, a.FallbackAfter = d.FallbackText, time.Duration(d.FallbackAfterSeconds)*time.Second
+	return nil
+}
+
+func validCampaign(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxRefLen bounds caller references (conversation, staff member) and the
@@ -186,7 +287,8 @@ func appendTextContent(dst []byte, body string, preview bool) []byte {
 // Idempotency-Key reused for a different message is told apart.
 func fingerprint(a *redis.EnqueueArgs) uint64 {
 	h := fnv.New64a()
-	for _, s := range [...]string{a.Sender, a.Recipient, string(a.Type), a.ConversationID, a.StaffMemberID} {
+	for _, s := range [...]string{a.Sender, a.Recipient, string(a.Type), a.ConversationID, a.StaffMemberID,
+		string(a.Lane), a.Campaign, a.FallbackText} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -214,12 +316,42 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal) {
 	st.content = appendTextContent(st.content[:0], st.req.Content.Text, st.req.Content.PreviewURL)
 	st.args = redis.EnqueueArgs{
 		TenantID: p.Tenant.ID, Sender: sender, Recipient: st.req.GuestPhone,
-		Type: message.TypeText, Content: st.content, Lane: message.LaneTx,
+		Type: message.TypeText, Content: st.content,
 		ConversationID: st.req.ConversationID, StaffMemberID: st.req.StaffMemberID,
 		IdempotencyKey: key,
 	}
+	if e := st.req.delivery.apply(&st.args, time.Now()); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	st.args.Fingerprint = fingerprint(&st.args)
+	if e := s.backpressure(p, 1); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	st.out = s.enqueueAndAnswer(ctx, &st.args, st.out[:0])
+}
+
+// backpressure refuses n more messages of p's tenant when its messages not
+// yet sent are at its cap, so that Redis does not grow without bound.
+func (s *Server) backpressure(p Principal, n int64) *apiError {
+	limit := p.Tenant.MaxQueued
+	if limit == 0 {
+		limit = s.cfg.DefaultMaxQueued
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	open := s.depth.get(ctx, p.Tenant.ID)
+	cancel()
+	if open+n <= limit {
+		s.depth.add(p.Tenant.ID, n)
+		return nil
+	}
+	s.metrics.backpressure.Inc()
+	return &apiError{Code: message.CodeRateLimitExceeded,
+		Message:         "Too many of this tenant's messages are waiting to be sent",
+		Details:         map[string]any{"queued": open, "limit": limit, "requested": n},
+		RecoveryOptions: []string{"Retry after the Retry-After delay, when the queue has drained", "Send large campaigns with a lower rate"},
+		RetryAfter:      5}
 }
 
 // enqueueAndAnswer queues a and answers 202 with the message id once Redis

@@ -41,6 +41,12 @@ type Config struct {
 	MetaAppSecret string
 	// MetaVerifyToken answers Meta's subscription handshake.
 	MetaVerifyToken string
+	// MetricsOnly serves /metrics and /healthz alone: for processes that
+	// run other roles than the API.
+	MetricsOnly bool
+	// DefaultMaxQueued caps a tenant's messages not yet sent when the
+	// tenant sets no cap (1 000 000).
+	DefaultMaxQueued int64
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +71,9 @@ func (c *Config) setDefaults() {
 	if c.EnqueueTimeout == 0 {
 		c.EnqueueTimeout = 5 * time.Second
 	}
+	if c.DefaultMaxQueued == 0 {
+		c.DefaultMaxQueued = 1_000_000
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -78,17 +87,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Store is what the API needs of the message store (store/redis).
-type Store interface {
-	Enqueue(ctx context.Context, a *redis.EnqueueArgs) (redis.EnqueueResult, error)
-	State(ctx context.Context, id string) (*redis.State, error)
-	AppendInbound(ctx context.Context, provider string, body []byte) error
-}
-
 // Server is the fasthttp API server.
 type Server struct {
 	cfg       Config
-	store     Store
+	store     *redis.Store
+	depth     *depthCache
 	tokens    *Tokens
 	log       *slog.Logger
 	metrics   *metrics
@@ -100,12 +103,13 @@ type Server struct {
 
 // NewServer returns a server answering with store and tokens; its metrics
 // are registered on reg and /metrics serves gather.
-func NewServer(cfg Config, store Store, tokens *Tokens, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) (*Server, error) {
+func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret)}
+	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret),
+		depth: newDepthCache(store.TenantOpen, time.Second)}
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
@@ -154,12 +158,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 var (
-	pathSend       = []byte("/api/v1/whatsapp/messages/send")
-	pathMsgPrefix  = []byte("/api/v1/whatsapp/messages/")
-	pathStatusTail = []byte("/status")
-	pathMeta       = []byte("/webhooks/meta")
-	pathMetrics    = []byte("/metrics")
-	pathHealth     = []byte("/healthz")
+	pathDeadLetters = []byte("/api/v1/whatsapp/admin/dead-letters")
+	pathSend        = []byte("/api/v1/whatsapp/messages/send")
+	pathMsgPrefix   = []byte("/api/v1/whatsapp/messages/")
+	pathStatusTail  = []byte("/status")
+	pathMeta        = []byte("/webhooks/meta")
+	pathMetrics     = []byte("/metrics")
+	pathHealth      = []byte("/healthz")
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -180,7 +185,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // route dispatches one request and says which route it was.
 func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 	path := ctx.Path()
+	if s.cfg.MetricsOnly && !bytes.Equal(path, pathMetrics) && !bytes.Equal(path, pathHealth) {
+		writeError(ctx, errNotFound)
+		return routeOther
+	}
 	switch {
+	case bytes.HasPrefix(path, pathDeadLetters):
+		if p, ok := s.apiAuth(ctx); ok && s.admin(ctx, p) {
+			s.handleDeadLetters(ctx, p, path[len(pathDeadLetters):])
+		}
+		return routeAdmin
 	case bytes.Equal(path, pathSend):
 		if !ctx.IsPost() {
 			writeError(ctx, methodNotAllowed("POST"))
@@ -253,6 +267,16 @@ func jsonBody(ctx *fasthttp.RequestCtx) bool {
 	}
 	writeError(ctx, &apiError{Code: message.CodeUnsupportedMedia, Message: "The request body must be JSON (Content-Type: application/json)",
 		Details: map[string]any{"content_type": string(ct)}})
+	return false
+}
+
+// admin refuses a staff token on an admin-only call.
+func (s *Server) admin(ctx *fasthttp.RequestCtx, p Principal) bool {
+	if p.Role == RoleAdmin {
+		return true
+	}
+	writeError(ctx, &apiError{Code: message.CodeForbidden, Message: "This call needs an admin token",
+		Details: map[string]any{"role": string(p.Role)}, RecoveryOptions: []string{"Use a token with the admin role"}})
 	return false
 }
 

@@ -60,6 +60,14 @@ func newHarness(t *testing.T) *harness {
 	return &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr(), reg: reg}
 }
 
+// queued counts the messages waiting in every queue.
+func (h *harness) queued() int64 {
+	h.t.Helper()
+	tx, bulk, delayed, err := h.store.QueueDepth(context.Background())
+	must(h.t, err)
+	return tx + bulk + delayed
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
@@ -138,12 +146,7 @@ func TestSendQueuesTheSeedsMessage(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	// What the dispatcher will send is Meta's text object.
-	shard, _ := message.ShardOf(id)
-	jobs, err := h.store.Claim(context.Background(), shard, "t", 10, -1, nil)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim %v %v", jobs, err)
-	}
-	if got := string(jobs[0].Msg.Content); got != `{"body":"Welcome to Grand Plaza Hotel! How can we assist you today?"}` {
+	if got := string(h.begin(id).Msg.Content); got != `{"body":"Welcome to Grand Plaza Hotel! How can we assist you today?"}` {
 		t.Fatalf("content %s", got)
 	}
 }
@@ -196,12 +199,7 @@ func TestSendRefusesBadInputAndQueuesNothing(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("4096 characters are allowed: %d %v", code, v)
 	}
-	var total int64
-	rdb := h.store.Client()
-	for sh := 0; sh < 4; sh++ {
-		total += rdb.XLen(context.Background(), h.store.Keys().Queue(sh, "tx")).Val()
-	}
-	if total != 1 {
+	if total := h.queued(); total != 1 {
 		t.Fatalf("%d messages queued, want only the valid one", total)
 	}
 }
@@ -231,11 +229,7 @@ func TestIdempotencyKeyReturnsTheFirstMessage(t *testing.T) {
 	if c1 != 202 || c2 != 202 || v1["message_id"] != v2["message_id"] || hdr.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("first %d %v, repeat %d %v %v", c1, v1, c2, v2, hdr)
 	}
-	var total int64
-	for sh := 0; sh < 4; sh++ {
-		total += h.store.Client().XLen(context.Background(), h.store.Keys().Queue(sh, "tx")).Val()
-	}
-	if total != 1 {
+	if total := h.queued(); total != 1 {
 		t.Fatalf("%d queued, want 1", total)
 	}
 	c3, v3, _ := h.do("POST", sendPath, staffToken, seedSend("something else"), "Idempotency-Key", "pms-42")

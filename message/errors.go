@@ -22,6 +22,7 @@ const (
 	CodePayloadTooLarge     Code = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMedia    Code = "UNSUPPORTED_MEDIA_TYPE"
 	CodeIdempotencyConflict Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeNotDeadLettered     Code = "MESSAGE_NOT_DEAD_LETTERED"
 	CodeServiceUnavailable  Code = "SERVICE_UNAVAILABLE"
 	CodeInternal            Code = "INTERNAL_ERROR"
 )
@@ -39,7 +40,7 @@ func (c Code) HTTPStatus() int {
 		return 404
 	case CodeMethodNotAllowed:
 		return 405
-	case CodeIdempotencyConflict:
+	case CodeIdempotencyConflict, CodeNotDeadLettered:
 		return 409
 	case CodePayloadTooLarge:
 		return 413

@@ -16,9 +16,75 @@ import (
 // their tokens and numbers, provider accounts and rates. Secrets may be
 // given as "env:NAME" to read them from the environment instead.
 type fileConfig struct {
-	Tenants []tenantConfig `json:"tenants"`
-	Meta    metaConfig     `json:"meta"`
-	Rates   rateConfig     `json:"rates"`
+	Tenants  []tenantConfig `json:"tenants"`
+	Meta     metaConfig     `json:"meta"`
+	Gallabox struct {
+		Accounts []gallaboxAccount `json:"accounts"`
+	} `json:"gallabox"`
+	ChatApp struct {
+		Accounts []chatappAccount `json:"accounts"`
+	} `json:"chatapp"`
+	SMS struct {
+		Accounts []smsAccount `json:"accounts"`
+	} `json:"sms"`
+	// Routes gives a sender number its secondary provider, its SMS account
+	// and its fallback chain ("secondary", "sms", "hold").
+	Routes  map[string]routeConfig `json:"routes"`
+	Rates   rateConfig             `json:"rates"`
+	Pairs   pairConfig             `json:"pairs"`
+	Breaker breakerConfig          `json:"breaker"`
+}
+
+type gallaboxAccount struct {
+	Name      string `json:"name"`
+	BaseURL   string `json:"base_url"`
+	APIKey    string `json:"api_key"`
+	APISecret string `json:"api_secret"`
+	// Channels maps sender numbers (E.164) to Gallabox channel ids.
+	Channels map[string]string `json:"channels"`
+}
+
+type chatappAccount struct {
+	Name            string `json:"name"`
+	Endpoint        string `json:"endpoint"`
+	AccessKeyID     string `json:"access_key_id"`
+	AccessKeySecret string `json:"access_key_secret"`
+	CustSpaceID     string `json:"cust_space_id"`
+	// Numbers are the sender numbers (E.164) this account sends for.
+	Numbers []string `json:"numbers"`
+}
+
+type smsAccount struct {
+	Name       string `json:"name"`
+	BaseURL    string `json:"base_url"`
+	AccountSID string `json:"account_sid"`
+	AuthToken  string `json:"auth_token"`
+	// From maps sender numbers to the SMS sender used for them.
+	From        map[string]string `json:"from"`
+	DefaultFrom string            `json:"default_from"`
+}
+
+type routeConfig struct {
+	// Secondary names a Gallabox or ChatApp account sending for the same
+	// number while the primary's breaker is open.
+	Secondary string `json:"secondary"`
+	// SMS names the SMS account carrying the fallback text.
+	SMS      string   `json:"sms"`
+	Fallback []string `json:"fallback"`
+}
+
+type pairConfig struct {
+	// Every is the steady interval between messages to one recipient ("6s").
+	Every string `json:"every"`
+	Burst int    `json:"burst"`
+}
+
+type breakerConfig struct {
+	Window       string  `json:"window"`
+	MinRequests  uint32  `json:"min_requests"`
+	FailureRatio float64 `json:"failure_ratio"`
+	OpenFor      string  `json:"open_for"`
+	Probes       uint32  `json:"probes"`
 }
 
 type tenantConfig struct {
@@ -26,6 +92,9 @@ type tenantConfig struct {
 	// Senders are the tenant's numbers (E.164); the first is the default.
 	Senders []string      `json:"senders"`
 	Tokens  []tokenConfig `json:"tokens"`
+	// MaxQueued caps the tenant's messages not sent yet (1 000 000); past
+	// it sends are refused with 429 until the queue drains.
+	MaxQueued int64 `json:"max_queued"`
 }
 
 type tokenConfig struct {
@@ -74,6 +143,17 @@ func loadFileConfig(path string) (*fileConfig, error) {
 	for i := range fc.Meta.Accounts {
 		fc.Meta.Accounts[i].AccessToken = secret(fc.Meta.Accounts[i].AccessToken)
 	}
+	for i := range fc.Gallabox.Accounts {
+		a := &fc.Gallabox.Accounts[i]
+		a.APIKey, a.APISecret = secret(a.APIKey), secret(a.APISecret)
+	}
+	for i := range fc.ChatApp.Accounts {
+		a := &fc.ChatApp.Accounts[i]
+		a.AccessKeyID, a.AccessKeySecret = secret(a.AccessKeyID), secret(a.AccessKeySecret)
+	}
+	for i := range fc.SMS.Accounts {
+		fc.SMS.Accounts[i].AuthToken = secret(fc.SMS.Accounts[i].AuthToken)
+	}
 	for i := range fc.Tenants {
 		for j := range fc.Tenants[i].Tokens {
 			fc.Tenants[i].Tokens[j].Token = secret(fc.Tenants[i].Tokens[j].Token)
@@ -103,6 +183,16 @@ func (fc *fileConfig) validate() error {
 			return fmt.Errorf("config: meta account %q has no access_token", a.Name)
 		}
 		for n := range a.Numbers {
+			routed[n] = true
+		}
+	}
+	for _, a := range fc.Gallabox.Accounts {
+		for n := range a.Channels {
+			routed[n] = true
+		}
+	}
+	for _, a := range fc.ChatApp.Accounts {
+		for _, n := range a.Numbers {
 			routed[n] = true
 		}
 	}

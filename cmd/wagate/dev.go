@@ -61,7 +61,7 @@ func (s *simFlags) config(webhookURL, appSecret, accessToken string, numbers []s
 
 // devConfig is the demo tenant, routed to the simulator at simURL.
 func devConfig(simURL string) *fileConfig {
-	return &fileConfig{
+	fc := &fileConfig{
 		Tenants: []tenantConfig{{
 			ID: devTenant, Senders: []string{devSender},
 			Tokens: []tokenConfig{{Token: devStaffToken, Role: ingest.RoleStaff}, {Token: devAdminToken, Role: ingest.RoleAdmin}},
@@ -73,6 +73,14 @@ func devConfig(simURL string) *fileConfig {
 		},
 		Rates: rateConfig{DefaultMPS: 80},
 	}
+	// The simulator also plays Gallabox and an SMS provider: while Meta's
+	// breaker is open, messages go through Gallabox, then by SMS.
+	fc.Gallabox.Accounts = []gallaboxAccount{{Name: "gallabox", BaseURL: simURL, APIKey: sim.DefaultGallaboxAPIKey,
+		APISecret: sim.DefaultGallaboxAPISecret, Channels: map[string]string{devSender: "dev-channel"}}}
+	fc.SMS.Accounts = []smsAccount{{Name: "sms", BaseURL: simURL, AccountSID: sim.DefaultSMSAccountSID,
+		AuthToken: sim.DefaultSMSAuthToken, DefaultFrom: devSender}}
+	fc.Routes = map[string]routeConfig{devSender: {Secondary: "gallabox", SMS: "sms", Fallback: []string{"secondary", "sms", "hold"}}}
+	return fc
 }
 
 // reachable turns a listen address into one a client can dial.

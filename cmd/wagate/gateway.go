@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +18,6 @@ import (
 
 	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/ingest"
-	"github.com/wagate/wagate/provider"
-	"github.com/wagate/wagate/provider/meta"
-	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -36,11 +34,32 @@ type gatewayFlags struct {
 	chPassword string
 	httpAddr   string
 	logLevel   string
+	roles      string
+}
+
+// The roles one process can run.
+const (
+	roleAPI        = "api"
+	roleDispatcher = "dispatcher"
+	roleInbound    = "inbound"
+	roleLoader     = "loader"
+)
+
+func (g *gatewayFlags) has(role string) bool {
+	for _, r := range strings.Split(g.roles, ",") {
+		if strings.TrimSpace(r) == role {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&g.instance, "instance", env("WAGATE_INSTANCE", host), "this instance's name in consumer groups; keep it stable across restarts (WAGATE_INSTANCE)")
+	fs.StringVar(&g.instance, "instance", env("WAGATE_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())),
+		"this instance's name in shard leases and consumer groups, unique among live instances (WAGATE_INSTANCE)")
+	fs.StringVar(&g.roles, "roles", env("WAGATE_ROLES", "api,dispatcher,inbound,loader"),
+		"what this process runs: api (HTTP API and webhooks), dispatcher, inbound (webhook processor), loader (ClickHouse) (WAGATE_ROLES)")
 	fs.StringVar(&g.redisURL, "redis", env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (WAGATE_REDIS_URL)")
 	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
 	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
@@ -64,14 +83,6 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-// router sends each sender number's messages through its provider account.
-type router map[string]provider.Provider
-
-func (r router) Route(sender string) (provider.Provider, bool) {
-	p, ok := r[sender]
-	return p, ok
 }
 
 // gateway is every role of wagate wired together in one process.
@@ -114,40 +125,47 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if err != nil {
 		return nil, err
 	}
-	routes := router{}
-	for _, a := range fc.Meta.Accounts {
-		p, err := meta.New(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken, PhoneNumberIDs: a.Numbers})
-		if err != nil {
-			return nil, fmt.Errorf("meta account %s: %w", a.Name, err)
-		}
-		for n := range a.Numbers {
-			routes[n] = p
-		}
+	routes, err := fc.routes()
+	if err != nil {
+		return nil, err
 	}
-	limits, err := ratelimit.NewSenders(ratelimit.Config{DefaultRate: fc.Rates.DefaultMPS, PerNumber: fc.Rates.PerNumber})
+	dcfg, err := fc.dispatchConfig(g.instance)
 	if err != nil {
 		return nil, err
 	}
 
 	gw := &gateway{log: log, rdb: rdb, store: store}
-	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken},
-		store, tokens, reg, reg, log.With("role", "api"))
+	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
+		MetricsOnly: !g.has(roleAPI)}, store, tokens, reg, reg, log.With("role", "api"))
 	if err != nil {
 		return nil, err
 	}
-	gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance}, store, reg, log.With("role", "inbound"))
-	gw.disp, err = dispatcher.New(dispatcher.Config{Consumer: g.instance}, store, routes, limits, reg, log.With("role", "dispatcher"))
-	if err != nil {
-		return nil, err
+	if g.has(roleInbound) {
+		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance}, store, reg, log.With("role", "inbound"))
+	}
+	if g.has(roleDispatcher) {
+		gw.disp, err = dispatcher.New(dcfg, store, routes, reg, log.With("role", "dispatcher"))
+		if err != nil {
+			return nil, err
+		}
 	}
 	gw.trimmer = redis.NewTrimmer(store, 0, log.With("role", "trimmer"))
 
 	if err := gw.api.Start(); err != nil {
 		return nil, err
 	}
-	gw.proc.Start()
-	gw.disp.Start()
+	if gw.proc != nil {
+		gw.proc.Start()
+	}
+	if gw.disp != nil {
+		gw.disp.Start()
+	}
 	gw.trimmer.Start()
+	if !g.has(roleLoader) {
+		gw.chCancel, gw.chDone = func() {}, make(chan struct{})
+		close(gw.chDone)
+		return gw, nil
+	}
 
 	chCtx, chCancel := context.WithCancel(context.Background())
 	gw.chCancel, gw.chDone = chCancel, make(chan struct{})
@@ -197,8 +215,12 @@ func (gw *gateway) startLoader(ctx context.Context, g *gatewayFlags, reg prometh
 func (gw *gateway) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, gw.api.Shutdown(ctx))
-	errs = append(errs, gw.disp.Shutdown(ctx))
-	errs = append(errs, gw.proc.Shutdown(ctx))
+	if gw.disp != nil {
+		errs = append(errs, gw.disp.Shutdown(ctx))
+	}
+	if gw.proc != nil {
+		errs = append(errs, gw.proc.Shutdown(ctx))
+	}
 	gw.trimmer.Shutdown()
 	gw.chCancel()
 	<-gw.chDone

@@ -57,7 +57,7 @@ func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
 	g := gatewayFlags{
 		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
 		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
-		httpAddr: freeAddr(t),
+		httpAddr: freeAddr(t), roles: "api,dispatcher,inbound,loader",
 	}
 	s, err := sim.New(sim.Config{
 		Addr: "127.0.0.1:0", AccessToken: devSimToken, AppSecret: devAppSecret,

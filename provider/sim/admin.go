@@ -19,6 +19,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleAdmin(ctx, string(rest))
 		return
 	}
+	if rest, ok := bytes.CutPrefix(path, []byte(smsPathPrefix)); ok {
+		s.handleSMS(ctx, rest)
+		return
+	}
+	if string(path) == gallaboxPath {
+		s.handleGallabox(ctx)
+		return
+	}
 	version, rest, _ := bytes.Cut(bytes.TrimPrefix(path, []byte("/")), []byte("/"))
 	id, edge, _ := bytes.Cut(rest, []byte("/"))
 	if len(version) < 2 || version[0] != 'v' || len(id) == 0 {
@@ -178,6 +186,8 @@ type inboundJSON struct {
 //	POST /_sim/config             change Runtime fields, e.g. {"latency":"50ms","error_rate":0.1}
 //	GET  /_sim/stats              Stats
 //	POST /_sim/inbound            {"phone_number_id","from","name","text"}: post an inbound message
+//	POST /_sim/sms/outage?seconds=N       outage of the SMS endpoint alone
+//	POST /_sim/gallabox/outage?seconds=N  outage of the Gallabox endpoint alone
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 	post := ctx.IsPost()
 	switch {
@@ -193,6 +203,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 		}
 		s.SetOutage(until)
 		adminJSON(ctx, map[string]any{"outage_until": until})
+	case (what == "sms/outage" || what == "gallabox/outage") && post:
+		s.adminAltOutage(ctx, what)
 	case what == "config" && post:
 		var j runtimeJSON
 		rt := s.Runtime()

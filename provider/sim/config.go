@@ -24,6 +24,10 @@ const (
 	DefaultWebhookBackoffMax     = 10 * time.Second
 	DefaultRecordRequests        = 10000
 	DefaultRateHistory           = time.Hour
+	DefaultSMSAccountSID         = "ACsim0000000000000000000000000000"
+	DefaultSMSAuthToken          = "sim-sms-token"
+	DefaultGallaboxAPIKey        = "sim-gallabox-key"
+	DefaultGallaboxAPISecret     = "sim-gallabox-secret"
 )
 
 // OutageMode values.
@@ -149,6 +153,17 @@ type Config struct {
 	RecordRequests int
 	// RateHistory is how far back SendsPerSecond remembers.
 	RateHistory time.Duration
+
+	// SMSAccountSID and SMSAuthToken are the only Basic credentials the
+	// Twilio-shaped SMS endpoint (POST /2010-04-01/Accounts/{sid}/
+	// Messages.json) accepts; the sid is also the only account in its path.
+	SMSAccountSID string
+	SMSAuthToken  string
+	// GallaboxAPIKey and GallaboxAPISecret are the only apiKey and
+	// apiSecret headers the Gallabox endpoint (POST
+	// /devapi/messages/whatsapp) accepts.
+	GallaboxAPIKey    string
+	GallaboxAPISecret string
 }
 
 func (c *Config) setDefaults() {
@@ -191,6 +206,18 @@ func (c *Config) setDefaults() {
 		c.RecordRequests = DefaultRecordRequests
 	}
 	setDuration(&c.RateHistory, DefaultRateHistory)
+	if c.SMSAccountSID == "" {
+		c.SMSAccountSID = DefaultSMSAccountSID
+	}
+	if c.SMSAuthToken == "" {
+		c.SMSAuthToken = DefaultSMSAuthToken
+	}
+	if c.GallaboxAPIKey == "" {
+		c.GallaboxAPIKey = DefaultGallaboxAPIKey
+	}
+	if c.GallaboxAPISecret == "" {
+		c.GallaboxAPISecret = DefaultGallaboxAPISecret
+	}
 }
 
 func setDuration(d *time.Duration, def time.Duration) {
@@ -248,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if c.OutageMode != OutageError && c.OutageMode != OutageRefuse {
 		return fmt.Errorf("sim config: outage mode %q is neither %q nor %q", c.OutageMode, OutageError, OutageRefuse)
+	}
+	if err := c.validateAlt(); err != nil {
+		return fmt.Errorf("sim config: %w", err)
 	}
 	return nil
 }

@@ -117,6 +117,17 @@ type Stats struct {
 	InboundPosted     int64 `json:"inbound_posted"`
 	// Abandoned statuses and inbound messages not posted at Shutdown.
 	Abandoned int64 `json:"abandoned"`
+
+	// The SMS endpoint's accepted sends, refusals by Twilio error code and
+	// sends answered during its own outage (SetSMSOutage).
+	SMSAccepted int64         `json:"sms_accepted"`
+	SMSRejected map[int]int64 `json:"sms_rejected_by_code"`
+	SMSOutage   int64         `json:"sms_outage"`
+	// The Gallabox endpoint's accepted sends, refusals by HTTP status and
+	// sends answered during its own outage (SetGallaboxOutage).
+	GallaboxAccepted int64         `json:"gallabox_accepted"`
+	GallaboxRejected map[int]int64 `json:"gallabox_rejected_by_status"`
+	GallaboxOutage   int64         `json:"gallabox_outage"`
 }
 
 type counters struct {
@@ -163,5 +174,7 @@ func (s *Server) Stats() Stats {
 		st.Rejected[k] = v
 	}
 	c.mu.Unlock()
+	s.sms.stats(&st)
+	s.gallabox.stats(&st)
 	return st
 }

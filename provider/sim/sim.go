@@ -7,6 +7,10 @@
 //
 // One goroutine schedules all statuses (a min-heap, no timer per message)
 // and a bounded pool posts the webhooks.
+//
+// It also stands in for the fallback providers, an SMS API in Twilio's
+// shape and Gallabox, each with its own credentials and outage switch
+// (alt.go, sms.go, gallabox.go).
 package sim
 
 import (
@@ -53,6 +57,11 @@ type Server struct {
 
 	stats   counters
 	metrics metrics
+
+	// sms and gallabox are the other providers' endpoints (sms.go,
+	// gallabox.go); their zero values are ready.
+	sms      smsState
+	gallabox gallaboxState
 }
 
 const (

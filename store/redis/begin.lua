@@ -1,28 +1,55 @@
--- begin.lua: a worker takes one queued message to send it.
+-- begin.lua: the shard's owner takes one queued message to send it.
 --
 -- KEYS[1] message state hash   wa:{sNN}:msg:<id>
 -- KEYS[2] events stream        wa:{sNN}:events
--- ARGV[1] now (unix ms)
+-- KEYS[3] lease                wa:{sNN}:lease:dispatch
+-- KEYS[4] queue stream         the entry's stream
+-- KEYS[5] pairs hash           wa:{sNN}:pairs
+-- KEYS[6] tenants' open count  wa:{sNN}:tq
+--
+-- ARGV[1] now (unix ms)        ARGV[2] lease value (fencing token)
+-- ARGV[3] consumer group       ARGV[4] queue entry id
+-- ARGV[5] pair field           ARGV[6] state TTL (s)
 --
 -- Marks the message "sending", counts the attempt and writes a "sending"
 -- event before the provider is called, so that a worker dying between the
 -- provider's answer and the state write is visible to whoever takes the
 -- message next (previous status "sending"): that is the one case in which a
--- message may be sent twice.
+-- message may be sent twice. A message whose validity has passed ends
+-- "expired" here and is never sent.
 --
--- Returns false when the message is gone (state expired), {status} when it is
--- no longer sendable (canceled, already sent…), or
--- {"go", previous status, tenant, sender, recipient, type, content, lane,
---  conversation id, staff member id, attempt, queued at, throttled attempts}.
-local f = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc')
+-- Returns {"fenced"} when the caller no longer owns the shard; false when
+-- the message is gone; {status} when it is not sendable any more (the entry
+-- is then acknowledged); {"expired"}; or {"go", previous status, tenant,
+-- sender, recipient, type, content, lane, conversation id, staff member id,
+-- attempt, queued at, throttled attempts, attempt base, fallback text,
+-- fallback after (s), expires}.
+if fenced(KEYS[3], ARGV[2]) then
+  return {'fenced'}
+end
+local f = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa',
+  'tc', 'ab', 'ft', 'fas', 'x')
 local st = f[1]
+local id = message_id(KEYS[1])
 if not st then
+  ack(KEYS[4], ARGV[3], ARGV[4])
+  unblock(KEYS[5], ARGV[5], id)
   return false
 end
 if st ~= 'queued' and st ~= 'scheduled' and st ~= 'sending' then
+  ack(KEYS[4], ARGV[3], ARGV[4])
+  unblock(KEYS[5], ARGV[5], id)
   return {st}
+end
+if f[15] and tonumber(ARGV[1]) > tonumber(f[15]) then
+  record(KEYS[1], KEYS[2], KEYS[6], 'expired', ARGV[1],
+    {ec = '', et = 'validity passed before the message could be sent', ch = 'whatsapp'}, ARGV[6])
+  ack(KEYS[4], ARGV[3], ARGV[4])
+  unblock(KEYS[5], ARGV[5], id)
+  return {'expired'}
 end
 redis.call('HSET', KEYS[1], 'st', 'sending')
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
 emit(KEYS[2], KEYS[1], 'sending', ARGV[1], {'ch', 'whatsapp'})
-return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt), f[10], f[11] or '0'}
+return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
+  f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0'}

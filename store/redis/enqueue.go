@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -32,6 +33,15 @@ type EnqueueArgs struct {
 	Fingerprint uint64
 	// DueMS schedules the send (Unix ms); 0 or the past means now.
 	DueMS int64
+	// Campaign groups bulk messages: campaigns share a number fairly.
+	Campaign string
+	// ExpiresMS is when the message stops being worth sending (Unix ms; 0:
+	// never). It ends "expired" if it has not been sent by then.
+	ExpiresMS int64
+	// FallbackText is sent by SMS when WhatsApp fails, or is not delivered
+	// within FallbackAfter.
+	FallbackText  string
+	FallbackAfter time.Duration
 }
 
 // Outcome says what Enqueue did.
@@ -62,14 +72,14 @@ type EnqueueResult struct {
 type enqueueJob struct {
 	script *goredis.Script
 	keys   []string
-	args   []interface{}
+	args   []any
 	cmd    *goredis.Cmd
 	err    error
 	done   chan struct{}
 }
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{keys: make([]string, 0, 4), args: make([]interface{}, 0, 14), done: make(chan struct{}, 1)}
+	return &enqueueJob{keys: make([]string, 0, 8), args: make([]any, 0, 20), done: make(chan struct{}, 1)}
 }}
 
 func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
@@ -100,17 +110,22 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	}
 
 	j := enqueuePool.Get().(*enqueueJob)
-	target := s.keys.Queue(shard, lane)
+	queue := s.keys.SenderQueue(shard, a.Sender, message.Lane(lane), a.Campaign)
+	target := queue
+	ttl := s.cfg.StateTTL
 	if due > now {
 		target = s.keys.Delay(shard)
+		ttl += time.Duration(due-now) * time.Millisecond
 	}
-	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard))
+	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard), s.keys.Senders(shard),
+		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard))
 	if a.IdempotencyKey != "" {
 		j.keys = append(j.keys, s.keys.Idem(shard, a.TenantID, a.IdempotencyKey))
 	}
-	j.args = append(j.args[:0], id, now, s.stateTTL, s.idemTTL,
+	j.args = append(j.args[:0], id, now, int64(ttl/time.Second), s.idemTTL,
 		strconv.FormatUint(a.Fingerprint, 36), a.TenantID, a.Sender, a.Recipient,
-		string(a.Type), a.Content, lane, a.ConversationID, a.StaffMemberID, due)
+		string(a.Type), a.Content, lane, a.ConversationID, a.StaffMemberID, due,
+		a.Campaign, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), queue, lane+"\t"+a.Campaign)
 	j.script, j.cmd, j.err = s.scripts.enqueue, nil, nil
 
 	s.batch.submit(ctx, j)

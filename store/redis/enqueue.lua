@@ -1,9 +1,14 @@
 -- enqueue.lua: accept one message, atomically.
 --
 -- KEYS[1] message state hash   wa:{sNN}:msg:<id>
--- KEYS[2] queue stream         wa:{sNN}:q:<lane>, or the delay zset wa:{sNN}:delay when scheduled
+-- KEYS[2] queue stream         wa:{sNN}:q:<sender>:tx|b:<campaign>,
+--                              or the delay zset wa:{sNN}:delay when scheduled
 -- KEYS[3] events stream        wa:{sNN}:events
--- KEYS[4] idempotency key      wa:{sNN}:idem:<tenant>:<key> (optional)
+-- KEYS[4] senders hash         wa:{sNN}:senders
+-- KEYS[5] sender's queues      wa:{sNN}:queues:<sender>
+-- KEYS[6] wake stream          wa:{sNN}:wake
+-- KEYS[7] tenants' open count  wa:{sNN}:tq
+-- KEYS[8] idempotency key      wa:{sNN}:idem:<tenant>:<key> (optional)
 --
 -- ARGV[1]  message id            ARGV[2]  now (unix ms)
 -- ARGV[3]  state TTL (s)         ARGV[4]  idempotency TTL (s)
@@ -12,13 +17,16 @@
 -- ARGV[9]  type                  ARGV[10] content (Meta's object, JSON)
 -- ARGV[11] lane                  ARGV[12] conversation id
 -- ARGV[13] staff member id       ARGV[14] due (unix ms; > now means scheduled)
+-- ARGV[15] campaign              ARGV[16] expires (unix ms, 0: never)
+-- ARGV[17] fallback text         ARGV[18] fallback after (s, 0: on failure only)
+-- ARGV[19] queue stream key      ARGV[20] "<lane>\t<campaign>"
 --
 -- Returns {"ok", id} when queued, {"dup", first id} when the idempotency key
 -- was seen with the same fingerprint, {"conflict", first id} when it was seen
 -- with a different request.
 local id = ARGV[1]
-if #KEYS >= 4 then
-  local prev = redis.call('GET', KEYS[4])
+if #KEYS >= 8 then
+  local prev = redis.call('GET', KEYS[8])
   if prev then
     local sep = string.find(prev, '\n', 1, true)
     local first = string.sub(prev, 1, sep - 1)
@@ -27,7 +35,7 @@ if #KEYS >= 4 then
     end
     return {'dup', first}
   end
-  redis.call('SET', KEYS[4], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
+  redis.call('SET', KEYS[8], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
 end
 
 local now = ARGV[2]
@@ -38,12 +46,23 @@ if due > tonumber(now) then
 end
 redis.call('HSET', KEYS[1], 'st', status, 't', ARGV[6], 'f', ARGV[7], 'r', ARGV[8],
   'ty', ARGV[9], 'b', ARGV[10], 'l', ARGV[11], 'c', ARGV[12], 'sm', ARGV[13],
-  'qa', now, 'a', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+  'qa', now, 'a', 0, 'cp', ARGV[15], 'qk', ARGV[19])
+if ARGV[16] ~= '0' then redis.call('HSET', KEYS[1], 'x', ARGV[16]) end
+if ARGV[17] ~= '' then redis.call('HSET', KEYS[1], 'ft', ARGV[17]) end
+if ARGV[18] ~= '0' then redis.call('HSET', KEYS[1], 'fas', ARGV[18]) end
 if status == 'scheduled' then
-  redis.call('ZADD', KEYS[2], due, ARGV[11] .. '|' .. id)
+  redis.call('HSET', KEYS[1], 'due', ARGV[14])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HINCRBY', KEYS[7], ARGV[6], 1)
+local fb = '0'
+if ARGV[17] ~= '' then fb = '1' end
+if status == 'scheduled' then
+  redis.call('ZADD', KEYS[2], due, id .. '\n' .. ARGV[19] .. '\n' .. ARGV[8] .. '\n' .. ARGV[7] .. '\n' .. ARGV[20] .. '\n' .. fb)
 else
-  redis.call('XADD', KEYS[2], '*', 'id', id)
+  ensure_queue(KEYS[2], KEYS[4], KEYS[5], ARGV[7], ARGV[20])
+  redis.call('XADD', KEYS[2], '*', 'id', id, 'r', ARGV[8], 'fb', fb)
+  wake(KEYS[6], ARGV[7])
 end
 emit(KEYS[3], KEYS[1], status, now, {'ch', 'whatsapp'})
 return {'ok', id}

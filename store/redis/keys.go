@@ -4,7 +4,11 @@
 // the same code runs on one Redis or on a Redis Cluster.
 package redis
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/wagate/wagate/message"
+)
 
 // Keys builds key names. Prefix namespaces a deployment (and each test) so
 // that several can share one Redis.
@@ -39,14 +43,59 @@ func (k *Keys) Parts() int { return len(k.parts) }
 // Prefix is the namespace all keys start with.
 func (k *Keys) Prefix() string { return k.prefix }
 
-// Queue is the stream of queued sends of shard's lane ("tx" or "bulk").
-func (k *Keys) Queue(shard int, lane string) string { return k.shards[shard] + "q:" + lane }
+// SenderQueue is the stream of one sender's queued sends: its
+// transactional lane ("tx"), or one campaign of its bulk lane. Queues per
+// sender keep one number's backlog from slowing another on the same shard;
+// queues per campaign let campaigns share a number fairly.
+func (k *Keys) SenderQueue(shard int, sender string, lane message.Lane, campaign string) string {
+	if lane == message.LaneBulk {
+		if campaign == "" {
+			campaign = "-"
+		}
+		return k.shards[shard] + "q:" + sender + ":b:" + campaign
+	}
+	return k.shards[shard] + "q:" + sender + ":tx"
+}
+
+// Senders is the shard's hash of senders that have queues (sender → 1).
+func (k *Keys) Senders(shard int) string { return k.shards[shard] + "senders" }
+
+// SenderQueues is the hash of one sender's queue streams (stream key →
+// "<lane>\t<campaign>").
+func (k *Keys) SenderQueues(shard int, sender string) string {
+	return k.shards[shard] + "queues:" + sender
+}
+
+// Wake is the shard's stream of wake-ups: which sender has new entries.
+func (k *Keys) Wake(shard int) string { return k.shards[shard] + "wake" }
+
+// Pairs is the shard's hash of (sender, recipient) pairs held by a message
+// waiting to be retried ("<sender>\t<recipient>" → message id), so that
+// later messages to that recipient wait for it.
+func (k *Keys) Pairs(shard int) string { return k.shards[shard] + "pairs" }
+
+// TenantQueued is the shard's hash of messages not yet sent per tenant.
+func (k *Keys) TenantQueued(shard int) string { return k.shards[shard] + "tq" }
+
+// FallbackChecks is the shard's zset of messages to check for fallback
+// (not delivered in time, or failed), scored by when.
+func (k *Keys) FallbackChecks(shard int) string { return k.shards[shard] + "fbcheck" }
+
+// ShardPrefix is the prefix of every key of shard ("wa:{s07}:").
+func (k *Keys) ShardPrefix(shard int) string { return k.shards[shard] }
 
 // Delay is the zset of retries and scheduled sends of shard, scored by due time.
 func (k *Keys) Delay(shard int) string { return k.shards[shard] + "delay" }
 
-// Lease is the shard's ownership lease.
-func (k *Keys) Lease(shard int) string { return k.shards[shard] + "lease" }
+// Lease is the shard's ownership lease for role ("dispatch").
+func (k *Keys) Lease(shard int, role string) string { return k.shards[shard] + "lease:" + role }
+
+// Fence is the shard's fencing token counter: every lease taken gets a
+// higher token, and scripts refuse writes under a lease that is not current.
+func (k *Keys) Fence(shard int) string { return k.shards[shard] + "fence" }
+
+// Members is the zset of live instances of role, scored by last heartbeat.
+func (k *Keys) Members(role string) string { return k.prefix + ":members:" + role }
 
 // Msg is the state hash of message id, which lives on shard.
 func (k *Keys) Msg(shard int, id string) string { return k.shards[shard] + "msg:" + id }

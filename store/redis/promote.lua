@@ -1,19 +1,25 @@
--- promote.lua: move due retries and scheduled sends from the delay zset to
--- their lane's queue stream.
+-- promote.lua: move due retries and scheduled sends from the delay zset
+-- back to their queue streams.
 --
--- KEYS[1] delay zset   wa:{sNN}:delay
--- KEYS[2] tx stream    wa:{sNN}:q:tx
--- KEYS[3] bulk stream  wa:{sNN}:q:bulk
--- ARGV[1] now (unix ms)   ARGV[2] at most this many
+-- KEYS[1] delay zset       wa:{sNN}:delay
+-- KEYS[2] wake stream      wa:{sNN}:wake
+-- KEYS[3] senders hash     wa:{sNN}:senders
+-- ARGV[1] now (unix ms)    ARGV[2] at most this many
+-- ARGV[3] the shard's key prefix "wa:{sNN}:", for the senders' queue hashes
 --
--- Members are "<lane>|<message id>". Returns how many moved.
+-- Members are "<id>\n<stream>\n<recipient>\n<sender>\n<lane>\t<campaign>\n<fb>",
+-- fb "1" when the message has a fallback text.
+-- Returns how many moved.
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, member in ipairs(due) do
-  local sep = string.find(member, '|', 1, true)
-  local lane = string.sub(member, 1, sep - 1)
-  local stream = KEYS[2]
-  if lane == 'bulk' then stream = KEYS[3] end
-  redis.call('XADD', stream, '*', 'id', string.sub(member, sep + 1))
+  local parts = {}
+  for p in string.gmatch(member, '[^\n]+') do
+    parts[#parts + 1] = p
+  end
+  local id, stream, recipient, sender, regval = parts[1], parts[2], parts[3], parts[4], parts[5]
+  ensure_queue(stream, KEYS[3], ARGV[3] .. 'queues:' .. sender, sender, regval)
+  redis.call('XADD', stream, '*', 'id', id, 'r', recipient, 'fb', parts[6] or '0')
+  wake(KEYS[2], sender)
   redis.call('ZREM', KEYS[1], member)
 end
 return #due

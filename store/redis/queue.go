@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -12,183 +13,237 @@ import (
 	"github.com/wagate/wagate/message"
 )
 
-// Job is one message a dispatcher worker took from a shard's queue. The
-// worker owns it until Finish or Retry returns.
-type Job struct {
-	Msg     message.Message
-	Shard   int
-	EntryID string
-	// Redelivered says the message was already "sending" when taken: a
-	// worker died during a provider call, so this send may be a second one.
-	Redelivered bool
-	// QueuedMS is when the message was accepted.
-	QueuedMS int64
-	// Throttled counts the attempts the provider refused for the sender's
-	// rate; they do not use up the retry budget.
-	Throttled int
+// ErrFenced says the caller's shard lease is not the current one: another
+// instance owns the shard now, and the write was refused.
+var ErrFenced = errors.New("shard lease lost")
+
+// ErrQueueGone says a queue stream was dropped (drained and collected) while
+// it was being read; the reader should refresh its list of queues.
+var ErrQueueGone = errors.New("queue stream is gone")
+
+// QueueRef is one of a sender's queue streams.
+type QueueRef struct {
+	Stream   string
+	Lane     message.Lane
+	Campaign string
 }
 
-// Claim reads up to count new entries of shard's two lanes (transactional
-// first) for consumer, waiting up to block for some (block < 0: do not
-// wait), and begins each one (see begin.lua). Entries whose message is gone
-// or no longer sendable are acknowledged and dropped.
-func (s *Store) Claim(ctx context.Context, shard int, consumer string, count int, block time.Duration, dst []*Job) ([]*Job, error) {
-	tx, bulk := s.keys.Queue(shard, "tx"), s.keys.Queue(shard, "bulk")
-	streams, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
-		Group: GroupDispatch, Consumer: consumer,
-		Streams: []string{tx, bulk, ">", ">"},
-		Count:   int64(count), Block: block,
+// Entry is one read queue entry: a message waiting to be sent.
+type Entry struct {
+	Stream    string
+	ID        string
+	MessageID string
+	Recipient string
+	// HasFallback says the message carries a fallback text for SMS.
+	HasFallback bool
+}
+
+// ShardSenders returns the senders that have queues on shard.
+func (s *Store) ShardSenders(ctx context.Context, shard int) ([]string, error) {
+	v, err := s.rdb.HKeys(ctx, s.keys.Senders(shard)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("senders of shard %d: %w", shard, err)
+	}
+	return v, nil
+}
+
+// SenderQueueRefs returns sender's queue streams on shard.
+func (s *Store) SenderQueueRefs(ctx context.Context, shard int, sender string) ([]QueueRef, error) {
+	v, err := s.rdb.HGetAll(ctx, s.keys.SenderQueues(shard, sender)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("queues of %s: %w", sender, err)
+	}
+	refs := make([]QueueRef, 0, len(v))
+	for stream, reg := range v {
+		lane, campaign, _ := strings.Cut(reg, "\t")
+		refs = append(refs, QueueRef{Stream: stream, Lane: message.Lane(lane), Campaign: campaign})
+	}
+	return refs, nil
+}
+
+// ReadEntries reads up to count new entries of each of streams for
+// consumer, without waiting, and appends them to dst stream by stream.
+func (s *Store) ReadEntries(ctx context.Context, consumer string, streams []string, count int, dst []Entry) ([]Entry, error) {
+	if len(streams) == 0 {
+		return dst, nil
+	}
+	args := make([]string, 0, 2*len(streams))
+	args = append(args, streams...)
+	for range streams {
+		args = append(args, ">")
+	}
+	res, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: GroupDispatch, Consumer: consumer, Streams: args, Count: int64(count), Block: -1,
 	}).Result()
 	if errors.Is(err, goredis.Nil) {
 		return dst, nil
 	}
 	if err != nil {
-		return dst, fmt.Errorf("claim shard %d: %w", shard, err)
-	}
-	return s.begin(ctx, shard, streams, dst)
-}
-
-// PendingCursor pages through a consumer's unacknowledged entries of one
-// shard: the zero value starts at the beginning.
-type PendingCursor struct {
-	tx, bulk string
-	// Done is set once both lanes are read to their end.
-	Done bool
-}
-
-// ClaimPending re-reads, after a restart, up to count entries that were
-// delivered to consumer but never acknowledged, from cur on, and begins
-// them; it advances cur so that each entry is read once.
-func (s *Store) ClaimPending(ctx context.Context, shard int, consumer string, count int, cur *PendingCursor, dst []*Job) ([]*Job, error) {
-	if cur.tx == "" {
-		cur.tx, cur.bulk = "0", "0"
-	}
-	tx, bulk := s.keys.Queue(shard, "tx"), s.keys.Queue(shard, "bulk")
-	streams, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
-		Group: GroupDispatch, Consumer: consumer,
-		Streams: []string{tx, bulk, cur.tx, cur.bulk},
-		Count:   int64(count), Block: -1,
-	}).Result()
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		return dst, fmt.Errorf("claim pending of shard %d: %w", shard, err)
-	}
-	got := 0
-	for _, st := range streams {
-		if n := len(st.Messages); n > 0 {
-			got += n
-			if st.Stream == tx {
-				cur.tx = st.Messages[n-1].ID
-			} else {
-				cur.bulk = st.Messages[n-1].ID
-			}
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			return dst, fmt.Errorf("read queues: %w", ErrQueueGone)
 		}
+		return dst, fmt.Errorf("read queues: %w", err)
 	}
-	if got == 0 {
-		cur.Done = true
-		return dst, nil
-	}
-	return s.begin(ctx, shard, streams, dst)
-}
-
-// Reclaim takes over entries of shard that another consumer has held for
-// longer than minIdle (it died), up to count per lane, and begins them.
-func (s *Store) Reclaim(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int, dst []*Job) ([]*Job, error) {
-	var streams []goredis.XStream
-	for _, lane := range [...]string{"tx", "bulk"} {
-		key := s.keys.Queue(shard, lane)
-		msgs, _, err := s.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-			Stream: key, Group: GroupDispatch, Consumer: consumer,
-			MinIdle: minIdle, Start: "0-0", Count: int64(count),
-		}).Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
-			return dst, fmt.Errorf("reclaim shard %d: %w", shard, err)
-		}
-		if len(msgs) > 0 {
-			streams = append(streams, goredis.XStream{Stream: key, Messages: msgs})
-		}
-	}
-	return s.begin(ctx, shard, streams, dst)
-}
-
-// begin runs begin.lua for every entry in one pipeline and turns the
-// answers into jobs.
-func (s *Store) begin(ctx context.Context, shard int, streams []goredis.XStream, dst []*Job) ([]*Job, error) {
-	type entry struct {
-		stream, entryID, id string
-		lane                message.Lane
-		cmd                 *goredis.Cmd
-	}
-	var entries []entry
-	tx := s.keys.Queue(shard, "tx")
-	for _, st := range streams {
-		lane := message.LaneBulk
-		if st.Stream == tx {
-			lane = message.LaneTx
-		}
-		for _, m := range st.Messages {
-			id, _ := m.Values["id"].(string)
-			entries = append(entries, entry{stream: st.Stream, entryID: m.ID, id: id, lane: lane})
-		}
-	}
-	if len(entries) == 0 {
-		return dst, nil
-	}
-	now := strconv.FormatInt(s.nowMS(), 10)
-	run := func(only func(*entry) bool) {
-		p := s.rdb.Pipeline()
-		for i := range entries {
-			if e := &entries[i]; only(e) {
-				e.cmd = s.scripts.begin.EvalSha(ctx, p, []string{s.keys.Msg(shard, e.id), s.keys.Events(shard)}, now)
-			}
-		}
-		_, _ = p.Exec(ctx)
-	}
-	run(func(*entry) bool { return true })
-	noScript := func(e *entry) bool { return isNoScript(e.cmd.Err()) }
-	for i := range entries {
-		if noScript(&entries[i]) {
-			// Only the ones that did not run go again.
-			if err := s.scripts.load(ctx, s.rdb); err != nil {
-				return dst, err
-			}
-			run(noScript)
-			break
-		}
-	}
-	var drop []entry
-	for _, e := range entries {
-		v, err := e.cmd.Slice()
-		if errors.Is(err, goredis.Nil) || (err == nil && len(v) == 1) || e.id == "" {
-			drop = append(drop, e) // state gone, or canceled / already done
-			continue
-		}
-		if err != nil {
-			// Left pending: Reclaim brings it back.
-			return dst, fmt.Errorf("begin %s: %w", e.id, err)
-		}
-		str := func(i int) string { x, _ := v[i].(string); return x }
-		attempt, _ := strconv.Atoi(str(10))
-		queued, _ := strconv.ParseInt(str(11), 10, 64)
-		throttled, _ := strconv.Atoi(str(12))
-		j := &Job{Shard: shard, EntryID: e.entryID, Redelivered: str(1) == string(message.StatusSending), QueuedMS: queued, Throttled: throttled}
-		j.Msg = message.Message{
-			ID: e.id, TenantID: str(2), Sender: str(3), Recipient: str(4),
-			Type: message.Type(str(5)), Content: []byte(str(6)), Lane: e.lane,
-			ConversationID: str(8), StaffMemberID: str(9), CreatedMS: queued, Attempt: attempt,
-		}
-		dst = append(dst, j)
-	}
-	if len(drop) > 0 {
-		p := s.rdb.Pipeline()
-		for _, e := range drop {
-			p.XAck(ctx, e.stream, GroupDispatch, e.entryID)
-			p.XDel(ctx, e.stream, e.entryID)
-		}
-		if _, err := p.Exec(ctx); err != nil {
-			return dst, fmt.Errorf("drop finished entries: %w", err)
-		}
+	for _, st := range res {
+		dst = appendEntries(dst, st.Stream, st.Messages)
 	}
 	return dst, nil
+}
+
+func appendEntries(dst []Entry, stream string, msgs []goredis.XMessage) []Entry {
+	for _, m := range msgs {
+		id, _ := m.Values["id"].(string)
+		r, _ := m.Values["r"].(string)
+		dst = append(dst, Entry{Stream: stream, ID: m.ID, MessageID: id, Recipient: r, HasFallback: m.Values["fb"] == "1"})
+	}
+	return dst
+}
+
+// ClaimEntries takes over, for consumer, the pending entries of stream from
+// start on (whoever held them: the caller owns the shard's lease, so their
+// holder is gone), up to count, and returns them with the cursor of the
+// next page ("0-0" at the end).
+func (s *Store) ClaimEntries(ctx context.Context, stream, consumer, start string, count int, dst []Entry) ([]Entry, string, error) {
+	msgs, next, err := s.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+		Stream: stream, Group: GroupDispatch, Consumer: consumer, MinIdle: 0, Start: start, Count: int64(count),
+	}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			return dst, "0-0", nil
+		}
+		return dst, "0-0", fmt.Errorf("claim pending of %s: %w", stream, err)
+	}
+	return appendEntries(dst, stream, msgs), next, nil
+}
+
+// PairField names a (sender, recipient) pair in the pairs hash.
+func PairField(sender, recipient string) string { return sender + "\t" + recipient }
+
+// BlockedPairs returns the pairs of shard held by a message waiting for a
+// retry: "<sender>\t<recipient>" → message id.
+func (s *Store) BlockedPairs(ctx context.Context, shard int) (map[string]string, error) {
+	v, err := s.rdb.HGetAll(ctx, s.keys.Pairs(shard)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("blocked pairs of shard %d: %w", shard, err)
+	}
+	return v, nil
+}
+
+// Job is one message a dispatcher took from a queue, from Begin until
+// Finish or Retry. The dispatcher owns it.
+type Job struct {
+	// Lease is the shard's lease under which the job runs; writes under a
+	// lease that is no longer current are refused (ErrFenced).
+	Lease   *Lease
+	Shard   int
+	Stream  string
+	EntryID string
+	Msg     message.Message
+	// Redelivered says the message was already "sending" when taken: an
+	// owner died during a provider call, so this send may be a second one.
+	Redelivered bool
+	QueuedMS    int64
+	// Throttled counts attempts the provider refused for the sender's rate,
+	// and AttemptBase attempts made before a requeue: neither uses up the
+	// retry budget (see Counted).
+	Throttled   int
+	AttemptBase int
+	// FallbackText and FallbackAfter are the message's SMS fallback.
+	FallbackText  string
+	FallbackAfter time.Duration
+	ExpiresMS     int64
+}
+
+// Counted is how many attempts count against the retry budget.
+func (j *Job) Counted() int { return j.Msg.Attempt - j.Throttled - j.AttemptBase }
+
+// NewJob returns the job for a read entry of sender's queue on shard.
+func NewJob(l *Lease, shard int, sender string, e *Entry) *Job {
+	return &Job{Lease: l, Shard: shard, Stream: e.Stream, EntryID: e.ID,
+		Msg: message.Message{ID: e.MessageID, Sender: sender, Recipient: e.Recipient}}
+}
+
+// Begun says what Begin found.
+type Begun uint8
+
+// Begin outcomes.
+const (
+	// BeginGo: the message is marked "sending"; send it.
+	BeginGo Begun = iota
+	// BeginGone: its state expired; the entry was dropped.
+	BeginGone
+	// BeginDone: it is not sendable any more (canceled, already sent); the
+	// entry was dropped.
+	BeginDone
+	// BeginExpired: its validity passed; it is now "expired".
+	BeginExpired
+)
+
+// pairField is the pairs hash field of a job.
+func (j *Job) pairField() string { return PairField(j.Msg.Sender, j.Msg.Recipient) }
+
+// beginJob carries one Begin through the batcher.
+type beginJob struct {
+	s    *Store
+	job  *Job
+	now  int64
+	cmd  *goredis.Cmd
+	err  error
+	done chan struct{}
+}
+
+func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
+	s, j := b.s, b.job
+	b.cmd = s.scripts.begin.EvalSha(ctx, p,
+		[]string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
+			j.Stream, s.keys.Pairs(j.Shard), s.keys.TenantQueued(j.Shard)},
+		b.now, j.Lease.Value, GroupDispatch, j.EntryID, j.pairField(), s.stateTTL)
+}
+
+func (b *beginJob) noScript() bool { return b.cmd != nil && isNoScript(b.cmd.Err()) }
+
+func (b *beginJob) finish(err error) {
+	b.err = err
+	b.done <- struct{}{}
+}
+
+// Begin marks j's message "sending" and loads it into j.Msg (see
+// begin.lua), batched with other callers' into one pipeline.
+func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
+	b := &beginJob{s: s, job: j, now: s.nowMS(), done: make(chan struct{}, 1)}
+	s.batch.submit(ctx, b)
+	<-b.done
+	if b.err == nil {
+		b.err = b.cmd.Err()
+	}
+	if errors.Is(b.err, goredis.Nil) {
+		return BeginGone, nil
+	}
+	if b.err != nil {
+		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, b.err)
+	}
+	v, _ := b.cmd.Slice()
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	switch {
+	case len(v) == 1 && str(0) == "fenced":
+		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, ErrFenced)
+	case len(v) == 1 && str(0) == "expired":
+		return BeginExpired, nil
+	case len(v) < 17:
+		return BeginDone, nil
+	}
+	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
+	j.Redelivered = str(1) == string(message.StatusSending)
+	j.QueuedMS = num(11)
+	j.Throttled, j.AttemptBase = int(num(12)), int(num(13))
+	j.FallbackText, j.FallbackAfter = str(14), time.Duration(num(15))*time.Second
+	j.ExpiresMS = num(16)
+	j.Msg = message.Message{
+		ID: j.Msg.ID, TenantID: str(2), Sender: str(3), Recipient: str(4),
+		Type: message.Type(str(5)), Content: []byte(str(6)), Lane: message.Lane(str(7)),
+		ConversationID: str(8), StaffMemberID: str(9), CreatedMS: j.QueuedMS, Attempt: int(num(10)),
+	}
+	return BeginGo, nil
 }
 
 // Result is the outcome of one provider call, or a provider's status report.
@@ -207,14 +262,31 @@ type Result struct {
 	ConversationID string
 }
 
+func (r *Result) channel() string {
+	if r.Channel == "" {
+		return "whatsapp"
+	}
+	return r.Channel
+}
+
+func (r *Result) code() string {
+	if r.ErrorCode == 0 {
+		return ""
+	}
+	return strconv.Itoa(r.ErrorCode)
+}
+
 // finishJob carries one Finish or Retry through the batcher.
 type finishJob struct {
 	s     *Store
 	job   *Job
 	res   *Result
-	dueMS int64 // > 0: retry at due instead of recording res.Status
+	retry bool  // Retry rather than Finish
+	dueMS int64 // Retry: when to try again
 	// uncounted: the retry does not count against the budget (throttling).
 	uncounted bool
+	dlq       bool // Finish: retries exhausted, add to the dead-letter stream
+	now       int64
 	setPID    *goredis.StatusCmd
 	cmd       *goredis.Cmd
 	err       error
@@ -224,23 +296,44 @@ type finishJob struct {
 func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	s, j, r := f.s, f.job, f.res
 	msgKey := s.keys.Msg(j.Shard, j.Msg.ID)
-	queue := s.keys.Queue(j.Shard, string(j.Msg.Lane))
-	if f.dueMS > 0 {
+	lease := s.keys.Lease(j.Shard, j.Lease.Role)
+	if f.retry {
 		uncounted := "0"
 		if f.uncounted {
 			uncounted = "1"
 		}
-		f.cmd = s.scripts.retry.EvalSha(ctx, p, []string{msgKey, queue, s.keys.Delay(j.Shard), s.keys.Events(j.Shard)},
-			GroupDispatch, j.EntryID, f.dueMS, string(j.Msg.Lane)+"|"+j.Msg.ID, r.ErrorCode, r.ErrorTitle, s.nowMS(), uncounted)
+		regval := string(j.Msg.Lane) + "\t" + campaignOf(j.Stream)
+		fb := "0"
+		if j.FallbackText != "" {
+			fb = "1"
+		}
+		member := j.Msg.ID + "\n" + j.Stream + "\n" + j.Msg.Recipient + "\n" + j.Msg.Sender + "\n" + regval + "\n" + fb
+		f.cmd = s.scripts.retry.EvalSha(ctx, p,
+			[]string{msgKey, j.Stream, s.keys.Delay(j.Shard), s.keys.Events(j.Shard), lease, s.keys.Pairs(j.Shard)},
+			j.Lease.Value, GroupDispatch, j.EntryID, f.dueMS, member, r.code(), r.ErrorTitle, f.now, uncounted, j.pairField())
 		return
 	}
-	if r.ProviderMessageID != "" {
+	if r.ProviderMessageID != "" && r.Status != message.StatusFallback {
 		// Before the state write: a webhook that finds the mapping and
-		// applies "delivered" first is fine, transition.lua is forward only.
+		// applies "delivered" first is fine, statuses move forward only.
 		f.setPID = p.Set(ctx, s.keys.PID(r.ProviderMessageID), j.Msg.ID, s.cfg.PIDTTL)
 	}
-	f.cmd = s.scripts.transition.EvalSha(ctx, p, []string{msgKey, s.keys.Events(j.Shard), queue},
-		transitionArgs(GroupDispatch, j.EntryID, r, s.stateTTL)...)
+	var fbDue int64
+	switch {
+	case r.Status == message.StatusSent && j.FallbackAfter > 0 && j.FallbackText != "":
+		fbDue = r.AtMS + j.FallbackAfter.Milliseconds()
+	case r.Status == message.StatusFailed && j.FallbackText != "":
+		fbDue = f.now
+	}
+	dlq := "0"
+	if f.dlq {
+		dlq = "1"
+	}
+	f.cmd = s.scripts.finish.EvalSha(ctx, p,
+		[]string{msgKey, s.keys.Events(j.Shard), lease, j.Stream, s.keys.Pairs(j.Shard),
+			s.keys.TenantQueued(j.Shard), s.keys.DLQ(j.Shard), s.keys.FallbackChecks(j.Shard)},
+		j.Lease.Value, GroupDispatch, j.EntryID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID,
+		r.code(), r.ErrorTitle, r.channel(), s.stateTTL, j.pairField(), dlq, fbDue)
 }
 
 func (f *finishJob) noScript() bool { return f.cmd != nil && isNoScript(f.cmd.Err()) }
@@ -250,35 +343,30 @@ func (f *finishJob) finish(err error) {
 	f.done <- struct{}{}
 }
 
-func transitionArgs(group, entryID string, r *Result, ttl string) []interface{} {
-	code := ""
-	if r.ErrorCode != 0 {
-		code = strconv.Itoa(r.ErrorCode)
+// campaignOf returns the campaign of a bulk queue stream key.
+func campaignOf(stream string) string {
+	if i := strings.LastIndex(stream, ":b:"); i >= 0 {
+		return stream[i+3:]
 	}
-	ch := r.Channel
-	if ch == "" {
-		ch = "whatsapp"
-	}
-	return []interface{}{group, entryID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID,
-		code, r.ErrorTitle, ch, r.PricingCategory, r.Billable, r.ConversationID, ttl}
+	return ""
 }
 
-// Finish records the outcome of a job's send (sent, failed…), writes its
-// event and acknowledges its queue entry, in one script. It returns after
-// Redis has it; until then the entry stays pending and is redelivered if the
-// process dies.
-func (s *Store) Finish(ctx context.Context, j *Job, r *Result) error {
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, done: make(chan struct{}, 1)})
+// Finish records the outcome of a job's send (sent, failed, fallback…),
+// writes its event and acknowledges its queue entry, in one script (see
+// finish.lua). With dlq the message also goes to the dead-letter stream. It
+// returns after Redis has it; until then the entry stays pending and is
+// redelivered if the process dies. ErrFenced: the shard has a new owner.
+func (s *Store) Finish(ctx context.Context, j *Job, r *Result, dlq bool) error {
+	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, dlq: dlq, now: s.nowMS(), done: make(chan struct{}, 1)})
 }
 
 // Retry puts a job back to be sent again at dueMS (Unix ms) after a
-// transient failure, and acknowledges its queue entry. An uncounted retry
-// (the provider throttled the sender) does not use up the retry budget.
+// transient failure, holding its pair, and acknowledges its queue entry. An
+// uncounted retry (the provider throttled the sender) does not use up the
+// retry budget.
 func (s *Store) Retry(ctx context.Context, j *Job, dueMS int64, r *Result, uncounted bool) error {
-	if dueMS <= 0 {
-		dueMS = 1
-	}
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, dueMS: dueMS, uncounted: uncounted, done: make(chan struct{}, 1)})
+	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, retry: true, dueMS: max(dueMS, 1),
+		uncounted: uncounted, now: s.nowMS(), done: make(chan struct{}, 1)})
 }
 
 func (s *Store) runFinish(ctx context.Context, f *finishJob) error {
@@ -293,36 +381,151 @@ func (s *Store) runFinish(ctx context.Context, f *finishJob) error {
 	if err := f.cmd.Err(); err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("finish %s: %w", f.job.Msg.ID, err)
 	}
+	if v, _ := f.cmd.Slice(); len(v) == 1 && v[0] == "fenced" {
+		return fmt.Errorf("finish %s: %w", f.job.Msg.ID, ErrFenced)
+	}
 	return nil
 }
 
-// Promote moves up to limit due retries and scheduled sends of shard into
-// their lanes' streams and returns how many it moved.
+// Promote moves up to limit due retries and scheduled sends of shard back
+// to their queues and returns how many it moved.
 func (s *Store) Promote(ctx context.Context, shard, limit int) (int, error) {
 	n, err := s.scripts.promote.Run(ctx, s.rdb,
-		[]string{s.keys.Delay(shard), s.keys.Queue(shard, "tx"), s.keys.Queue(shard, "bulk")},
-		s.nowMS(), limit).Int()
+		[]string{s.keys.Delay(shard), s.keys.Wake(shard), s.keys.Senders(shard)},
+		s.nowMS(), limit, s.keys.ShardPrefix(shard)).Int()
 	if err != nil {
 		return 0, fmt.Errorf("promote shard %d: %w", shard, err)
 	}
 	return n, nil
 }
 
-// QueueDepth returns, per lane, the entries waiting in all shards' streams
-// (read or not) plus the delayed ones.
+// NextDue is the due time of shard's earliest delayed message, or false.
+func (s *Store) NextDue(ctx context.Context, shard int) (time.Time, bool, error) {
+	z, err := s.rdb.ZRangeWithScores(ctx, s.keys.Delay(shard), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next due of shard %d: %w", shard, err)
+	}
+	if len(z) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(z[0].Score)), true, nil
+}
+
+// WakeTail returns the id of shard's last wake-up, to read the ones after.
+func (s *Store) WakeTail(ctx context.Context, shard int) (string, error) {
+	v, err := s.rdb.XRevRangeN(ctx, s.keys.Wake(shard), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("wake tail of shard %d: %w", shard, err)
+	}
+	if len(v) == 0 {
+		return "0-0", nil
+	}
+	return v[0].ID, nil
+}
+
+// ReadWakes waits up to block for wake-ups of shard after id after and
+// returns the senders woken (with repeats) and the id to read after next.
+func (s *Store) ReadWakes(ctx context.Context, shard int, after string, block time.Duration, dst []string) ([]string, string, error) {
+	res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
+		Streams: []string{s.keys.Wake(shard), after}, Count: 1000, Block: block,
+	}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return dst, after, nil
+	}
+	if err != nil {
+		return dst, after, fmt.Errorf("read wake-ups of shard %d: %w", shard, err)
+	}
+	for _, st := range res {
+		for _, m := range st.Messages {
+			if sender, ok := m.Values["s"].(string); ok {
+				dst = append(dst, sender)
+			}
+			after = m.ID
+		}
+	}
+	return dst, after, nil
+}
+
+// CollectQueue drops sender's queue stream when it is empty with nothing
+// pending (enqueue makes it again when needed), and forgets consumers idle
+// for a day with nothing pending. It reports whether the stream was dropped.
+func (s *Store) CollectQueue(ctx context.Context, shard int, sender, stream string) (bool, error) {
+	n, err := s.scripts.gc.Run(ctx, s.rdb, []string{stream, s.keys.SenderQueues(shard, sender), s.keys.Senders(shard)},
+		sender, GroupDispatch, (24 * time.Hour).Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("collect %s: %w", stream, err)
+	}
+	return n == 1, nil
+}
+
+// QueueDepth returns the messages waiting in all shards' queue streams by
+// lane (read or not) and the delayed ones (retries, scheduled).
 func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err error) {
 	p := s.rdb.Pipeline()
-	cmds := make([]*goredis.IntCmd, 0, 3*s.cfg.Shards)
+	senders := make([]*goredis.StringSliceCmd, s.cfg.Shards)
+	delays := make([]*goredis.IntCmd, s.cfg.Shards)
 	for sh := 0; sh < s.cfg.Shards; sh++ {
-		cmds = append(cmds, p.XLen(ctx, s.keys.Queue(sh, "tx")), p.XLen(ctx, s.keys.Queue(sh, "bulk")), p.ZCard(ctx, s.keys.Delay(sh)))
+		senders[sh] = p.HKeys(ctx, s.keys.Senders(sh))
+		delays[sh] = p.ZCard(ctx, s.keys.Delay(sh))
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
 	}
-	for i := 0; i < len(cmds); i += 3 {
-		tx += cmds[i].Val()
-		bulk += cmds[i+1].Val()
-		delayed += cmds[i+2].Val()
+	p = s.rdb.Pipeline()
+	var queues []*goredis.MapStringStringCmd
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		delayed += delays[sh].Val()
+		for _, sender := range senders[sh].Val() {
+			queues = append(queues, p.HGetAll(ctx, s.keys.SenderQueues(sh, sender)))
+		}
+	}
+	if len(queues) == 0 {
+		return 0, 0, delayed, nil
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	}
+	p = s.rdb.Pipeline()
+	type lenCmd struct {
+		bulk bool
+		cmd  *goredis.IntCmd
+	}
+	var lens []lenCmd
+	for _, q := range queues {
+		for stream, reg := range q.Val() {
+			lens = append(lens, lenCmd{strings.HasPrefix(reg, string(message.LaneBulk)), p.XLen(ctx, stream)})
+		}
+	}
+	if len(lens) > 0 {
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+		}
+	}
+	for _, l := range lens {
+		if l.bulk {
+			bulk += l.cmd.Val()
+		} else {
+			tx += l.cmd.Val()
+		}
 	}
 	return tx, bulk, delayed, nil
+}
+
+// TenantOpen returns how many of tenant's messages are not sent yet
+// (queued, scheduled, sending or waiting to be retried), over all shards.
+func (s *Store) TenantOpen(ctx context.Context, tenant string) (int64, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.StringCmd, s.cfg.Shards)
+	for sh := range cmds {
+		cmds[sh] = p.HGet(ctx, s.keys.TenantQueued(sh), tenant)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return 0, fmt.Errorf("open messages of %s: %w", tenant, err)
+	}
+	var n int64
+	for _, c := range cmds {
+		v, _ := c.Int64()
+		n += v
+	}
+	return n, nil
 }

@@ -9,7 +9,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// The Lua scripts, each documented (KEYS and ARGV) in its own file.
+// The Lua scripts, each documented (KEYS and ARGV) in its own file, with
+// lib.lua's shared functions in front.
 var (
 	//go:embed lib.lua
 	libSrc string
@@ -17,33 +18,40 @@ var (
 	enqueueSrc string
 	//go:embed begin.lua
 	beginSrc string
+	//go:embed finish.lua
+	finishSrc string
 	//go:embed transition.lua
 	transitionSrc string
 	//go:embed retry.lua
 	retrySrc string
 	//go:embed promote.lua
 	promoteSrc string
+	//go:embed lease.lua
+	leaseSrc string
+	//go:embed gc.lua
+	gcSrc string
+	//go:embed requeue.lua
+	requeueSrc string
 )
 
 // scripts holds the loaded scripts. They run with EVALSHA inside pipelines;
 // after a Redis restart or SCRIPT FLUSH the pipeline answers NOSCRIPT and the
-// batch is sent again after load (see batcher).
+// jobs that did not run are sent again after load (see batcher).
 type scripts struct {
-	enqueue, begin, transition, retry, promote *goredis.Script
+	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *goredis.Script
 }
 
 func newScripts() *scripts {
+	lib := func(src string) *goredis.Script { return goredis.NewScript(libSrc + src) }
 	return &scripts{
-		enqueue:    goredis.NewScript(libSrc + enqueueSrc),
-		begin:      goredis.NewScript(libSrc + beginSrc),
-		transition: goredis.NewScript(libSrc + transitionSrc),
-		retry:      goredis.NewScript(libSrc + retrySrc),
-		promote:    goredis.NewScript(libSrc + promoteSrc),
+		enqueue: lib(enqueueSrc), begin: lib(beginSrc), finish: lib(finishSrc),
+		transition: lib(transitionSrc), retry: lib(retrySrc), promote: lib(promoteSrc),
+		lease: lib(leaseSrc), gc: lib(gcSrc), requeue: lib(requeueSrc),
 	}
 }
 
 func (s *scripts) all() []*goredis.Script {
-	return []*goredis.Script{s.enqueue, s.begin, s.transition, s.retry, s.promote}
+	return []*goredis.Script{s.enqueue, s.begin, s.finish, s.transition, s.retry, s.promote, s.lease, s.gc, s.requeue}
 }
 
 // load puts every script into the script cache of every node.

@@ -25,17 +25,29 @@ type State struct {
 	StaffMemberID  string
 	// Times of each status, Unix ms, 0 when not (yet) reached.
 	QueuedMS, SentMS, DeliveredMS, ReadMS, FailedMS, ExpiredMS, CanceledMS, FallbackMS int64
-	Attempts                                                                           int
-	Provider                                                                           string
-	ProviderMessageID                                                                  string
-	ErrorCode                                                                          int
-	ErrorTitle                                                                         string
-	PricingCategory                                                                    string
+
+	Attempts          int
+	Provider          string
+	ProviderMessageID string
+	ErrorCode         int
+	ErrorTitle        string
+	PricingCategory   string
+	// Campaign groups bulk messages; DueMS is a scheduled send's time and
+	// ExpiresMS the end of its validity (0: none).
+	Campaign         string
+	DueMS, ExpiresMS int64
+	// FallbackText is the SMS sent if WhatsApp fails or is late (after
+	// FallbackAfterS); FallbackProvider, FallbackChannel and
+	// FallbackMessageID describe that send once made.
+	FallbackText                                         string
+	FallbackAfterS                                       int64
+	FallbackProvider, FallbackChannel, FallbackMessageID string
 }
 
 // stateFields are the hash fields State reads, in State's order.
 var stateFields = []string{"t", "f", "r", "st", "ty", "l", "c", "sm",
-	"qa", "sa", "da", "ra", "fa", "xa", "ca", "fb", "a", "p", "pid", "ec", "et", "pc"}
+	"qa", "sa", "da", "ra", "fa", "xa", "ca", "fb", "a", "p", "pid", "ec", "et", "pc",
+	"cp", "due", "x", "ft", "fas", "fbp", "fbch", "fbid"}
 
 // State returns the state of message id, or ErrNotFound.
 func (s *Store) State(ctx context.Context, id string) (*State, error) {
@@ -60,5 +72,7 @@ func (s *Store) State(ctx context.Context, id string) (*State, error) {
 		FailedMS: num(12), ExpiredMS: num(13), CanceledMS: num(14), FallbackMS: num(15),
 		Attempts: int(num(16)), Provider: str(17), ProviderMessageID: str(18),
 		ErrorCode: int(num(19)), ErrorTitle: str(20), PricingCategory: str(21),
+		Campaign: str(22), DueMS: num(23), ExpiresMS: num(24), FallbackText: str(25), FallbackAfterS: num(26),
+		FallbackProvider: str(27), FallbackChannel: str(28), FallbackMessageID: str(29),
 	}, nil
 }

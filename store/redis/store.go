@@ -158,10 +158,9 @@ func (s *Store) Close() { s.batch.close() }
 // createGroups makes every stream and its consumer group, from the start of
 // the stream so that nothing written before the group existed is skipped.
 func (s *Store) createGroups(ctx context.Context) error {
+	// Queue streams are made with their group by enqueue (ensure_queue).
 	p := s.rdb.Pipeline()
 	for sh := 0; sh < s.cfg.Shards; sh++ {
-		p.XGroupCreateMkStream(ctx, s.keys.Queue(sh, "tx"), GroupDispatch, "0")
-		p.XGroupCreateMkStream(ctx, s.keys.Queue(sh, "bulk"), GroupDispatch, "0")
 		p.XGroupCreateMkStream(ctx, s.keys.Events(sh), GroupLoader, "0")
 	}
 	for part := 0; part < s.cfg.InboundParts; part++ {

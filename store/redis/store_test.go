@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,6 +37,35 @@ func textArgs(to, text string) *EnqueueArgs {
 	}
 }
 
+const testSender = "+15550001000"
+
+// testLease takes shard's dispatch lease for instance.
+func testLease(t *testing.T, s *Store, shard int, instance string) *Lease {
+	t.Helper()
+	l, ok, err := s.TakeLease(context.Background(), "dispatch", shard, instance, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok { // held already: by this instance, or the test is wrong
+		v := s.rdb.Get(context.Background(), s.keys.Lease(shard, "dispatch")).Val()
+		if !strings.HasPrefix(v, instance+"\t") {
+			t.Fatalf("lease of shard %d held by %q", shard, v)
+		}
+		l = &Lease{Shard: shard, Role: "dispatch", Value: v}
+	}
+	return l
+}
+
+// readOne reads the one new entry of the sender's tx queue.
+func readOne(t *testing.T, s *Store, shard int, consumer string) Entry {
+	t.Helper()
+	es, err := s.ReadEntries(context.Background(), consumer, []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("read: %v %v", es, err)
+	}
+	return es[0]
+}
+
 func TestEnqueueMakesMessageDurable(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
@@ -48,7 +79,7 @@ func TestEnqueueMakesMessageDurable(t *testing.T) {
 		t.Fatalf("got %+v, want a queued message", res)
 	}
 	shard, err := message.ShardOf(res.ID)
-	if err != nil || shard != message.ShardFor("+15550001000", 4) {
+	if err != nil || shard != message.ShardFor(testSender, 4) {
 		t.Fatalf("id %s: shard %d, %v", res.ID, shard, err)
 	}
 	st, err := s.State(ctx, res.ID)
@@ -59,8 +90,18 @@ func TestEnqueueMakesMessageDurable(t *testing.T) {
 		st.ConversationID != "conv_abc123" || st.StaffMemberID != "staff_456" || st.QueuedMS == 0 {
 		t.Fatalf("state %+v", st)
 	}
-	if n := rdb.XLen(ctx, s.keys.Queue(shard, "tx")).Val(); n != 1 {
+	q := s.keys.SenderQueue(shard, testSender, message.LaneTx, "")
+	if n := rdb.XLen(ctx, q).Val(); n != 1 {
 		t.Fatalf("tx queue holds %d entries, want 1", n)
+	}
+	if refs, _ := s.SenderQueueRefs(ctx, shard, testSender); len(refs) != 1 || refs[0].Stream != q || refs[0].Lane != message.LaneTx {
+		t.Fatalf("queue registry %v", refs)
+	}
+	if senders, _ := s.ShardSenders(ctx, shard); len(senders) != 1 || senders[0] != testSender {
+		t.Fatalf("senders %v", senders)
+	}
+	if wakes, _, _ := s.ReadWakes(ctx, shard, "0-0", -1, nil); len(wakes) != 1 || wakes[0] != testSender {
+		t.Fatalf("wake-ups %v", wakes)
 	}
 	evs := rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val()
 	if len(evs) != 1 || evs[0].Values["s"] != "queued" || evs[0].Values["m"] != res.ID {
@@ -68,6 +109,9 @@ func TestEnqueueMakesMessageDurable(t *testing.T) {
 	}
 	if ttl := rdb.TTL(ctx, s.keys.Msg(shard, res.ID)).Val(); ttl < 6*24*time.Hour {
 		t.Fatalf("state TTL %v, want the 7-day retention", ttl)
+	}
+	if n, _ := s.TenantOpen(ctx, "hotel"); n != 1 {
+		t.Fatalf("tenant has %d open messages, want 1", n)
 	}
 }
 
@@ -88,7 +132,7 @@ func TestEnqueueIdempotencyKey(t *testing.T) {
 		t.Fatalf("repeat: %+v, want duplicate of %s", again, first.ID)
 	}
 	shard, _ := message.ShardOf(first.ID)
-	if n := rdb.XLen(ctx, s.keys.Queue(shard, "tx")).Val(); n != 1 {
+	if n := rdb.XLen(ctx, s.keys.SenderQueue(shard, testSender, message.LaneTx, "")).Val(); n != 1 {
 		t.Fatalf("queue holds %d entries after a repeat, want 1", n)
 	}
 	other := textArgs("+1234567890", "something else")
@@ -109,7 +153,7 @@ func TestEnqueueIdempotencyKey(t *testing.T) {
 }
 
 func TestEnqueueConcurrentCallersShareRoundTrips(t *testing.T) {
-	s, rdb := newTestStore(t)
+	s, _ := newTestStore(t)
 	ctx := context.Background()
 	const n = 500
 	ids := make([]string, n)
@@ -118,7 +162,9 @@ func TestEnqueueConcurrentCallersShareRoundTrips(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			res, err := s.Enqueue(ctx, textArgs(fmt.Sprintf("+1555%07d", i), "hi"))
+			a := textArgs(fmt.Sprintf("+1555%07d", i), "hi")
+			a.Sender = fmt.Sprintf("+1444%07d", i%7)
+			res, err := s.Enqueue(ctx, a)
 			if err != nil {
 				t.Error(err)
 			}
@@ -133,12 +179,36 @@ func TestEnqueueConcurrentCallersShareRoundTrips(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	var total int64
-	for sh := 0; sh < 4; sh++ {
-		total += rdb.XLen(ctx, s.keys.Queue(sh, "tx")).Val()
+	tx, bulk, delayed, err := s.QueueDepth(ctx)
+	if err != nil || tx != n || bulk != 0 || delayed != 0 {
+		t.Fatalf("queue depth %d/%d/%d (%v), want %d transactional", tx, bulk, delayed, err, n)
 	}
-	if total != n {
-		t.Fatalf("queues hold %d entries, want %d", total, n)
+}
+
+func TestBulkCampaignsGetTheirOwnQueues(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	for _, c := range []string{"spring", "spring", "loyalty"} {
+		a := textArgs("+1234567890", "offer")
+		a.Lane, a.Campaign = message.LaneBulk, c
+		if _, err := s.Enqueue(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shard := message.ShardFor(testSender, 4)
+	refs, _ := s.SenderQueueRefs(ctx, shard, testSender)
+	got := map[string]bool{}
+	for _, r := range refs {
+		if r.Lane != message.LaneBulk {
+			t.Fatalf("queue %+v", r)
+		}
+		got[r.Campaign] = true
+	}
+	if len(got) != 2 || !got["spring"] || !got["loyalty"] {
+		t.Fatalf("campaign queues %v", refs)
+	}
+	if tx, bulk, _, _ := s.QueueDepth(ctx); tx != 0 || bulk != 3 {
+		t.Fatalf("depth tx %d bulk %d", tx, bulk)
 	}
 }
 
@@ -152,48 +222,58 @@ func TestScheduledEnqueueWaitsInDelaySet(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	shard, _ := message.ShardOf(res.ID)
-	if n, _ := s.Promote(ctx, shard, 100); n != 0 {
+	q := s.keys.SenderQueue(shard, testSender, message.LaneTx, "")
+	if n, _ := s.Promote(ctx, shard, 100); n != 0 || rdb.Exists(ctx, q).Val() != 0 {
 		t.Fatalf("promoted %d before due", n)
 	}
 	time.Sleep(200 * time.Millisecond)
 	if n, _ := s.Promote(ctx, shard, 100); n != 1 {
 		t.Fatalf("promoted %d when due, want 1", n)
 	}
-	if n := rdb.XLen(ctx, s.keys.Queue(shard, "tx")).Val(); n != 1 {
-		t.Fatalf("tx queue %d", n)
+	e := readOne(t, s, shard, "w1") // the stream and its group were made on the way
+	if e.MessageID != res.ID || e.Recipient != "+1234567890" {
+		t.Fatalf("entry %+v", e)
+	}
+	if wakes, _, _ := s.ReadWakes(ctx, shard, "0-0", -1, nil); len(wakes) != 1 {
+		t.Fatalf("promotion woke %v", wakes)
 	}
 }
 
-// claimOne enqueues a text and claims it as consumer.
-func claimOne(t *testing.T, s *Store, consumer string) *Job {
+// beginOne enqueues a text, reads its entry under lease and begins it.
+func beginOne(t *testing.T, s *Store, l *Lease, consumer string) *Job {
 	t.Helper()
 	ctx := context.Background()
 	res, err := s.Enqueue(ctx, textArgs("+1234567890", "hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shard, _ := message.ShardOf(res.ID)
-	jobs, err := s.Claim(ctx, shard, consumer, 10, -1, nil)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim: %d jobs, %v", len(jobs), err)
+	e := readOne(t, s, l.Shard, consumer)
+	if e.MessageID != res.ID {
+		t.Fatalf("read %s, want %s", e.MessageID, res.ID)
 	}
-	if jobs[0].Msg.ID != res.ID {
-		t.Fatalf("claimed %s, want %s", jobs[0].Msg.ID, res.ID)
+	j := NewJob(l, l.Shard, testSender, &e)
+	if b, err := s.Begin(ctx, j); err != nil || b != BeginGo {
+		t.Fatalf("begin: %v %v", b, err)
 	}
-	return jobs[0]
+	return j
 }
 
-func TestClaimAndFinish(t *testing.T) {
+func claimOne(t *testing.T, s *Store, consumer string) *Job {
+	t.Helper()
+	return beginOne(t, s, testLease(t, s, message.ShardFor(testSender, 4), consumer), consumer)
+}
+
+func TestBeginAndFinish(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
-	if string(j.Msg.Content) != `{"body":"hello"}` || j.Msg.Attempt != 1 || j.Redelivered || j.Msg.Lane != message.LaneTx {
+	if string(j.Msg.Content) != `{"body":"hello"}` || j.Msg.Attempt != 1 || j.Redelivered || j.Msg.Lane != message.LaneTx || j.Msg.TenantID != "hotel" {
 		t.Fatalf("job %+v", j)
 	}
 	if st, _ := s.State(ctx, j.Msg.ID); st.Status != message.StatusSending {
 		t.Fatalf("status while sending: %s", st.Status)
 	}
-	err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.X1"})
+	err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.X1"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,41 +285,50 @@ func TestClaimAndFinish(t *testing.T) {
 	if ids[0] != j.Msg.ID || ids[1] != "" {
 		t.Fatalf("provider id lookup %v", ids)
 	}
-	q := s.keys.Queue(j.Shard, "tx")
-	if n := rdb.XLen(ctx, q).Val(); n != 0 {
+	if n := rdb.XLen(ctx, j.Stream).Val(); n != 0 {
 		t.Fatalf("queue still holds %d entries", n)
 	}
-	if p := rdb.XPending(ctx, q, GroupDispatch).Val(); p.Count != 0 {
+	if p := rdb.XPending(ctx, j.Stream, GroupDispatch).Val(); p.Count != 0 {
 		t.Fatalf("%d entries still pending", p.Count)
 	}
+	if n, _ := s.TenantOpen(ctx, "hotel"); n != 0 {
+		t.Fatalf("a sent message still counts as open: %d", n)
+	}
 }
 
-func TestClaimAfterCrashRedelivers(t *testing.T) {
+func TestTakenOverEntriesAreRedelivered(t *testing.T) {
 	s, _ := newTestStore(t)
 	ctx := context.Background()
-	j := claimOne(t, s, "w1")
-	// w1 "dies" without finishing. Its own restart finds the entry pending,
-	// once: paging on does not bring it back.
-	var cur PendingCursor
-	again, err := s.ClaimPending(ctx, j.Shard, "w1", 10, &cur, nil)
-	if err != nil || len(again) != 1 || !again[0].Redelivered || again[0].Msg.Attempt != 2 {
-		t.Fatalf("pending re-read: %+v %v", again, err)
+	shard := message.ShardFor(testSender, 4)
+	l1 := testLease(t, s, shard, "w1")
+	j := beginOne(t, s, l1, "w1")
+	// w1 dies mid-send; its lease goes, w2 takes the shard and its entries.
+	s.ReleaseLease(ctx, l1)
+	l2 := testLease(t, s, shard, "w2")
+	es, next, err := s.ClaimEntries(ctx, j.Stream, "w2", "0-0", 100, nil)
+	if err != nil || len(es) != 1 || next != "0-0" {
+		t.Fatalf("claim: %v %s %v", es, next, err)
 	}
-	if more, err := s.ClaimPending(ctx, j.Shard, "w1", 10, &cur, nil); err != nil || len(more) != 0 || !cur.Done {
-		t.Fatalf("pending re-read twice: %d more, done %v, %v", len(more), cur.Done, err)
+	j2 := NewJob(l2, shard, testSender, &es[0])
+	if b, err := s.Begin(ctx, j2); err != nil || b != BeginGo || !j2.Redelivered || j2.Msg.Attempt != 2 {
+		t.Fatalf("begin after takeover: %v %v %+v", b, err, j2)
 	}
-	// …and another worker takes it over once it has been idle long enough.
-	if got, _ := s.Reclaim(ctx, j.Shard, "w2", time.Hour, 10, nil); len(got) != 0 {
-		t.Fatalf("reclaimed %d entries that are not idle yet", len(got))
+	// w1's late outcome is refused: w2 owns the shard now.
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1}, false); !errors.Is(err, ErrFenced) {
+		t.Fatalf("finish under a lost lease: %v, want ErrFenced", err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	got, err := s.Reclaim(ctx, j.Shard, "w2", 10*time.Millisecond, 10, nil)
-	if err != nil || len(got) != 1 || !got[0].Redelivered || got[0].Msg.Attempt != 3 {
-		t.Fatalf("reclaim: %+v %v", got, err)
+	if err := s.Retry(ctx, j, 1, &Result{}, false); !errors.Is(err, ErrFenced) {
+		t.Fatalf("retry under a lost lease: %v, want ErrFenced", err)
+	}
+	if _, err := s.Begin(ctx, NewJob(l1, shard, testSender, &es[0])); !errors.Is(err, ErrFenced) {
+		t.Fatalf("begin under a lost lease: %v", err)
+	}
+	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, false); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func TestRetryComesBackWhenDue(t *testing.T) {
+func TestRetryHoldsThePairUntilDone(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
@@ -251,32 +340,95 @@ func TestRetryComesBackWhenDue(t *testing.T) {
 	if st.Status != message.StatusQueued || st.ErrorCode != 131000 {
 		t.Fatalf("state after retry: %+v", st)
 	}
+	if pairs, _ := s.BlockedPairs(ctx, j.Shard); pairs[PairField(testSender, "+1234567890")] != j.Msg.ID {
+		t.Fatalf("pairs %v: the retried message does not hold its pair", pairs)
+	}
 	if n := rdb.ZCard(ctx, s.keys.Delay(j.Shard)).Val(); n != 1 {
 		t.Fatalf("delay set holds %d", n)
+	}
+	if next, ok, _ := s.NextDue(ctx, j.Shard); !ok || next.UnixMilli() != due {
+		t.Fatalf("next due %v %v", next, ok)
 	}
 	time.Sleep(150 * time.Millisecond)
 	if n, err := s.Promote(ctx, j.Shard, 10); n != 1 || err != nil {
 		t.Fatalf("promote: %d %v", n, err)
 	}
-	jobs, err := s.Claim(ctx, j.Shard, "w1", 10, -1, nil)
-	if err != nil || len(jobs) != 1 || jobs[0].Msg.Attempt != 2 || jobs[0].Redelivered {
-		t.Fatalf("after retry: %+v %v", jobs, err)
+	e := readOne(t, s, j.Shard, "w1")
+	j2 := NewJob(j.Lease, j.Shard, testSender, &e)
+	if b, err := s.Begin(ctx, j2); err != nil || b != BeginGo || j2.Msg.Attempt != 2 || j2.Counted() != 2 || j2.Redelivered {
+		t.Fatalf("after retry: %v %v %+v", b, err, j2)
+	}
+	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, false); err != nil {
+		t.Fatal(err)
+	}
+	if pairs, _ := s.BlockedPairs(ctx, j.Shard); len(pairs) != 0 {
+		t.Fatalf("pair still held after the send: %v", pairs)
 	}
 }
 
-func TestClaimDropsCanceledAndVanishedMessages(t *testing.T) {
+func TestThrottledRetriesAreNotCounted(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	j := claimOne(t, s, "w1")
+	s.Retry(ctx, j, 1, &Result{ErrorCode: 130429}, true)
+	s.Promote(ctx, j.Shard, 10)
+	e := readOne(t, s, j.Shard, "w1")
+	j2 := NewJob(j.Lease, j.Shard, testSender, &e)
+	s.Begin(ctx, j2)
+	if j2.Msg.Attempt != 2 || j2.Throttled != 1 || j2.Counted() != 1 {
+		t.Fatalf("attempt %d throttled %d counted %d", j2.Msg.Attempt, j2.Throttled, j2.Counted())
+	}
+}
+
+func TestExpiredMessagesAreNeverSent(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	a := textArgs("+1234567890", "room ready")
+	a.ExpiresMS = time.Now().Add(50 * time.Millisecond).UnixMilli()
+	res, _ := s.Enqueue(ctx, a)
+	time.Sleep(80 * time.Millisecond)
+	shard, _ := message.ShardOf(res.ID)
+	l := testLease(t, s, shard, "w1")
+	e := readOne(t, s, shard, "w1")
+	if b, err := s.Begin(ctx, NewJob(l, shard, testSender, &e)); err != nil || b != BeginExpired {
+		t.Fatalf("begin of an expired message: %v %v", b, err)
+	}
+	st, _ := s.State(ctx, res.ID)
+	if st.Status != message.StatusExpired || st.ExpiredMS == 0 || st.Attempts != 0 || st.ErrorTitle == "" {
+		t.Fatalf("state %+v", st)
+	}
+	if n := rdb.XLen(ctx, e.Stream).Val(); n != 0 {
+		t.Fatal("the expired entry is still queued")
+	}
+	if n, _ := s.TenantOpen(ctx, "hotel"); n != 0 {
+		t.Fatalf("an expired message counts as open: %d", n)
+	}
+	var statuses []string
+	for _, ev := range rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val() {
+		statuses = append(statuses, ev.Values["s"].(string))
+	}
+	if fmt.Sprint(statuses) != "[queued expired]" {
+		t.Fatalf("events %v", statuses)
+	}
+}
+
+func TestBeginDropsCanceledAndVanishedMessages(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
 	res, _ := s.Enqueue(ctx, textArgs("+1234567890", "a"))
-	gone, _ := s.Enqueue(ctx, textArgs("+1234567890", "b"))
+	gone, _ := s.Enqueue(ctx, textArgs("+1234567891", "b"))
 	shard, _ := message.ShardOf(res.ID)
 	rdb.HSet(ctx, s.keys.Msg(shard, res.ID), "st", "canceled")
 	rdb.Del(ctx, s.keys.Msg(shard, gone.ID))
-	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, nil)
-	if err != nil || len(jobs) != 0 {
-		t.Fatalf("claimed %d jobs (%v), want none", len(jobs), err)
+	l := testLease(t, s, shard, "w1")
+	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
+	want := []Begun{BeginDone, BeginGone}
+	for i, e := range es {
+		if b, err := s.Begin(ctx, NewJob(l, shard, testSender, &e)); err != nil || b != want[i] {
+			t.Fatalf("entry %d: %v %v, want %v", i, b, err, want[i])
+		}
 	}
-	if n := rdb.XLen(ctx, s.keys.Queue(shard, "tx")).Val(); n != 0 {
+	if n := rdb.XLen(ctx, es[0].Stream).Val(); n != 0 {
 		t.Fatalf("dropped entries left in the queue: %d", n)
 	}
 }
@@ -287,7 +439,7 @@ func TestStatusesMoveForwardOnly(t *testing.T) {
 	f := func(name string, seq []message.Status, want message.Status, wantEvents int) {
 		t.Run(name, func(t *testing.T) {
 			j := claimOne(t, s, "w1")
-			if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1000, Provider: "meta", ProviderMessageID: "wamid." + j.Msg.ID}); err != nil {
+			if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1000, Provider: "meta", ProviderMessageID: "wamid." + j.Msg.ID}, false); err != nil {
 				t.Fatal(err)
 			}
 			for i, st := range seq {
@@ -473,9 +625,11 @@ func TestScriptCacheFlushIsSurvived(t *testing.T) {
 	}
 	rdb.ScriptFlush(ctx)
 	shard, _ := message.ShardOf(res.ID)
-	jobs, err := s.Claim(ctx, shard, "w1", 10, -1, nil)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("claim after SCRIPT FLUSH: %d %v", len(jobs), err)
+	l := testLease(t, s, shard, "w1")
+	e := readOne(t, s, shard, "w1")
+	rdb.ScriptFlush(ctx)
+	if b, err := s.Begin(ctx, NewJob(l, shard, testSender, &e)); err != nil || b != BeginGo {
+		t.Fatalf("begin after SCRIPT FLUSH: %v %v", b, err)
 	}
 }
 
@@ -484,7 +638,7 @@ func TestStatusTimesNeverPrecedeEarlierStatuses(t *testing.T) {
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	sentAt := time.Now().UnixMilli()
-	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: sentAt, ProviderMessageID: "wamid.T"}); err != nil {
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: sentAt, ProviderMessageID: "wamid.T"}, false); err != nil {
 		t.Fatal(err)
 	}
 	// Meta stamps in whole seconds: this "delivered" claims to precede the send.
@@ -542,3 +696,7 @@ func TestClassifyTellsUnsentFromUnconfirmed(t *testing.T) {
 		}
 	}
 }
+
+func redistestClient(t *testing.T) *goredis.Client           { return redistest.Client(t) }
+func redistestPrefix(t *testing.T, c *goredis.Client) string { return redistest.Prefix(t, c) }
+func discard() *slog.Logger                                  { return slog.New(slog.DiscardHandler) }

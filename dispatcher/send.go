@@ -1,0 +1,245 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// route decides how j goes now: through the sender's primary provider, or,
+// while its breaker is open, the first usable step of the fallback chain.
+// When no step can carry j, it returns what to wait for (the breaker's next
+// change, or when it lets probes through): the pump holds without polling.
+func (p *pump) route(j *job) (<-chan struct{}, time.Time) {
+	d := p.w.d
+	r, ok := d.router.Route(p.sender)
+	j.via = ""
+	if !ok {
+		return nil, time.Time{} // send fails it: no route
+	}
+	b := d.breakerFor(r.Primary)
+	if !b.open() {
+		return nil, time.Time{}
+	}
+chain:
+	for _, step := range r.Fallback {
+		switch {
+		case step == StepSecondary && r.Secondary != nil && !d.breakerFor(r.Secondary).open(),
+			step == StepSMS && r.SMS != nil && j.hasFallback && !d.breakerFor(r.SMS).open():
+			j.via = step
+			return nil, time.Time{}
+		case step == StepHold:
+			break chain
+		}
+	}
+	_, wait, until := b.allow() // open: refused without using a probe
+	return wait, until
+}
+
+// send runs in its own goroutine: one provider call for j and its record.
+func (p *pump) send(j *job) {
+	p.done <- p.deliver(j)
+}
+
+// deliver begins j's message, sends it, and records what came of it.
+func (p *pump) deliver(j *job) outcome {
+	d := p.w.d
+	r, routed := d.router.Route(p.sender)
+	var prov provider.Provider
+	var up func(bool)
+	if routed {
+		switch j.via {
+		case StepSecondary:
+			prov = r.Secondary
+		case StepSMS:
+			prov = r.SMS
+		default:
+			prov = r.Primary
+		}
+		var until time.Time
+		if up, _, until = d.breakerFor(prov).allow(); up == nil {
+			// Half-open with its probes out: nothing was written; wait.
+			d.m.sends.WithLabelValues(prov.Name(), "held").Inc()
+			j.notBefore = until
+			return outcome{j: j, kind: outAgain}
+		}
+	}
+	ctx := context.Background() // a call under way is finished and recorded, even when stopping
+	begun, err := d.store.Begin(ctx, j.rj)
+	if err != nil || begun != redis.BeginGo {
+		if up != nil {
+			up(true) // no call was made: no verdict on the provider
+		}
+		switch {
+		case errors.Is(err, redis.ErrFenced):
+			return outcome{j: j, kind: outFenced}
+		case err != nil:
+			d.log.Warn("begin a send", "message", j.msgID, "err", err)
+			return outcome{j: j, kind: outAgain}
+		}
+		return outcome{j: j, kind: outDone}
+	}
+	rj := j.rj
+	m := &rj.Msg
+	if rj.Redelivered {
+		// The previous owner died after marking it "sending": the provider
+		// may have it already. This is the one duplicate window.
+		d.m.duplicates.Inc()
+	}
+	if m.Attempt-rj.AttemptBase == 1 {
+		d.m.queueTime.WithLabelValues(string(m.Lane)).Observe(float64(time.Now().UnixMilli()-rj.QueuedMS) / 1000)
+	}
+	if !routed {
+		d.m.sends.WithLabelValues("none", "no_route").Inc()
+		return p.record(j, &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(),
+			ErrorTitle: "no provider is configured for sender " + m.Sender}, false)
+	}
+	msg := m
+	if j.via == StepSMS {
+		msg = smsMessage(rj)
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.SendTimeout)
+	start := time.Now()
+	res, err := prov.Send(cctx, msg)
+	cancel()
+	d.m.duration.WithLabelValues(prov.Name()).Observe(time.Since(start).Seconds())
+	up(providerUp(err))
+	now := time.Now()
+	if err == nil {
+		d.m.sends.WithLabelValues(prov.Name(), "sent").Inc()
+		r := &redis.Result{Status: message.StatusSent, AtMS: now.UnixMilli(), Provider: prov.Name(), ProviderMessageID: res.ProviderMessageID}
+		switch j.via {
+		case StepSecondary:
+			d.m.fallbacks.WithLabelValues(string(StepSecondary), "breaker_open").Inc()
+		case StepSMS:
+			d.m.fallbacks.WithLabelValues(string(StepSMS), "breaker_open").Inc()
+			r.Status, r.Channel = message.StatusFallback, "sms"
+		}
+		return p.record(j, r, false)
+	}
+	return p.failed(j, prov, err, now)
+}
+
+// failed decides what a provider's refusal means for j (PROVIDERS.md's
+// classes) and records it.
+func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) outcome {
+	d := p.w.d
+	rj := j.rj
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		pe = &provider.Error{Class: provider.ClassRetry, Title: err.Error()}
+	}
+	r := &redis.Result{Status: message.StatusFailed, AtMS: now.UnixMilli(), Provider: prov.Name(),
+		ErrorCode: pe.Code, ErrorTitle: failureTitle(pe)}
+	retry := func(outcomeName string, due time.Time, uncounted bool, hold time.Duration) outcome {
+		if rj.ExpiresMS > 0 && due.UnixMilli() > rj.ExpiresMS {
+			// The next try would come after the message's validity.
+			d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()
+			r.Status = message.StatusExpired
+			r.ErrorTitle = "validity passed before a retry: " + r.ErrorTitle
+			return p.record(j, r, false)
+		}
+		d.m.sends.WithLabelValues(prov.Name(), outcomeName).Inc()
+		o := p.retry(j, due, r, uncounted)
+		o.holdFor = hold
+		return o
+	}
+	switch pe.Class {
+	case provider.ClassThrottle:
+		// The provider is pacing the number: slow it down, try again, and
+		// do not count it against the message.
+		p.lim.Throttled(now, pe.RetryAfter)
+		return retry("throttled", now.Add(max(pe.RetryAfter, time.Second)), true, 0)
+	case provider.ClassPairThrottle:
+		return retry("pair_throttled", p.pairs.Defer(j.recipient, now, pe.RetryAfter), true, 0)
+	case provider.ClassHoldSender, provider.ClassStopSender:
+		hold, reason := d.cfg.HoldFor, "hold"
+		if pe.Class == provider.ClassStopSender {
+			hold, reason = d.cfg.StopFor, "stop"
+		}
+		d.m.held.WithLabelValues(p.sender, reason).Inc()
+		d.log.Error("provider stopped a sender; holding it", "sender", p.sender, "provider", prov.Name(),
+			"for", hold, "code", pe.Code, "error", pe.Title)
+		return retry("held", now.Add(hold), true, hold)
+	case provider.ClassNoRetry24h:
+		return retry("retry", now.Add(24*time.Hour), true, 0)
+	case provider.ClassRetry:
+		if rj.Counted() < d.cfg.MaxAttempts {
+			return retry("retry", now.Add(p.backoff(rj.Counted(), pe.RetryAfter)), false, 0)
+		}
+		d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()
+		return p.record(j, r, true) // retries exhausted: dead letter
+	}
+	d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()
+	return p.record(j, r, false)
+}
+
+// smsMessage is the SMS carrying rj's fallback text.
+func smsMessage(rj *redis.Job) *message.Message {
+	m := rj.Msg
+	m.Type = message.TypeText
+	body, _ := jsonString(rj.FallbackText)
+	m.Content = append(append([]byte(`{"body":`), body...), '}')
+	return &m
+}
+
+func failureTitle(pe *provider.Error) string {
+	if pe.Details != "" && pe.Details != pe.Title {
+		return pe.Title + ": " + pe.Details
+	}
+	return pe.Title
+}
+
+// backoff is the wait before the next attempt after counted ones:
+// exponential with full jitter, or the provider's Retry-After when longer.
+func (p *pump) backoff(counted int, retryAfter time.Duration) time.Duration {
+	c := p.w.d.cfg
+	ceil := c.RetryBase << min(max(counted-1, 0), 20)
+	if ceil > c.RetryMax || ceil <= 0 {
+		ceil = c.RetryMax
+	}
+	wait := c.RetryBase/2 + time.Duration(rand.Int64N(int64(ceil)))
+	return max(wait, retryAfter)
+}
+
+// record writes j's outcome; dlq sends it to the dead-letter stream.
+func (p *pump) record(j *job, r *redis.Result, dlq bool) outcome {
+	return p.persist(j, outDone, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, dlq) })
+}
+
+func (p *pump) retry(j *job, due time.Time, r *redis.Result, uncounted bool) outcome {
+	return p.persist(j, outRetry, func(ctx context.Context) error {
+		return p.w.d.store.Retry(ctx, j.rj, due.UnixMilli(), r, uncounted)
+	})
+}
+
+// persist runs a state write, retrying while Redis is unavailable: giving
+// up early would leave a sent message to be sent again. A fenced write
+// means the shard has a new owner, who will take the message over.
+func (p *pump) persist(j *job, kind outcomeKind, op func(context.Context) error) outcome {
+	d := p.w.d
+	deadline := time.Now().Add(d.cfg.RecordTimeout)
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := op(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			return outcome{j: j, kind: kind}
+		case errors.Is(err, redis.ErrFenced):
+			return outcome{j: j, kind: outFenced}
+		case time.Now().After(deadline):
+			d.log.Error("cannot record a send's outcome; the message will be taken over and sent again",
+				"message", j.msgID, "err", err)
+			return outcome{j: j, kind: outFenced}
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 2*time.Second)
+	}
+}

@@ -1,0 +1,117 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// handleDeadLetters serves the admin's dead-letter calls:
+//
+//	GET  /api/v1/whatsapp/admin/dead-letters?limit=50&before=<ms>
+//	POST /api/v1/whatsapp/admin/dead-letters/{message_id}/requeue
+func (s *Server) handleDeadLetters(ctx *fasthttp.RequestCtx, p Principal, rest []byte) {
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
+	if len(rest) == 0 {
+		if !ctx.IsGet() {
+			writeError(ctx, methodNotAllowed("GET"))
+			return
+		}
+		s.listDeadLetters(rctx, ctx, p)
+		return
+	}
+	id, ok := bytes.CutSuffix(bytes.TrimPrefix(rest, []byte("/")), []byte("/requeue"))
+	if !ok || len(id) == 0 {
+		writeError(ctx, errNotFound)
+		return
+	}
+	if !ctx.IsPost() {
+		writeError(ctx, methodNotAllowed("POST"))
+		return
+	}
+	err := s.store.Requeue(rctx, p.Tenant.ID, string(id))
+	switch {
+	case errors.Is(err, redis.ErrNotFound):
+		writeError(ctx, &apiError{Code: message.CodeMessageNotFound, Message: "No message with this id",
+			Details: map[string]any{"message_id": string(id)}})
+		return
+	case errors.Is(err, redis.ErrNotFailed):
+		writeError(ctx, &apiError{Code: message.CodeNotDeadLettered, Message: "This message is not in the dead-letter stream",
+			Details: map[string]any{"message_id": string(id)}, RecoveryOptions: []string{"Check its status: only failed messages can be requeued"}})
+		return
+	case err != nil:
+		s.log.Warn("requeue", "err", err)
+		writeError(ctx, unavailable("requeued"))
+		return
+	}
+	out := append([]byte(`{"message_id":`), appendJSONString(nil, string(id))...)
+	out = append(out, `,"status":"queued"}`...)
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
+func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx, p Principal) {
+	args := ctx.QueryArgs()
+	limit := 50
+	if v := args.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > 500 {
+			writeError(ctx, invalidRequest("limit must be from 1 to 500", map[string]any{"field": "limit"}))
+			return
+		}
+		limit = n
+	}
+	var before int64
+	if v := args.Peek("before"); len(v) > 0 {
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil || n < 0 {
+			writeError(ctx, invalidRequest("before must be the next_before of a previous page", map[string]any{"field": "before"}))
+			return
+		}
+		before = n
+	}
+	dls, err := s.store.DeadLetters(rctx, p.Tenant.ID, limit, before)
+	if err != nil {
+		s.log.Warn("dead letters", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
+	}
+	out := append(make([]byte, 0, 256*len(dls)+64), `{"dead_letters":[`...)
+	for i, d := range dls {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"message_id":`...)
+		out = appendJSONString(out, d.MessageID)
+		out = append(out, `,"guest_phone":`...)
+		out = appendJSONString(out, d.Recipient)
+		out = append(out, `,"from":`...)
+		out = appendJSONString(out, d.Sender)
+		out = append(out, `,"attempts":`...)
+		out = appendInt(out, int64(d.Attempts))
+		out = append(out, `,"error_code":`...)
+		out = appendInt(out, int64(d.ErrorCode))
+		out = append(out, `,"failure_reason":`...)
+		out = appendJSONString(out, d.ErrorTitle)
+		out = append(out, `,"dead_lettered_at":`...)
+		out = appendTimeMS(out, d.AtMS)
+		out = append(out, '}')
+	}
+	out = append(out, `],"next_before":`...)
+	if len(dls) == limit {
+		out = appendInt(out, dls[len(dls)-1].AtMS)
+	} else {
+		out = append(out, "null"...)
+	}
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}

@@ -1,0 +1,64 @@
+package chatapp
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wagate/wagate/provider"
+)
+
+// ClassForCode maps an Alibaba error code (the answer's Code) and the HTTP
+// status it came with to wagate's retry class:
+//
+//   - Throttling… and HTTP 429: a throttle;
+//   - ServiceUnavailable, InternalError, SignatureNonceUsed (a fresh nonce
+//     fixes it) and 5xx: retried;
+//   - InvalidAccessKeyId…, InvalidAccessKeySecret, SignatureDoesNotMatch,
+//     Forbidden… and HTTP 401/403: the account's credentials or rights are
+//     wrong, so the sender stops;
+//   - any other code: permanent. With no code at all, a 4xx is permanent
+//     and anything else retried.
+func ClassForCode(code string, httpStatus int) provider.Class {
+	switch {
+	case strings.HasPrefix(code, "Throttling"):
+		return provider.ClassThrottle
+	case code == "ServiceUnavailable" || code == "InternalError" || code == "UnknownError" || code == "SignatureNonceUsed":
+		return provider.ClassRetry
+	case strings.HasPrefix(code, "InvalidAccessKeyId") || code == "InvalidAccessKeySecret" ||
+		code == "SignatureDoesNotMatch" || strings.HasPrefix(code, "Forbidden"):
+		return provider.ClassStopSender
+	}
+	switch {
+	case httpStatus == http.StatusTooManyRequests:
+		return provider.ClassThrottle
+	case httpStatus >= 500:
+		return provider.ClassRetry
+	case httpStatus == http.StatusUnauthorized || httpStatus == http.StatusForbidden:
+		return provider.ClassStopSender
+	case code != "" || httpStatus >= 400 && httpStatus < 500:
+		return provider.ClassPermanent
+	}
+	return provider.ClassRetry
+}
+
+// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
+const maxRetryAfterSeconds = 7 * 24 * 3600
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
+func parseRetryAfter(v []byte, now time.Time) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
+	}
+	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

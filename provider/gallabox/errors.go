@@ -1,0 +1,71 @@
+package gallabox
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wagate/wagate/provider"
+)
+
+// ClassForStatus maps the HTTP status of a failed send to wagate's retry
+// class: 401 and 403 (bad credentials, a channel the key may not use) stop
+// the sender, 429 is a throttle, another 4xx is permanent and the rest
+// (5xx) is retried.
+func ClassForStatus(status int) provider.Class {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return provider.ClassStopSender
+	case status == http.StatusTooManyRequests:
+		return provider.ClassThrottle
+	case status >= 400 && status < 500:
+		return provider.ClassPermanent
+	}
+	return provider.ClassRetry
+}
+
+// parseError turns a non-success answer into a *provider.Error whose Title
+// is the body's "message": a string, or a list of strings (a validation
+// error) joined with "; ". A body without one gives the status's text.
+func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Error {
+	e := &provider.Error{Class: ClassForStatus(status), HTTPStatus: status, RetryAfter: parseRetryAfter(retryAfter, now)}
+	var eb struct {
+		Message json.RawMessage `json:"message"`
+	}
+	if json.Unmarshal(body, &eb) == nil && len(eb.Message) > 0 {
+		var one string
+		var many []string
+		switch {
+		case json.Unmarshal(eb.Message, &one) == nil:
+			e.Title = one
+		case json.Unmarshal(eb.Message, &many) == nil:
+			e.Title = strings.Join(many, "; ")
+		}
+	}
+	if e.Title == "" {
+		e.Title = http.StatusText(status)
+	}
+	return e
+}
+
+// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
+const maxRetryAfterSeconds = 7 * 24 * 3600
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
+func parseRetryAfter(v []byte, now time.Time) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
+	}
+	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

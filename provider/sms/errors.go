@@ -1,0 +1,82 @@
+package sms
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wagate/wagate/provider"
+)
+
+// ClassForCode maps a Twilio error code and the HTTP status it came with to
+// wagate's retry class. Rate limits are throttles whatever the status; then
+// 429 is a throttle, 401 and 403 (bad credentials, suspended account) stop
+// the sender, another 4xx is permanent and the rest (5xx) is retried.
+func ClassForCode(code int, httpStatus int) provider.Class {
+	switch code {
+	case 20429, // too many requests
+		14107, // SMS send rate limit exceeded
+		21611: // the From number's queue is full
+		return provider.ClassThrottle
+	}
+	switch {
+	case httpStatus == http.StatusTooManyRequests:
+		return provider.ClassThrottle
+	case httpStatus == http.StatusUnauthorized || httpStatus == http.StatusForbidden:
+		return provider.ClassStopSender
+	case httpStatus >= 400 && httpStatus < 500:
+		return provider.ClassPermanent
+	}
+	return provider.ClassRetry
+}
+
+// twilioError is Twilio's error body:
+// {"code":21211,"message":"…","more_info":"https://www.twilio.com/docs/errors/21211","status":400}.
+type twilioError struct {
+	Code     int    `json:"code"`
+	Message  string `json:"message"`
+	Detail   string `json:"detail"`
+	MoreInfo string `json:"more_info"`
+}
+
+// parseError turns a non-success answer into a *provider.Error. A body
+// that is not Twilio's error object leaves Code 0 and the status's text
+// as the Title.
+func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Error {
+	e := &provider.Error{HTTPStatus: status, RetryAfter: parseRetryAfter(retryAfter, now)}
+	var te twilioError
+	if json.Unmarshal(body, &te) == nil {
+		e.Code = te.Code
+		e.Title = te.Message
+		e.Details = te.Detail
+		if e.Details == "" {
+			e.Details = te.MoreInfo
+		}
+	}
+	if e.Title == "" {
+		e.Title = http.StatusText(status)
+	}
+	e.Class = ClassForCode(e.Code, status)
+	return e
+}
+
+// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
+const maxRetryAfterSeconds = 7 * 24 * 3600
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
+func parseRetryAfter(v []byte, now time.Time) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
+	}
+	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

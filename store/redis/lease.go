@@ -1,0 +1,76 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Lease is one instance's ownership of one shard for one role. Value holds
+// the instance and its fencing token; scripts refuse writes under a value
+// that is no longer the shard's lease.
+type Lease struct {
+	Shard int
+	Role  string
+	Value string
+}
+
+// Heartbeat records instance as alive in role's membership and returns the
+// instances alive within ttl, sorted, itself included.
+func (s *Store) Heartbeat(ctx context.Context, role, instance string, ttl time.Duration) ([]string, error) {
+	key := s.keys.Members(role)
+	now := s.nowMS()
+	p := s.rdb.Pipeline()
+	p.ZAdd(ctx, key, goredis.Z{Score: float64(now), Member: instance})
+	p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now-10*ttl.Milliseconds(), 10))
+	alive := p.ZRangeByScore(ctx, key, &goredis.ZRangeBy{Min: strconv.FormatInt(now-ttl.Milliseconds(), 10), Max: "+inf"})
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	return alive.Val(), nil // ZRANGEBYSCORE orders by score; callers sort
+}
+
+// Leave removes instance from role's membership at once (graceful stop).
+func (s *Store) Leave(ctx context.Context, role, instance string) error {
+	if err := s.rdb.ZRem(ctx, s.keys.Members(role), instance).Err(); err != nil {
+		return fmt.Errorf("leave: %w", err)
+	}
+	return nil
+}
+
+// TakeLease takes shard's lease for role if nobody holds it.
+func (s *Store) TakeLease(ctx context.Context, role string, shard int, instance string, ttl time.Duration) (*Lease, bool, error) {
+	v, err := s.scripts.lease.Run(ctx, s.rdb, []string{s.keys.Lease(shard, role), s.keys.Fence(shard)},
+		"take", instance, ttl.Milliseconds()).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("take lease of shard %d: %w", shard, err)
+	}
+	return &Lease{Shard: shard, Role: role, Value: v}, true, nil
+}
+
+// RenewLease extends l by ttl; false when l is no longer the shard's lease.
+func (s *Store) RenewLease(ctx context.Context, l *Lease, ttl time.Duration) (bool, error) {
+	n, err := s.scripts.lease.Run(ctx, s.rdb, []string{s.keys.Lease(l.Shard, l.Role), s.keys.Fence(l.Shard)},
+		"renew", l.Value, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("renew lease of shard %d: %w", l.Shard, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseLease gives l back at once, so another instance may take the
+// shard without waiting for it to expire.
+func (s *Store) ReleaseLease(ctx context.Context, l *Lease) error {
+	if err := s.scripts.lease.Run(ctx, s.rdb, []string{s.keys.Lease(l.Shard, l.Role), s.keys.Fence(l.Shard)},
+		"release", l.Value, 0).Err(); err != nil {
+		return fmt.Errorf("release lease of shard %d: %w", l.Shard, err)
+	}
+	return nil
+}

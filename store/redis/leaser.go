@@ -1,0 +1,279 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ShardOwner is told which shards it owns by a Leaser. The calls come from
+// the leaser's goroutine and must not block.
+type ShardOwner interface {
+	// Acquired: work the shard under l from now on.
+	Acquired(l *Lease)
+	// Release: stop working the shard; call done once nothing more will be
+	// written under its lease. The lease is kept alive until then.
+	Release(shard int, done func())
+	// Lost: the lease expired or was taken; stop at once (writes under it
+	// are refused anyway).
+	Lost(shard int)
+}
+
+// LeaserConfig configures a Leaser.
+type LeaserConfig struct {
+	// Role names what the leases are for ("dispatch"); each role has its
+	// own leases and membership.
+	Role string
+	// Instance names this process; it must be unique among live ones.
+	Instance string
+	// TTL is how long a lease outlives its last renewal (5 s): when an
+	// instance dies, its shards move within about that time.
+	TTL time.Duration
+	// Tick is how often membership is refreshed and free shards are taken
+	// (TTL/10). Leases are renewed every TTL/3.
+	Tick time.Duration
+}
+
+// Leaser spreads a role's shards evenly over the live instances: each
+// instance heartbeats into the role's membership, computes from the sorted
+// members which shards are its share, takes those that are free, renews
+// those it holds, and gives back those that are no longer its share.
+type Leaser struct {
+	s     *Store
+	cfg   LeaserConfig
+	owner ShardOwner
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	held      map[int]*heldLease
+	members   []string
+	stop      chan struct{}
+	stopOnce  sync.Once
+	done      chan struct{}
+	lastRenew time.Time
+}
+
+type heldLease struct {
+	lease     *Lease
+	releasing bool
+}
+
+// NewLeaser returns a leaser for cfg.Role's shards of s, telling owner.
+func (s *Store) NewLeaser(cfg LeaserConfig, owner ShardOwner, log *slog.Logger) (*Leaser, error) {
+	if cfg.Role == "" || cfg.Instance == "" {
+		return nil, fmt.Errorf("leaser: role and instance are required")
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 5 * time.Second
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = cfg.TTL / 10
+	}
+	if cfg.TTL < 100*time.Millisecond || cfg.Tick <= 0 || cfg.Tick > cfg.TTL/3 {
+		return nil, fmt.Errorf("leaser: TTL %v and tick %v do not fit (tick ≤ TTL/3)", cfg.TTL, cfg.Tick)
+	}
+	return &Leaser{s: s, cfg: cfg, owner: owner, log: log, held: map[int]*heldLease{},
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Start runs the leaser in the background.
+func (l *Leaser) Start() {
+	go l.run()
+}
+
+func (l *Leaser) run() {
+	defer close(l.done)
+	t := time.NewTicker(l.cfg.Tick)
+	defer t.Stop()
+	failing := false
+	for {
+		err := l.tick()
+		if (err != nil) != failing {
+			failing = err != nil
+			if failing {
+				l.log.Warn("shard leases: Redis fails; retrying", "role", l.cfg.Role, "err", err)
+			} else {
+				l.log.Info("shard leases: Redis works again", "role", l.cfg.Role)
+			}
+		}
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// share returns the shards that are instance's share among members.
+func share(members []string, instance string, shards int) []int {
+	if !slices.Contains(members, instance) {
+		members = append(slices.Clone(members), instance)
+	}
+	slices.Sort(members)
+	me := slices.Index(members, instance)
+	var out []int
+	for sh := 0; sh < shards; sh++ {
+		if sh%len(members) == me {
+			out = append(out, sh)
+		}
+	}
+	return out
+}
+
+func (l *Leaser) tick() error {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL/2)
+	defer cancel()
+	members, err := l.s.Heartbeat(ctx, l.cfg.Role, l.cfg.Instance, l.cfg.TTL)
+	if err != nil {
+		l.expireUnrenewed()
+		return err
+	}
+	target := share(members, l.cfg.Instance, l.s.cfg.Shards)
+	l.mu.Lock()
+	l.members = members
+	held := make(map[int]*heldLease, len(l.held))
+	for sh, h := range l.held {
+		held[sh] = h
+	}
+	l.mu.Unlock()
+
+	if time.Since(l.lastRenew) >= l.cfg.TTL/3 {
+		for sh, h := range held {
+			ok, err := l.s.RenewLease(ctx, h.lease, l.cfg.TTL)
+			if err != nil {
+				l.expireUnrenewed()
+				return err
+			}
+			if !ok {
+				l.drop(sh)
+				l.owner.Lost(sh)
+				l.log.Warn("shard lease lost", "role", l.cfg.Role, "shard", sh)
+				delete(held, sh)
+			}
+		}
+		l.lastRenew = time.Now()
+	}
+	for sh, h := range held {
+		if !h.releasing && !slices.Contains(target, sh) {
+			l.release(sh, h)
+		}
+	}
+	for _, sh := range target {
+		if _, ok := held[sh]; ok {
+			continue
+		}
+		lease, ok, err := l.s.TakeLease(ctx, l.cfg.Role, sh, l.cfg.Instance, l.cfg.TTL)
+		if err != nil {
+			return err
+		}
+		if ok {
+			l.mu.Lock()
+			l.held[sh] = &heldLease{lease: lease}
+			l.mu.Unlock()
+			l.owner.Acquired(lease)
+		}
+	}
+	return nil
+}
+
+// expireUnrenewed gives up leases that may have expired while Redis could
+// not be reached: past their TTL another instance may own the shard.
+func (l *Leaser) expireUnrenewed() {
+	if time.Since(l.lastRenew) < l.cfg.TTL {
+		return
+	}
+	l.mu.Lock()
+	var lost []int
+	for sh := range l.held {
+		lost = append(lost, sh)
+	}
+	clear(l.held)
+	l.mu.Unlock()
+	for _, sh := range lost {
+		l.owner.Lost(sh)
+	}
+}
+
+// release asks the owner to stop the shard and gives the lease back when
+// it has.
+func (l *Leaser) release(sh int, h *heldLease) {
+	l.mu.Lock()
+	h.releasing = true
+	l.mu.Unlock()
+	l.owner.Release(sh, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL)
+		defer cancel()
+		if err := l.s.ReleaseLease(ctx, h.lease); err != nil {
+			l.log.Warn("giving back a shard lease", "shard", sh, "err", err)
+		}
+		l.drop(sh)
+	})
+}
+
+func (l *Leaser) drop(sh int) {
+	l.mu.Lock()
+	delete(l.held, sh)
+	l.mu.Unlock()
+}
+
+// Owned returns the shards held now, sorted.
+func (l *Leaser) Owned() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int, 0, len(l.held))
+	for sh := range l.held {
+		out = append(out, sh)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Members returns the live instances of the role as last seen.
+func (l *Leaser) Members() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.members)
+}
+
+// Shutdown asks the owner to release every shard, waits for it (bounded by
+// ctx), gives the leases back and leaves the membership, so that the other
+// instances take the shards at once.
+func (l *Leaser) Shutdown(ctx context.Context) error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
+	l.mu.Lock()
+	release := map[int]*heldLease{}
+	for sh, h := range l.held {
+		if !h.releasing {
+			h.releasing = true
+			release[sh] = h
+		}
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for sh, h := range release {
+		wg.Add(1)
+		l.owner.Release(sh, func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			l.s.ReleaseLease(rctx, h.lease)
+			l.drop(sh)
+		})
+	}
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = fmt.Errorf("leaser: shards not released in time: %w", ctx.Err())
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.s.Leave(lctx, l.cfg.Role, l.cfg.Instance)
+	return err
+}
