@@ -40,17 +40,28 @@ type pairState struct {
 // fifo is a queue of ready jobs.
 type fifo struct{ q []*job }
 
-func (f *fifo) push(j *job)    { f.q = append(f.q, j) }
-func (f *fifo) unshift(j *job) { f.q = append([]*job{j}, f.q...) }
-func (f *fifo) len() int       { return len(f.q) }
-func (f *fifo) pop() *job {
-	j := f.q[0]
-	f.q[0] = nil
-	f.q = f.q[1:]
+func (f *fifo) push(j *job) { f.q = append(f.q, j) }
+func (f *fifo) len() int    { return len(f.q) }
+
+// remove takes j out; it is nearly always the first.
+func (f *fifo) remove(j *job) {
+	for i, x := range f.q {
+		switch {
+		case x != j:
+			continue
+		case i == 0:
+			f.q[0] = nil
+			f.q = f.q[1:]
+		default:
+			copy(f.q[i:], f.q[i+1:])
+			f.q[len(f.q)-1] = nil
+			f.q = f.q[:len(f.q)-1]
+		}
+		break
+	}
 	if len(f.q) == 0 {
 		f.q = f.q[:0:0] // let a large spent backing array go
 	}
-	return j
 }
 
 // timedJobs is a min-heap of jobs by notBefore.
@@ -167,19 +178,16 @@ func (p *pump) run() {
 		if p.poked || (p.more && (p.txHeld < d.cfg.ReadAhead/2 || p.bulkHeld < d.cfg.ReadAhead/2)) {
 			p.read()
 		}
-		j := p.peek()
+		var j *job
 		var wait <-chan struct{}
 		var until time.Time
 		switch {
-		case j == nil:
 		case p.inFlight >= d.cfg.InFlight:
-			j = nil // a slot frees when an outcome comes in
+			// A slot frees when an outcome comes in.
 		case now.Before(p.holdUntil):
-			j, until = nil, p.holdUntil
+			until = p.holdUntil
 		default:
-			if wait, until = p.route(j); wait != nil {
-				j = nil
-			}
+			j, wait, until = p.choose()
 		}
 		if j == nil {
 			if next := p.nextTimed(); !next.IsZero() && (until.IsZero() || next.Before(until)) {
@@ -204,14 +212,12 @@ func (p *pump) run() {
 		if err := p.lim.Wait(ctx); err != nil {
 			continue // stopping
 		}
-		// After the wait: a transactional message may have come first.
-		if j = p.pop(); j == nil {
+		// After the wait: a transactional message may have come first, or
+		// a breaker may have changed.
+		if j, _, _ = p.choose(); j == nil {
 			continue
 		}
-		if wait, _ := p.route(j); wait != nil {
-			p.putBack(j) // its provider's breaker opened meanwhile
-			continue
-		}
+		p.take(j)
 		p.inFlight++
 		d.m.inFlight.Inc()
 		go p.send(j)
@@ -352,47 +358,73 @@ func (p *pump) nextTimed() time.Time {
 	return p.timed[0].notBefore
 }
 
-// peek returns the job pop would return, without taking it.
-func (p *pump) peek() *job {
-	if p.tx.len() > 0 {
-		return p.tx.q[0]
+// choose returns the job to send next: the transactional lane first, then
+// the bulk campaigns in turn. While the primary provider's breaker is open,
+// a job no fallback step can carry is passed over for one that a step can
+// (another recipient: their order is not at stake); when none can go, it
+// returns what to wait for.
+func (p *pump) choose() (*job, <-chan struct{}, time.Time) {
+	var wait <-chan struct{}
+	var until time.Time
+	scanned := 0
+	try := func(j *job) bool {
+		scanned++
+		w, u := p.route(j)
+		if w == nil {
+			return true
+		}
+		if wait == nil {
+			wait, until = w, u
+		}
+		return false
 	}
-	for i := 0; i < len(p.rr); i++ {
-		if f := p.bulk[p.rr[(p.rrNext+i)%len(p.rr)]]; f.len() > 0 {
-			return f.q[0]
+	for _, j := range p.tx.q {
+		if try(j) {
+			return j, nil, time.Time{}
+		}
+		if scanned >= maxScan {
+			return nil, wait, until
 		}
 	}
-	return nil
-}
-
-// pop takes the next job: the transactional lane first, then the bulk
-// campaigns in turn, one message each.
-func (p *pump) pop() *job {
-	if p.tx.len() > 0 {
-		j := p.tx.pop()
-		p.release(j)
-		return j
-	}
-	for i := 0; i < len(p.rr); i++ {
-		k := (p.rrNext + i) % len(p.rr)
-		if f := p.bulk[p.rr[k]]; f.len() > 0 {
-			p.rrNext = (k + 1) % len(p.rr)
-			j := f.pop()
-			p.release(j)
-			return j
+	// Campaigns in turn: the i-th job of each before the (i+1)-th of any.
+	for i := 0; ; i++ {
+		any := false
+		for k := 0; k < len(p.rr); k++ {
+			f := p.bulk[p.rr[(p.rrNext+k)%len(p.rr)]]
+			if i >= f.len() {
+				continue
+			}
+			any = true
+			if try(f.q[i]) {
+				return f.q[i], nil, time.Time{}
+			}
+			if scanned >= maxScan {
+				return nil, wait, until
+			}
+		}
+		if !any {
+			return nil, wait, until
 		}
 	}
-	return nil
 }
 
-// putBack returns a popped job to the front of its lane.
-func (p *pump) putBack(j *job) {
-	p.hold(j)
-	if j.lane == message.LaneBulk {
-		p.bulk[j.campaign].unshift(j)
+// maxScan bounds how far choose looks past jobs that must wait.
+const maxScan = 1000
+
+// take removes j, which choose returned, from its lane.
+func (p *pump) take(j *job) {
+	p.release(j)
+	if j.lane != message.LaneBulk {
+		p.tx.remove(j)
 		return
 	}
-	p.tx.unshift(j)
+	p.bulk[j.campaign].remove(j)
+	for k, c := range p.rr {
+		if c == j.campaign {
+			p.rrNext = (k + 1) % len(p.rr)
+			break
+		}
+	}
 }
 
 // takeOver reads the queues' pending entries: messages the shard's previous

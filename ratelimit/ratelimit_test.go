@@ -23,12 +23,16 @@ func TestSenderDecreasesOnThrottleAndRecovers(t *testing.T) {
 	if r := s.RateAt(t0.Add(200 * time.Millisecond)); math.Abs(r-70.4) > 0.01 {
 		t.Fatalf("after a burst of throttles: %v mps, want 70 plus 0.2 s of recovery", r)
 	}
-	// Additive recovery: 2 mps per second back to the tier, never beyond.
+	// Additive recovery: 2 mps per second up to 90% of where the provider
+	// throttled (100), a tenth of that above, never beyond the tier.
 	if r := s.RateAt(t0.Add(5 * time.Second)); math.Abs(r-80) > 0.01 {
 		t.Fatalf("5 s later: %v mps, want 80", r)
 	}
-	if r := s.RateAt(t0.Add(time.Minute)); r != 100 {
-		t.Fatalf("a minute later: %v mps, want the tier's 100", r)
+	if r := s.RateAt(t0.Add(15 * time.Second)); math.Abs(r-91) > 0.01 {
+		t.Fatalf("15 s later: %v mps, want 91: 80 to 90 in 5 s, then a tenth as fast", r)
+	}
+	if r := s.RateAt(t0.Add(3 * time.Minute)); r != 100 {
+		t.Fatalf("minutes later: %v mps, want the tier's 100", r)
 	}
 	// Never below the floor.
 	last := t0

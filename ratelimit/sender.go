@@ -74,8 +74,15 @@ type Sender struct {
 	mu         sync.Mutex
 	current    float64
 	pauseUntil time.Time
-	lastAdjust time.Time
-	throttles  int
+	// lastAdjust is when the rate last changed (either way), lastDecrease
+	// when it was last lowered.
+	lastAdjust   time.Time
+	lastDecrease time.Time
+	throttles    int
+	// ceiling is the rate at which the provider last throttled: recovery
+	// slows down near it, so the rate settles just below what the
+	// provider takes instead of overshooting it again and again.
+	ceiling float64
 }
 
 // NewSender returns a bucket full to its burst, at cfg.Rate.
@@ -119,17 +126,20 @@ func (s *Sender) Throttled(now time.Time, retryAfter time.Duration) {
 	if retryAfter > 0 && now.Add(retryAfter).After(s.pauseUntil) {
 		s.pauseUntil = now.Add(retryAfter)
 	}
-	if now.Sub(s.lastAdjust) < time.Second && s.throttles > 0 {
+	if now.Sub(s.lastDecrease) < time.Second && s.throttles > 0 {
 		return
 	}
+	s.recover(now)
 	s.throttles++
+	s.ceiling = s.current
 	s.current = max(s.current*s.cfg.Decrease, s.cfg.Rate*s.cfg.Floor)
-	s.lastAdjust = now
+	s.lastAdjust, s.lastDecrease = now, now
 	s.lim.SetLimitAt(now, rate.Limit(s.current))
 }
 
 // recover adds back Increase×Rate per second since the last change, up to
-// Rate. Called with mu held.
+// Rate; a tenth of that within 10% of the last throttling rate, where the
+// provider's limit likely is. Called with mu held.
 func (s *Sender) recover(now time.Time) {
 	if s.current >= s.cfg.Rate {
 		return
@@ -138,7 +148,23 @@ func (s *Sender) recover(now time.Time) {
 	if el < 0.1 {
 		return
 	}
-	s.current = min(s.cfg.Rate, s.current+el*s.cfg.Increase*s.cfg.Rate)
+	fast := s.cfg.Increase * s.cfg.Rate
+	near := s.cfg.Rate
+	if s.ceiling > 0 {
+		near = min(near, 0.9*s.ceiling)
+	}
+	if s.current < near {
+		// Fast up to near the ceiling, and the rest of the time slowly.
+		need := (near - s.current) / fast
+		if el <= need {
+			s.current += el * fast
+			el = 0
+		} else {
+			s.current = near
+			el -= need
+		}
+	}
+	s.current = min(s.cfg.Rate, s.current+el*fast/10)
 	s.lastAdjust = now
 	s.lim.SetLimitAt(now, rate.Limit(s.current))
 }

@@ -29,10 +29,23 @@ type fileConfig struct {
 	} `json:"sms"`
 	// Routes gives a sender number its secondary provider, its SMS account
 	// and its fallback chain ("secondary", "sms", "hold").
-	Routes  map[string]routeConfig `json:"routes"`
-	Rates   rateConfig             `json:"rates"`
-	Pairs   pairConfig             `json:"pairs"`
-	Breaker breakerConfig          `json:"breaker"`
+	Routes   map[string]routeConfig `json:"routes"`
+	Rates    rateConfig             `json:"rates"`
+	Pairs    pairConfig             `json:"pairs"`
+	Breaker  breakerConfig          `json:"breaker"`
+	Dispatch dispatchSettings       `json:"dispatch"`
+}
+
+// dispatchSettings tune the dispatcher (durations as "5s"); zero keeps the
+// defaults.
+type dispatchSettings struct {
+	LeaseTTL    string `json:"lease_ttl"`
+	InFlight    int    `json:"in_flight"`
+	ReadAhead   int    `json:"read_ahead"`
+	MaxAttempts int    `json:"max_attempts"`
+	RetryBase   string `json:"retry_base"`
+	RetryMax    string `json:"retry_max"`
+	SendTimeout string `json:"send_timeout"`
 }
 
 type gallaboxAccount struct {

@@ -133,6 +133,18 @@ func (fc *fileConfig) dispatchConfig(instance string) (dispatcher.Config, error)
 		return c, fmt.Errorf("config: breaker.open_for: %w", err)
 	}
 	c.Breaker.MinRequests, c.Breaker.FailureRatio, c.Breaker.Probes = b.MinRequests, b.FailureRatio, b.Probes
+	ds := fc.Dispatch
+	c.InFlight, c.ReadAhead, c.MaxAttempts = ds.InFlight, ds.ReadAhead, ds.MaxAttempts
+	for _, f := range []struct {
+		name string
+		s    string
+		d    *time.Duration
+	}{{"lease_ttl", ds.LeaseTTL, &c.LeaseTTL}, {"retry_base", ds.RetryBase, &c.RetryBase},
+		{"retry_max", ds.RetryMax, &c.RetryMax}, {"send_timeout", ds.SendTimeout, &c.SendTimeout}} {
+		if *f.d, err = optDuration(f.s); err != nil {
+			return c, fmt.Errorf("config: dispatch.%s: %w", f.name, err)
+		}
+	}
 	return c, nil
 }
 

@@ -343,6 +343,11 @@ func TestSendAnswers(t *testing.T) {
 	f(401, ``, "", provider.Error{Class: provider.ClassStopSender, HTTPStatus: 401, Title: "Unauthorized"})
 	f(400, `{"Code":`, "", provider.Error{Class: provider.ClassPermanent, HTTPStatus: 400, Title: "Bad Request"})
 
+	// An escaped OK is still OK.
+	fc.answer(200, `{"Code":"\u004fK","MessageId":"m-1"}`, "")
+	if res, err := c.Send(context.Background(), m); err != nil || res.ProviderMessageID != "m-1" {
+		t.Fatalf("escaped OK: %+v %v", res, err)
+	}
 	for _, body := range []string{`{"Code":"OK","RequestId":"x"}`, `{"Code":"OK","MessageId":""}`, `{"MessageId":"x"}`, `not json`, ``} {
 		fc.answer(200, body, "")
 		_, err := c.Send(context.Background(), m)
