@@ -121,19 +121,21 @@ type pump struct {
 	queues    []redis.QueueRef
 	refreshed time.Time
 	poked     bool
-	more      bool // the last read filled its page: read again soon
-	tx        fifo
-	bulk      map[string]*fifo
-	rr        []string // campaigns in round-robin order
-	rrNext    int
-	lines     map[string]*pairState
-	blocked   map[string]string // recipient → message holding it (from Redis)
-	timed     timedJobs
-	txHeld    int // tx jobs in memory, not in flight
-	bulkHeld  int
-	inFlight  int
-	holdUntil time.Time
-	fenced    bool
+	// moreTx, moreBulk: the last read of the lane filled its page, so more
+	// is likely waiting: read again as soon as there is room.
+	moreTx, moreBulk bool
+	tx               fifo
+	bulk             map[string]*fifo
+	rr               []string // campaigns in round-robin order
+	rrNext           int
+	lines            map[string]*pairState
+	blocked          map[string]string // recipient → message holding it (from Redis)
+	timed            timedJobs
+	txHeld           int // tx jobs in memory, not in flight
+	bulkHeld         int
+	inFlight         int
+	holdUntil        time.Time
+	fenced           bool
 }
 
 func newPump(w *shardWorker, sender string, blocked map[string]string) *pump {
@@ -175,7 +177,7 @@ func (p *pump) run() {
 		}
 		now := time.Now()
 		p.due(now)
-		if p.poked || (p.more && (p.txHeld < d.cfg.ReadAhead/2 || p.bulkHeld < d.cfg.ReadAhead/2)) {
+		if p.poked || (p.moreTx && p.txHeld < d.cfg.ReadAhead/2) || (p.moreBulk && p.bulkHeld < d.cfg.ReadAhead/2) {
 			p.read()
 		}
 		var j *job
@@ -461,29 +463,33 @@ func (p *pump) loadQueues() {
 	p.queues, p.refreshed = refs, time.Now()
 }
 
-// read takes new entries from the sender's queues: always from the
-// transactional one, from the campaigns while few bulk messages are held.
+// read takes new entries from the sender's queues, each lane while it has
+// room: the transactional one when poked or likely to hold more, the
+// campaigns likewise, sharing the bulk lane's room.
 func (p *pump) read() {
 	d := p.w.d
+	poked := p.poked
 	p.poked = false
 	if time.Since(p.refreshed) > 200*time.Millisecond {
 		p.loadQueues()
 	}
-	var streams []string
-	refs := map[string]redis.QueueRef{}
 	txRoom, bulkRoom := d.cfg.ReadAhead-p.txHeld, d.cfg.ReadAhead-p.bulkHeld
+	readTx := txRoom > 0 && (poked || p.moreTx)
+	readBulk := bulkRoom > 0 && (poked || p.moreBulk)
 	nBulk := 0
 	for _, r := range p.queues {
 		if r.Lane == message.LaneBulk {
 			nBulk++
 		}
 	}
+	var streams []string
+	refs := map[string]redis.QueueRef{}
 	count := 0
 	for _, r := range p.queues {
 		switch {
-		case r.Lane != message.LaneBulk && txRoom > 0:
+		case r.Lane != message.LaneBulk && readTx:
 			count = max(count, txRoom)
-		case r.Lane == message.LaneBulk && bulkRoom > 0:
+		case r.Lane == message.LaneBulk && readBulk:
 			count = max(count, max(1, bulkRoom/nBulk))
 		default:
 			continue
@@ -492,7 +498,6 @@ func (p *pump) read() {
 		refs[r.Stream] = r
 	}
 	if len(streams) == 0 {
-		p.more = false
 		return
 	}
 	count = min(count, 500)
@@ -506,7 +511,6 @@ func (p *pump) read() {
 		if p.w.ctx.Err() == nil {
 			d.log.Warn("reading queues", "sender", p.sender, "err", err)
 		}
-		p.more = false
 		return
 	}
 	per := map[string]int{}
@@ -514,10 +518,19 @@ func (p *pump) read() {
 		p.arrive(&es[i], refs[es[i].Stream])
 		per[es[i].Stream]++
 	}
-	p.more = false
-	for _, n := range per {
+	if readTx {
+		p.moreTx = false
+	}
+	if readBulk {
+		p.moreBulk = false
+	}
+	for stream, n := range per {
 		if n >= count {
-			p.more = true
+			if refs[stream].Lane == message.LaneBulk {
+				p.moreBulk = true
+			} else {
+				p.moreTx = true
+			}
 		}
 	}
 	d.m.rate.WithLabelValues(p.sender).Set(p.lim.Rate())

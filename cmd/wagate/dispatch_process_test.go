@@ -46,16 +46,19 @@ func checkRate(t *testing.T, name string, secs []int, rate float64) {
 func TestSendRatesHoldAt80And1000PerSecond(t *testing.T) {
 	nums := sameShardNumbers(2, 16) // the second is not slowed by the first
 	fast, slow := nums[0], nums[1]
-	f := newFleet(t, sim.Config{}, nums, func(fc *fileConfig) {
+	// At 200 ms a call, 1 000 mps needs 200 sends in flight.
+	f := newFleet(t, sim.Config{Latency: 200 * time.Millisecond}, nums, func(fc *fileConfig) {
 		fc.Rates.PerNumber[fast.sender] = 1000
 		fc.Rates.PerNumber[slow.sender] = 80
 	})
 	fastIDs := f.enqueue(13_500, fast.sender, nil)
 	slowIDs := f.enqueue(1_100, slow.sender, nil)
-	f.start("d1", "dispatcher")
+	p := f.start("d1", "dispatcher")
 	sent := func(st *redis.State) bool { return st.Status == message.StatusSent }
 	f.waitDone(fastIDs, time.Minute, sent)
 	f.waitDone(slowIDs, time.Minute, sent)
+	t.Logf("provider calls: %v sent, %v retried", p.metric("wagate_dispatch_sends_total", `outcome="sent"`),
+		p.metric("wagate_dispatch_sends_total", `outcome="retry"`))
 	checkRate(t, "1000 mps number", f.perSecond(fast.phoneID), 1000)
 	checkRate(t, "80 mps number on the same shard", f.perSecond(slow.phoneID), 80)
 }

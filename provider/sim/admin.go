@@ -126,6 +126,10 @@ type runtimeJSON struct {
 	ReadDelay       *string  `json:"read_delay,omitempty"`
 	ReadRatio       *float64 `json:"read_ratio,omitempty"`
 	FailRatio       *float64 `json:"fail_ratio,omitempty"`
+	PairRate        *float64 `json:"pair_rate,omitempty"`
+	PairBurst       *int     `json:"pair_burst,omitempty"`
+	// RecipientErrors: recipient digits → Meta error code; {} clears.
+	RecipientErrors map[string]int `json:"recipient_errors,omitempty"`
 }
 
 func toJSON(rt Runtime) runtimeJSON {
@@ -134,7 +138,8 @@ func toJSON(rt Runtime) runtimeJSON {
 		Latency: d(rt.Latency), LatencyJitter: d(rt.LatencyJitter),
 		ErrorRate: &rt.ErrorRate, Throughput: &rt.Throughput, ThroughputBurst: &rt.ThroughputBurst,
 		SentDelay: d(rt.StatusDelays.Sent), DeliveredDelay: d(rt.StatusDelays.Delivered), ReadDelay: d(rt.StatusDelays.Read),
-		ReadRatio: &rt.ReadRatio, FailRatio: &rt.FailRatio,
+		ReadRatio: &rt.ReadRatio, FailRatio: &rt.FailRatio, PairRate: &rt.PairRate, PairBurst: &rt.PairBurst,
+		RecipientErrors: rt.RecipientErrors,
 	}
 }
 
@@ -162,6 +167,13 @@ func (j *runtimeJSON) apply(rt *Runtime) error {
 		}
 	}
 	set(j.ErrorRate, &rt.ErrorRate)
+	set(j.PairRate, &rt.PairRate)
+	if j.PairBurst != nil {
+		rt.PairBurst = *j.PairBurst
+	}
+	if j.RecipientErrors != nil {
+		rt.RecipientErrors = j.RecipientErrors
+	}
 	set(j.Throughput, &rt.Throughput)
 	set(j.ReadRatio, &rt.ReadRatio)
 	set(j.FailRatio, &rt.FailRatio)

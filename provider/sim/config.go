@@ -90,6 +90,17 @@ type Runtime struct {
 	// being delivered.
 	ReadRatio float64
 	FailRatio float64
+	// PairRate limits sends from one number to one recipient, messages per
+	// second (0: unlimited; Meta: about 1 per 6 s), with PairBurst at once;
+	// over it the sim answers Meta's 131056.
+	PairRate  float64
+	PairBurst int
+	// RecipientErrors answers every send to a recipient (digits, no "+")
+	// with Meta's error of that code: 131026 undeliverable, 131047 outside
+	// the 24-hour window, 131048 spam limit, 131049 marketing cap, 131051
+	// unsupported type, 131031 account locked, 368 blocked, 131000, 130429,
+	// 131056.
+	RecipientErrors map[string]int
 }
 
 // Config configures a Server. Zero fields take the defaults above.
@@ -123,6 +134,11 @@ type Config struct {
 	// FailRatio is the fraction of messages that get a failed status
 	// (131026) instead of delivered.
 	FailRatio float64
+	// PairRate, PairBurst and RecipientErrors start Runtime's fields of the
+	// same names.
+	PairRate        float64
+	PairBurst       int
+	RecipientErrors map[string]int
 
 	// MaxStatusesPerWebhook is how many statuses of one number a webhook
 	// may carry: 1 (one per POST) as Meta usually does, more to batch.
@@ -292,6 +308,9 @@ func (c *Config) runtime() Runtime {
 		StatusDelays:    c.StatusDelays,
 		ReadRatio:       c.ReadRatio,
 		FailRatio:       c.FailRatio,
+		PairRate:        c.PairRate,
+		PairBurst:       c.PairBurst,
+		RecipientErrors: c.RecipientErrors,
 	}
 }
 
@@ -305,6 +324,13 @@ func (r *Runtime) validate() error {
 		return errors.New("throughput is negative")
 	case r.StatusDelays.Sent < 0 || r.StatusDelays.Delivered < 0 || r.StatusDelays.Read < 0:
 		return errors.New("status delay is negative")
+	case r.PairRate < 0 || r.PairBurst < 0:
+		return errors.New("pair rate is negative")
+	}
+	for to, code := range r.RecipientErrors {
+		if !KnownRecipientError(code) {
+			return fmt.Errorf("recipient %s: unknown error code %d", to, code)
+		}
 	}
 	return nil
 }

@@ -99,8 +99,10 @@ type Stats struct {
 	// Throttled (130429), Injected (ErrorRate's 131000) and Outage
 	// (answered 503 or refused) sends.
 	Throttled int64 `json:"throttled"`
-	Injected  int64 `json:"injected_errors"`
-	Outage    int64 `json:"outage"`
+	// PairThrottled counts 131056 answers (Runtime.PairRate).
+	PairThrottled int64 `json:"pair_throttled"`
+	Injected      int64 `json:"injected_errors"`
+	Outage        int64 `json:"outage"`
 	// MediaUploads accepted.
 	MediaUploads int64 `json:"media_uploads"`
 	// Webhook POSTs that succeeded, failed (each failed attempt), were
@@ -132,6 +134,7 @@ type Stats struct {
 
 type counters struct {
 	accepted, throttled, injected, outage, media                 atomic.Int64
+	pairThrottled                                                atomic.Int64
 	posted, failed, retried, dropped                             atomic.Int64
 	statusesScheduled, statusesPosted, statusesDropped, inbounds atomic.Int64
 	abandoned                                                    atomic.Int64
@@ -155,6 +158,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Accepted:          c.accepted.Load(),
 		Throttled:         c.throttled.Load(),
+		PairThrottled:     c.pairThrottled.Load(),
 		Injected:          c.injected.Load(),
 		Outage:            c.outage.Load(),
 		MediaUploads:      c.media.Load(),

@@ -443,6 +443,16 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 		s.answerError(ctx, &errThroughput)
 		return
 	}
+	if e := recipientError(rt, body.To); e != nil {
+		s.stats.injected.Add(1)
+		s.answerError(ctx, e)
+		return
+	}
+	if !num.pairs.allow(body.To, now, rt) {
+		s.stats.pairThrottled.Add(1)
+		s.answerError(ctx, &errPairRate)
+		return
+	}
 	if rt.ErrorRate > 0 && rand.Float64() < rt.ErrorRate {
 		s.stats.injected.Add(1)
 		s.metrics.injected.Inc()

@@ -73,7 +73,8 @@ const (
 // number is one simulated phone number and what is recorded about it.
 type number struct {
 	Number
-	lim *rate.Limiter
+	lim   *rate.Limiter
+	pairs pairLimits
 
 	mu    sync.Mutex
 	reqs  []Request // ring of the last cfg.RecordRequests accepted sends

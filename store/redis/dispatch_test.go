@@ -176,7 +176,11 @@ func TestLeasersSpreadShardsAndTakeOverFromTheDead(t *testing.T) {
 	<-lb.done
 	died := time.Now()
 	waitFor("a owns all 16 again", func() bool { return oa.count() == 16 })
-	if took := time.Since(died); took > 1200*time.Millisecond {
+	// Its leases run out at most a TTL after its last renewal; a tick later
+	// a survivor holds them.
+	took := time.Since(died)
+	t.Logf("shards of a dead instance moved in %v (lease TTL 600ms)", took)
+	if took > 600*time.Millisecond+3*60*time.Millisecond+100*time.Millisecond {
 		t.Fatalf("takeover took %v with a 600ms lease TTL", took)
 	}
 	// A graceful stop gives shards back at once.

@@ -1,0 +1,167 @@
+package dispatcher
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider/gallabox"
+	"github.com/wagate/wagate/provider/sim"
+	"github.com/wagate/wagate/provider/sms"
+	"github.com/wagate/wagate/ratelimit"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// withSMS gives the rig's sender an SMS route through the simulator.
+func (r *rig) withSMS(steps ...Step) {
+	c, err := sms.New(sms.Config{BaseURL: r.sim.URL(), AccountSID: sim.DefaultSMSAccountSID, AuthToken: sim.DefaultSMSAuthToken, DefaultFrom: sender})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.routes[sender].SMS = c
+	r.routes[sender].Fallback = steps
+}
+
+func TestPairDeferralHoldsOnlyThatPair(t *testing.T) {
+	// The gateway thinks a guest takes 10 a second; Meta takes one.
+	r := newRig(t, sim.Config{PairRate: 1, PairBurst: 1}, Config{Pairs: ratelimit.PairConfig{Every: 100 * time.Millisecond, Burst: 10, Defer: 300 * time.Millisecond}})
+	guest := r.enqueue(4, sender, func(a *redis.EnqueueArgs) { a.Recipient = "+14155550000" })
+	others := r.enqueue(20, sender, func(a *redis.EnqueueArgs) { a.Recipient = "+1999" + a.Recipient[5:] })
+	start := time.Now()
+	r.start()
+	for id, st := range r.wait(others, is(message.StatusSent)) {
+		if st.SentMS-start.UnixMilli() > 1500 {
+			t.Fatalf("%s of another guest waited %d ms: the deferral held more than its pair", id, st.SentMS-start.UnixMilli())
+		}
+	}
+	r.wait(guest, is(message.StatusSent))
+	if r.sim.Stats().PairThrottled == 0 {
+		t.Fatal("the simulator never refused the pair: the test proves nothing")
+	}
+	var texts []string
+	for _, b := range r.bodies() {
+		if strings.HasPrefix(b, "14155550000 ") {
+			texts = append(texts, strings.TrimPrefix(b, "14155550000 "))
+		}
+	}
+	if strings.Join(texts, ",") != "message 0,message 1,message 2,message 3" {
+		t.Fatalf("the deferred guest got %v: out of order", texts)
+	}
+}
+
+func TestNotDeliveredInTimeFallsBackToSMS(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{}) // no webhooks: nothing is ever delivered
+	r.withSMS(StepHold)
+	late := r.enqueue(1, sender, func(a *redis.EnqueueArgs) {
+		a.FallbackText, a.FallbackAfter = "Your room is ready (by SMS)", time.Second
+	})
+	onTime := r.enqueue(1, sender, func(a *redis.EnqueueArgs) {
+		a.Recipient = "+14155551234"
+		a.FallbackText, a.FallbackAfter = "never sent", time.Second
+	})
+	r.start()
+	r.wait(append(late, onTime...), is(message.StatusSent))
+	// The provider reports one delivered before its deadline.
+	r.store.ApplyStatuses(context.Background(), []redis.StatusApply{{MessageID: onTime[0],
+		Result: redis.Result{Status: message.StatusDelivered, AtMS: time.Now().UnixMilli()}}})
+	deadline := time.Now().Add(5 * time.Second)
+	var st *redis.State
+	for {
+		st, _ = r.store.State(context.Background(), late[0])
+		if st.FallbackMS != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.FallbackMS == 0 || st.FallbackChannel != "sms" || st.Status != message.StatusSent || st.FallbackMS-st.SentMS < 1000 {
+		t.Fatalf("late message: %+v", st)
+	}
+	time.Sleep(300 * time.Millisecond)
+	smsSent := r.sim.SMSRequests()
+	if len(smsSent) != 1 || smsSent[0].Body != "Your room is ready (by SMS)" || smsSent[0].To != "+14155550000" {
+		t.Fatalf("SMS sent: %+v", smsSent)
+	}
+	if st, _ := r.store.State(context.Background(), onTime[0]); st.FallbackMS != 0 {
+		t.Fatalf("a delivered message went by SMS too: %+v", st)
+	}
+}
+
+func TestFailedMessageFallsBackToSMS(t *testing.T) {
+	r := newRig(t, sim.Config{RecipientErrors: map[string]int{"14155550000": 131026}}, Config{})
+	r.withSMS(StepHold)
+	ids := r.enqueue(1, sender, func(a *redis.EnqueueArgs) { a.FallbackText = "Your booking is confirmed" })
+	r.start()
+	st := r.wait(ids, is(message.StatusFailed))[ids[0]]
+	if st.ErrorCode != 131026 || st.Attempts != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.sim.SMSRequests()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := r.sim.SMSRequests(); len(got) != 1 || got[0].Body != "Your booking is confirmed" {
+		t.Fatalf("SMS sent: %+v", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st, _ := r.store.State(context.Background(), ids[0]); st.FallbackMS == 0 || st.Status != message.StatusFailed {
+		t.Fatalf("both outcomes should stay recorded: %+v", st)
+	}
+	if n := testutil.ToFloat64(r.d.m.fallbacks.WithLabelValues("sms", "failed")); n != 1 {
+		t.Fatalf("fallbacks{sms,failed} = %v", n)
+	}
+}
+
+func TestSecondaryProviderCarriesWhileTheBreakerIsOpen(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{Breaker: BreakerConfig{Window: time.Second, MinRequests: 5, FailureRatio: 0.5, OpenFor: time.Minute}})
+	g, err := gallabox.New(gallabox.Config{BaseURL: r.sim.URL(), APIKey: sim.DefaultGallaboxAPIKey, APISecret: sim.DefaultGallaboxAPISecret, DefaultChannelID: "ch-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.routes[sender].Secondary = g
+	r.routes[sender].Fallback = []Step{StepSecondary, StepHold}
+	r.sim.SetOutage(time.Now().Add(time.Hour))
+	ids := r.enqueue(30, sender)
+	r.start()
+	states := r.wait(ids, is(message.StatusSent))
+	viaGallabox := 0
+	for _, st := range states {
+		if st.Provider == "gallabox" {
+			viaGallabox++
+		}
+	}
+	if viaGallabox == 0 || len(r.sim.GallaboxRequests()) != viaGallabox {
+		t.Fatalf("%d sent through Gallabox, the simulator's Gallabox got %d", viaGallabox, len(r.sim.GallaboxRequests()))
+	}
+	if testutil.ToFloat64(r.d.m.breaker.WithLabelValues("meta")) != 2 {
+		t.Fatal("Meta's breaker is not open")
+	}
+}
+
+func TestSpamLimitHoldsTheSender(t *testing.T) {
+	r := newRig(t, sim.Config{RecipientErrors: map[string]int{"14155550000": 131048}}, Config{HoldFor: time.Second})
+	first := r.enqueue(1, sender)
+	r.start()
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(r.d.m.held.WithLabelValues(sender, "hold")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sender was not held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	heldAt := time.Now()
+	rt := r.sim.Runtime()
+	rt.RecipientErrors = nil
+	r.sim.SetRuntime(rt)
+	other := r.enqueue(1, sender, func(a *redis.EnqueueArgs) { a.Recipient = "+14155559999" })
+	st := r.wait(other, is(message.StatusSent))[other[0]]
+	if wait := time.UnixMilli(st.SentMS).Sub(heldAt); wait < 800*time.Millisecond {
+		t.Fatalf("another message went %v after the spam limit: the sender was not held", wait)
+	}
+	if st := r.wait(first, is(message.StatusSent))[first[0]]; st.Attempts != 2 {
+		t.Fatalf("held message: %+v", st)
+	}
+}
