@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wagate/wagate/provider/internal/jsonpeek"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -260,11 +261,11 @@ func (r *request) message(typ message.Type, content []byte) error {
 	b := r.content[:0]
 	switch typ {
 	case message.TypeText:
-		raw, ok := member(content, "body")
+		raw, ok := jsonpeek.Member(content, "body")
 		switch {
 		case !ok:
 			return invalid("text has no body")
-		case !isString(raw) || len(raw) == 2:
+		case !jsonpeek.IsString(raw) || len(raw) == 2:
 			return invalid("text body is not a non-empty string")
 		}
 		// raw is a validated JSON string token: it goes in as it is.
@@ -280,10 +281,10 @@ func (r *request) message(typ message.Type, content []byte) error {
 			return invalid(string(typ) + " needs a link: chatapp cannot use a media id")
 		}
 		b = append(b, `{"link":`...)
-		b = appendString(b, md.Link)
+		b = jsonpeek.AppendString(b, md.Link)
 		if md.Caption != "" && typ != message.TypeAudio {
 			b = append(b, `,"caption":`...)
-			b = appendString(b, md.Caption)
+			b = jsonpeek.AppendString(b, md.Caption)
 		}
 		if typ == message.TypeDocument {
 			name := md.Filename
@@ -294,7 +295,7 @@ func (r *request) message(typ message.Type, content []byte) error {
 				return invalid("document has no filename and its link names no file")
 			}
 			b = append(b, `,"fileName":`...)
-			b = appendString(b, name)
+			b = jsonpeek.AppendString(b, name)
 		}
 		b = append(b, '}')
 	case message.TypeLocation:
@@ -311,11 +312,11 @@ func (r *request) message(typ message.Type, content []byte) error {
 		b = append(b, l.Longitude...)
 		if l.Name != "" {
 			b = append(b, `,"name":`...)
-			b = appendString(b, l.Name)
+			b = jsonpeek.AppendString(b, l.Name)
 		}
 		if l.Address != "" {
 			b = append(b, `,"address":`...)
-			b = appendString(b, l.Address)
+			b = jsonpeek.AppendString(b, l.Address)
 		}
 		b = append(b, '}')
 	default:
@@ -335,7 +336,7 @@ func parseAnswer(status int, body, retryAfter []byte, now time.Time) (provider.R
 	var code, msg, id, requestID string
 	if json.Valid(body) {
 		code = "OK" // without a string for the common case
-		if raw, _ := member(body, "Code"); string(raw) != `"OK"` {
+		if raw, _ := jsonpeek.Member(body, "Code"); string(raw) != `"OK"` {
 			code = stringMember(body, "Code")
 		}
 		if status >= 200 && status < 300 && code == "OK" {
@@ -372,12 +373,12 @@ func parseAnswer(status int, body, retryAfter []byte, now time.Time) (provider.R
 // stringMember returns the text of the string member key of the valid JSON
 // object body, or "".
 func stringMember(body []byte, key string) string {
-	raw, ok := member(body, key)
-	if !ok || !isString(raw) {
+	raw, ok := jsonpeek.Member(body, key)
+	if !ok || !jsonpeek.IsString(raw) {
 		return ""
 	}
 	var buf [128]byte
-	v, ok := appendUnquote(buf[:0], raw)
+	v, ok := jsonpeek.AppendUnquote(buf[:0], raw)
 	if !ok {
 		return ""
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wagate/wagate/provider/internal/jsonpeek"
 	"net"
 	"net/url"
 	"strings"
@@ -189,11 +190,11 @@ func AppendSendBody(dst []byte, channelID string, m *message.Message) ([]byte, e
 	var err error
 	switch m.Type {
 	case message.TypeText:
-		raw, ok := member(m.Content, "body")
+		raw, ok := jsonpeek.Member(m.Content, "body")
 		switch {
 		case !ok:
 			err = invalid("text has no body")
-		case !isString(raw) || len(raw) == 2:
+		case !jsonpeek.IsString(raw) || len(raw) == 2:
 			err = invalid("text body is not a non-empty string")
 		default:
 			// raw is a validated JSON string token: it goes in as it is.
@@ -219,12 +220,12 @@ func messageID(body []byte) (string, bool) {
 		return "", false
 	}
 	for _, key := range [...]string{"id", "messageId", "_id"} {
-		raw, ok := member(body, key)
-		if !ok || !isString(raw) || len(raw) == 2 {
+		raw, ok := jsonpeek.Member(body, key)
+		if !ok || !jsonpeek.IsString(raw) || len(raw) == 2 {
 			continue
 		}
 		var buf [64]byte
-		if v, ok := appendUnquote(buf[:0], raw); ok {
+		if v, ok := jsonpeek.AppendUnquote(buf[:0], raw); ok {
 			return string(v), true
 		}
 	}

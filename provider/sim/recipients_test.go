@@ -16,7 +16,7 @@ func TestPairRateAndRecipientErrors(t *testing.T) {
 	f("+15550001111", 200, 0, "")
 	f("+15550001111", 200, 0, "")
 	f("+15550001111", 400, 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit") // burst spent
-	f("+15550002222", 200, 0, "")                                                                           // another recipient goes
+	f("+15550002222", 200, 0, "")                                                                        // another recipient goes
 	f("+15550009999", 400, 131026, "(#131026) Message undeliverable")
 	f("15550008888", 400, 131048, "(#131048) Spam rate limit hit")
 	if st := s.Stats(); st.PairThrottled != 1 || st.Rejected[131056] != 1 || st.Rejected[131026] != 1 {

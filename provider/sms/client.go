@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wagate/wagate/provider/internal/jsonpeek"
 	"net"
 	"net/url"
 	"strings"
@@ -177,15 +178,15 @@ func AppendText(dst []byte, m *message.Message) ([]byte, error) {
 	if len(m.Content) == 0 || !json.Valid(m.Content) {
 		return dst, invalid("content is not JSON")
 	}
-	raw, ok := member(m.Content, "body")
+	raw, ok := jsonpeek.Member(m.Content, "body")
 	if !ok {
 		return dst, invalid("text has no body")
 	}
-	if !isString(raw) {
+	if !jsonpeek.IsString(raw) {
 		return dst, invalid("text body is not a string")
 	}
 	start := len(dst)
-	dst, ok = appendUnquote(dst, raw)
+	dst, ok = jsonpeek.AppendUnquote(dst, raw)
 	if !ok {
 		return dst[:start], invalid("text body is not a string")
 	}
@@ -232,12 +233,12 @@ func stringMember(body []byte, key string) (string, bool) {
 	if !json.Valid(body) {
 		return "", false
 	}
-	raw, ok := member(body, key)
-	if !ok || !isString(raw) {
+	raw, ok := jsonpeek.Member(body, key)
+	if !ok || !jsonpeek.IsString(raw) {
 		return "", false
 	}
 	var buf [64]byte
-	v, ok := appendUnquote(buf[:0], raw)
+	v, ok := jsonpeek.AppendUnquote(buf[:0], raw)
 	if !ok || len(v) == 0 {
 		return "", false
 	}

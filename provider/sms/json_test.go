@@ -1,7 +1,6 @@
 package sms
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 
@@ -50,62 +49,4 @@ func TestAppendText(t *testing.T) {
 	bad(message.TypeText, `{"body":["hi"]}`)
 	bad(message.TypeText, `{"body":""}`)
 	bad(message.TypeText, `{"body":"hi"}x`)
-}
-
-// FuzzMember checks the in-place reader against encoding/json: for any
-// valid document, the string member "body" it finds is the one
-// encoding/json decodes, with the same text.
-func FuzzMember(f *testing.F) {
-	for _, s := range []string{
-		`{"body":"hi","preview_url":false}`,
-		`{"a":[1,{"body":"x"}],"body":"\u00e9\ud83d\ude00\\\""}`,
-		`{"body":"\ud800\udc00\ud800"}`,
-		`{"bo\u0064y":"x","body":"y"}`,
-		`[{"body":"x"}]`,
-		`{"body":{"body":"inner"}}`,
-		`{"sid":"SM1f0e8ae6ade43cb3c0ce4525424e404f","status":"queued"}`,
-		"{\"body\":\"\xed\xa0\x80\"}",
-		`null`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		if !json.Valid(doc) {
-			// Invalid input must not panic; the answer means nothing.
-			if raw, ok := member(doc, "body"); ok {
-				_, _ = appendUnquote(nil, raw)
-			}
-			return
-		}
-		raw, ok := member(doc, "body")
-		var want map[string]any
-		if err := json.Unmarshal(doc, &want); err != nil {
-			if ok {
-				t.Fatalf("%q: found body %q in a document that is not an object", doc, raw)
-			}
-			return
-		}
-		v, has := want["body"]
-		if has != ok {
-			t.Fatalf("%q: member found %v, encoding/json %v", doc, ok, has)
-		}
-		if !has {
-			return
-		}
-		var exact any
-		if err := json.Unmarshal(raw, &exact); err != nil {
-			t.Fatalf("%q: raw member %q is not a JSON value: %v", doc, raw, err)
-		}
-		ws, isStr := v.(string)
-		if isStr != isString(raw) {
-			t.Fatalf("%q: raw %q string=%v, encoding/json says %T", doc, raw, isString(raw), v)
-		}
-		if !isStr {
-			return
-		}
-		got, ok := appendUnquote(nil, raw)
-		if !ok || string(got) != ws {
-			t.Fatalf("%q: unquoted %q (%v), encoding/json %q", doc, got, ok, ws)
-		}
-	})
 }

@@ -1,4 +1,7 @@
-package sms
+// Package jsonpeek reads single members of small JSON documents in place
+// and writes JSON strings, for the provider adapters' hot paths: no
+// reflection, no allocation beyond what the caller's buffers need.
+package jsonpeek
 
 import (
 	"unicode/utf16"
@@ -11,11 +14,11 @@ import (
 // json.Valid accepted; on anything else they stay within bounds but their
 // answer means nothing.
 
-// member returns the raw value (a string keeps its quotes) of the member
+// Member returns the raw value (a string keeps its quotes) of the Member
 // named key of the top-level object doc, and whether there is one. As with
 // encoding/json the last of repeated names wins; unlike it, the name must
 // match exactly, not case-insensitively.
-func member(doc []byte, key string) ([]byte, bool) {
+func Member(doc []byte, key string) ([]byte, bool) {
 	i := skipSpace(doc, 0)
 	if i >= len(doc) || doc[i] != '{' {
 		return nil, false
@@ -100,7 +103,7 @@ func valueEnd(doc []byte, i int) int {
 	return len(doc)
 }
 
-// nameIs reports whether the quoted member name equals key once unescaped.
+// nameIs reports whether the quoted Member name equals key once unescaped.
 func nameIs(name []byte, key string) bool {
 	if len(name) < 2 {
 		return false
@@ -109,23 +112,23 @@ func nameIs(name []byte, key string) bool {
 	for _, c := range raw {
 		if c == '\\' {
 			var buf [64]byte
-			u, ok := appendUnquote(buf[:0], name)
+			u, ok := AppendUnquote(buf[:0], name)
 			return ok && string(u) == key
 		}
 	}
 	return string(raw) == key
 }
 
-// isString reports whether raw is a JSON string token.
-func isString(raw []byte) bool {
+// IsString reports whether raw is a JSON string token.
+func IsString(raw []byte) bool {
 	return len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"'
 }
 
-// appendUnquote appends the text of the JSON string token s to dst, as
+// AppendUnquote appends the text of the JSON string token s to dst, as
 // encoding/json decodes it: broken surrogates and invalid UTF-8 become
 // U+FFFD. It reports false if s is not a well-formed string token.
-func appendUnquote(dst, s []byte) ([]byte, bool) {
-	if !isString(s) {
+func AppendUnquote(dst, s []byte) ([]byte, bool) {
+	if !IsString(s) {
 		return dst, false
 	}
 	s = s[1 : len(s)-1]
@@ -205,4 +208,33 @@ func hex4(s []byte) rune {
 		r = r*16 + rune(c)
 	}
 	return r
+}
+
+// AppendString appends s as a JSON string. Only '"', '\\' and control
+// characters need escaping; s comes from encoding/json or from a validated
+// document, so it is valid UTF-8.
+func AppendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			switch c {
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			}
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
