@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,48 @@ func TestSpamLimitHoldsTheSender(t *testing.T) {
 	}
 	if st := r.wait(first, is(message.StatusSent))[first[0]]; st.Attempts != 2 {
 		t.Fatalf("held message: %+v", st)
+	}
+}
+
+func TestBatchRateCapsItsCampaign(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{})
+	a := &redis.BatchArgs{ID: r.store.NewBatchID(sender), TenantID: "hotel", Sender: sender, RatePerSecond: 5}
+	for i := 0; i < 11; i++ {
+		a.Items = append(a.Items, redis.BatchItem{Recipient: fmt.Sprintf("+1415555%04d", i), Type: message.TypeText, Content: []byte(`{"body":"offer"}`)})
+	}
+	if _, _, err := r.store.EnqueueBatch(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(a.Items))
+	for i := range ids {
+		ids[i] = message.BatchMessageID(a.ID, i)
+	}
+	// A transactional message of the same number is not held by the cap.
+	tx := r.enqueue(1, sender, func(a *redis.EnqueueArgs) { a.Recipient = "+19995550000" })
+	r.start()
+	states := r.wait(ids, is(message.StatusSent))
+	var first, last int64 = 1 << 62, 0
+	for _, st := range states {
+		first, last = min(first, st.SentMS), max(last, st.SentMS)
+	}
+	if span := last - first; span < 1800 {
+		t.Fatalf("11 messages at 5 per second went out in %d ms", span)
+	}
+	if st := r.wait(tx, is(message.StatusSent))[tx[0]]; st.SentMS > first+1000 {
+		t.Fatalf("the transactional message waited for the capped campaign")
+	}
+}
+
+func TestBatchWithoutRetriesFailsAtOnce(t *testing.T) {
+	r := newRig(t, sim.Config{ErrorRate: 1}, Config{MaxAttempts: 5})
+	a := &redis.BatchArgs{ID: r.store.NewBatchID(sender), TenantID: "hotel", Sender: sender, NoRetry: true,
+		Items: []redis.BatchItem{{Recipient: "+14155550000", Type: message.TypeText, Content: []byte(`{"body":"x"}`)}}}
+	if _, _, err := r.store.EnqueueBatch(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	id := message.BatchMessageID(a.ID, 0)
+	if st := r.wait([]string{id}, is(message.StatusFailed))[id]; st.Attempts != 1 {
+		t.Fatalf("attempts %d, want 1 (retry_failed false)", st.Attempts)
 	}
 }

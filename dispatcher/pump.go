@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/redis"
@@ -127,22 +129,24 @@ type pump struct {
 	tx               fifo
 	bulk             map[string]*fifo
 	rr               []string // campaigns in round-robin order
-	rrNext           int
-	lines            map[string]*pairState
-	blocked          map[string]string // recipient → message holding it (from Redis)
-	timed            timedJobs
-	txHeld           int // tx jobs in memory, not in flight
-	bulkHeld         int
-	inFlight         int
-	holdUntil        time.Time
-	fenced           bool
+	// caps holds the rate a batch set for its campaign (nil: the number's).
+	caps      map[string]*rate.Limiter
+	rrNext    int
+	lines     map[string]*pairState
+	blocked   map[string]string // recipient → message holding it (from Redis)
+	timed     timedJobs
+	txHeld    int // tx jobs in memory, not in flight
+	bulkHeld  int
+	inFlight  int
+	holdUntil time.Time
+	fenced    bool
 }
 
 func newPump(w *shardWorker, sender string, blocked map[string]string) *pump {
 	d := w.d
 	return &pump{w: w, sender: sender, lim: d.rates.Get(sender), pairs: d.pairsFor(sender),
 		done: make(chan outcome, d.cfg.InFlight), poke: make(chan struct{}, 1), exited: make(chan struct{}),
-		bulk: map[string]*fifo{}, lines: map[string]*pairState{}, blocked: blocked, poked: true}
+		bulk: map[string]*fifo{}, caps: map[string]*rate.Limiter{}, lines: map[string]*pairState{}, blocked: blocked, poked: true}
 }
 
 // wake tells the pump there are new messages.
@@ -339,11 +343,22 @@ func (p *pump) ready(j *job) {
 			f = &fifo{}
 			p.bulk[j.campaign] = f
 			p.rr = append(p.rr, j.campaign)
+			p.loadCap(j.campaign)
 		}
 		f.push(j)
 		return
 	}
 	p.tx.push(j)
+}
+
+// loadCap reads the rate a batch set for campaign, if any.
+func (p *pump) loadCap(campaign string) {
+	r, err := p.w.d.store.CampaignRate(p.w.ctx, p.w.shard, campaign)
+	if err != nil || r <= 0 {
+		p.caps[campaign] = nil
+		return
+	}
+	p.caps[campaign] = rate.NewLimiter(rate.Limit(r), 1)
 }
 
 // due readies the timed jobs whose time has come.
@@ -388,15 +403,25 @@ func (p *pump) choose() (*job, <-chan struct{}, time.Time) {
 			return nil, wait, until
 		}
 	}
-	// Campaigns in turn: the i-th job of each before the (i+1)-th of any.
+	// Campaigns in turn: the i-th job of each before the (i+1)-th of any; a
+	// campaign over its batch's rate waits for its next token.
+	now := time.Now()
 	for i := 0; ; i++ {
 		any := false
 		for k := 0; k < len(p.rr); k++ {
-			f := p.bulk[p.rr[(p.rrNext+k)%len(p.rr)]]
+			c := p.rr[(p.rrNext+k)%len(p.rr)]
+			f := p.bulk[c]
 			if i >= f.len() {
 				continue
 			}
 			any = true
+			if lim := p.caps[c]; lim != nil && lim.TokensAt(now) < 1 {
+				next := now.Add(time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second)))
+				if until.IsZero() || next.Before(until) {
+					until = next
+				}
+				continue
+			}
 			if try(f.q[i]) {
 				return f.q[i], nil, time.Time{}
 			}
@@ -421,6 +446,9 @@ func (p *pump) take(j *job) {
 		return
 	}
 	p.bulk[j.campaign].remove(j)
+	if lim := p.caps[j.campaign]; lim != nil {
+		lim.Allow()
+	}
 	for k, c := range p.rr {
 		if c == j.campaign {
 			p.rrNext = (k + 1) % len(p.rr)

@@ -169,7 +169,11 @@ func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) 
 	case provider.ClassNoRetry24h:
 		return retry("retry", now.Add(24*time.Hour), true, 0)
 	case provider.ClassRetry:
-		if rj.Counted() < d.cfg.MaxAttempts {
+		limit := d.cfg.MaxAttempts
+		if rj.MaxAttempts > 0 {
+			limit = min(limit, rj.MaxAttempts)
+		}
+		if rj.Counted() < limit {
 			return retry("retry", now.Add(p.backoff(rj.Counted(), pe.RetryAfter)), false, 0)
 		}
 		d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()

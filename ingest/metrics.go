@@ -18,10 +18,11 @@ const (
 	routeMetrics
 	routeHealth
 	routeAdmin
+	routeBatch
 	nRoutes
 )
 
-var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin"}
+var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin", "batch"}
 
 // metrics are the API's Prometheus series.
 type metrics struct {

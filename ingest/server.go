@@ -47,6 +47,11 @@ type Config struct {
 	// DefaultMaxQueued caps a tenant's messages not yet sent when the
 	// tenant sets no cap (1 000 000).
 	DefaultMaxQueued int64
+	// MaxBatchBytes caps a batch-send body (16 MiB: 10 000 messages).
+	MaxBatchBytes int
+	// SenderRate tells a sender number's messages per second, for a
+	// batch's estimated completion (80 when nil).
+	SenderRate func(sender string) float64
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +78,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefaultMaxQueued == 0 {
 		c.DefaultMaxQueued = 1_000_000
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 16 << 20
+	}
+	if c.SenderRate == nil {
+		c.SenderRate = func(string) float64 { return 80 }
 	}
 }
 
@@ -124,7 +135,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		// HTTP) are answered in the API's error format too.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				writeError(ctx, tooLarge(max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes)))
+				writeError(ctx, tooLarge(max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes, cfg.MaxBatchBytes)))
 			} else {
 				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": err.Error()}))
 			}
@@ -158,6 +169,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 var (
+	pathBatchSend   = []byte("/api/v1/whatsapp/messages/batch-send")
+	pathBatches     = []byte("/api/v1/whatsapp/batches/")
 	pathDeadLetters = []byte("/api/v1/whatsapp/admin/dead-letters")
 	pathSend        = []byte("/api/v1/whatsapp/messages/send")
 	pathMsgPrefix   = []byte("/api/v1/whatsapp/messages/")
@@ -190,6 +203,18 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		return routeOther
 	}
 	switch {
+	case bytes.Equal(path, pathBatchSend):
+		if !ctx.IsPost() {
+			writeError(ctx, methodNotAllowed("POST"))
+		} else if p, ok := s.auth(ctx, s.cfg.MaxBatchBytes); ok && jsonBody(ctx) {
+			s.handleBatchSend(ctx, p)
+		}
+		return routeBatch
+	case bytes.HasPrefix(path, pathBatches):
+		if p, ok := s.apiAuth(ctx); ok {
+			s.handleBatch(ctx, p, path[len(pathBatches):])
+		}
+		return routeBatch
 	case bytes.HasPrefix(path, pathDeadLetters):
 		if p, ok := s.apiAuth(ctx); ok && s.admin(ctx, p) {
 			s.handleDeadLetters(ctx, p, path[len(pathDeadLetters):])
@@ -239,14 +264,19 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 // apiAuth checks the bearer token and the body size of an API call,
 // answering the request itself when they fail.
 func (s *Server) apiAuth(ctx *fasthttp.RequestCtx) (Principal, bool) {
+	return s.auth(ctx, s.cfg.MaxBodyBytes)
+}
+
+// auth is apiAuth with the body limit of the route.
+func (s *Server) auth(ctx *fasthttp.RequestCtx, maxBody int) (Principal, bool) {
 	p, ok := s.tokens.lookup(ctx.Request.Header.Peek("Authorization"))
 	if !ok {
 		writeError(ctx, errUnauthorized)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="wagate"`)
 		return Principal{}, false
 	}
-	if len(ctx.PostBody()) > s.cfg.MaxBodyBytes {
-		writeError(ctx, tooLarge(s.cfg.MaxBodyBytes))
+	if len(ctx.PostBody()) > maxBody {
+		writeError(ctx, tooLarge(maxBody))
 		return Principal{}, false
 	}
 	return p, true

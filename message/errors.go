@@ -18,6 +18,7 @@ const (
 	CodeForbidden           Code = "FORBIDDEN"
 	CodeNotFound            Code = "NOT_FOUND"
 	CodeMessageNotFound     Code = "MESSAGE_NOT_FOUND"
+	CodeBatchNotFound       Code = "BATCH_NOT_FOUND"
 	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED"
 	CodePayloadTooLarge     Code = "PAYLOAD_TOO_LARGE"
 	CodeUnsupportedMedia    Code = "UNSUPPORTED_MEDIA_TYPE"
@@ -36,7 +37,7 @@ func (c Code) HTTPStatus() int {
 		return 401
 	case CodeMessageWindowExpired, CodeGuestOptedOut, CodeForbidden:
 		return 403
-	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound:
+	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound, CodeBatchNotFound:
 		return 404
 	case CodeMethodNotAllowed:
 		return 405

@@ -6,8 +6,11 @@ import (
 	"strconv"
 )
 
-// IDPrefix starts every message id.
-const IDPrefix = "msg_"
+// IDPrefix starts every message id, BatchPrefix every batch id.
+const (
+	IDPrefix    = "msg_"
+	BatchPrefix = "bat_"
+)
 
 // ErrBadID says a string is not a message id of this gateway.
 var ErrBadID = errors.New("not a wagate message id")
@@ -22,18 +25,50 @@ const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 // sort by creation time) + 13 of 64 random bits + "_" + the shard number, so
 // that any process finds a message's keys from its id alone.
 func AppendID(dst []byte, shard int, nowMS int64) []byte {
-	dst = append(dst, IDPrefix...)
+	return appendID(dst, IDPrefix, shard, nowMS, rand.Uint64())
+}
+
+// appendID appends prefix, the time, 64 bits r and the shard.
+func appendID(dst []byte, prefix string, shard int, nowMS int64, r uint64) []byte {
+	dst = append(dst, prefix...)
 	t := uint64(nowMS)
 	for i := 9; i >= 0; i-- {
 		dst = append(dst, crockford[(t>>(uint(i)*5))&31])
 	}
-	r := rand.Uint64()
 	for i := 12; i >= 0; i-- {
 		dst = append(dst, crockford[(r>>(uint(i)*5))&31])
 	}
 	dst = append(dst, '_')
 	return strconv.AppendInt(dst, int64(shard), 10)
 }
+
+// NewBatchID returns a new batch id for shard: like a message id, with
+// BatchPrefix.
+func NewBatchID(shard int, nowMS int64) string {
+	var b [40]byte
+	return string(appendID(b[:0], BatchPrefix, shard, nowMS, rand.Uint64()))
+}
+
+// BatchMessageID is the id of message index of a batch: derived from the
+// batch's, so that queueing a batch again (a retry with the same
+// Idempotency-Key) finds the messages it queued the first time.
+func BatchMessageID(batchID string, index int) string {
+	shard, _ := shardOf(BatchPrefix, batchID)
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(batchID); i++ {
+		h ^= uint64(batchID[i])
+		h *= 1099511628211
+	}
+	for x := uint64(index) + 1; x > 0; x >>= 8 {
+		h ^= x & 0xff
+		h *= 1099511628211
+	}
+	var b [40]byte
+	return string(appendID(b[:0], IDPrefix, shard, IDTimeMS(batchID), h))
+}
+
+// BatchShardOf returns the shard encoded in a batch id, or ErrBadID.
+func BatchShardOf(id string) (int, error) { return shardOf(BatchPrefix, id) }
 
 // NewID returns a new message id for shard.
 func NewID(shard int, nowMS int64) string {
@@ -46,8 +81,10 @@ const idBodyLen = 10 + 13
 
 // ShardOf returns the shard encoded in id, or ErrBadID when id is not one of
 // ours. It checks the whole shape so that a foreign id never reaches Redis.
-func ShardOf(id string) (int, error) {
-	if len(id) < len(IDPrefix)+idBodyLen+2 || id[:len(IDPrefix)] != IDPrefix {
+func ShardOf(id string) (int, error) { return shardOf(IDPrefix, id) }
+
+func shardOf(prefix, id string) (int, error) {
+	if len(id) < len(IDPrefix)+idBodyLen+2 || id[:len(prefix)] != prefix {
 		return 0, ErrBadID
 	}
 	body := id[len(IDPrefix) : len(IDPrefix)+idBodyLen]

@@ -96,3 +96,24 @@ func TestRankOrdersTheLifeOfAMessage(t *testing.T) {
 		t.Fatal("Known / Terminal")
 	}
 }
+
+func TestBatchIDs(t *testing.T) {
+	b := NewBatchID(7, 1700000000000)
+	if sh, err := BatchShardOf(b); err != nil || sh != 7 {
+		t.Fatalf("%s: %d %v", b, sh, err)
+	}
+	if _, err := ShardOf(b); err == nil {
+		t.Fatal("a batch id passed for a message id")
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id := BatchMessageID(b, i)
+		if sh, err := ShardOf(id); err != nil || sh != 7 || seen[id] {
+			t.Fatalf("message %d of the batch: %s %d %v (seen %v)", i, id, sh, err, seen[id])
+		}
+		seen[id] = true
+	}
+	if BatchMessageID(b, 3) != BatchMessageID(b, 3) || BatchMessageID(b, 3) == BatchMessageID(NewBatchID(7, 1700000000000), 3) {
+		t.Fatal("batch message ids must be a function of the batch and the index")
+	}
+}

@@ -231,7 +231,7 @@ func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 			return nil, fmt.Errorf("config: tenant id %q is empty or used twice (%s)", tc.ID, prev)
 		}
 		seen[tc.ID] = tc.ID
-		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders}
+		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders, MaxQueued: tc.MaxQueued}
 		for _, tok := range tc.Tokens {
 			p := ingest.Principal{Tenant: t, Role: tok.Role}
 			var err error

@@ -26,9 +26,20 @@ const (
 	devSimToken    = "dev-sim-access-token"
 )
 
+// devNumbers returns the demo tenant's n numbers: +15550001000 (phone
+// number id 100000000000001), +15550001001 (…002) and on.
+func devNumbers(n int) []sim.Number {
+	out := make([]sim.Number, max(n, 1))
+	for i := range out {
+		out[i] = sim.Number{PhoneNumberID: fmt.Sprintf("1000000000%05d", i+1), DisplayPhoneNumber: fmt.Sprintf("1555000%04d", 1000+i), WABAID: devWABA}
+	}
+	return out
+}
+
 // simFlags configure the simulator of `wagate dev` and `wagate sim`.
 type simFlags struct {
 	addr       string
+	webhooks   bool
 	latency    time.Duration
 	errorRate  float64
 	throughput float64
@@ -45,9 +56,13 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&s.batch, "sim-webhook-batch", 1, "simulator: statuses per webhook POST (Meta sends 1; more batches them)")
 	fs.Float64Var(&s.failRatio, "sim-fail-ratio", 0, "simulator: fraction of messages that fail (131026) instead of being delivered")
 	fs.Float64Var(&s.readRatio, "sim-read-ratio", 1, "simulator: fraction of delivered messages that get read")
+	fs.BoolVar(&s.webhooks, "sim-webhooks", true, "simulator: post status webhooks (off: messages stay \"sent\")")
 }
 
 func (s *simFlags) config(webhookURL, appSecret, accessToken string, numbers []sim.Number) sim.Config {
+	if !s.webhooks {
+		webhookURL = ""
+	}
 	read := s.readRatio
 	if read == 0 {
 		read = -1 // the simulator's zero means its default of 1
@@ -59,27 +74,36 @@ func (s *simFlags) config(webhookURL, appSecret, accessToken string, numbers []s
 	}
 }
 
-// devConfig is the demo tenant, routed to the simulator at simURL.
-func devConfig(simURL string) *fileConfig {
+// devConfig is the demo tenant with its numbers, routed to the simulator
+// at simURL, each number at mps.
+func devConfig(simURL string, numbers []sim.Number, mps float64) *fileConfig {
 	fc := &fileConfig{
 		Tenants: []tenantConfig{{
-			ID: devTenant, Senders: []string{devSender},
+			ID:     devTenant,
 			Tokens: []tokenConfig{{Token: devStaffToken, Role: ingest.RoleStaff}, {Token: devAdminToken, Role: ingest.RoleAdmin}},
 		}},
 		Meta: metaConfig{
 			AppSecret: devAppSecret, VerifyToken: devVerifyToken,
 			Accounts: []metaAccount{{Name: "meta", BaseURL: simURL, Version: "v23.0", AccessToken: devSimToken,
-				Numbers: map[string]string{devSender: devPhoneID}}},
+				Numbers: map[string]string{}}},
 		},
-		Rates: rateConfig{DefaultMPS: 80},
+		Rates: rateConfig{DefaultMPS: mps},
+	}
+	for _, n := range numbers {
+		fc.Tenants[0].Senders = append(fc.Tenants[0].Senders, "+"+n.DisplayPhoneNumber)
+		fc.Meta.Accounts[0].Numbers["+"+n.DisplayPhoneNumber] = n.PhoneNumberID
 	}
 	// The simulator also plays Gallabox and an SMS provider: while Meta's
 	// breaker is open, messages go through Gallabox, then by SMS.
 	fc.Gallabox.Accounts = []gallaboxAccount{{Name: "gallabox", BaseURL: simURL, APIKey: sim.DefaultGallaboxAPIKey,
-		APISecret: sim.DefaultGallaboxAPISecret, Channels: map[string]string{devSender: "dev-channel"}}}
+		APISecret: sim.DefaultGallaboxAPISecret, Channels: map[string]string{}}}
 	fc.SMS.Accounts = []smsAccount{{Name: "sms", BaseURL: simURL, AccountSID: sim.DefaultSMSAccountSID,
 		AuthToken: sim.DefaultSMSAuthToken, DefaultFrom: devSender}}
-	fc.Routes = map[string]routeConfig{devSender: {Secondary: "gallabox", SMS: "sms", Fallback: []string{"secondary", "sms", "hold"}}}
+	fc.Routes = map[string]routeConfig{}
+	for _, sender := range fc.Tenants[0].Senders {
+		fc.Gallabox.Accounts[0].Channels[sender] = "dev-channel"
+		fc.Routes[sender] = routeConfig{Secondary: "gallabox", SMS: "sms", Fallback: []string{"secondary", "sms", "hold"}}
+	}
 	return fc
 }
 
@@ -101,18 +125,21 @@ func cmdDev(args []string) error {
 	var sf simFlags
 	g.register(fs)
 	sf.register(fs)
+	nNumbers := fs.Int("numbers", 1, "the demo tenant's numbers: +15550001000, +15550001001…")
+	mps := fs.Float64("rate", 80, "each number's messages per second (Meta: 80, 1000 after upgrade)")
 	fs.Parse(args)
 	log := newLogger(g.logLevel)
+	numbers := devNumbers(*nNumbers)
 
-	simulator, err := sim.New(sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken,
-		[]sim.Number{{PhoneNumberID: devPhoneID, DisplayPhoneNumber: devSender[1:], WABAID: devWABA}}), prometheus.NewRegistry())
+	simulator, err := sim.New(sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken, numbers),
+		prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
 	if err := simulator.Start(); err != nil {
 		return err
 	}
-	gw, err := startGateway(&g, devConfig("http://"+reachable(simulator.Addr())), log)
+	gw, err := startGateway(&g, devConfig("http://"+reachable(simulator.Addr()), numbers, *mps), log)
 	if err != nil {
 		simulator.Shutdown(context.Background())
 		return err
@@ -120,7 +147,7 @@ func cmdDev(args []string) error {
 	api := "http://" + reachable(gw.api.Addr())
 	fmt.Printf(`wagate dev is running
   API                 %s   (tenant %s: staff token %s, admin token %s)
-  sender              %s   (Meta phone number id %s)
+  sender              %s   (Meta phone number id %s; %d number(s) at %v mps)
   provider simulator  http://%s   (Meta Cloud API v23.0; status webhooks to %s/webhooks/meta)
   Redis               %s   (keys %s:*)
   ClickHouse          %s   (database %s, table message_events)
@@ -132,7 +159,7 @@ then:
   curl -s %s/api/v1/whatsapp/messages/<message_id>/status -H 'Authorization: Bearer %s'
 
 Ctrl-C stops it.
-`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, simulator.Addr(), api, g.redisURL, g.prefix,
+`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, g.redisURL, g.prefix,
 		g.clickhouse, g.chDatabase, api, api, devStaffToken, api, devStaffToken)
 
 	waitForSignal()

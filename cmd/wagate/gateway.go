@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -35,6 +39,7 @@ type gatewayFlags struct {
 	httpAddr   string
 	logLevel   string
 	roles      string
+	pprof      string
 }
 
 // The roles one process can run.
@@ -69,6 +74,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.chPassword, "clickhouse-password", env("WAGATE_CLICKHOUSE_PASSWORD", ""), "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
 	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (WAGATE_HTTP_ADDR)")
 	fs.StringVar(&g.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
+	fs.StringVar(&g.pprof, "pprof", env("WAGATE_PPROF_ADDR", ""), "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty (WAGATE_PPROF_ADDR)")
 }
 
 func (g *gatewayFlags) chConfig() clickhouse.Config {
@@ -94,6 +100,7 @@ type gateway struct {
 	proc    *ingest.Processor
 	disp    *dispatcher.Dispatcher
 	trimmer *redis.Trimmer
+	pprof   *http.Server
 
 	// The loader starts once ClickHouse answers (it may come up later).
 	chMu     sync.Mutex
@@ -135,8 +142,13 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	}
 
 	gw := &gateway{log: log, rdb: rdb, store: store}
+	rates, err := ratelimit.NewSenders(dcfg.Rates)
+	if err != nil {
+		return nil, err
+	}
 	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
-		MetricsOnly: !g.has(roleAPI)}, store, tokens, reg, reg, log.With("role", "api"))
+		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }},
+		store, tokens, reg, reg, log.With("role", "api"))
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +165,12 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 
 	if err := gw.api.Start(); err != nil {
 		return nil, err
+	}
+	if g.pprof != "" {
+		if gw.pprof, err = startPprof(g.pprof); err != nil {
+			return nil, err
+		}
+		log.Info("profiles served", "addr", gw.pprof.Addr)
 	}
 	if gw.proc != nil {
 		gw.proc.Start()
@@ -230,7 +248,28 @@ func (gw *gateway) shutdown(ctx context.Context) error {
 		gw.chConn.Close()
 	}
 	gw.chMu.Unlock()
+	if gw.pprof != nil {
+		gw.pprof.Close()
+	}
 	gw.store.Close()
 	errs = append(errs, gw.rdb.Close())
 	return errors.Join(errs...)
+}
+
+// startPprof serves net/http/pprof's handlers on their own listener, apart
+// from the API: profiles show internals that are not for API clients.
+func startPprof(addr string) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen: %w", err)
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // returns when closed
+	return srv, nil
 }

@@ -71,7 +71,7 @@ func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := startGateway(&g, devConfig(s.URL()), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	gw, err := startGateway(&g, devConfig(s.URL(), devNumbers(1), 80), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}

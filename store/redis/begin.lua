@@ -23,12 +23,12 @@
 -- is then acknowledged); {"expired"}; or {"go", previous status, tenant,
 -- sender, recipient, type, content, lane, conversation id, staff member id,
 -- attempt, queued at, throttled attempts, attempt base, fallback text,
--- fallback after (s), expires}.
+-- fallback after (s), expires, max attempts (0: the dispatcher's)}.
 if fenced(KEYS[3], ARGV[2]) then
   return {'fenced'}
 end
 local f = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa',
-  'tc', 'ab', 'ft', 'fas', 'x')
+  'tc', 'ab', 'ft', 'fas', 'x', 'ma')
 local st = f[1]
 local id = message_id(KEYS[1])
 if not st then
@@ -52,4 +52,4 @@ redis.call('HSET', KEYS[1], 'st', 'sending')
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
 emit(KEYS[2], KEYS[1], 'sending', ARGV[1], {'ch', 'whatsapp'})
 return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
-  f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0'}
+  f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0', f[16] or '0'}

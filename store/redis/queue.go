@@ -152,6 +152,9 @@ type Job struct {
 	FallbackText  string
 	FallbackAfter time.Duration
 	ExpiresMS     int64
+	// MaxAttempts, when not 0, lowers the dispatcher's limit for this
+	// message (a batch sent with retry_failed false: 1).
+	MaxAttempts int
 }
 
 // Counted is how many attempts count against the retry budget.
@@ -229,7 +232,7 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, ErrFenced)
 	case len(v) == 1 && str(0) == "expired":
 		return BeginExpired, nil
-	case len(v) < 17:
+	case len(v) < 18:
 		return BeginDone, nil
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
@@ -238,6 +241,7 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 	j.Throttled, j.AttemptBase = int(num(12)), int(num(13))
 	j.FallbackText, j.FallbackAfter = str(14), time.Duration(num(15))*time.Second
 	j.ExpiresMS = num(16)
+	j.MaxAttempts = int(num(17))
 	j.Msg = message.Message{
 		ID: j.Msg.ID, TenantID: str(2), Sender: str(3), Recipient: str(4),
 		Type: message.Type(str(5)), Content: []byte(str(6)), Lane: message.Lane(str(7)),

@@ -32,6 +32,10 @@ var (
 	gcSrc string
 	//go:embed requeue.lua
 	requeueSrc string
+	//go:embed enqueue_many.lua
+	enqueueManySrc string
+	//go:embed cancel_many.lua
+	cancelManySrc string
 )
 
 // scripts holds the loaded scripts. They run with EVALSHA inside pipelines;
@@ -39,6 +43,7 @@ var (
 // jobs that did not run are sent again after load (see batcher).
 type scripts struct {
 	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *goredis.Script
+	enqueueMany, cancelMany                                                *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -47,11 +52,13 @@ func newScripts() *scripts {
 		enqueue: lib(enqueueSrc), begin: lib(beginSrc), finish: lib(finishSrc),
 		transition: lib(transitionSrc), retry: lib(retrySrc), promote: lib(promoteSrc),
 		lease: lib(leaseSrc), gc: lib(gcSrc), requeue: lib(requeueSrc),
+		enqueueMany: lib(enqueueManySrc), cancelMany: lib(cancelManySrc),
 	}
 }
 
 func (s *scripts) all() []*goredis.Script {
-	return []*goredis.Script{s.enqueue, s.begin, s.finish, s.transition, s.retry, s.promote, s.lease, s.gc, s.requeue}
+	return []*goredis.Script{s.enqueue, s.begin, s.finish, s.transition, s.retry, s.promote, s.lease, s.gc, s.requeue,
+		s.enqueueMany, s.cancelMany}
 }
 
 // load puts every script into the script cache of every node.

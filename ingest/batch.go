@@ -1,0 +1,322 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// MaxBatch is the most messages one batch-send takes.
+const MaxBatch = 10_000
+
+// batchRequest is the body of POST /api/v1/whatsapp/messages/batch-send
+// (seed 001): messages plus the batch's rate and delivery options.
+type batchRequest struct {
+	Messages  []batchMessage `json:"messages"`
+	From      string         `json:"from"`
+	RateLimit *struct {
+		MessagesPerSecond float64 `json:"messages_per_second"`
+		BatchSize         int     `json:"batch_size"`
+	} `json:"rate_limit"`
+	DeliveryOptions *struct {
+		RetryFailed   *bool `json:"retry_failed"`
+		TrackDelivery *bool `json:"track_delivery"`
+	} `json:"delivery_options"`
+	delivery
+}
+
+// batchMessage is one message of a batch: the seed's {phone, content}, or
+// the send call's {guest_phone, message_type, content{text}}.
+type batchMessage struct {
+	Phone       string          `json:"phone"`
+	GuestPhone  string          `json:"guest_phone"`
+	MessageType string          `json:"message_type"`
+	Content     json.RawMessage `json:"content"`
+}
+
+// itemError is one refused message of a batch.
+type itemError struct {
+	Index   int          `json:"index"`
+	Code    message.Code `json:"code"`
+	Message string       `json:"message"`
+}
+
+// decodeBatch parses and checks a batch; the whole batch is refused when a
+// message is wrong, so that nothing is queued by half.
+func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs) *apiError {
+	if e := decodeJSON(body, r); e != nil {
+		return e
+	}
+	switch n := len(r.Messages); {
+	case n == 0:
+		return invalidRequest("messages is required", map[string]any{"field": "messages"})
+	case n > MaxBatch:
+		return invalidRequest("A batch takes at most 10000 messages", map[string]any{"field": "messages", "count": n, "max": MaxBatch})
+	}
+	if r.RateLimit != nil {
+		if mps := r.RateLimit.MessagesPerSecond; mps < 0 || math.IsNaN(mps) || mps > 10_000 {
+			return invalidRequest("rate_limit.messages_per_second must be from 0 to 10000", map[string]any{"field": "rate_limit.messages_per_second"})
+		}
+		if r.RateLimit.BatchSize < 0 {
+			return invalidRequest("rate_limit.batch_size must not be negative", map[string]any{"field": "rate_limit.batch_size"})
+		}
+		a.RatePerSecond = r.RateLimit.MessagesPerSecond
+	}
+	var errs []itemError
+	a.Items = make([]redis.BatchItem, len(r.Messages))
+	var content []byte
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		phone := m.Phone
+		if phone == "" {
+			phone = m.GuestPhone
+		}
+		text, e := batchText(m)
+		switch {
+		case !message.ValidE164(phone):
+			errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is not a phone number in E.164 form"})
+			continue
+		case e != "":
+			errs = append(errs, itemError{i, message.CodeInvalidRequest, e})
+			continue
+		}
+		start := len(content)
+		content = appendTextContent(content, text, false)
+		a.Items[i] = redis.BatchItem{Recipient: phone, Type: message.TypeText, Content: content[start:len(content):len(content)]}
+	}
+	if len(errs) > 0 {
+		shown := errs[:min(len(errs), 20)]
+		return &apiError{Code: errs[0].Code, Message: "Some messages of the batch are not valid; nothing was queued",
+			Details:         map[string]any{"invalid": len(errs), "errors": shown},
+			RecoveryOptions: []string{"Fix or leave out the messages listed and send the batch again"}}
+	}
+	return nil
+}
+
+// batchText returns a batch message's text, or why it has none.
+func batchText(m *batchMessage) (string, string) {
+	if m.MessageType != "" && m.MessageType != "text" {
+		return "", "message_type must be text in a batch"
+	}
+	c := bytes.TrimSpace(m.Content)
+	var text string
+	switch {
+	case len(c) == 0:
+		return "", "content is required"
+	case c[0] == '"':
+		if json.Unmarshal(c, &text) != nil {
+			return "", "content is not a valid JSON string"
+		}
+	case c[0] == '{':
+		var o struct {
+			Text string `json:"text"`
+		}
+		if json.Unmarshal(c, &o) != nil {
+			return "", "content must be a string or {\"text\": …}"
+		}
+		text = o.Text
+	default:
+		return "", "content must be a string or {\"text\": …}"
+	}
+	if strings.TrimSpace(text) == "" {
+		return "", "the text is empty"
+	}
+	if utf8.RuneCountInString(text) > message.MaxTextRunes {
+		return "", "the text is longer than 4096 characters"
+	}
+	return text, ""
+}
+
+func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal) {
+	var r batchRequest
+	a := &redis.BatchArgs{TenantID: p.Tenant.ID}
+	if e := decodeBatch(ctx.PostBody(), &r, a); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	sender, e := pickSender(p, r.From)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	key, e := idempotencyKey(ctx)
+	if e != nil {
+		writeError(ctx, e)
+		return
+	}
+	if r.Priority == "" {
+		r.Priority = "bulk"
+	}
+	if r.Priority != "bulk" {
+		writeError(ctx, invalidRequest("batches go on the bulk lane: priority must be bulk or left out", map[string]any{"field": "priority"}))
+		return
+	}
+	var one redis.EnqueueArgs
+	now := time.Now()
+	if e := r.delivery.apply(&one, now); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	a.Sender, a.Campaign, a.DueMS, a.ExpiresMS = sender, one.Campaign, one.DueMS, one.ExpiresMS
+	a.FallbackText, a.FallbackAfter = one.FallbackText, one.FallbackAfter
+	a.IdempotencyKey = key
+	a.NoRetry = r.DeliveryOptions != nil && r.DeliveryOptions.RetryFailed != nil && !*r.DeliveryOptions.RetryFailed
+	a.ID = s.store.NewBatchID(sender)
+	h := fnv.New64a()
+	h.Write([]byte(sender))
+	h.Write(ctx.PostBody())
+	a.Fingerprint = h.Sum64()
+	if e := s.backpressure(p, int64(len(a.Items))); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	ectx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.EnqueueTimeout)
+	res, queued, err := s.store.EnqueueBatch(ectx, a)
+	cancel()
+	if err != nil {
+		s.log.Warn("enqueue batch", "err", err, "queued", queued)
+		writeError(ctx, &apiError{Code: message.CodeServiceUnavailable,
+			Message: "The message store failed while the batch was being queued: part of it may be queued",
+			Details: map[string]any{"batch_id": res.ID, "queued_now": queued, "total": len(a.Items)},
+			RecoveryOptions: []string{"Send the same request again with the same Idempotency-Key: what is queued already is not queued twice",
+				"Without an Idempotency-Key, check GET /api/v1/whatsapp/batches/{batch_id} before sending again"},
+			RetryAfter: 1})
+		return
+	}
+	switch res.Outcome {
+	case redis.Conflict:
+		writeError(ctx, &apiError{Code: message.CodeIdempotencyConflict,
+			Message: "This Idempotency-Key was already used for a different batch",
+			Details: map[string]any{"idempotency_key": key, "batch_id": res.ID}})
+		return
+	case redis.Duplicate:
+		ctx.Response.Header.Set("Idempotent-Replayed", "true")
+		s.metrics.idemReplays.Inc()
+	}
+	start := now
+	if a.DueMS > 0 {
+		start = time.UnixMilli(a.DueMS)
+	}
+	rate := s.cfg.SenderRate(sender)
+	if a.RatePerSecond > 0 && a.RatePerSecond < rate {
+		rate = a.RatePerSecond
+	}
+	eta := start.Add(time.Duration(float64(len(a.Items)) / rate * float64(time.Second)))
+	out := append(make([]byte, 0, 256), `{"batch_id":`...)
+	out = appendJSONString(out, res.ID)
+	out = append(out, `,"status":`...)
+	out = appendJSONString(out, string(res.Status))
+	out = append(out, `,"accepted":`...)
+	out = appendInt(out, int64(len(a.Items)))
+	out = append(out, `,"from":`...)
+	out = appendJSONString(out, sender)
+	out = append(out, `,"rate_limit":{"messages_per_second":`...)
+	out = appendInt(out, int64(rate))
+	out = append(out, `},"estimated_completion":`...)
+	out = appendTimeMS(out, eta.UnixMilli())
+	out = append(out, '}')
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
+// handleBatch serves GET /api/v1/whatsapp/batches/{id} and
+// POST /api/v1/whatsapp/batches/{id}/cancel.
+func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, p Principal, rest []byte) {
+	id, cancelling := bytes.CutSuffix(rest, []byte("/cancel"))
+	if len(id) == 0 || bytes.IndexByte(id, '/') >= 0 {
+		writeError(ctx, errNotFound)
+		return
+	}
+	switch {
+	case cancelling && !ctx.IsPost():
+		writeError(ctx, methodNotAllowed("POST"))
+		return
+	case !cancelling && !ctx.IsGet():
+		writeError(ctx, methodNotAllowed("GET"))
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.EnqueueTimeout)
+	defer cancel()
+	canceled := -1
+	if cancelling {
+		n, err := s.store.CancelBatch(rctx, p.Tenant.ID, string(id))
+		if err != nil && !errors.Is(err, redis.ErrNotFound) {
+			s.log.Warn("cancel batch", "err", err)
+			writeError(ctx, unavailable("canceled"))
+			return
+		}
+		canceled = n
+	}
+	b, err := s.store.Batch(rctx, string(id))
+	if errors.Is(err, redis.ErrNotFound) || (err == nil && b.TenantID != p.Tenant.ID) {
+		writeError(ctx, &apiError{Code: message.CodeBatchNotFound, Message: "No batch with this id",
+			Details: map[string]any{"batch_id": string(id)}})
+		return
+	}
+	if err != nil {
+		s.log.Warn("batch", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
+	}
+	out := append(make([]byte, 0, 512), `{"batch_id":`...)
+	out = appendJSONString(out, b.ID)
+	out = append(out, `,"status":`...)
+	out = appendJSONString(out, batchStatus(b))
+	out = append(out, `,"total":`...)
+	out = appendInt(out, int64(b.Total))
+	out = append(out, `,"counts":{`...)
+	for i, st := range []message.Status{message.StatusScheduled, message.StatusQueued, message.StatusSending, message.StatusSent,
+		message.StatusDelivered, message.StatusRead, message.StatusFailed, message.StatusExpired, message.StatusCanceled, message.StatusFallback} {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, string(st))
+		out = append(out, ':')
+		out = appendInt(out, int64(b.Counts[st]))
+	}
+	out = append(out, `},"from":`...)
+	out = appendJSONString(out, b.Sender)
+	out = append(out, `,"campaign_id":`...)
+	out = appendJSONString(out, b.Campaign)
+	out = append(out, `,"rate_limit":{"messages_per_second":`...)
+	out = appendInt(out, int64(b.RatePerSecond))
+	out = append(out, `},"created_at":`...)
+	out = appendTimeMS(out, b.CreatedMS)
+	if canceled >= 0 {
+		out = append(out, `,"canceled_now":`...)
+		out = appendInt(out, int64(canceled))
+	}
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
+// batchStatus sums up a batch: scheduled or queued until a message moves,
+// in_progress while some are not settled, then completed (or canceled when
+// the rest was canceled).
+func batchStatus(b *redis.BatchInfo) string {
+	open := b.Counts[message.StatusQueued] + b.Counts[message.StatusScheduled] + b.Counts[message.StatusSending]
+	switch {
+	case open == 0 && b.Counts[message.StatusCanceled] > 0:
+		return "canceled"
+	case open == 0:
+		return "completed"
+	case b.Counts[message.StatusScheduled] == b.Total:
+		return "scheduled"
+	case b.Counts[message.StatusQueued]+b.Counts[message.StatusScheduled] == b.Total:
+		return "queued"
+	}
+	return "in_progress"
+}

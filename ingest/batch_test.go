@@ -1,0 +1,113 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const batchPath = "/api/v1/whatsapp/messages/batch-send"
+
+func batchBody(n int, extra string) string {
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf(`{"phone":"+1234%06d","content":"Message %d"}`, i, i)
+	}
+	return `{"messages":[` + strings.Join(msgs, ",") + `]` + extra + `}`
+}
+
+func TestBatchSendAsTheSeedShowsIt(t *testing.T) {
+	h := newHarness(t)
+	body := `{"messages":[{"phone":"+1234567890","content":"Message 1"},{"phone":"+1234567891","content":"Message 2"}],
+		"rate_limit":{"messages_per_second":10,"batch_size":100},"delivery_options":{"retry_failed":true,"track_delivery":true}}`
+	code, v, _ := h.do("POST", batchPath, staffToken, body)
+	if code != 202 || v["batch_id"] == nil || v["estimated_completion"] == nil || v["accepted"] != float64(2) || v["status"] != "queued" {
+		t.Fatalf("%d %v", code, v)
+	}
+	eta, err := time.Parse(time.RFC3339Nano, v["estimated_completion"].(string))
+	if err != nil || eta.Before(time.Now()) {
+		t.Fatalf("estimated_completion %v", v["estimated_completion"])
+	}
+	id := v["batch_id"].(string)
+	code, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
+	counts, _ := b["counts"].(map[string]any)
+	if code != 200 || b["total"] != float64(2) || counts["queued"] != float64(2) || b["status"] != "queued" {
+		t.Fatalf("%d %v", code, b)
+	}
+	if code, v, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, otherToken, ""); code != 404 || errCode(t, v) != "BATCH_NOT_FOUND" {
+		t.Fatalf("another tenant: %d %v", code, v)
+	}
+	code, c, _ := h.do("POST", "/api/v1/whatsapp/batches/"+id+"/cancel", staffToken, "")
+	counts, _ = c["counts"].(map[string]any)
+	if code != 200 || c["canceled_now"] != float64(2) || counts["canceled"] != float64(2) || c["status"] != "canceled" {
+		t.Fatalf("cancel: %d %v", code, c)
+	}
+	if q := h.queued(); q != 2 {
+		// The entries stay until a dispatcher drops them; their messages
+		// no longer count against the tenant.
+		t.Logf("queue entries left: %d", q)
+	}
+}
+
+func TestBatchOfTenThousandInOneRequest(t *testing.T) {
+	h := newHarness(t)
+	code, v, _ := h.do("POST", batchPath, staffToken, batchBody(10_000, ""))
+	if code != 202 || v["accepted"] != float64(10_000) {
+		t.Fatalf("%d %v", code, v)
+	}
+	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+v["batch_id"].(string), staffToken, "")
+	if b["counts"].(map[string]any)["queued"] != float64(10_000) {
+		t.Fatalf("%v", b)
+	}
+	if q := h.queued(); q != 10_000 {
+		t.Fatalf("%d queued", q)
+	}
+}
+
+func TestBatchIsRefusedWholeWhenAMessageIsWrong(t *testing.T) {
+	h := newHarness(t)
+	f := func(name, body string, wantStatus int, wantCode string) {
+		t.Run(name, func(t *testing.T) {
+			code, v, _ := h.do("POST", batchPath, staffToken, body)
+			if code != wantStatus || errCode(t, v) != wantCode {
+				t.Fatalf("%d %v", code, v)
+			}
+		})
+	}
+	bad := strings.Replace(batchBody(50, ""), `"+1234000007"`, `"1234000007"`, 1)
+	f("bad phone", bad, 400, "INVALID_PHONE_NUMBER")
+	f("empty text", strings.Replace(batchBody(3, ""), `"Message 1"`, `""`, 1), 400, "INVALID_REQUEST")
+	f("no messages", `{"messages":[]}`, 400, "INVALID_REQUEST")
+	f("too many", batchBody(10_001, ""), 400, "INVALID_REQUEST")
+	f("bad rate", batchBody(2, `,"rate_limit":{"messages_per_second":-1}`), 400, "INVALID_REQUEST")
+	f("unknown field", batchBody(2, `,"template":"x"`), 400, "INVALID_REQUEST")
+	if q := h.queued(); q != 0 {
+		t.Fatalf("%d queued by refused batches", q)
+	}
+	code, v, _ := h.do("POST", batchPath, staffToken, bad)
+	errs := v["error"].(map[string]any)["details"].(map[string]any)["errors"].([]any)
+	if code != 400 || errs[0].(map[string]any)["index"] != float64(7) {
+		t.Fatalf("the error does not name message 7: %v", v)
+	}
+}
+
+func TestBatchIdempotencyAndBackpressure(t *testing.T) {
+	h := newHarness(t)
+	body := batchBody(4, `,"send_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"`)
+	c1, v1, _ := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-1")
+	c2, v2, hdr := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-1")
+	if c1 != 202 || c2 != 202 || v1["batch_id"] != v2["batch_id"] || hdr.Get("Idempotent-Replayed") != "true" || v1["status"] != "scheduled" {
+		t.Fatalf("%d %v / %d %v", c1, v1, c2, v2)
+	}
+	if q := h.queued(); q != 4 {
+		t.Fatalf("%d queued after a repeat", q)
+	}
+	h.srv.cfg.DefaultMaxQueued = 10
+	code, v, _ := h.do("POST", batchPath, staffToken, batchBody(7, ""))
+	if code != 429 || errCode(t, v) != "RATE_LIMIT_EXCEEDED" {
+		b, _ := json.Marshal(v)
+		t.Fatalf("over the cap: %d %s", code, b)
+	}
+}
