@@ -50,7 +50,7 @@ func (c *Client) Do(method, path string, body []byte) (int, []byte, error) {
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(method)
 	req.SetRequestURI(path)
-	req.SetHost(c.hc.Addr)
+	req.SetHost(c.hc.Addr) // after the URI, which resets it
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -111,8 +111,8 @@ func (c *Client) Status(id string) (st MessageStatus, found bool, err error) {
 	return st, true, nil
 }
 
-// parallel calls fn(i) for i in [0, n) from workers goroutines, until ctx
-// ends, and tells progress every so often.
+// parallel calls fn(i) for each i in [0, n) from up to workers goroutines,
+// until ctx ends.
 func parallel(ctx context.Context, n, workers int, fn func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -18,7 +18,7 @@ import (
 // load generator calls it from many workers at once: Build and Done of one
 // worker are never concurrent, those of different workers are.
 type Source interface {
-	// Build fills req (already reset, with the target's host) as request
+	// Build fills req (already reset; the target's host is set after) as request
 	// seq; seq counts from 0 over the whole run. It returns false when the
 	// source has nothing more to send, which ends the run.
 	Build(worker int, seq uint64, req *fasthttp.Request) bool
@@ -188,10 +188,10 @@ func Run(ctx context.Context, cfg LoadConfig, src Source) (*LoadResult, error) {
 					return
 				}
 				req.Reset()
-				req.SetHost(host)
 				if !src.Build(w, n, req) {
 					return
 				}
+				req.SetHost(host) // after Build: SetRequestURI resets it
 				t0 := time.Now()
 				err := hc.DoTimeout(req, resp, cfg.Timeout)
 				lat := time.Since(t0)

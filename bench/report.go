@@ -14,8 +14,8 @@ import (
 // scenarios' results. It is the JSON output as it is.
 type Report struct {
 	// Date of the run (YYYY-MM-DD) and when it started (RFC 3339).
-	Date    string `json:"date"`
-	Started string `json:"started"`
+	Date    string  `json:"date"`
+	Started string  `json:"started"`
 	Machine Machine `json:"machine"`
 	// Command is the wabench command line; Gateway the gateway's, as
 	// given with -gateway-cmd (wabench does not start the gateway).
@@ -43,6 +43,8 @@ type Ceiling struct {
 	Errors     int64    `json:"errors"`
 	Elapsed    float64  `json:"elapsed_s"`
 	Latency    *Latency `json:"latency,omitempty"`
+	// Figures are what else was measured (the CPU each process used).
+	Figures map[string]float64 `json:"figures,omitempty"`
 }
 
 // Latency is a distribution's summary, in milliseconds.
@@ -264,6 +266,16 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Name, rate(c.Value, c.Unit), per,
 				latCell(c.Latency, 0.5), latCell(c.Latency, 0.99), groupDigits(c.Count), groupDigits(c.Errors), mdEscape(c.What))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, c := range rep.Ceilings {
+		if len(c.Figures) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "**ceiling %s** (%s in %.1f s)\n\n", c.Name, groupDigits(c.Count), c.Elapsed)
+		for _, k := range slices.Sorted(maps.Keys(c.Figures)) {
+			fmt.Fprintf(w, "- %s: %s\n", k, number(c.Figures[k]))
 		}
 		fmt.Fprintln(w)
 	}

@@ -102,6 +102,7 @@ func (s *sendSource) appendSendBody(dst []byte, seq uint64) []byte {
 	return append(dst, `"}`...)
 }
 
+// Build makes message seq's send, in worker w's buffer.
 func (s *sendSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 	s.bufs[w] = s.appendSendBody(s.bufs[w][:0], seq)
 	req.Header.SetMethod(fasthttp.MethodPost)
@@ -117,6 +118,7 @@ func (s *sendSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 
 var errNoMessageID = errors.New("answer without message_id")
 
+// Done wants 202 with a message id, and records it when asked to.
 func (s *sendSource) Done(w int, seq uint64, status int, body []byte) (int, error) {
 	if status != fasthttp.StatusAccepted {
 		return 0, statusError(status, body)
@@ -169,6 +171,7 @@ func newBulkSource(token string, senders Senders, base uint64, size int, text st
 	return s
 }
 
+// Build makes batch seq: messages seq×size onwards, from one number.
 func (s *bulkSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 	b := append(s.bufs[w][:0], `{"messages":[`...)
 	first := seq * uint64(s.size)
@@ -196,6 +199,7 @@ func (s *bulkSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 
 var errNoBatch = errors.New("answer without batch_id or accepted")
 
+// Done wants 202 with a batch id and the accepted count, and records them.
 func (s *bulkSource) Done(w int, seq uint64, status int, body []byte) (int, error) {
 	if status != fasthttp.StatusAccepted {
 		return 0, statusError(status, body)
@@ -231,6 +235,7 @@ func newWebhookSource(bodies [][]byte, sigs []string, statuses []int, cycle bool
 	return &webhookSource{bodies: bodies, sigs: sigs, statuses: statuses, cycle: cycle, posted: make([]atomic.Bool, len(bodies))}
 }
 
+// Build posts body seq (round and round with cycle), signed.
 func (s *webhookSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 	if len(s.bodies) == 0 || !s.cycle && seq >= uint64(len(s.bodies)) {
 		return false
@@ -244,6 +249,7 @@ func (s *webhookSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 	return true
 }
 
+// Done wants 200 and marks the body posted.
 func (s *webhookSource) Done(w int, seq uint64, status int, body []byte) (int, error) {
 	if status != fasthttp.StatusOK {
 		return 0, statusError(status, body)

@@ -50,9 +50,12 @@ type Config struct {
 	RetryBase, RetryMax time.Duration
 	// SendTimeout bounds one provider call (15 s).
 	SendTimeout time.Duration
-	// RecordTimeout is how long an outcome is retried against Redis before
-	// it is left to redelivery (30 s).
+	// RecordTimeout bounds one attempt to record an outcome (5 s); it is
+	// tried again until it succeeds or the shard is lost.
 	RecordTimeout time.Duration
+	// MaxAge is how long after acceptance a message is retried at all,
+	// throttled or held attempts included (72 h); then it fails.
+	MaxAge time.Duration
 	// HoldFor is how long a sender is held after a spam-limit answer
 	// (Meta 131048) and StopFor after its account was locked or its token
 	// refused (131031, 368, 190): 10 min and 1 h.
@@ -94,7 +97,10 @@ func (c *Config) setDefaults() {
 		c.SendTimeout = 15 * time.Second
 	}
 	if c.RecordTimeout == 0 {
-		c.RecordTimeout = 30 * time.Second
+		c.RecordTimeout = 5 * time.Second
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 72 * time.Hour
 	}
 	if c.HoldFor == 0 {
 		c.HoldFor = 10 * time.Minute
@@ -228,6 +234,11 @@ func (d *Dispatcher) Release(shard int, done func()) {
 // Lost stops a shard's worker whose lease is gone; its writes are fenced.
 func (d *Dispatcher) Lost(shard int) {
 	d.log.Warn("lost a shard", "shard", shard)
+	d.mu.Lock()
+	if w := d.shards[shard]; w != nil {
+		w.lost.Store(true)
+	}
+	d.mu.Unlock()
 	d.Release(shard, func() {})
 }
 
@@ -274,6 +285,13 @@ func (d *Dispatcher) pollDepth() {
 			d.m.depth.WithLabelValues("bulk").Set(float64(bulk))
 			d.m.depth.WithLabelValues("delayed").Set(float64(delayed))
 		}
+		// gobreaker changes state when asked: asking keeps the gauge true
+		// when no traffic comes by.
+		d.mu.Lock()
+		for _, b := range d.breakers {
+			b.cb.State()
+		}
+		d.mu.Unlock()
 		select {
 		case <-d.stop:
 			return

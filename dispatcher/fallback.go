@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/wagate/wagate/message"
@@ -11,24 +12,51 @@ import (
 	"github.com/wagate/wagate/store/redis"
 )
 
-// fallbacks sends the due SMS fallbacks of the shard: for messages that
+// fallbackConcurrency bounds the SMS fallbacks of a shard under way.
+const fallbackConcurrency = 8
+
+// fallbackLoop sends the due SMS fallbacks of the shard: for messages that
 // failed on WhatsApp, and for those not delivered within their
 // fallback_after (seed 004's rule). Both outcomes stay recorded: the
 // WhatsApp status goes on, and a "fallback" event tells of the SMS.
-func (w *shardWorker) fallbacks() {
+func (w *shardWorker) fallbackLoop() {
 	d := w.d
-	ids, err := d.store.DueFallbacks(w.ctx, w.shard, 100)
-	if err != nil {
-		return
-	}
-	var checked []string
-	for _, id := range ids {
-		if done := w.fallback(id); done {
-			checked = append(checked, id)
+	t := time.NewTicker(d.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
 		}
-	}
-	if len(checked) > 0 {
-		d.store.FallbackChecked(w.ctx, w.shard, checked...)
+		ids, err := d.store.DueFallbacks(w.ctx, w.shard, 100)
+		if err != nil || len(ids) == 0 {
+			continue
+		}
+		// Only the shard's owner may send: a fallback is a provider send.
+		if ok, err := d.store.HoldsLease(w.ctx, w.lease); err != nil || !ok {
+			continue
+		}
+		var mu sync.Mutex
+		var checked []string
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, fallbackConcurrency)
+		for _, id := range ids {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func(id string) {
+				defer func() { <-slots; wg.Done() }()
+				if w.fallback(id) {
+					mu.Lock()
+					checked = append(checked, id)
+					mu.Unlock()
+				}
+			}(id)
+		}
+		wg.Wait()
+		if len(checked) > 0 {
+			d.store.FallbackChecked(w.ctx, w.shard, checked...)
+		}
 	}
 }
 

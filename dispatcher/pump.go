@@ -7,6 +7,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/redis"
@@ -20,23 +22,26 @@ type job struct {
 	recipient string
 	lane      message.Lane
 	campaign  string
-	notBefore time.Time // waiting for the pair's bucket
+	notBefore time.Time // waiting for the pair's bucket or a retry
 	via       Step      // "" for the primary provider, else the fallback step
 	// hasFallback: the message carries a fallback text for SMS.
 	hasFallback bool
 	heapIndex   int
 }
 
-// pairState is one recipient's line: the head is the only one of its jobs
-// that may be ready, in flight or waiting for a retry; the others wait in
+// lineKey names a recipient's line in one lane: order is kept per lane, so
+// a campaign message held for a day does not hold the guest's "room ready".
+type lineKey struct {
+	lane      message.Lane
+	recipient string
+}
+
+// line is one recipient's messages of one lane: the head is the only one
+// that may be ready, in flight or waiting for its retry; the others wait in
 // acceptance order.
-type pairState struct {
-	head     *job
-	retrying bool // head is in the delay set; its promoted entry comes back
-	// blockedBy is a message found holding the pair in Redis (waiting for a
-	// retry when the shard was taken over): nothing goes before it.
-	blockedBy string
-	waiting   []*job
+type line struct {
+	head    *job
+	waiting []*job
 }
 
 // fifo is a queue of ready jobs.
@@ -87,8 +92,10 @@ func (h *timedJobs) Pop() any {
 // outcome is what came of a dispatched job, handed back to the pump.
 type outcome struct {
 	j *job
-	// kind: what to do with the job's place in its pair's line.
+	// kind: what to do with the job's place in its line.
 	kind outcomeKind
+	// due: when a job that stays (outRetry) may go again.
+	due time.Time
 	// holdFor holds the whole sender (spam limit, locked account).
 	holdFor time.Duration
 }
@@ -97,15 +104,20 @@ type outcomeKind uint8
 
 const (
 	// outDone: the message is settled (sent, failed, expired…): the next
-	// message of its recipient may go.
+	// message of its line may go.
 	outDone outcomeKind = iota
-	// outRetry: the message waits in the delay set; it keeps its pair.
+	// outRetry: the message stays its line's head until due; its entry
+	// stays pending in Redis.
 	outRetry
-	// outAgain: nothing was written (Redis failed); try the job again later.
-	outAgain
-	// outFenced: the shard has a new owner; stop.
+	// outFenced: the shard has a new owner, or this one is stopping with
+	// Redis unreachable; stop.
 	outFenced
 )
+
+// maxWaiting bounds the messages held in memory behind their line's head
+// (one guest's long backlog): past it the pump reads no more until they
+// drain, rather than grow without bound.
+const maxWaiting = 50_000
 
 // pump sends one sender's messages. Its run goroutine owns every field
 // below the channels; sends run in their own goroutines and report back
@@ -129,24 +141,26 @@ type pump struct {
 	tx               fifo
 	bulk             map[string]*fifo
 	rr               []string // campaigns in round-robin order
+	rrNext           int
 	// caps holds the rate a batch set for its campaign (nil: the number's).
-	caps      map[string]*rate.Limiter
-	rrNext    int
-	lines     map[string]*pairState
-	blocked   map[string]string // recipient → message holding it (from Redis)
-	timed     timedJobs
-	txHeld    int // tx jobs in memory, not in flight
-	bulkHeld  int
-	inFlight  int
-	holdUntil time.Time
-	fenced    bool
+	caps  map[string]*rate.Limiter
+	lines map[lineKey]*line
+	timed timedJobs
+	// txHeld and bulkHeld count the lines' heads not in flight (what the
+	// read-ahead bounds); waiting the jobs behind them.
+	txHeld, bulkHeld, waiting int
+	inFlight                  int
+	holdUntil                 time.Time
+	fenced                    bool
+	lastActive                time.Time
 }
 
-func newPump(w *shardWorker, sender string, blocked map[string]string) *pump {
+func newPump(w *shardWorker, sender string) *pump {
 	d := w.d
 	return &pump{w: w, sender: sender, lim: d.rates.Get(sender), pairs: d.pairsFor(sender),
-		done: make(chan outcome, d.cfg.InFlight), poke: make(chan struct{}, 1), exited: make(chan struct{}),
-		bulk: map[string]*fifo{}, caps: map[string]*rate.Limiter{}, lines: map[string]*pairState{}, blocked: blocked, poked: true}
+		done: make(chan outcome, d.cfg.InFlight), poke: make(chan struct{}, 1),
+		exited: make(chan struct{}), bulk: map[string]*fifo{}, caps: map[string]*rate.Limiter{},
+		lines: map[lineKey]*line{}, poked: true, lastActive: time.Now()}
 }
 
 // wake tells the pump there are new messages.
@@ -200,7 +214,13 @@ func (p *pump) run() {
 				until = next
 			}
 			if until.IsZero() {
-				until = now.Add(time.Second) // idle: look at the queues now and then
+				// Idle: look at the queues now and then (wake-ups are the
+				// fast path; this is the safety net), seldom when long idle.
+				poll := time.Second
+				if p.idleFor(now) > time.Minute {
+					poll = 30 * time.Second
+				}
+				until = now.Add(poll)
 			}
 			idle.Reset(time.Until(until))
 			select {
@@ -225,9 +245,18 @@ func (p *pump) run() {
 		}
 		p.take(j)
 		p.inFlight++
+		p.lastActive = time.Now()
 		d.m.inFlight.Inc()
 		go p.send(j)
 	}
+}
+
+// idleFor is how long the pump has had nothing at all to do.
+func (p *pump) idleFor(now time.Time) time.Duration {
+	if p.inFlight > 0 || p.txHeld+p.bulkHeld+p.waiting > 0 {
+		return 0
+	}
+	return now.Sub(p.lastActive)
 }
 
 // drain handles the outcomes already in, and notes a poke.
@@ -257,11 +286,8 @@ func (p *pump) handle(o outcome) {
 	case outDone:
 		p.settle(j)
 	case outRetry:
-		if ln := p.lines[j.recipient]; ln != nil && ln.head == j {
-			ln.retrying = true
-		}
-	case outAgain:
-		j.notBefore = time.Now().Add(time.Second)
+		// The head stays where it is, in its line and its queue, until due.
+		j.notBefore = o.due
 		p.hold(j)
 		heap.Push(&p.timed, j)
 	case outFenced:
@@ -269,7 +295,7 @@ func (p *pump) handle(o outcome) {
 	}
 }
 
-// hold counts j as held in memory again.
+// hold counts j as a head held in memory.
 func (p *pump) hold(j *job) {
 	if j.lane == message.LaneBulk {
 		p.bulkHeld++
@@ -286,21 +312,24 @@ func (p *pump) release(j *job) {
 	}
 }
 
-// settle ends j's turn in its recipient's line and readies the next one.
+// settle ends j's turn in its line and readies the next one.
 func (p *pump) settle(j *job) {
-	ln := p.lines[j.recipient]
+	k := lineKey{j.lane, j.recipient}
+	ln := p.lines[k]
 	if ln == nil || ln.head != j {
 		return
 	}
-	ln.head, ln.retrying = nil, false
+	ln.head = nil
 	if len(ln.waiting) == 0 {
-		delete(p.lines, j.recipient)
+		delete(p.lines, k)
 		return
 	}
 	next := ln.waiting[0]
 	ln.waiting[0] = nil
 	ln.waiting = ln.waiting[1:]
+	p.waiting--
 	ln.head = next
+	p.hold(next)
 	p.ready(next)
 }
 
@@ -308,32 +337,31 @@ func (p *pump) settle(j *job) {
 func (p *pump) arrive(e *redis.Entry, ref redis.QueueRef) {
 	j := &job{rj: redis.NewJob(p.w.lease, p.w.shard, p.sender, e), msgID: e.MessageID, recipient: e.Recipient,
 		lane: ref.Lane, campaign: ref.Campaign, hasFallback: e.HasFallback}
-	p.hold(j)
-	ln := p.lines[j.recipient]
+	if j.lane != message.LaneBulk {
+		j.lane = message.LaneTx
+	}
+	k := lineKey{j.lane, j.recipient}
+	ln := p.lines[k]
 	if ln == nil {
-		ln = &pairState{blockedBy: p.blocked[j.recipient]}
-		delete(p.blocked, j.recipient)
-		p.lines[j.recipient] = ln
+		ln = &line{}
+		p.lines[k] = ln
 	}
-	switch {
-	case ln.retrying && ln.head.msgID == j.msgID:
-		// The head is back from the delay set: this entry is its current one.
-		ln.head, ln.retrying = j, false
-		p.ready(j)
-	case ln.head == nil && (ln.blockedBy == "" || ln.blockedBy == j.msgID):
-		ln.blockedBy = ""
-		ln.head = j
-		p.ready(j)
-	default:
+	if ln.head != nil {
 		ln.waiting = append(ln.waiting, j)
+		p.waiting++
+		return
 	}
+	ln.head = j
+	p.hold(j)
+	p.ready(j)
 }
 
 // ready puts a line's head where it can be picked: at once if the
 // recipient's bucket has a token, else when it will.
 func (p *pump) ready(j *job) {
-	if wait := p.pairs.Take(j.recipient, time.Now()); wait > 0 {
-		j.notBefore = time.Now().Add(wait)
+	now := time.Now()
+	if wait := p.pairs.Take(j.recipient, now); wait > 0 {
+		j.notBefore = now.Add(wait)
 		heap.Push(&p.timed, j)
 		return
 	}
@@ -457,12 +485,16 @@ func (p *pump) take(j *job) {
 	}
 }
 
-// takeOver reads the queues' pending entries: messages the shard's previous
-// owner had read but not finished (the previous owner is gone: the lease
-// says so). They come first, in their queues' order.
+// takeOver reads the queues' pending entries: messages the shard's
+// previous owner (or this process before a restart) had read but not
+// finished: the lease says nobody else works them now. They come first, in
+// their queues' order, so a message waiting for its retry still holds the
+// later ones of its line.
 func (p *pump) takeOver() {
 	ctx := p.w.ctx
-	p.loadQueues()
+	for ctx.Err() == nil && !p.loadQueues() {
+		sleepCtx(ctx, time.Second)
+	}
 	for _, ref := range p.queues {
 		start := "0-0"
 		for ctx.Err() == nil {
@@ -483,68 +515,108 @@ func (p *pump) takeOver() {
 	}
 }
 
-func (p *pump) loadQueues() {
+// loadQueues reads the sender's queue list; false when Redis failed.
+func (p *pump) loadQueues() bool {
 	refs, err := p.w.d.store.SenderQueueRefs(p.w.ctx, p.w.shard, p.sender)
 	if err != nil {
-		return
+		return false
 	}
 	p.queues, p.refreshed = refs, time.Now()
+	p.prune()
+	return true
+}
+
+// prune forgets the campaigns whose queue is gone and that hold nothing.
+func (p *pump) prune() {
+	live := map[string]bool{}
+	for _, r := range p.queues {
+		if r.Lane == message.LaneBulk {
+			live[r.Campaign] = true
+		}
+	}
+	kept := p.rr[:0]
+	for _, c := range p.rr {
+		if live[c] || p.bulk[c].len() > 0 {
+			kept = append(kept, c)
+			continue
+		}
+		delete(p.bulk, c)
+		delete(p.caps, c)
+	}
+	clear(p.rr[len(kept):])
+	p.rr = kept
+	if len(p.rr) > 0 {
+		p.rrNext %= len(p.rr)
+	} else {
+		p.rrNext = 0
+	}
 }
 
 // read takes new entries from the sender's queues, each lane while it has
 // room: the transactional one when poked or likely to hold more, the
-// campaigns likewise, sharing the bulk lane's room.
+// campaigns likewise, sharing the bulk lane's room. One round trip, and a
+// second with a fresh queue list when a wake-up found nothing: the news
+// was a queue this pump did not know yet.
 func (p *pump) read() {
+	poked := p.poked
+	if time.Since(p.refreshed) > 200*time.Millisecond {
+		p.loadQueues()
+	}
+	if n := p.readOnce(); n == 0 && poked && time.Since(p.refreshed) > 0 {
+		p.loadQueues()
+		p.poked = true
+		p.readOnce()
+	}
+}
+
+// readOnce reads the known queues once and returns how many entries came.
+func (p *pump) readOnce() int {
 	d := p.w.d
 	poked := p.poked
 	p.poked = false
-	if time.Since(p.refreshed) > 200*time.Millisecond {
-		p.loadQueues()
+	if p.waiting >= maxWaiting {
+		return 0
 	}
 	txRoom, bulkRoom := d.cfg.ReadAhead-p.txHeld, d.cfg.ReadAhead-p.bulkHeld
 	readTx := txRoom > 0 && (poked || p.moreTx)
 	readBulk := bulkRoom > 0 && (poked || p.moreBulk)
-	nBulk := 0
-	for _, r := range p.queues {
-		if r.Lane == message.LaneBulk {
-			nBulk++
-		}
-	}
-	var streams []string
+	var txStreams, bulkStreams []string
 	refs := map[string]redis.QueueRef{}
-	count := 0
 	for _, r := range p.queues {
 		switch {
-		case r.Lane != message.LaneBulk && readTx:
-			count = max(count, txRoom)
 		case r.Lane == message.LaneBulk && readBulk:
-			count = max(count, max(1, bulkRoom/nBulk))
+			bulkStreams = append(bulkStreams, r.Stream)
+		case r.Lane != message.LaneBulk && readTx:
+			txStreams = append(txStreams, r.Stream)
 		default:
 			continue
 		}
-		streams = append(streams, r.Stream)
 		refs[r.Stream] = r
 	}
-	if len(streams) == 0 {
-		return
+	txCount := min(txRoom, 500)
+	bulkCount := 0
+	if len(bulkStreams) > 0 {
+		bulkCount = min(max(1, bulkRoom/len(bulkStreams)), 500)
 	}
-	count = min(count, 500)
-	es, err := d.store.ReadEntries(p.w.ctx, d.cfg.Instance, streams, count, nil)
+	es, err := d.store.ReadLanes(p.w.ctx, d.cfg.Instance, txStreams, txCount, bulkStreams, bulkCount)
 	if errors.Is(err, redis.ErrQueueGone) {
 		p.refreshed = time.Time{}
 		p.poked = true
-		return
+		return 0
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		if p.w.ctx.Err() == nil {
 			d.log.Warn("reading queues", "sender", p.sender, "err", err)
 		}
-		return
+		return 0
 	}
 	per := map[string]int{}
 	for i := range es {
 		p.arrive(&es[i], refs[es[i].Stream])
 		per[es[i].Stream]++
+	}
+	if len(es) > 0 {
+		p.lastActive = time.Now()
 	}
 	if readTx {
 		p.moreTx = false
@@ -553,13 +625,15 @@ func (p *pump) read() {
 		p.moreBulk = false
 	}
 	for stream, n := range per {
-		if n >= count {
-			if refs[stream].Lane == message.LaneBulk {
-				p.moreBulk = true
-			} else {
-				p.moreTx = true
-			}
+		if refs[stream].Lane == message.LaneBulk {
+			p.moreBulk = p.moreBulk || n >= bulkCount
+		} else {
+			p.moreTx = p.moreTx || n >= txCount
 		}
 	}
 	d.m.rate.WithLabelValues(p.sender).Set(p.lim.Rate())
+	return len(es)
 }
+
+// sweep drops the recipient buckets that are full again.
+func (p *pump) sweep() { p.pairs.Sweep(time.Now()) }

@@ -65,8 +65,7 @@ func (p *pump) deliver(j *job) outcome {
 		if up, _, until = d.breakerFor(prov).allow(); up == nil {
 			// Half-open with its probes out: nothing was written; wait.
 			d.m.sends.WithLabelValues(prov.Name(), "held").Inc()
-			j.notBefore = until
-			return outcome{j: j, kind: outAgain}
+			return outcome{j: j, kind: outRetry, due: until}
 		}
 	}
 	ctx := context.Background() // a call under way is finished and recorded, even when stopping
@@ -80,7 +79,9 @@ func (p *pump) deliver(j *job) outcome {
 			return outcome{j: j, kind: outFenced}
 		case err != nil:
 			d.log.Warn("begin a send", "message", j.msgID, "err", err)
-			return outcome{j: j, kind: outAgain}
+			return outcome{j: j, kind: outRetry, due: time.Now().Add(time.Second)}
+		case begun == redis.BeginLater:
+			return outcome{j: j, kind: outRetry, due: j.rj.RetryDue}
 		}
 		return outcome{j: j, kind: outDone}
 	}
@@ -143,6 +144,13 @@ func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) 
 			r.Status = message.StatusExpired
 			r.ErrorTitle = "validity passed before a retry: " + r.ErrorTitle
 			return p.record(j, r, false)
+		}
+		if due.Sub(time.UnixMilli(rj.QueuedMS)) > d.cfg.MaxAge {
+			// Attempts that do not count (throttling, a held sender, the
+			// marketing cap) must not go on for ever either.
+			d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()
+			r.ErrorTitle = "gave up retrying after " + d.cfg.MaxAge.String() + ": " + r.ErrorTitle
+			return p.record(j, r, true)
 		}
 		d.m.sends.WithLabelValues(prov.Name(), outcomeName).Inc()
 		o := p.retry(j, due, r, uncounted)
@@ -213,35 +221,44 @@ func (p *pump) backoff(counted int, retryAfter time.Duration) time.Duration {
 
 // record writes j's outcome; dlq sends it to the dead-letter stream.
 func (p *pump) record(j *job, r *redis.Result, dlq bool) outcome {
-	return p.persist(j, outDone, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, dlq) })
+	opts := redis.FinishOptions{DeadLetter: dlq, NoReceipts: j.via == StepSecondary}
+	return p.persist(j, outcome{j: j, kind: outDone}, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, opts) })
 }
 
 func (p *pump) retry(j *job, due time.Time, r *redis.Result, uncounted bool) outcome {
-	return p.persist(j, outRetry, func(ctx context.Context) error {
+	return p.persist(j, outcome{j: j, kind: outRetry, due: due}, func(ctx context.Context) error {
 		return p.w.d.store.Retry(ctx, j.rj, due.UnixMilli(), r, uncounted)
 	})
 }
 
 // persist runs a state write, retrying while Redis is unavailable: giving
-// up early would leave a sent message to be sent again. A fenced write
-// means the shard has a new owner, who will take the message over.
-func (p *pump) persist(j *job, kind outcomeKind, op func(context.Context) error) outcome {
+// up would leave a sent message to be sent again. It stops when the write
+// is fenced (the shard has a new owner, who takes the message over) or the
+// shard is no longer this instance's (its lease ran out meanwhile).
+func (p *pump) persist(j *job, ok outcome, op func(context.Context) error) outcome {
 	d := p.w.d
-	deadline := time.Now().Add(d.cfg.RecordTimeout)
 	wait := 50 * time.Millisecond
+	failing := false
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RecordTimeout)
 		err := op(ctx)
 		cancel()
 		switch {
 		case err == nil:
-			return outcome{j: j, kind: kind}
+			if failing {
+				d.log.Info("recording send outcomes works again", "sender", p.sender)
+			}
+			return ok
 		case errors.Is(err, redis.ErrFenced):
 			return outcome{j: j, kind: outFenced}
-		case time.Now().After(deadline):
-			d.log.Error("cannot record a send's outcome; the message will be taken over and sent again",
+		case p.w.lost.Load():
+			d.log.Error("cannot record a send's outcome and the shard is lost; its next owner sends the message again",
 				"message", j.msgID, "err", err)
 			return outcome{j: j, kind: outFenced}
+		}
+		if !failing {
+			d.log.Warn("recording a send's outcome fails; retrying", "message", j.msgID, "err", err)
+			failing = true
 		}
 		time.Sleep(wait)
 		wait = min(wait*2, 2*time.Second)

@@ -2,8 +2,8 @@ package dispatcher
 
 import (
 	"context"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wagate/wagate/message"
@@ -23,9 +23,9 @@ type shardWorker struct {
 
 	mu    sync.Mutex
 	pumps map[string]*pump
-	// blocked are the shard's pairs held by a message waiting for a retry,
-	// as found in Redis when the shard was taken: sender → recipient → id.
-	blocked map[string]map[string]string
+	// lost is set when the lease is gone: writes still failing then are
+	// left to the next owner.
+	lost atomic.Bool
 
 	wg sync.WaitGroup
 }
@@ -57,13 +57,10 @@ func (w *shardWorker) run() {
 	// nothing enqueued meanwhile goes unnoticed.
 	var after string
 	var senders []string
-	var blocked map[string]string
 	for w.ctx.Err() == nil {
 		var err error
 		if after, err = d.store.WakeTail(w.ctx, w.shard); err == nil {
-			if senders, err = d.store.ShardSenders(w.ctx, w.shard); err == nil {
-				blocked, err = d.store.BlockedPairs(w.ctx, w.shard)
-			}
+			senders, err = d.store.ShardSenders(w.ctx, w.shard)
 		}
 		if err == nil {
 			break
@@ -71,18 +68,10 @@ func (w *shardWorker) run() {
 		d.log.Warn("starting a shard", "shard", w.shard, "err", err)
 		sleepCtx(w.ctx, time.Second)
 	}
-	w.blocked = map[string]map[string]string{}
-	for field, id := range blocked {
-		sender, recipient, _ := strings.Cut(field, "\t")
-		if w.blocked[sender] == nil {
-			w.blocked[sender] = map[string]string{}
-		}
-		w.blocked[sender][recipient] = id
-	}
 	for _, s := range senders {
 		w.pump(s)
 	}
-	w.wg.Add(2)
+	w.wg.Add(3)
 	go func() {
 		defer w.wg.Done()
 		w.listen(after)
@@ -90,6 +79,10 @@ func (w *shardWorker) run() {
 	go func() {
 		defer w.wg.Done()
 		w.housekeep()
+	}()
+	go func() {
+		defer w.wg.Done()
+		w.fallbackLoop()
 	}()
 	<-w.ctx.Done()
 	w.mu.Lock()
@@ -109,8 +102,7 @@ func (w *shardWorker) pump(sender string) *pump {
 	defer w.mu.Unlock()
 	p := w.pumps[sender]
 	if p == nil && w.ctx.Err() == nil {
-		p = newPump(w, sender, w.blocked[sender])
-		delete(w.blocked, sender)
+		p = newPump(w, sender)
 		w.pumps[sender] = p
 		go p.run()
 	}
@@ -147,8 +139,9 @@ func (w *shardWorker) listen(after string) {
 	}
 }
 
-// housekeep moves due retries and scheduled messages into their queues,
-// sends the fallbacks that are due, and collects drained queues.
+// housekeep moves due scheduled messages into their queues and collects
+// drained queues. Fallbacks run apart (fallbackLoop): a slow SMS provider
+// must not delay scheduled sends.
 func (w *shardWorker) housekeep() {
 	d := w.d
 	t := time.NewTicker(d.cfg.Tick)
@@ -163,7 +156,6 @@ func (w *shardWorker) housekeep() {
 		if _, err := d.store.Promote(w.ctx, w.shard, 1000); err != nil && w.ctx.Err() == nil {
 			d.log.Warn("moving due messages", "shard", w.shard, "err", err)
 		}
-		w.fallbacks()
 		if time.Since(lastGC) > 30*time.Second {
 			lastGC = time.Now()
 			w.collect()
@@ -171,8 +163,8 @@ func (w *shardWorker) housekeep() {
 	}
 }
 
-// collect drops drained bulk queues (a finished campaign) and the pumps of
-// senders without queues.
+// collect drops drained bulk queues (a finished campaign) and the
+// recipient buckets that are full again.
 func (w *shardWorker) collect() {
 	w.mu.Lock()
 	pumps := make([]*pump, 0, len(w.pumps))
@@ -192,6 +184,7 @@ func (w *shardWorker) collect() {
 				}
 			}
 		}
+		p.sweep()
 		p.refresh()
 	}
 }

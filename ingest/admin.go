@@ -14,7 +14,7 @@ import (
 
 // handleDeadLetters serves the admin's dead-letter calls:
 //
-//	GET  /api/v1/whatsapp/admin/dead-letters?limit=50&before=<ms>
+//	GET  /api/v1/whatsapp/admin/dead-letters?limit=50&cursor=<next_cursor>
 //	POST /api/v1/whatsapp/admin/dead-letters/{message_id}/requeue
 func (s *Server) handleDeadLetters(ctx *fasthttp.RequestCtx, p Principal, rest []byte) {
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
@@ -69,16 +69,11 @@ func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx,
 		}
 		limit = n
 	}
-	var before int64
-	if v := args.Peek("before"); len(v) > 0 {
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		if err != nil || n < 0 {
-			writeError(ctx, invalidRequest("before must be the next_before of a previous page", map[string]any{"field": "before"}))
-			return
-		}
-		before = n
+	dls, next, err := s.store.DeadLetters(rctx, p.Tenant.ID, limit, string(args.Peek("cursor")))
+	if errors.Is(err, redis.ErrBadCursor) {
+		writeError(ctx, invalidRequest("cursor must be the next_cursor of a previous page", map[string]any{"field": "cursor"}))
+		return
 	}
-	dls, err := s.store.DeadLetters(rctx, p.Tenant.ID, limit, before)
 	if err != nil {
 		s.log.Warn("dead letters", "err", err)
 		writeError(ctx, unavailable("read"))
@@ -105,12 +100,8 @@ func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx,
 		out = appendTimeMS(out, d.AtMS)
 		out = append(out, '}')
 	}
-	out = append(out, `],"next_before":`...)
-	if len(dls) == limit {
-		out = appendInt(out, dls[len(dls)-1].AtMS)
-	} else {
-		out = append(out, "null"...)
-	}
+	out = append(out, `],"next_cursor":`...)
+	out = appendStringOrNull(out, next)
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)

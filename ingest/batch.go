@@ -177,7 +177,7 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal) {
 	h.Write([]byte(sender))
 	h.Write(ctx.PostBody())
 	a.Fingerprint = h.Sum64()
-	if e := s.backpressure(p, int64(len(a.Items))); e != nil {
+	if e := s.backpressure(p, int64(len(a.Items)), sender, key); e != nil {
 		writeError(ctx, e)
 		return
 	}

@@ -75,13 +75,30 @@ func TestBackpressureRefusesPastTheTenantsCap(t *testing.T) {
 	}
 }
 
+func TestBackpressureUsesTheTenantsCapAndLetsRepeatsThrough(t *testing.T) {
+	h := newHarness(t)
+	p, _ := h.srv.tokens.lookup([]byte("Bearer " + staffToken))
+	p.Tenant.MaxQueued = 1
+	if code, v, _ := h.do("POST", sendPath, staffToken, seedSend("first"), "Idempotency-Key", "k1"); code != 202 {
+		t.Fatalf("under the tenant's cap: %d %v", code, v)
+	}
+	if code, _, _ := h.do("POST", sendPath, staffToken, seedSend("second")); code != 429 {
+		t.Fatalf("past the tenant's cap of 1: %d", code)
+	}
+	// The client did not get the first answer and repeats the request.
+	code, v, hdr := h.do("POST", sendPath, staffToken, seedSend("first"), "Idempotency-Key", "k1")
+	if code != 202 || hdr.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("a repeat at the cap: %d %v", code, v)
+	}
+}
+
 func TestDeadLettersNeedAdminAndRequeue(t *testing.T) {
 	h := newHarness(t)
 	_, v, _ := h.do("POST", sendPath, staffToken, seedSend("hi"))
 	id := v["message_id"].(string)
 	j := h.begin(id)
 	must(t, h.store.Finish(context.Background(), j, &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(),
-		ErrorCode: 131000, ErrorTitle: "Something went wrong"}, true))
+		ErrorCode: 131000, ErrorTitle: "Something went wrong"}, redis.FinishOptions{DeadLetter: true}))
 
 	const list = "/api/v1/whatsapp/admin/dead-letters"
 	if code, v, _ := h.do("GET", list, staffToken, ""); code != 403 || errCode(t, v) != "FORBIDDEN" {

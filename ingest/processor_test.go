@@ -25,7 +25,7 @@ func (h *harness) sentMessage(pid string) string {
 func (h *harness) markSent(id, pid string) {
 	h.t.Helper()
 	j := h.begin(id)
-	must(h.t, h.store.Finish(context.Background(), j, &redis.Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: pid}, false))
+	must(h.t, h.store.Finish(context.Background(), j, &redis.Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: pid}, redis.FinishOptions{}))
 }
 
 // begin takes message id from its queue as the dispatcher would: under the

@@ -325,7 +325,7 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal) {
 		return
 	}
 	st.args.Fingerprint = fingerprint(&st.args)
-	if e := s.backpressure(p, 1); e != nil {
+	if e := s.backpressure(p, 1, sender, key); e != nil {
 		writeError(ctx, e)
 		return
 	}
@@ -333,18 +333,25 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal) {
 }
 
 // backpressure refuses n more messages of p's tenant when its messages not
-// yet sent are at its cap, so that Redis does not grow without bound.
-func (s *Server) backpressure(p Principal, n int64) *apiError {
+// yet sent are at its cap, so that Redis does not grow without bound. A
+// repeat of an accepted request (its Idempotency-Key is known) passes: it
+// queues nothing and must get its first answer back.
+func (s *Server) backpressure(p Principal, n int64, sender, idemKey string) *apiError {
 	limit := p.Tenant.MaxQueued
 	if limit == 0 {
 		limit = s.cfg.DefaultMaxQueued
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
 	open := s.depth.get(ctx, p.Tenant.ID)
-	cancel()
 	if open+n <= limit {
 		s.depth.add(p.Tenant.ID, n)
 		return nil
+	}
+	if idemKey != "" {
+		if known, err := s.store.IdempotencyKnown(ctx, p.Tenant.ID, sender, idemKey); err == nil && known {
+			return nil
+		}
 	}
 	s.metrics.backpressure.Inc()
 	return &apiError{Code: message.CodeRateLimitExceeded,

@@ -46,6 +46,7 @@ type dispatchSettings struct {
 	RetryBase   string `json:"retry_base"`
 	RetryMax    string `json:"retry_max"`
 	SendTimeout string `json:"send_timeout"`
+	MaxAge      string `json:"max_age"`
 }
 
 type gallaboxAccount struct {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type simFlags struct {
 	latency    time.Duration
 	errorRate  float64
 	throughput float64
+	burst      int
 	batch      int
 	failRatio  float64
 	readRatio  float64
@@ -53,6 +55,7 @@ func (s *simFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.latency, "sim-latency", envDuration("WAGATE_SIM_LATENCY", 0), "simulator: added latency of each send")
 	fs.Float64Var(&s.errorRate, "sim-error-rate", 0, "simulator: fraction of sends answered with a transient error (131000)")
 	fs.Float64Var(&s.throughput, "sim-throughput", 0, "simulator: messages per second per number before 130429 (0: unlimited)")
+	fs.IntVar(&s.burst, "sim-throughput-burst", 0, "simulator: how many of a number's messages may come at once (0: a second's worth)")
 	fs.IntVar(&s.batch, "sim-webhook-batch", 1, "simulator: statuses per webhook POST (Meta sends 1; more batches them)")
 	fs.Float64Var(&s.failRatio, "sim-fail-ratio", 0, "simulator: fraction of messages that fail (131026) instead of being delivered")
 	fs.Float64Var(&s.readRatio, "sim-read-ratio", 1, "simulator: fraction of delivered messages that get read")
@@ -69,7 +72,7 @@ func (s *simFlags) config(webhookURL, appSecret, accessToken string, numbers []s
 	}
 	return sim.Config{
 		Addr: s.addr, Numbers: numbers, AccessToken: accessToken, AppSecret: appSecret, WebhookURL: webhookURL,
-		Latency: s.latency, ErrorRate: s.errorRate, Throughput: s.throughput,
+		Latency: s.latency, ErrorRate: s.errorRate, Throughput: s.throughput, ThroughputBurst: s.burst,
 		MaxStatusesPerWebhook: s.batch, FailRatio: s.failRatio, ReadRatio: read,
 	}
 }
@@ -178,18 +181,27 @@ func cmdSim(args []string) error {
 	webhook := fs.String("webhook", env("WAGATE_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/meta"), "where status webhooks go")
 	secret := fs.String("app-secret", env("WAGATE_SIM_APP_SECRET", devAppSecret), "signs the webhooks (X-Hub-Signature-256)")
 	token := fs.String("access-token", env("WAGATE_SIM_ACCESS_TOKEN", devSimToken), "the Bearer token sends must carry")
-	phoneID := fs.String("phone-number-id", devPhoneID, "the business number's phone number id")
-	display := fs.String("display-phone-number", devSender[1:], "the business number, digits")
+	var numbers []sim.Number
+	fs.Func("number", "a business number as <phone number id>:<digits> (repeat for more; default 100000000000001:15550001000)", func(v string) error {
+		id, digits, ok := strings.Cut(v, ":")
+		if !ok || id == "" || digits == "" {
+			return fmt.Errorf("want <phone number id>:<digits>, got %q", v)
+		}
+		numbers = append(numbers, sim.Number{PhoneNumberID: id, DisplayPhoneNumber: digits, WABAID: devWABA})
+		return nil
+	})
 	fs.Parse(args)
-	simulator, err := sim.New(sf.config(*webhook, *secret, *token,
-		[]sim.Number{{PhoneNumberID: *phoneID, DisplayPhoneNumber: *display, WABAID: devWABA}}), prometheus.NewRegistry())
+	if len(numbers) == 0 {
+		numbers = devNumbers(1)
+	}
+	simulator, err := sim.New(sf.config(*webhook, *secret, *token, numbers), prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
 	if err := simulator.Start(); err != nil {
 		return err
 	}
-	fmt.Printf("provider simulator (Meta Cloud API) at http://%s, phone number id %s, webhooks to %s\n", simulator.Addr(), *phoneID, *webhook)
+	fmt.Printf("provider simulator (Meta Cloud API) at http://%s, %d number(s), webhooks to %q\n", simulator.Addr(), len(numbers), *webhook)
 	waitForSignal()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

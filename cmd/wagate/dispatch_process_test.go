@@ -78,7 +78,7 @@ func TestGatewaySettlesBelowAProviderThatThrottles(t *testing.T) {
 		}
 	}
 	secs := f.perSecond(num.phoneID)
-	throttled := f.sim.Stats().Throttled
+	throttled := f.simStats().Throttled
 	tail := secs[max(0, len(secs)-10):]
 	sum := 0
 	for _, n := range tail {
@@ -160,7 +160,7 @@ func TestKillingADispatcherLosesNothing(t *testing.T) {
 	}
 	victim := f.start("d1", "dispatcher")
 	f.start("d2", "dispatcher")
-	for f.sim.Stats().Accepted < 15_000 {
+	for f.simStats().Accepted < 15_000 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := victim.cmd.Process.Kill(); err != nil {
@@ -189,7 +189,7 @@ func TestKillingADispatcherLosesNothing(t *testing.T) {
 		}
 	}
 	f.waitDone(ids, 3*time.Minute, terminal)
-	accepted := f.sim.Stats().Accepted
+	accepted := f.simStats().Accepted
 	dups := accepted - total
 	t.Logf("killed d1 with %d sends in flight; the provider got %d sends for %d messages: %d duplicates", inFlight, accepted, total, dups)
 	if dups < 0 || dups > int64(inFlight) {
@@ -245,7 +245,7 @@ func TestProviderOutageOpensTheBreakerAndFallsBack(t *testing.T) {
 	}()
 	time.Sleep(2 * time.Second)
 	outage := time.Now()
-	f.sim.SetOutage(outage.Add(8 * time.Second))
+	f.outage(8 * time.Second)
 	for p.metric("wagate_dispatch_breaker_state", `provider="meta"`) != 2 {
 		if time.Since(outage) > 4*time.Second {
 			t.Fatal("the breaker did not open within its 2 s window")
@@ -257,7 +257,7 @@ func TestProviderOutageOpensTheBreakerAndFallsBack(t *testing.T) {
 	cpu0, wall0 := p.cpu(), time.Now()
 	time.Sleep(3 * time.Second)
 	busy := float64(p.cpu()-cpu0) / float64(time.Since(wall0))
-	smsDuring := len(f.sim.SMSRequests())
+	smsDuring := f.simStats().SMSAccepted
 	for p.metric("wagate_dispatch_breaker_state", `provider="meta"`) != 0 {
 		if time.Since(outage) > 20*time.Second {
 			t.Fatal("the breaker did not close after the provider recovered")

@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis"
@@ -58,11 +56,12 @@ func wagateBinary(t *testing.T) string {
 	return binPath
 }
 
-// fleet is a simulator in the test process and dispatcher processes
-// sharing one Redis prefix, all with the same config.
+// fleet is a simulator and dispatcher processes sharing one Redis prefix,
+// all with the same config. The simulator runs apart too: a race-detecting
+// test process would be too slow a provider for the rates checked here.
 type fleet struct {
 	t      *testing.T
-	sim    *sim.Server
+	simURL string
 	store  *redis.Store
 	prefix string
 	shards int
@@ -113,27 +112,19 @@ func newFleet(t *testing.T, sc sim.Config, nums []number, tune func(*fileConfig)
 		t.Fatal(err)
 	}
 	t.Cleanup(f.store.Close)
-	sc.Addr = "127.0.0.1:0"
-	sc.AccessToken, sc.AppSecret = devSimToken, devAppSecret
+	simAddr := freeAddr(t)
+	args := []string{"sim", "-sim", simAddr, "-webhook", "", "-access-token", devSimToken, "-app-secret", devAppSecret,
+		"-sim-latency", sc.Latency.String(), "-sim-throughput", strconv.FormatFloat(sc.Throughput, 'f', -1, 64),
+		"-sim-throughput-burst", strconv.Itoa(sc.ThroughputBurst), "-sim-error-rate", strconv.FormatFloat(sc.ErrorRate, 'f', -1, 64)}
 	for _, n := range nums {
-		sc.Numbers = append(sc.Numbers, sim.Number{PhoneNumberID: n.phoneID, DisplayPhoneNumber: n.sender[1:], WABAID: devWABA})
+		args = append(args, "-number", n.phoneID+":"+n.sender[1:])
 	}
-	if sc.RecordRequests == 0 {
-		sc.RecordRequests = 100_000
-	}
-	f.sim, err = sim.New(sc, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.sim.Shutdown(context.Background()) })
-
+	f.startProcess("sim", simAddr, args...)
+	f.simURL = "http://" + simAddr
 	fc := &fileConfig{
 		Tenants: []tenantConfig{{ID: devTenant, Tokens: []tokenConfig{{Token: devStaffToken, Role: "staff"}}}},
 		Meta: metaConfig{AppSecret: devAppSecret, VerifyToken: devVerifyToken,
-			Accounts: []metaAccount{{Name: "meta", BaseURL: f.sim.URL(), Version: "v23.0", AccessToken: devSimToken, Numbers: map[string]string{}}}},
+			Accounts: []metaAccount{{Name: "meta", BaseURL: f.simURL, Version: "v23.0", AccessToken: devSimToken, Numbers: map[string]string{}}}},
 		Rates: rateConfig{DefaultMPS: 80, PerNumber: map[string]float64{}},
 		Pairs: pairConfig{Burst: 1000},
 	}
@@ -147,7 +138,7 @@ func newFleet(t *testing.T, sc sim.Config, nums []number, tune func(*fileConfig)
 	}
 	for i := range fc.SMS.Accounts {
 		if fc.SMS.Accounts[i].BaseURL == "SIMURL" {
-			fc.SMS.Accounts[i].BaseURL = f.sim.URL()
+			fc.SMS.Accounts[i].BaseURL = f.simURL
 		}
 	}
 	b, _ := json.MarshalIndent(fc, "", "  ")
@@ -171,9 +162,17 @@ type proc struct {
 // start runs `wagate serve` with roles, named instance.
 func (f *fleet) start(instance, roles string) *proc {
 	f.t.Helper()
-	p := &proc{t: f.t, name: instance, http: freeAddr(f.t), log: &bytes.Buffer{}}
-	p.cmd = exec.Command(wagateBinary(f.t), "serve", "-config", f.cfg, "-roles", roles, "-instance", instance,
-		"-http", p.http, "-redis", redistest.URL(), "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
+	addr := freeAddr(f.t)
+	return f.startProcess(instance, addr, "serve", "-config", f.cfg, "-roles", roles, "-instance", instance,
+		"-http", addr, "-redis", redistest.URL(), "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
+}
+
+// startProcess runs the wagate binary with args and waits until addr
+// answers /healthz (the simulator: /_sim/stats).
+func (f *fleet) startProcess(name, addr string, args ...string) *proc {
+	f.t.Helper()
+	p := &proc{t: f.t, name: name, http: addr, log: &bytes.Buffer{}}
+	p.cmd = exec.Command(wagateBinary(f.t), args...)
 	out, _ := p.cmd.StderrPipe()
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -202,18 +201,52 @@ func (f *fleet) start(instance, roles string) *proc {
 			p.mu.Unlock()
 		}
 	})
+	probe := "/healthz"
+	if name == "sim" {
+		probe = "/_sim/stats"
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if resp, err := http.Get("http://" + p.http + "/healthz"); err == nil {
+		if resp, err := http.Get("http://" + addr + probe); err == nil {
 			resp.Body.Close()
 			break
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%s did not come up:\n%s", instance, p.log.String())
+			f.t.Fatalf("%s did not come up:\n%s", name, p.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return p
+}
+
+// simStats reads the simulator's counters.
+func (f *fleet) simStats() sim.Stats {
+	f.t.Helper()
+	var st sim.Stats
+	f.simGet("/_sim/stats", &st)
+	return st
+}
+
+func (f *fleet) simGet(path string, v any) {
+	f.t.Helper()
+	resp, err := http.Get(f.simURL + path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		f.t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// outage makes the simulator's Meta endpoint fail for d.
+func (f *fleet) outage(d time.Duration) {
+	f.t.Helper()
+	resp, err := http.Post(f.simURL+"/_sim/outage?seconds="+strconv.FormatFloat(d.Seconds(), 'f', -1, 64), "", nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
 }
 
 // metric scrapes one series of the process's /metrics (summing over the
@@ -320,7 +353,13 @@ func terminal(st *redis.State) bool { return message.Terminal(st.Status) }
 // perSecond returns the simulator's accepted sends of phoneID per second,
 // trimmed of the first and last (partial) seconds, in time order.
 func (f *fleet) perSecond(phoneID string) []int {
-	m := f.sim.SendsPerSecond(phoneID)
+	var raw map[string]int
+	f.simGet("/_sim/rates?phone_number_id="+phoneID, &raw)
+	m := map[int64]int{}
+	for k, n := range raw {
+		sec, _ := strconv.ParseInt(k, 10, 64)
+		m[sec] = n
+	}
 	var first, last int64 = 1 << 62, 0
 	for s := range m {
 		first, last = min(first, s), max(last, s)

@@ -140,7 +140,8 @@ func (fc *fileConfig) dispatchConfig(instance string) (dispatcher.Config, error)
 		s    string
 		d    *time.Duration
 	}{{"lease_ttl", ds.LeaseTTL, &c.LeaseTTL}, {"retry_base", ds.RetryBase, &c.RetryBase},
-		{"retry_max", ds.RetryMax, &c.RetryMax}, {"send_timeout", ds.SendTimeout, &c.SendTimeout}} {
+		{"retry_max", ds.RetryMax, &c.RetryMax}, {"send_timeout", ds.SendTimeout, &c.SendTimeout},
+		{"max_age", ds.MaxAge, &c.MaxAge}} {
 		if *f.d, err = optDuration(f.s); err != nil {
 			return c, fmt.Errorf("config: dispatch.%s: %w", f.name, err)
 		}

@@ -197,6 +197,7 @@ type inboundJSON struct {
 //	GET  /_sim/config             the Runtime in force
 //	POST /_sim/config             change Runtime fields, e.g. {"latency":"50ms","error_rate":0.1}
 //	GET  /_sim/stats              Stats
+//	GET  /_sim/rates?phone_number_id=ID   accepted sends of a number per Unix second
 //	POST /_sim/inbound            {"phone_number_id","from","name","text"}: post an inbound message
 //	POST /_sim/sms/outage?seconds=N       outage of the SMS endpoint alone
 //	POST /_sim/gallabox/outage?seconds=N  outage of the Gallabox endpoint alone
@@ -237,6 +238,13 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 		adminJSON(ctx, toJSON(s.Runtime()))
 	case what == "stats":
 		adminJSON(ctx, s.Stats())
+	case what == "rates":
+		per := s.SendsPerSecond(string(ctx.QueryArgs().Peek("phone_number_id")))
+		out := make(map[string]int, len(per))
+		for sec, n := range per {
+			out[strconv.FormatInt(sec, 10)] = n
+		}
+		adminJSON(ctx, out)
 	case what == "inbound" && post:
 		var j inboundJSON
 		if err := json.Unmarshal(ctx.PostBody(), &j); err != nil {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -24,5 +25,20 @@ func TestPairRateAndRecipientErrors(t *testing.T) {
 	}
 	if err := s.SetRuntime(Runtime{RecipientErrors: map[string]int{"1": 42}}); err == nil {
 		t.Fatal("an unknown error code was accepted")
+	}
+}
+
+func TestRatesOverHTTP(t *testing.T) {
+	s := startSim(t, Config{})
+	send(t, s, `{"messaging_product":"whatsapp","to":"15550001111","type":"text","text":{"body":"hi"}}`)
+	a := do(t, "GET", s.URL()+"/_sim/rates?phone_number_id="+testPhoneID, "", "", nil)
+	var per map[string]int
+	if err := json.Unmarshal(a.body, &per); err != nil || len(per) != 1 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	for _, n := range per {
+		if n != 1 {
+			t.Fatalf("%s", a.body)
+		}
 	}
 }

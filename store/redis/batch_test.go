@@ -75,7 +75,7 @@ func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
 	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 2, nil)
 	sent := NewJob(l, shard, testSender, &es[0])
 	s.Begin(ctx, sent)
-	s.Finish(ctx, sent, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, false)
+	s.Finish(ctx, sent, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, FinishOptions{})
 	sending := NewJob(l, shard, testSender, &es[1])
 	s.Begin(ctx, sending)
 	if _, err := s.CancelBatch(ctx, "resort", a.ID); err != ErrNotFound {

@@ -4,12 +4,11 @@
 -- KEYS[2] events stream        wa:{sNN}:events
 -- KEYS[3] lease                wa:{sNN}:lease:dispatch
 -- KEYS[4] queue stream         the entry's stream
--- KEYS[5] pairs hash           wa:{sNN}:pairs
--- KEYS[6] tenants' open count  wa:{sNN}:tq
+-- KEYS[5] tenants' open count  wa:{sNN}:tq
 --
 -- ARGV[1] now (unix ms)        ARGV[2] lease value (fencing token)
 -- ARGV[3] consumer group       ARGV[4] queue entry id
--- ARGV[5] pair field           ARGV[6] state TTL (s)
+-- ARGV[5] state TTL (s)
 --
 -- Marks the message "sending", counts the attempt and writes a "sending"
 -- event before the provider is called, so that a worker dying between the
@@ -20,7 +19,8 @@
 --
 -- Returns {"fenced"} when the caller no longer owns the shard; false when
 -- the message is gone; {status} when it is not sendable any more (the entry
--- is then acknowledged); {"expired"}; or {"go", previous status, tenant,
+-- is then acknowledged); {"expired"}; {"later", due} when it waits for a
+-- retry (taken over from a previous owner); or {"go", previous status, tenant,
 -- sender, recipient, type, content, lane, conversation id, staff member id,
 -- attempt, queued at, throttled attempts, attempt base, fallback text,
 -- fallback after (s), expires, max attempts (0: the dispatcher's)}.
@@ -28,27 +28,27 @@ if fenced(KEYS[3], ARGV[2]) then
   return {'fenced'}
 end
 local f = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa',
-  'tc', 'ab', 'ft', 'fas', 'x', 'ma')
+  'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd')
 local st = f[1]
-local id = message_id(KEYS[1])
 if not st then
   ack(KEYS[4], ARGV[3], ARGV[4])
-  unblock(KEYS[5], ARGV[5], id)
   return false
 end
 if st ~= 'queued' and st ~= 'scheduled' and st ~= 'sending' then
   ack(KEYS[4], ARGV[3], ARGV[4])
-  unblock(KEYS[5], ARGV[5], id)
   return {st}
 end
 if f[15] and tonumber(ARGV[1]) > tonumber(f[15]) then
-  record(KEYS[1], KEYS[2], KEYS[6], 'expired', ARGV[1],
-    {ec = '', et = 'validity passed before the message could be sent', ch = 'whatsapp'}, ARGV[6])
+  record(KEYS[1], KEYS[2], KEYS[5], 'expired', ARGV[1],
+    {ec = '', et = 'validity passed before the message could be sent', ch = 'whatsapp'}, ARGV[5])
   ack(KEYS[4], ARGV[3], ARGV[4])
-  unblock(KEYS[5], ARGV[5], id)
   return {'expired'}
 end
+if st == 'queued' and f[17] and tonumber(ARGV[1]) < tonumber(f[17]) then
+  return {'later', f[17]}
+end
 redis.call('HSET', KEYS[1], 'st', 'sending')
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
 emit(KEYS[2], KEYS[1], 'sending', ARGV[1], {'ch', 'whatsapp'})
 return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),

@@ -32,48 +32,90 @@ type DeadLetter struct {
 }
 
 // DeadLetters returns up to limit of tenant's dead letters, newest first,
-// from before beforeMS (Unix ms; 0: now), over all shards.
-func (s *Store) DeadLetters(ctx context.Context, tenant string, limit int, beforeMS int64) ([]DeadLetter, error) {
-	end := "+"
-	if beforeMS > 0 {
-		end = "(" + strconv.FormatInt(beforeMS, 10)
+// over all shards, after cursor ("": from the newest). It returns the
+// cursor of the next page, "" at the end.
+func (s *Store) DeadLetters(ctx context.Context, tenant string, limit int, cursor string) ([]DeadLetter, string, error) {
+	// The cursor is the last entry shown: "<stream id>/<shard>". Entries
+	// sort by stream id, then shard, both descending.
+	var curID string
+	curShard := s.cfg.Shards
+	if cursor != "" {
+		id, sh, ok := strings.Cut(cursor, "/")
+		n, err := strconv.Atoi(sh)
+		if !ok || err != nil || !validStreamID(id) {
+			return nil, "", ErrBadCursor
+		}
+		curID, curShard = id, n
 	}
-	var out []DeadLetter
+	type found struct {
+		DeadLetter
+		shard int
+	}
+	var out []found
 	for sh := 0; sh < s.cfg.Shards; sh++ {
-		// A shard's stream holds every tenant: read pages until limit of
-		// this tenant's entries or the start of the stream.
-		hi := end
-		for {
-			msgs, err := s.rdb.XRevRangeN(ctx, s.keys.DLQ(sh), hi, "-", 500).Result()
-			if err != nil {
-				return nil, fmt.Errorf("dead letters: %w", err)
+		end := "+"
+		if curID != "" {
+			end = "(" + curID // after the cursor's entry…
+			if sh < curShard {
+				end = curID // …or at its id on a shard that sorts after it
 			}
-			n := 0
+		}
+		n := 0
+		for n < limit {
+			msgs, err := s.rdb.XRevRangeN(ctx, s.keys.DLQ(sh), end, "-", 500).Result()
+			if err != nil {
+				return nil, "", fmt.Errorf("dead letters: %w", err)
+			}
 			for _, m := range msgs {
 				if d := decodeDeadLetter(m); d.TenantID == tenant {
-					out = append(out, d)
+					out = append(out, found{d, sh})
 					n++
 				}
 			}
-			if len(msgs) < 500 || n >= limit {
+			if len(msgs) < 500 {
 				break
 			}
-			hi = "(" + msgs[len(msgs)-1].ID
+			end = "(" + msgs[len(msgs)-1].ID
 		}
 	}
-	slices.SortFunc(out, func(a, b DeadLetter) int {
-		switch {
-		case a.AtMS > b.AtMS:
-			return -1
-		case a.AtMS < b.AtMS:
-			return 1
+	slices.SortFunc(out, func(a, b found) int {
+		if c := compareID(b.EntryID, a.EntryID); c != 0 {
+			return c
 		}
-		return strings.Compare(b.EntryID, a.EntryID)
+		return b.shard - a.shard
 	})
+	next := ""
 	if len(out) > limit {
 		out = out[:limit]
+		last := out[limit-1]
+		next = last.EntryID + "/" + strconv.Itoa(last.shard)
 	}
-	return out, nil
+	dls := make([]DeadLetter, len(out))
+	for i := range out {
+		dls[i] = out[i].DeadLetter
+	}
+	return dls, next, nil
+}
+
+// ErrBadCursor says a paging cursor is not one this store gave out.
+var ErrBadCursor = errors.New("bad cursor")
+
+func validStreamID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	_, e1 := strconv.ParseUint(ms, 10, 64)
+	_, e2 := strconv.ParseUint(seq, 10, 64)
+	return ok && e1 == nil && e2 == nil
+}
+
+// compareID orders stream ids.
+func compareID(a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case lessID(a, b):
+		return -1
+	}
+	return 1
 }
 
 func decodeDeadLetter(m goredis.XMessage) DeadLetter {
@@ -93,7 +135,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, id string) error {
 	if err != nil || shard >= s.cfg.Shards {
 		return ErrNotFound
 	}
-	f, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, id), "t", "f", "qk", "l", "cp").Result()
+	f, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, id), "t", "f", "qk", "l", "cp", "dl").Result()
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", id, err)
 	}
@@ -101,16 +143,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, id string) error {
 	if str(0) != tenant {
 		return ErrNotFound
 	}
-	entry := ""
-	msgs, err := s.rdb.XRange(ctx, s.keys.DLQ(shard), "-", "+").Result()
-	if err != nil {
-		return fmt.Errorf("requeue %s: %w", id, err)
-	}
-	for _, m := range msgs {
-		if m.Values["m"] == id {
-			entry = m.ID
-		}
-	}
+	entry := str(5)
 	if entry == "" {
 		return ErrNotFailed
 	}

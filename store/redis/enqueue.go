@@ -201,3 +201,12 @@ func waitDone(ctx context.Context, done chan struct{}) bool {
 		}
 	}
 }
+
+// IdempotencyKnown reports whether tenant used key before with sender.
+func (s *Store) IdempotencyKnown(ctx context.Context, tenant, sender, key string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.keys.Idem(message.ShardFor(sender, s.cfg.Shards), tenant, key)).Result()
+	if err != nil {
+		return false, fmt.Errorf("idempotency key: %w", err)
+	}
+	return n == 1, nil
+}

@@ -202,10 +202,15 @@ func decodeEvent(shard int, m goredis.XMessage) message.Event {
 }
 
 // TrimEvents removes from every events stream the entries that all its
-// consumer groups have acknowledged, and returns how many it removed.
+// consumer groups have acknowledged, and dead letters older than the state
+// they point to; it returns how many events it removed.
 func (s *Store) TrimEvents(ctx context.Context) (int64, error) {
 	var removed int64
+	oldest := strconv.FormatInt(s.nowMS()-s.cfg.StateTTL.Milliseconds(), 10)
 	for sh := 0; sh < s.cfg.Shards; sh++ {
+		if err := s.rdb.XTrimMinID(ctx, s.keys.DLQ(sh), oldest).Err(); err != nil {
+			return removed, fmt.Errorf("trim dead letters: %w", err)
+		}
 		key := s.keys.Events(sh)
 		groups, err := s.rdb.XInfoGroups(ctx, key).Result()
 		if err != nil {

@@ -69,11 +69,6 @@ func (k *Keys) SenderQueues(shard int, sender string) string {
 // Wake is the shard's stream of wake-ups: which sender has new entries.
 func (k *Keys) Wake(shard int) string { return k.shards[shard] + "wake" }
 
-// Pairs is the shard's hash of (sender, recipient) pairs held by a message
-// waiting to be retried ("<sender>\t<recipient>" → message id), so that
-// later messages to that recipient wait for it.
-func (k *Keys) Pairs(shard int) string { return k.shards[shard] + "pairs" }
-
 // TenantQueued is the shard's hash of messages not yet sent per tenant.
 func (k *Keys) TenantQueued(shard int) string { return k.shards[shard] + "tq" }
 

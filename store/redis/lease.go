@@ -74,3 +74,15 @@ func (s *Store) ReleaseLease(ctx context.Context, l *Lease) error {
 	}
 	return nil
 }
+
+// HoldsLease reports whether l is still its shard's lease.
+func (s *Store) HoldsLease(ctx context.Context, l *Lease) (bool, error) {
+	v, err := s.rdb.Get(ctx, s.keys.Lease(l.Shard, l.Role)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lease of shard %d: %w", l.Shard, err)
+	}
+	return v == l.Value, nil
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,6 +55,9 @@ type Leaser struct {
 	stopOnce  sync.Once
 	done      chan struct{}
 	lastRenew time.Time
+	// stopping: Shutdown is giving the shards back; the loop keeps renewing
+	// them until their owners are done, and takes nothing.
+	stopping atomic.Bool
 }
 
 type heldLease struct {
@@ -126,7 +130,10 @@ func share(members []string, instance string, shards int) []int {
 func (l *Leaser) tick() error {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.TTL/2)
 	defer cancel()
-	members, err := l.s.Heartbeat(ctx, l.cfg.Role, l.cfg.Instance, l.cfg.TTL)
+	if l.stopping.Load() {
+		return l.renew(ctx, l.heldNow())
+	}
+	members, err := l.s.Heartbeat(ctx, l.cfg.Role, l.cfg.Instance, l.leaseTTL())
 	if err != nil {
 		l.expireUnrenewed()
 		return err
@@ -140,24 +147,14 @@ func (l *Leaser) tick() error {
 	}
 	l.mu.Unlock()
 
-	if time.Since(l.lastRenew) >= l.cfg.TTL/3 {
-		for sh, h := range held {
-			ok, err := l.s.RenewLease(ctx, h.lease, l.cfg.TTL)
-			if err != nil {
-				l.expireUnrenewed()
-				return err
-			}
-			if !ok {
-				l.drop(sh)
-				l.owner.Lost(sh)
-				l.log.Warn("shard lease lost", "role", l.cfg.Role, "shard", sh)
-				delete(held, sh)
-			}
-		}
-		l.lastRenew = time.Now()
+	if err := l.renew(ctx, held); err != nil {
+		return err
 	}
 	for sh, h := range held {
-		if !h.releasing && !slices.Contains(target, sh) {
+		l.mu.Lock()
+		releasing := h.releasing
+		l.mu.Unlock()
+		if !releasing && !slices.Contains(target, sh) {
 			l.release(sh, h)
 		}
 	}
@@ -165,7 +162,7 @@ func (l *Leaser) tick() error {
 		if _, ok := held[sh]; ok {
 			continue
 		}
-		lease, ok, err := l.s.TakeLease(ctx, l.cfg.Role, sh, l.cfg.Instance, l.cfg.TTL)
+		lease, ok, err := l.s.TakeLease(ctx, l.cfg.Role, sh, l.cfg.Instance, l.leaseTTL())
 		if err != nil {
 			return err
 		}
@@ -179,10 +176,48 @@ func (l *Leaser) tick() error {
 	return nil
 }
 
+// leaseTTL is the expiry set on a lease: a tick short of TTL, so that a
+// survivor, looking every tick, holds a dead instance's shard within TTL.
+func (l *Leaser) leaseTTL() time.Duration { return l.cfg.TTL - l.cfg.Tick }
+
+// heldNow returns a copy of the held leases.
+func (l *Leaser) heldNow() map[int]*heldLease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held := make(map[int]*heldLease, len(l.held))
+	for sh, h := range l.held {
+		held[sh] = h
+	}
+	return held
+}
+
+// renew extends held leases every TTL/3, dropping (and telling the owner
+// of) the ones that are gone; it removes those from held.
+func (l *Leaser) renew(ctx context.Context, held map[int]*heldLease) error {
+	if time.Since(l.lastRenew) < l.cfg.TTL/3 {
+		return nil
+	}
+	for sh, h := range held {
+		ok, err := l.s.RenewLease(ctx, h.lease, l.leaseTTL())
+		if err != nil {
+			l.expireUnrenewed()
+			return err
+		}
+		if !ok {
+			l.drop(sh)
+			l.owner.Lost(sh)
+			l.log.Warn("shard lease lost", "role", l.cfg.Role, "shard", sh)
+			delete(held, sh)
+		}
+	}
+	l.lastRenew = time.Now()
+	return nil
+}
+
 // expireUnrenewed gives up leases that may have expired while Redis could
 // not be reached: past their TTL another instance may own the shard.
 func (l *Leaser) expireUnrenewed() {
-	if time.Since(l.lastRenew) < l.cfg.TTL {
+	if time.Since(l.lastRenew) < l.leaseTTL() {
 		return
 	}
 	l.mu.Lock()
@@ -238,12 +273,15 @@ func (l *Leaser) Members() []string {
 	return slices.Clone(l.members)
 }
 
-// Shutdown asks the owner to release every shard, waits for it (bounded by
-// ctx), gives the leases back and leaves the membership, so that the other
-// instances take the shards at once.
+// Shutdown gives every shard back: it leaves the membership (so that the
+// others take the shards as soon as they are free), asks the owner to
+// release each, keeps renewing the leases until the owner is done with them
+// (bounded by ctx), and gives each back as it is.
 func (l *Leaser) Shutdown(ctx context.Context) error {
-	l.stopOnce.Do(func() { close(l.stop) })
-	<-l.done
+	l.stopping.Store(true)
+	lctx, lcancel := context.WithTimeout(context.Background(), time.Second)
+	l.s.Leave(lctx, l.cfg.Role, l.cfg.Instance)
+	lcancel()
 	l.mu.Lock()
 	release := map[int]*heldLease{}
 	for sh, h := range l.held {
@@ -272,8 +310,7 @@ func (l *Leaser) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("leaser: shards not released in time: %w", ctx.Err())
 	}
-	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	l.s.Leave(lctx, l.cfg.Role, l.cfg.Instance)
+	l.stopOnce.Do(func() { close(l.stop) })
+	<-l.done
 	return err
 }

@@ -36,13 +36,6 @@ local function ack(stream, group, id)
   redis.call('XDEL', stream, id)
 end
 
--- unblock frees a (sender, recipient) pair held by message id.
-local function unblock(pairs, field, id)
-  if field ~= '' and redis.call('HGET', pairs, field) == id then
-    redis.call('HDEL', pairs, field)
-  end
-end
-
 -- fenced reports that the caller's lease is not the shard's current one:
 -- another instance owns the shard now, and this one must not write.
 local function fenced(lease, value)
@@ -108,13 +101,15 @@ local function record(msgkey, events, tq, new, at, f, ttl)
       redis.call('HINCRBY', tq, cur[5], -1)
     end
   end
-  if (f.p or '') ~= '' then redis.call('HSET', msgkey, 'p', f.p) end
-  if (f.pid or '') ~= '' then redis.call('HSET', msgkey, 'pid', f.pid) end
+  if new == 'fallback' then
+    -- The fallback's provider and id are its own: the WhatsApp ones stay.
+    redis.call('HSET', msgkey, 'fbp', f.p or '', 'fbid', f.pid or '', 'fbch', f.ch or '')
+  else
+    if (f.p or '') ~= '' then redis.call('HSET', msgkey, 'p', f.p) end
+    if (f.pid or '') ~= '' then redis.call('HSET', msgkey, 'pid', f.pid) end
+  end
   if (f.pc or '') ~= '' then redis.call('HSET', msgkey, 'pc', f.pc, 'bl', f.b or '') end
   if (f.pcv or '') ~= '' then redis.call('HSET', msgkey, 'pcv', f.pcv) end
-  if new == 'fallback' then
-    redis.call('HSET', msgkey, 'fbp', f.p or '', 'fbid', f.pid or '', 'fbch', f.ch or '')
-  end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
     emit(events, msgkey, new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',

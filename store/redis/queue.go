@@ -90,6 +90,55 @@ func (s *Store) ReadEntries(ctx context.Context, consumer string, streams []stri
 	return dst, nil
 }
 
+// ReadLanes reads, in one round trip, up to txCount new entries of each of
+// the transactional streams and bulkCount of each bulk stream, for
+// consumer, without waiting.
+func (s *Store) ReadLanes(ctx context.Context, consumer string, tx []string, txCount int, bulk []string, bulkCount int) ([]Entry, error) {
+	p := s.rdb.Pipeline()
+	var cmds []*goredis.XStreamSliceCmd
+	for _, lane := range []struct {
+		streams []string
+		count   int
+	}{{tx, txCount}, {bulk, bulkCount}} {
+		if len(lane.streams) == 0 || lane.count <= 0 {
+			continue
+		}
+		args := append(append(make([]string, 0, 2*len(lane.streams)), lane.streams...), repeat(">", len(lane.streams))...)
+		cmds = append(cmds, p.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			Group: GroupDispatch, Consumer: consumer, Streams: args, Count: int64(lane.count), Block: -1,
+		}))
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	_, _ = p.Exec(ctx)
+	var out []Entry
+	for _, c := range cmds {
+		res, err := c.Result()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				return out, fmt.Errorf("read queues: %w", ErrQueueGone)
+			}
+			return out, fmt.Errorf("read queues: %w", err)
+		}
+		for _, st := range res {
+			out = appendEntries(out, st.Stream, st.Messages)
+		}
+	}
+	return out, nil
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
 func appendEntries(dst []Entry, stream string, msgs []goredis.XMessage) []Entry {
 	for _, m := range msgs {
 		id, _ := m.Values["id"].(string)
@@ -114,19 +163,6 @@ func (s *Store) ClaimEntries(ctx context.Context, stream, consumer, start string
 		return dst, "0-0", fmt.Errorf("claim pending of %s: %w", stream, err)
 	}
 	return appendEntries(dst, stream, msgs), next, nil
-}
-
-// PairField names a (sender, recipient) pair in the pairs hash.
-func PairField(sender, recipient string) string { return sender + "\t" + recipient }
-
-// BlockedPairs returns the pairs of shard held by a message waiting for a
-// retry: "<sender>\t<recipient>" → message id.
-func (s *Store) BlockedPairs(ctx context.Context, shard int) (map[string]string, error) {
-	v, err := s.rdb.HGetAll(ctx, s.keys.Pairs(shard)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("blocked pairs of shard %d: %w", shard, err)
-	}
-	return v, nil
 }
 
 // Job is one message a dispatcher took from a queue, from Begin until
@@ -155,6 +191,9 @@ type Job struct {
 	// MaxAttempts, when not 0, lowers the dispatcher's limit for this
 	// message (a batch sent with retry_failed false: 1).
 	MaxAttempts int
+	// RetryDue is when a message taken over while waiting for its retry
+	// may be tried again (BeginLater).
+	RetryDue time.Time
 }
 
 // Counted is how many attempts count against the retry budget.
@@ -180,10 +219,10 @@ const (
 	BeginDone
 	// BeginExpired: its validity passed; it is now "expired".
 	BeginExpired
+	// BeginLater: it waits for a retry until j.RetryDue (a previous owner
+	// scheduled it); nothing was changed.
+	BeginLater
 )
-
-// pairField is the pairs hash field of a job.
-func (j *Job) pairField() string { return PairField(j.Msg.Sender, j.Msg.Recipient) }
 
 // beginJob carries one Begin through the batcher.
 type beginJob struct {
@@ -199,8 +238,8 @@ func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	s, j := b.s, b.job
 	b.cmd = s.scripts.begin.EvalSha(ctx, p,
 		[]string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
-			j.Stream, s.keys.Pairs(j.Shard), s.keys.TenantQueued(j.Shard)},
-		b.now, j.Lease.Value, GroupDispatch, j.EntryID, j.pairField(), s.stateTTL)
+			j.Stream, s.keys.TenantQueued(j.Shard)},
+		b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL)
 }
 
 func (b *beginJob) noScript() bool { return b.cmd != nil && isNoScript(b.cmd.Err()) }
@@ -232,6 +271,10 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, ErrFenced)
 	case len(v) == 1 && str(0) == "expired":
 		return BeginExpired, nil
+	case len(v) == 2 && str(0) == "later":
+		due, _ := strconv.ParseInt(str(1), 10, 64)
+		j.RetryDue = time.UnixMilli(due)
+		return BeginLater, nil
 	case len(v) < 18:
 		return BeginDone, nil
 	}
@@ -280,6 +323,16 @@ func (r *Result) code() string {
 	return strconv.Itoa(r.ErrorCode)
 }
 
+// FinishOptions say what else Finish does.
+type FinishOptions struct {
+	// DeadLetter adds the message to the dead-letter stream (its retries
+	// are exhausted).
+	DeadLetter bool
+	// NoReceipts says the provider that carried it reports no delivery
+	// (Gallabox, ChatApp here): no fallback is scheduled for want of one.
+	NoReceipts bool
+}
+
 // finishJob carries one Finish or Retry through the batcher.
 type finishJob struct {
 	s     *Store
@@ -289,7 +342,7 @@ type finishJob struct {
 	dueMS int64 // Retry: when to try again
 	// uncounted: the retry does not count against the budget (throttling).
 	uncounted bool
-	dlq       bool // Finish: retries exhausted, add to the dead-letter stream
+	opts      FinishOptions
 	now       int64
 	setPID    *goredis.StatusCmd
 	cmd       *goredis.Cmd
@@ -306,15 +359,8 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 		if f.uncounted {
 			uncounted = "1"
 		}
-		regval := string(j.Msg.Lane) + "\t" + campaignOf(j.Stream)
-		fb := "0"
-		if j.FallbackText != "" {
-			fb = "1"
-		}
-		member := j.Msg.ID + "\n" + j.Stream + "\n" + j.Msg.Recipient + "\n" + j.Msg.Sender + "\n" + regval + "\n" + fb
-		f.cmd = s.scripts.retry.EvalSha(ctx, p,
-			[]string{msgKey, j.Stream, s.keys.Delay(j.Shard), s.keys.Events(j.Shard), lease, s.keys.Pairs(j.Shard)},
-			j.Lease.Value, GroupDispatch, j.EntryID, f.dueMS, member, r.code(), r.ErrorTitle, f.now, uncounted, j.pairField())
+		f.cmd = s.scripts.retry.EvalSha(ctx, p, []string{msgKey, s.keys.Events(j.Shard), lease},
+			j.Lease.Value, f.dueMS, r.code(), r.ErrorTitle, f.now, uncounted, s.stateTTL)
 		return
 	}
 	if r.ProviderMessageID != "" && r.Status != message.StatusFallback {
@@ -324,20 +370,20 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	}
 	var fbDue int64
 	switch {
-	case r.Status == message.StatusSent && j.FallbackAfter > 0 && j.FallbackText != "":
+	case r.Status == message.StatusSent && j.FallbackAfter > 0 && j.FallbackText != "" && !f.opts.NoReceipts:
 		fbDue = r.AtMS + j.FallbackAfter.Milliseconds()
 	case r.Status == message.StatusFailed && j.FallbackText != "":
 		fbDue = f.now
 	}
 	dlq := "0"
-	if f.dlq {
+	if f.opts.DeadLetter {
 		dlq = "1"
 	}
 	f.cmd = s.scripts.finish.EvalSha(ctx, p,
-		[]string{msgKey, s.keys.Events(j.Shard), lease, j.Stream, s.keys.Pairs(j.Shard),
+		[]string{msgKey, s.keys.Events(j.Shard), lease, j.Stream,
 			s.keys.TenantQueued(j.Shard), s.keys.DLQ(j.Shard), s.keys.FallbackChecks(j.Shard)},
 		j.Lease.Value, GroupDispatch, j.EntryID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID,
-		r.code(), r.ErrorTitle, r.channel(), s.stateTTL, j.pairField(), dlq, fbDue)
+		r.code(), r.ErrorTitle, r.channel(), s.stateTTL, dlq, fbDue)
 }
 
 func (f *finishJob) noScript() bool { return f.cmd != nil && isNoScript(f.cmd.Err()) }
@@ -357,17 +403,16 @@ func campaignOf(stream string) string {
 
 // Finish records the outcome of a job's send (sent, failed, fallback…),
 // writes its event and acknowledges its queue entry, in one script (see
-// finish.lua). With dlq the message also goes to the dead-letter stream. It
-// returns after Redis has it; until then the entry stays pending and is
-// redelivered if the process dies. ErrFenced: the shard has a new owner.
-func (s *Store) Finish(ctx context.Context, j *Job, r *Result, dlq bool) error {
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, dlq: dlq, now: s.nowMS(), done: make(chan struct{}, 1)})
+// finish.lua). It returns after Redis has it; until then the entry stays
+// pending and is redelivered if the process dies. ErrFenced: the shard has
+// a new owner.
+func (s *Store) Finish(ctx context.Context, j *Job, r *Result, opts FinishOptions) error {
+	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, opts: opts, now: s.nowMS(), done: make(chan struct{}, 1)})
 }
 
-// Retry puts a job back to be sent again at dueMS (Unix ms) after a
-// transient failure, holding its pair, and acknowledges its queue entry. An
-// uncounted retry (the provider throttled the sender) does not use up the
-// retry budget.
+// Retry marks a job to be sent again from dueMS (Unix ms) after a failed
+// attempt; its queue entry stays pending in place (see retry.lua). An
+// uncounted retry (the provider throttled) does not use up the retry budget.
 func (s *Store) Retry(ctx context.Context, j *Job, dueMS int64, r *Result, uncounted bool) error {
 	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, retry: true, dueMS: max(dueMS, 1),
 		uncounted: uncounted, now: s.nowMS(), done: make(chan struct{}, 1)})

@@ -29,7 +29,8 @@ end
 local attempts = tonumber(m[5] or '0')
 local throttled = tonumber(m[6] or '0')
 redis.call('HSET', KEYS[1], 'st', 'queued', 'ab', attempts - throttled)
-redis.call('HDEL', KEYS[1], 'fa', 'ec', 'et', 'x')
+-- The validity is dropped too: an admin sending it again means it.
+redis.call('HDEL', KEYS[1], 'fa', 'ec', 'et', 'x', 'rd', 'dl')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('HINCRBY', KEYS[8], m[2], 1)
 ensure_queue(KEYS[3], KEYS[4], KEYS[5], m[3], ARGV[5])

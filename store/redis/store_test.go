@@ -273,7 +273,7 @@ func TestBeginAndFinish(t *testing.T) {
 	if st, _ := s.State(ctx, j.Msg.ID); st.Status != message.StatusSending {
 		t.Fatalf("status while sending: %s", st.Status)
 	}
-	err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.X1"}, false)
+	err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.X1"}, FinishOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestTakenOverEntriesAreRedelivered(t *testing.T) {
 		t.Fatalf("begin after takeover: %v %v %+v", b, err, j2)
 	}
 	// w1's late outcome is refused: w2 owns the shard now.
-	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1}, false); !errors.Is(err, ErrFenced) {
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1}, FinishOptions{}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("finish under a lost lease: %v, want ErrFenced", err)
 	}
 	if err := s.Retry(ctx, j, 1, &Result{}, false); !errors.Is(err, ErrFenced) {
@@ -323,46 +323,51 @@ func TestTakenOverEntriesAreRedelivered(t *testing.T) {
 	if _, err := s.Begin(ctx, NewJob(l1, shard, testSender, &es[0])); !errors.Is(err, ErrFenced) {
 		t.Fatalf("begin under a lost lease: %v", err)
 	}
-	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, false); err != nil {
+	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func TestRetryHoldsThePairUntilDone(t *testing.T) {
+func TestRetryKeepsTheEntryInPlace(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	due := time.Now().Add(100 * time.Millisecond).UnixMilli()
-	if err := s.Retry(ctx, j, due, &Result{ErrorCode: 131000, ErrorTitle: "Something went wrong"}, false); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ { // twice: a repeat of the same write changes nothing
+		if err := s.Retry(ctx, j, due, &Result{ErrorCode: 131000, ErrorTitle: "Something went wrong"}, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	st, _ := s.State(ctx, j.Msg.ID)
-	if st.Status != message.StatusQueued || st.ErrorCode != 131000 {
+	if st.Status != message.StatusQueued || st.ErrorCode != 131000 || st.DueMS != 0 {
 		t.Fatalf("state after retry: %+v", st)
 	}
-	if pairs, _ := s.BlockedPairs(ctx, j.Shard); pairs[PairField(testSender, "+1234567890")] != j.Msg.ID {
-		t.Fatalf("pairs %v: the retried message does not hold its pair", pairs)
+	if p := rdb.XPending(ctx, j.Stream, GroupDispatch).Val(); p.Count != 1 || rdb.XLen(ctx, j.Stream).Val() != 1 {
+		t.Fatalf("the retried entry left its place: pending %d", p.Count)
 	}
-	if n := rdb.ZCard(ctx, s.keys.Delay(j.Shard)).Val(); n != 1 {
-		t.Fatalf("delay set holds %d", n)
+	n := 0
+	for _, e := range rdb.XRange(ctx, s.keys.Events(j.Shard), "-", "+").Val() {
+		if e.Values["s"] == "queued" && e.Values["ec"] == "131000" {
+			n++
+		}
 	}
-	if next, ok, _ := s.NextDue(ctx, j.Shard); !ok || next.UnixMilli() != due {
-		t.Fatalf("next due %v %v", next, ok)
+	if n != 1 {
+		t.Fatalf("%d retry events for one failed attempt", n)
 	}
-	time.Sleep(150 * time.Millisecond)
-	if n, err := s.Promote(ctx, j.Shard, 10); n != 1 || err != nil {
-		t.Fatalf("promote: %d %v", n, err)
+	// Before its time, a new owner taking it over is told to wait.
+	j2 := NewJob(j.Lease, j.Shard, testSender, &Entry{Stream: j.Stream, ID: j.EntryID, MessageID: j.Msg.ID, Recipient: j.Msg.Recipient})
+	if b, err := s.Begin(ctx, j2); err != nil || b != BeginLater || j2.RetryDue.UnixMilli() != due {
+		t.Fatalf("begin before due: %v %v %v", b, err, j2.RetryDue)
 	}
-	e := readOne(t, s, j.Shard, "w1")
-	j2 := NewJob(j.Lease, j.Shard, testSender, &e)
+	time.Sleep(120 * time.Millisecond)
 	if b, err := s.Begin(ctx, j2); err != nil || b != BeginGo || j2.Msg.Attempt != 2 || j2.Counted() != 2 || j2.Redelivered {
-		t.Fatalf("after retry: %v %v %+v", b, err, j2)
+		t.Fatalf("after due: %v %v %+v", b, err, j2)
 	}
-	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, false); err != nil {
+	if err := s.Finish(ctx, j2, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if pairs, _ := s.BlockedPairs(ctx, j.Shard); len(pairs) != 0 {
-		t.Fatalf("pair still held after the send: %v", pairs)
+	if rdb.XLen(ctx, j.Stream).Val() != 0 {
+		t.Fatal("entry not acknowledged after the send")
 	}
 }
 
@@ -371,9 +376,7 @@ func TestThrottledRetriesAreNotCounted(t *testing.T) {
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	s.Retry(ctx, j, 1, &Result{ErrorCode: 130429}, true)
-	s.Promote(ctx, j.Shard, 10)
-	e := readOne(t, s, j.Shard, "w1")
-	j2 := NewJob(j.Lease, j.Shard, testSender, &e)
+	j2 := NewJob(j.Lease, j.Shard, testSender, &Entry{Stream: j.Stream, ID: j.EntryID, MessageID: j.Msg.ID, Recipient: j.Msg.Recipient})
 	s.Begin(ctx, j2)
 	if j2.Msg.Attempt != 2 || j2.Throttled != 1 || j2.Counted() != 1 {
 		t.Fatalf("attempt %d throttled %d counted %d", j2.Msg.Attempt, j2.Throttled, j2.Counted())
@@ -439,7 +442,7 @@ func TestStatusesMoveForwardOnly(t *testing.T) {
 	f := func(name string, seq []message.Status, want message.Status, wantEvents int) {
 		t.Run(name, func(t *testing.T) {
 			j := claimOne(t, s, "w1")
-			if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1000, Provider: "meta", ProviderMessageID: "wamid." + j.Msg.ID}, false); err != nil {
+			if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: 1000, Provider: "meta", ProviderMessageID: "wamid." + j.Msg.ID}, FinishOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			for i, st := range seq {
@@ -638,7 +641,7 @@ func TestStatusTimesNeverPrecedeEarlierStatuses(t *testing.T) {
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	sentAt := time.Now().UnixMilli()
-	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: sentAt, ProviderMessageID: "wamid.T"}, false); err != nil {
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: sentAt, ProviderMessageID: "wamid.T"}, FinishOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Meta stamps in whole seconds: this "delivered" claims to precede the send.

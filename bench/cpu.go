@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// cpuSample is the CPU time used so far by the three processes that share
+// the machine in a run: the gateway (its process_cpu_seconds_total), Redis
+// (INFO cpu) and wabench itself (getrusage). A missing one is -1.
+type cpuSample struct {
+	at                    time.Time
+	gateway, redis, bench float64
+	// machine is the CPU time every process of the machine used
+	// (/proc/stat), so that what others ran during a run shows.
+	machine float64
+}
+
+// cpuMeter takes the samples; it needs the gateway's metrics and Redis.
+type cpuMeter struct {
+	api *Client
+	rdb *goredis.Client
+}
+
+func newCPUMeter(api *Client, redisURL string) *cpuMeter {
+	m := &cpuMeter{api: api}
+	if opt, err := goredis.ParseURL(redisURL); err == nil {
+		opt.PoolSize = 1
+		m.rdb = goredis.NewClient(opt)
+	}
+	return m
+}
+
+func (m *cpuMeter) close() {
+	if m.rdb != nil {
+		m.rdb.Close()
+	}
+}
+
+func (m *cpuMeter) sample() cpuSample {
+	s := cpuSample{at: time.Now(), gateway: -1, redis: -1, bench: selfCPU(), machine: machineCPU()}
+	if m.api != nil {
+		if mt, err := m.api.Scrape(); err == nil && mt["process_cpu_seconds_total"] != nil {
+			s.gateway = mt.Value("process_cpu_seconds_total")
+		}
+	}
+	if m.rdb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		info, err := m.rdb.Info(ctx, "cpu").Result()
+		cancel()
+		if err == nil {
+			s.redis = redisCPU(info)
+		}
+	}
+	return s
+}
+
+// selfCPU is this process's user and system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return -1
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// machineCPU is the busy time of all CPUs in seconds: the first line of
+// /proc/stat, in USER_HZ (100 on Linux), less idle and iowait.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	return parseProcStat(string(b))
+}
+
+func parseProcStat(stat string) float64 {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return -1
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return -1
+		}
+		// user nice system idle iowait irq softirq steal (guest is in user)
+		if i == 3 || i == 4 || i >= 8 {
+			continue
+		}
+		busy += n
+	}
+	return busy / 100
+}
+
+// infoField is a number of Redis's INFO, or -1.
+func infoField(info, name string) float64 {
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && k == name {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// redisCPU adds used_cpu_user and used_cpu_sys of INFO cpu, or -1.
+func redisCPU(info string) float64 {
+	u, s := infoField(info, "used_cpu_user"), infoField(info, "used_cpu_sys")
+	if u < 0 || s < 0 {
+		return -1
+	}
+	return u + s
+}
+
+// cpuFigures are the CPU used between a and b: cores busy on average,
+// and microseconds per unit (message, request, row) of each process.
+func cpuFigures(a, b cpuSample, units int64, unit string) map[string]float64 {
+	el := b.at.Sub(a.at).Seconds()
+	out := map[string]float64{}
+	if el <= 0 {
+		return out
+	}
+	f := func(name string, x, y float64) {
+		if x < 0 || y < 0 {
+			return
+		}
+		out["CPU "+name+" (cores)"] = (y - x) / el
+		if units > 0 {
+			out["CPU "+name+" per "+unit+" (µs)"] = (y - x) / float64(units) * 1e6
+		}
+	}
+	f("gateway", a.gateway, b.gateway)
+	f("redis", a.redis, b.redis)
+	f("wabench", a.bench, b.bench)
+	if a.machine >= 0 && b.machine >= 0 {
+		busy := (b.machine - a.machine) / el
+		out["CPU machine busy (cores)"] = busy
+		others := busy
+		for _, p := range [][2]float64{{a.gateway, b.gateway}, {a.redis, b.redis}, {a.bench, b.bench}} {
+			if p[0] >= 0 && p[1] >= 0 {
+				others -= (p[1] - p[0]) / el
+			}
+		}
+		out["CPU everything else (cores)"] = max(others, 0)
+	}
+	return out
+}
+
+// profiler saves CPU profiles of the gateway (its -pprof endpoint) taken
+// during the timed runs, one file per run.
+type profiler struct {
+	url, dir string
+}
+
+// during profiles the gateway for most of a run of length d that starts
+// now, into dir/name.pprof; the returned function waits for it.
+func (p *profiler) during(name string, d time.Duration) func() error {
+	if p == nil || p.url == "" || d < 4*time.Second {
+		return func() error { return nil }
+	}
+	secs := int(min(d-2*time.Second, 30*time.Second) / time.Second)
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		done <- p.fetch(name, secs)
+	}()
+	return func() error { return <-done }
+}
+
+func (p *profiler) fetch(name string, secs int) error {
+	c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	resp, err := c.Get(strings.TrimRight(p.url, "/") + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("profile %s: http %d", name, resp.StatusCode)
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(p.dir, strings.NewReplacer("/", "-", " ", "_", ":", "").Replace(name)+".pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

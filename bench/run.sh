@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# bench/run.sh NAME "GATEWAY FLAGS" [WABENCH FLAGS...]
+#
+# One measurement of bench/RESULTS.md on a fresh gateway: stops the bench
+# gateway if one runs, drops its ClickHouse database and its Redis keys
+# (prefix bench), starts `wagate dev` on 127.0.0.1:38080 (simulator :38090,
+# profiles :38060) with GATEWAY FLAGS, runs wabench with WABENCH FLAGS, and
+# leaves NAME.json, NAME.md, NAME.txt (the closing table), NAME-prof/ (CPU
+# profiles of the gateway) and NAME.gateway.log in $OUT. Then it stops the
+# gateway and cleans up again (keys and database dropped). Redis and
+# ClickHouse must be running (scripts/services up); they are never stopped.
+#
+#   bench/run.sh single-api "-numbers 16 -rate 1 -sim-webhooks=false" -scenario single -numbers 16
+set -euo pipefail
+name=$1
+gwflags=$2
+shift 2
+WB=${WB:-/tmp/wb}
+OUT=${OUT:-$WB/results}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$WB" "$OUT"
+(cd "$repo" && go build -o "$WB/wagate" ./cmd/wagate && go build -o "$WB/wabench" ./cmd/wabench)
+
+stop_gateway() {
+  if [[ -f $WB/gw.pid ]]; then
+    local pid
+    pid=$(cat "$WB/gw.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.3; done
+    rm -f "$WB/gw.pid"
+  fi
+  redis-cli --scan --pattern 'bench:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
+  clickhouse-client -q "DROP DATABASE IF EXISTS wagate_bench"
+  # The gateway's simulator may retry a webhook to the API port while the API
+  # is down; a retry can self-connect 127.0.0.1:38080 (an ephemeral port) and
+  # leave a TIME-WAIT that keeps the next gateway from listening: wait it out.
+  for _ in $(seq 1 90); do
+    ss -tan | awk '$1 != "LISTEN" && $4 ~ /:(38080|38090|38060)$/ && $5 ~ /:(38080|38090|38060)$/' | grep -q . || break
+    sleep 1
+  done
+}
+
+stop_gateway
+gwcmd="wagate dev -http 127.0.0.1:38080 -sim 127.0.0.1:38090 -prefix bench -clickhouse-db wagate_bench -instance bench-1 -pprof 127.0.0.1:38060 $gwflags"
+{ date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.before.txt"
+# shellcheck disable=SC2086 # the gateway flags are words
+nohup "$WB/wagate" dev -http 127.0.0.1:38080 -sim 127.0.0.1:38090 -prefix bench -clickhouse-db wagate_bench \
+  -instance bench-1 -pprof 127.0.0.1:38060 $gwflags >"$WB/gw.log" 2>&1 &
+echo $! >"$WB/gw.pid"
+trap stop_gateway EXIT
+sleep 1.5
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:38080/healthz >/dev/null && break; sleep 0.2; done
+curl -sf http://127.0.0.1:38080/healthz >/dev/null || { cat "$WB/gw.log"; exit 1; }
+sleep 2
+rc=0
+"$WB/wabench" -target http://127.0.0.1:38080 -sim http://127.0.0.1:38090 -clickhouse-db wagate_bench \
+  -profile http://127.0.0.1:38060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
+  -gateway-cmd "$gwcmd" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.progress.txt" || rc=$?
+{ date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.after.txt"
+cp "$WB/gw.log" "$OUT/$name.gateway.log"
+cat "$OUT/$name.txt"
+exit $rc
