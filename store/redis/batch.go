@@ -133,9 +133,9 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	for lo := 0; lo < len(a.Items); lo += batchChunk {
 		hi := min(lo+batchChunk, len(a.Items))
 		j := &manyJob{script: s.scripts.enqueueMany, done: make(chan struct{}, 1),
-			keys: make([]string, 0, 7+hi-lo), args: make([]any, 0, 12+4*(hi-lo))}
+			keys: make([]string, 0, 8+hi-lo), args: make([]any, 0, 13+4*(hi-lo))}
 		j.keys = append(j.keys, target, s.keys.Events(shard), s.keys.Senders(shard), s.keys.SenderQueues(shard, a.Sender),
-			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.BatchIDs(shard, a.ID))
+			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.BatchIDs(shard, a.ID), s.keys.Awake(shard))
 		maxAttempts := 0
 		if a.NoRetry {
 			maxAttempts = 1

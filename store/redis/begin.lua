@@ -50,6 +50,7 @@ end
 redis.call('HSET', KEYS[1], 'st', 'sending')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
-emit(KEYS[2], KEYS[1], 'sending', ARGV[1], {'ch', 'whatsapp'})
+emit_with(KEYS[2], message_id(KEYS[1]), {f[2], f[3], f[4], f[5], f[7], f[8], f[9], attempt},
+  'sending', ARGV[1], {'ch', 'whatsapp'})
 return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
   f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0', f[16] or '0'}

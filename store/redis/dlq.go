@@ -150,7 +150,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, id string) error {
 	sender := str(1)
 	res, err := s.scripts.requeue.Run(ctx, s.rdb,
 		[]string{s.keys.Msg(shard, id), s.keys.DLQ(shard), str(2), s.keys.Senders(shard),
-			s.keys.SenderQueues(shard, sender), s.keys.Wake(shard), s.keys.Events(shard), s.keys.TenantQueued(shard)},
+			s.keys.SenderQueues(shard, sender), s.keys.Wake(shard), s.keys.Events(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard)},
 		entry, tenant, s.nowMS(), s.stateTTL, str(3)+"\t"+str(4)).Result()
 	if err != nil {
 		return fmt.Errorf("requeue %s: %w", id, err)

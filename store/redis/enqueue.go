@@ -79,7 +79,7 @@ type enqueueJob struct {
 }
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{keys: make([]string, 0, 8), args: make([]any, 0, 20), done: make(chan struct{}, 1)}
+	return &enqueueJob{keys: make([]string, 0, 9), args: make([]any, 0, 20), done: make(chan struct{}, 1)}
 }}
 
 func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
@@ -118,7 +118,7 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		ttl += time.Duration(due-now) * time.Millisecond
 	}
 	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard), s.keys.Senders(shard),
-		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard))
+		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard))
 	if a.IdempotencyKey != "" {
 		j.keys = append(j.keys, s.keys.Idem(shard, a.TenantID, a.IdempotencyKey))
 	}

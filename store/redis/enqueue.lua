@@ -8,7 +8,8 @@
 -- KEYS[5] sender's queues      wa:{sNN}:queues:<sender>
 -- KEYS[6] wake stream          wa:{sNN}:wake
 -- KEYS[7] tenants' open count  wa:{sNN}:tq
--- KEYS[8] idempotency key      wa:{sNN}:idem:<tenant>:<key> (optional)
+-- KEYS[8] woken senders        wa:{sNN}:awake
+-- KEYS[9] idempotency key      wa:{sNN}:idem:<tenant>:<key> (optional)
 --
 -- ARGV[1]  message id            ARGV[2]  now (unix ms)
 -- ARGV[3]  state TTL (s)         ARGV[4]  idempotency TTL (s)
@@ -25,8 +26,8 @@
 -- was seen with the same fingerprint, {"conflict", first id} when it was seen
 -- with a different request.
 local id = ARGV[1]
-if #KEYS >= 8 then
-  local prev = redis.call('GET', KEYS[8])
+if #KEYS >= 9 then
+  local prev = redis.call('GET', KEYS[9])
   if prev then
     local sep = string.find(prev, '\n', 1, true)
     local first = string.sub(prev, 1, sep - 1)
@@ -35,7 +36,7 @@ if #KEYS >= 8 then
     end
     return {'dup', first}
   end
-  redis.call('SET', KEYS[8], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
+  redis.call('SET', KEYS[9], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
 end
 
 local now = ARGV[2]
@@ -62,7 +63,8 @@ if status == 'scheduled' then
 else
   ensure_queue(KEYS[2], KEYS[4], KEYS[5], ARGV[7], ARGV[20])
   redis.call('XADD', KEYS[2], '*', 'id', id, 'r', ARGV[8], 'fb', fb)
-  wake(KEYS[6], ARGV[7])
+  wake(KEYS[6], KEYS[8], ARGV[7])
 end
-emit(KEYS[3], KEYS[1], status, now, {'ch', 'whatsapp'})
+emit_with(KEYS[3], id, {ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[11], ARGV[12], ARGV[13], '0'},
+  status, now, {'ch', 'whatsapp'})
 return {'ok', id}

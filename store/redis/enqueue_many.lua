@@ -8,7 +8,8 @@
 -- KEYS[5] wake stream          wa:{sNN}:wake
 -- KEYS[6] tenants' open count  wa:{sNN}:tq
 -- KEYS[7] batch's message ids  wa:{sNN}:batch:<id>:ids
--- KEYS[8…] one state hash per message, in ARGV's order
+-- KEYS[8] woken senders        wa:{sNN}:awake
+-- KEYS[9…] one state hash per message, in ARGV's order
 --
 -- ARGV[1]  now (unix ms)         ARGV[2]  state TTL (s)
 -- ARGV[3]  tenant                ARGV[4]  sender
@@ -32,8 +33,9 @@ if not scheduled then
   ensure_queue(KEYS[1], KEYS[3], KEYS[4], sender, ARGV[10])
 end
 local queued, skipped = 0, 0
-for i = 8, #KEYS do
-  local a = 14 + (i - 8) * 4
+local ids = {}
+for i = 9, #KEYS do
+  local a = 14 + (i - 9) * 4
   local id, recipient = ARGV[a], ARGV[a + 1]
   local msg = KEYS[i]
   if redis.call('EXISTS', msg) == 1 then
@@ -53,16 +55,18 @@ for i = 8, #KEYS do
       redis.call('XADD', KEYS[1], '*', 'id', id, 'r', recipient, 'fb', fb)
     end
     redis.call('EXPIRE', msg, ttl)
-    redis.call('RPUSH', KEYS[7], id)
-    emit(KEYS[2], msg, status, now, {'ch', 'whatsapp'})
+    ids[#ids + 1] = id
+    emit_with(KEYS[2], id, {tenant, sender, recipient, ARGV[a + 2], ARGV[5], '', '', '0'},
+      status, now, {'ch', 'whatsapp'})
     queued = queued + 1
   end
 end
 if queued > 0 then
+  redis.call('RPUSH', KEYS[7], unpack(ids))
   redis.call('HINCRBY', KEYS[6], tenant, queued)
   redis.call('EXPIRE', KEYS[7], ttl)
   if not scheduled then
-    wake(KEYS[5], sender)
+    wake(KEYS[5], KEYS[8], sender)
   end
 end
 return {queued, skipped}

@@ -69,6 +69,10 @@ func (k *Keys) SenderQueues(shard int, sender string) string {
 // Wake is the shard's stream of wake-ups: which sender has new entries.
 func (k *Keys) Wake(shard int) string { return k.shards[shard] + "wake" }
 
+// Awake is the shard's hash of senders woken and not yet taken up by the
+// owner's listener: a sender's next messages need no wake-up of their own.
+func (k *Keys) Awake(shard int) string { return k.shards[shard] + "awake" }
+
 // TenantQueued is the shard's hash of messages not yet sent per tenant.
 func (k *Keys) TenantQueued(shard int) string { return k.shards[shard] + "tq" }
 

@@ -17,17 +17,26 @@ local function message_id(msgkey)
   return string.match(msgkey, 'msg:(.*)$')
 end
 
--- emit appends one event of the message in msgkey to the events stream:
--- the message's own fields from its hash, then status, time and extra
+-- EVENT_FIELDS are the message's hash fields an event carries, in the
+-- order emit_with takes them.
+local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a'}
+
+-- emit_with appends one event of message id to the events stream: m holds
+-- the message's EVENT_FIELDS (tenant, sender, recipient, type, lane,
+-- conversation, staff member, attempt), then status, time and extra
 -- field/value pairs (provider, error…).
-local function emit(events, msgkey, status, at, extra)
-  local m = redis.call('HMGET', msgkey, 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a')
-  local args = {'m', message_id(msgkey), 't', m[1], 'f', m[2], 'r', m[3], 's', status,
+local function emit_with(events, id, m, status, at, extra)
+  local args = {'m', id, 't', m[1], 'f', m[2], 'r', m[3], 's', status,
     'ts', at, 'ty', m[4], 'l', m[5], 'c', m[6] or '', 'sm', m[7] or '', 'a', m[8] or '0'}
   for i = 1, #extra do
     args[#args + 1] = extra[i]
   end
   redis.call('XADD', events, '*', unpack(args))
+end
+
+-- emit is emit_with for a message whose fields are read from its hash.
+local function emit(events, msgkey, status, at, extra)
+  emit_with(events, message_id(msgkey), redis.call('HMGET', msgkey, unpack(EVENT_FIELDS)), status, at, extra)
 end
 
 -- ack removes a queue entry once its message is dealt with.
@@ -52,9 +61,13 @@ local function ensure_queue(stream, senders, queues, sender, regval)
   end
 end
 
--- wake tells the shard's owner that sender has new entries.
-local function wake(wakekey, sender)
-  redis.call('XADD', wakekey, 'MAXLEN', '~', 1000, '*', 's', sender)
+-- wake tells the shard's owner that sender has new entries: once until the
+-- owner's listener takes the wake-up (and clears the flag in awake), so a
+-- burst of messages costs one wake-up, not one each.
+local function wake(wakekey, awake, sender)
+  if redis.call('HSETNX', awake, sender, '1') == 1 then
+    redis.call('XADD', wakekey, 'MAXLEN', '~', 1000, '*', 's', sender)
+  end
 end
 
 -- record applies status new at time at to the message in msgkey, forward
@@ -64,7 +77,7 @@ end
 -- tenant's count in tq. Returns moved (0/1), first (0/1) and the previous
 -- status, or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl)
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't')
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a')
   if not cur[1] then
     return nil
   end
@@ -112,7 +125,8 @@ local function record(msgkey, events, tq, new, at, f, ttl)
   if (f.pcv or '') ~= '' then redis.call('HSET', msgkey, 'pcv', f.pcv) end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
-    emit(events, msgkey, new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',
+    emit_with(events, message_id(msgkey), {cur[5], cur[6], cur[7], cur[8], cur[9], cur[10], cur[11], cur[12]},
+      new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',
       'et', f.et or '', 'ch', f.ch or '', 'pc', f.pc or '', 'b', f.b or '', 'pcv', f.pcv or ''})
   end
   local moved = 0

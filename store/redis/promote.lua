@@ -4,6 +4,7 @@
 -- KEYS[1] delay zset       wa:{sNN}:delay
 -- KEYS[2] wake stream      wa:{sNN}:wake
 -- KEYS[3] senders hash     wa:{sNN}:senders
+-- KEYS[4] woken senders    wa:{sNN}:awake
 -- ARGV[1] now (unix ms)    ARGV[2] at most this many
 -- ARGV[3] the shard's key prefix "wa:{sNN}:", for the senders' queue hashes
 --
@@ -19,7 +20,7 @@ for _, member in ipairs(due) do
   local id, stream, recipient, sender, regval = parts[1], parts[2], parts[3], parts[4], parts[5]
   ensure_queue(stream, KEYS[3], ARGV[3] .. 'queues:' .. sender, sender, regval)
   redis.call('XADD', stream, '*', 'id', id, 'r', recipient, 'fb', parts[6] or '0')
-  wake(KEYS[2], sender)
+  wake(KEYS[2], KEYS[4], sender)
   redis.call('ZREM', KEYS[1], member)
 end
 return #due

@@ -440,7 +440,7 @@ func (s *Store) runFinish(ctx context.Context, f *finishJob) error {
 // to their queues and returns how many it moved.
 func (s *Store) Promote(ctx context.Context, shard, limit int) (int, error) {
 	n, err := s.scripts.promote.Run(ctx, s.rdb,
-		[]string{s.keys.Delay(shard), s.keys.Wake(shard), s.keys.Senders(shard)},
+		[]string{s.keys.Delay(shard), s.keys.Wake(shard), s.keys.Senders(shard), s.keys.Awake(shard)},
 		s.nowMS(), limit, s.keys.ShardPrefix(shard)).Int()
 	if err != nil {
 		return 0, fmt.Errorf("promote shard %d: %w", shard, err)
@@ -460,12 +460,17 @@ func (s *Store) NextDue(ctx context.Context, shard int) (time.Time, bool, error)
 	return time.UnixMilli(int64(z[0].Score)), true, nil
 }
 
-// WakeTail returns the id of shard's last wake-up, to read the ones after.
+// WakeTail returns the id of shard's last wake-up, to read the ones after,
+// and clears every wake-up flag: the new owner reads all queues at start,
+// and every message queued from then on wakes its sender again.
 func (s *Store) WakeTail(ctx context.Context, shard int) (string, error) {
-	v, err := s.rdb.XRevRangeN(ctx, s.keys.Wake(shard), "+", "-", 1).Result()
-	if err != nil {
+	p := s.rdb.TxPipeline()
+	tail := p.XRevRangeN(ctx, s.keys.Wake(shard), "+", "-", 1)
+	p.Del(ctx, s.keys.Awake(shard))
+	if _, err := p.Exec(ctx); err != nil {
 		return "", fmt.Errorf("wake tail of shard %d: %w", shard, err)
 	}
+	v := tail.Val()
 	if len(v) == 0 {
 		return "0-0", nil
 	}
@@ -474,6 +479,9 @@ func (s *Store) WakeTail(ctx context.Context, shard int) (string, error) {
 
 // ReadWakes waits up to block for wake-ups of shard after id after and
 // returns the senders woken (with repeats) and the id to read after next.
+// It clears their flags before it returns: a message queued from then on
+// wakes its sender again, and one queued before is in the queue by the time
+// the caller has the sender's pump read it.
 func (s *Store) ReadWakes(ctx context.Context, shard int, after string, block time.Duration, dst []string) ([]string, string, error) {
 	res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
 		Streams: []string{s.keys.Wake(shard), after}, Count: 1000, Block: block,
@@ -484,12 +492,18 @@ func (s *Store) ReadWakes(ctx context.Context, shard int, after string, block ti
 	if err != nil {
 		return dst, after, fmt.Errorf("read wake-ups of shard %d: %w", shard, err)
 	}
+	n := len(dst)
 	for _, st := range res {
 		for _, m := range st.Messages {
 			if sender, ok := m.Values["s"].(string); ok {
 				dst = append(dst, sender)
 			}
 			after = m.ID
+		}
+	}
+	if len(dst) > n {
+		if err := s.rdb.HDel(ctx, s.keys.Awake(shard), dst[n:]...).Err(); err != nil {
+			return dst, after, fmt.Errorf("clear wake-ups of shard %d: %w", shard, err)
 		}
 	}
 	return dst, after, nil

@@ -8,6 +8,7 @@
 -- KEYS[6] wake stream          wa:{sNN}:wake
 -- KEYS[7] events stream        wa:{sNN}:events
 -- KEYS[8] tenants' open count  wa:{sNN}:tq
+-- KEYS[9] woken senders        wa:{sNN}:awake
 --
 -- ARGV[1] dead-letter entry id   ARGV[2] tenant (must own the message)
 -- ARGV[3] now (unix ms)          ARGV[4] state TTL (s)
@@ -37,7 +38,7 @@ ensure_queue(KEYS[3], KEYS[4], KEYS[5], m[3], ARGV[5])
 local fb = '0'
 if redis.call('HEXISTS', KEYS[1], 'ft') == 1 then fb = '1' end
 redis.call('XADD', KEYS[3], '*', 'id', message_id(KEYS[1]), 'r', m[4], 'fb', fb)
-wake(KEYS[6], m[3])
+wake(KEYS[6], KEYS[9], m[3])
 redis.call('XDEL', KEYS[2], ARGV[1])
 emit(KEYS[7], KEYS[1], 'queued', ARGV[3], {'et', 'requeued from the dead-letter stream', 'ch', 'whatsapp'})
 return 1

@@ -703,3 +703,21 @@ func TestClassifyTellsUnsentFromUnconfirmed(t *testing.T) {
 func redistestClient(t *testing.T) *goredis.Client           { return redistest.Client(t) }
 func redistestPrefix(t *testing.T, c *goredis.Client) string { return redistest.Prefix(t, c) }
 func discard() *slog.Logger                                  { return slog.New(slog.DiscardHandler) }
+
+func TestABurstWakesItsSenderOnce(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	for i := 0; i < 5; i++ {
+		s.Enqueue(ctx, textArgs(fmt.Sprintf("+155500050%02d", i), "x"))
+	}
+	wakes, after, err := s.ReadWakes(ctx, shard, "0-0", -1, nil)
+	if err != nil || len(wakes) != 1 {
+		t.Fatalf("5 messages gave wake-ups %v (%v), want one", wakes, err)
+	}
+	// Taken up: the next message wakes the sender again.
+	s.Enqueue(ctx, textArgs("+15550006000", "x"))
+	if more, _, _ := s.ReadWakes(ctx, shard, after, -1, nil); len(more) != 1 {
+		t.Fatalf("after the wake-up was taken, a new message gave %v", more)
+	}
+}
