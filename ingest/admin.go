@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -12,50 +11,40 @@ import (
 	"github.com/wagate/wagate/store/redis"
 )
 
-// handleDeadLetters serves the admin's dead-letter calls:
-//
-//	GET  /api/v1/whatsapp/admin/dead-letters?limit=50&cursor=<next_cursor>
-//	POST /api/v1/whatsapp/admin/dead-letters/{message_id}/requeue
-func (s *Server) handleDeadLetters(ctx *fasthttp.RequestCtx, p Principal, rest []byte) {
+// handleDeadLetterRequeue serves
+// POST /api/v1/whatsapp/admin/dead-letters/{message_id}/requeue.
+func (s *Server) handleDeadLetterRequeue(ctx *fasthttp.RequestCtx, p Principal, ps params) {
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	defer cancel()
-	if len(rest) == 0 {
-		if !ctx.IsGet() {
-			writeError(ctx, methodNotAllowed("GET"))
-			return
-		}
-		s.listDeadLetters(rctx, ctx, p)
-		return
-	}
-	id, ok := bytes.CutSuffix(bytes.TrimPrefix(rest, []byte("/")), []byte("/requeue"))
-	if !ok || len(id) == 0 {
-		writeError(ctx, errNotFound)
-		return
-	}
-	if !ctx.IsPost() {
-		writeError(ctx, methodNotAllowed("POST"))
-		return
-	}
-	err := s.store.Requeue(rctx, p.Tenant.ID, string(id))
+	id := ps[0]
+	err := s.store.Requeue(rctx, p.Tenant.ID, id)
 	switch {
 	case errors.Is(err, redis.ErrNotFound):
 		writeError(ctx, &apiError{Code: message.CodeMessageNotFound, Message: "No message with this id",
-			Details: map[string]any{"message_id": string(id)}})
+			Details: map[string]any{"message_id": id}})
 		return
 	case errors.Is(err, redis.ErrNotFailed):
 		writeError(ctx, &apiError{Code: message.CodeNotDeadLettered, Message: "This message is not in the dead-letter stream",
-			Details: map[string]any{"message_id": string(id)}, RecoveryOptions: []string{"Check its status: only failed messages can be requeued"}})
+			Details: map[string]any{"message_id": id}, RecoveryOptions: []string{"Check its status: only failed messages can be requeued"}})
 		return
 	case err != nil:
 		s.log.Warn("requeue", "err", err)
 		writeError(ctx, unavailable("requeued"))
 		return
 	}
-	out := append([]byte(`{"message_id":`), appendJSONString(nil, string(id))...)
+	out := append([]byte(`{"message_id":`), appendJSONString(nil, id)...)
 	out = append(out, `,"status":"queued"}`...)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
+}
+
+// handleDeadLetterList serves
+// GET /api/v1/whatsapp/admin/dead-letters?limit=50&cursor=<next_cursor>.
+func (s *Server) handleDeadLetterList(ctx *fasthttp.RequestCtx, p Principal, _ params) {
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
+	s.listDeadLetters(rctx, ctx, p)
 }
 
 func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx, p Principal) {

@@ -138,7 +138,7 @@ func batchText(m *batchMessage) (string, string) {
 	return text, ""
 }
 
-func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal) {
+func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	var r batchRequest
 	a := &redis.BatchArgs{TenantID: p.Tenant.ID}
 	if e := decodeBatch(ctx.PostBody(), &r, a); e != nil {
@@ -231,27 +231,24 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal) {
 	ctx.SetBody(out)
 }
 
-// handleBatch serves GET /api/v1/whatsapp/batches/{id} and
-// POST /api/v1/whatsapp/batches/{id}/cancel.
-func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, p Principal, rest []byte) {
-	id, cancelling := bytes.CutSuffix(rest, []byte("/cancel"))
-	if len(id) == 0 || bytes.IndexByte(id, '/') >= 0 {
-		writeError(ctx, errNotFound)
-		return
-	}
-	switch {
-	case cancelling && !ctx.IsPost():
-		writeError(ctx, methodNotAllowed("POST"))
-		return
-	case !cancelling && !ctx.IsGet():
-		writeError(ctx, methodNotAllowed("GET"))
-		return
-	}
+// handleBatchGet serves GET /api/v1/whatsapp/batches/{id}.
+func (s *Server) handleBatchGet(ctx *fasthttp.RequestCtx, p Principal, ps params) {
+	s.serveBatch(ctx, p, ps[0], false)
+}
+
+// handleBatchCancel serves POST /api/v1/whatsapp/batches/{id}/cancel: the
+// batch's messages not yet sent end "canceled".
+func (s *Server) handleBatchCancel(ctx *fasthttp.RequestCtx, p Principal, ps params) {
+	s.serveBatch(ctx, p, ps[0], true)
+}
+
+// serveBatch answers a batch's counts, after canceling it when asked.
+func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, cancelling bool) {
 	rctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.EnqueueTimeout)
 	defer cancel()
 	canceled := -1
 	if cancelling {
-		n, err := s.store.CancelBatch(rctx, p.Tenant.ID, string(id))
+		n, err := s.store.CancelBatch(rctx, p.Tenant.ID, id)
 		if err != nil && !errors.Is(err, redis.ErrNotFound) {
 			s.log.Warn("cancel batch", "err", err)
 			writeError(ctx, unavailable("canceled"))
@@ -259,10 +256,10 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx, p Principal, rest []byte)
 		}
 		canceled = n
 	}
-	b, err := s.store.Batch(rctx, string(id))
+	b, err := s.store.Batch(rctx, id)
 	if errors.Is(err, redis.ErrNotFound) || (err == nil && b.TenantID != p.Tenant.ID) {
 		writeError(ctx, &apiError{Code: message.CodeBatchNotFound, Message: "No batch with this id",
-			Details: map[string]any{"batch_id": string(id)}})
+			Details: map[string]any{"batch_id": id}})
 		return
 	}
 	if err != nil {

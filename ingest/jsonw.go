@@ -1,9 +1,14 @@
 package ingest
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -80,3 +85,16 @@ func appendStringOrNull(dst []byte, s string) []byte {
 
 // appendInt appends n.
 func appendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
+
+// writeJSON answers ctx with status and v encoded as JSON, for the calls
+// off the hot path where building the answer by hand buys nothing.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, &apiError{Code: message.CodeInternal, Message: "The answer could not be encoded"})
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}

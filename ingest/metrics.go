@@ -19,10 +19,15 @@ const (
 	routeHealth
 	routeAdmin
 	routeBatch
+	routeTemplates
+	routeMedia
+	routeInteractive
+	routeConversations
 	nRoutes
 )
 
-var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin", "batch"}
+var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin", "batch",
+	"templates", "media", "interactive", "conversations"}
 
 // metrics are the API's Prometheus series.
 type metrics struct {

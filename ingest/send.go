@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"hash/fnv"
@@ -22,15 +21,36 @@ import (
 type sendRequest struct {
 	GuestPhone  string `json:"guest_phone"`
 	MessageType string `json:"message_type"`
-	Content     struct {
-		Text       string `json:"text"`
-		PreviewURL bool   `json:"preview_url"`
-	} `json:"content"`
-	ConversationID string `json:"conversation_id"`
-	StaffMemberID  string `json:"staff_member_id"`
+	// Content is the message type's object; see sendContent.
+	Content        json.RawMessage `json:"content"`
+	ConversationID string          `json:"conversation_id"`
+	StaffMemberID  string          `json:"staff_member_id"`
 	// From picks one of the tenant's numbers; empty means its default.
 	From string `json:"from"`
 	delivery
+	// text is Content decoded, for a text message.
+	text textContent
+}
+
+// textContent is the content of a text message.
+type textContent struct {
+	Text       string `json:"text"`
+	PreviewURL bool   `json:"preview_url"`
+}
+
+// sendTypes are the message types messages/send takes; the others have
+// their own endpoints (sendElsewhere).
+var sendTypes = []string{"text", "image", "document", "audio", "video", "sticker", "location", "contacts", "reaction"}
+
+// sendElsewhere names the endpoint of the types messages/send does not take.
+func sendElsewhere(t string) string {
+	switch t {
+	case "template":
+		return "/api/v1/whatsapp/templates/send"
+	case "interactive", "buttons", "list", "cta_url":
+		return "/api/v1/whatsapp/messages/send-interactive"
+	}
+	return ""
 }
 
 // delivery holds the fields every send takes about when and how it goes.
@@ -140,6 +160,7 @@ const maxRefLen = 255
 // the handler owns it until it returns.
 type sendState struct {
 	req     sendRequest
+	o       outbound
 	content []byte
 	args    redis.EnqueueArgs
 	out     []byte
@@ -167,19 +188,33 @@ func decodeSend(body []byte, r *sendRequest) *apiError {
 			RecoveryOptions: []string{"Give the guest's number in E.164 form, e.g. +14155550123"}}
 	}
 	switch r.MessageType {
-	case "text":
 	case "":
-		return invalidRequest("message_type is required", map[string]any{"field": "message_type", "allowed": []string{"text"}})
+		return invalidRequest("message_type is required", map[string]any{"field": "message_type", "allowed": sendTypes})
+	case "text":
+		if len(bytes.TrimSpace(r.Content)) == 0 {
+			return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
+		}
+		if e := decodeField(r.Content, &r.text, "content"); e != nil {
+			return e
+		}
+		if strings.TrimSpace(r.text.Text) == "" {
+			return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
+		}
+		if n := utf8.RuneCountInString(r.text.Text); n > message.MaxTextRunes {
+			return invalidRequest("content.text is longer than WhatsApp allows",
+				map[string]any{"field": "content.text", "length": n, "max_length": message.MaxTextRunes})
+		}
+	case "image", "document", "audio", "video", "sticker", "location", "contacts", "reaction":
+		if len(bytes.TrimSpace(r.Content)) == 0 || bytes.Equal(bytes.TrimSpace(r.Content), []byte("null")) {
+			return invalidRequest("content is required", map[string]any{"field": "content"})
+		}
 	default:
-		return invalidRequest("message_type "+quote(r.MessageType)+" is not sent through this endpoint",
-			map[string]any{"field": "message_type", "allowed": []string{"text"}})
-	}
-	if strings.TrimSpace(r.Content.Text) == "" {
-		return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
-	}
-	if n := utf8.RuneCountInString(r.Content.Text); n > message.MaxTextRunes {
-		return invalidRequest("content.text is longer than WhatsApp allows",
-			map[string]any{"field": "content.text", "length": n, "max_length": message.MaxTextRunes})
+		d := map[string]any{"field": "message_type", "allowed": sendTypes}
+		if ep := sendElsewhere(r.MessageType); ep != "" {
+			d["endpoint"] = ep
+			return invalidRequest("message_type "+quote(r.MessageType)+" is sent through "+ep, d)
+		}
+		return invalidRequest("message_type "+quote(r.MessageType)+" is not a message type of this API", d)
 	}
 	if len(r.ConversationID) > maxRefLen {
 		return invalidRequest("conversation_id is too long", map[string]any{"field": "conversation_id", "max_length": maxRefLen})
@@ -204,6 +239,20 @@ func decodeJSON(body []byte, v any) *apiError {
 	}
 	if d.More() {
 		return invalidRequest("The request body holds more than one JSON value", nil)
+	}
+	return nil
+}
+
+// decodeField decodes raw, the value of an object field of a request, into
+// v as decodeJSON does; errors name the field under its parent
+// ("content.text").
+func decodeField(raw json.RawMessage, v any, field string) *apiError {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return invalidRequest(field+" must be an object", map[string]any{"field": field})
+	}
+	if e := decodeJSON(raw, v); e != nil {
+		return prefixField(e, field)
 	}
 	return nil
 }
@@ -296,104 +345,37 @@ func fingerprint(a *redis.EnqueueArgs) uint64 {
 	return h.Sum64()
 }
 
-func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal) {
+// handleSend serves POST /api/v1/whatsapp/messages/send: text, media,
+// location, contacts and reactions.
+func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	st := sendPool.Get().(*sendState)
 	defer sendPool.Put(st)
 	if e := decodeSend(ctx.PostBody(), &st.req); e != nil {
 		writeError(ctx, e)
 		return
 	}
-	sender, e := pickSender(p, st.req.From)
+	r := &st.req
+	o := &st.o
+	*o = outbound{GuestPhone: r.GuestPhone, From: r.From, Type: message.Type(r.MessageType),
+		ConversationID: r.ConversationID, StaffMemberID: r.StaffMemberID, Delivery: &r.delivery}
+	var e *apiError
+	switch r.MessageType {
+	case "text":
+		st.content = appendTextContent(st.content[:0], r.text.Text, r.text.PreviewURL)
+		o.Preview = r.text.Text
+	case "location":
+		st.content, o.Preview, e = s.buildLocation(p, r.Content, st.content[:0])
+	case "contacts":
+		st.content, o.Preview, e = s.buildContacts(p, r.Content, st.content[:0])
+	case "reaction":
+		st.content, o.Preview, e = s.buildReaction(p, r.GuestPhone, r.Content, st.content[:0])
+	default:
+		st.content, o.Preview, e = s.buildMedia(p, o.Type, r.Content, st.content[:0])
+	}
 	if e != nil {
 		writeError(ctx, e)
 		return
 	}
-	key, e := idempotencyKey(ctx)
-	if e != nil {
-		writeError(ctx, e)
-		return
-	}
-	st.content = appendTextContent(st.content[:0], st.req.Content.Text, st.req.Content.PreviewURL)
-	st.args = redis.EnqueueArgs{
-		TenantID: p.Tenant.ID, Sender: sender, Recipient: st.req.GuestPhone,
-		Type: message.TypeText, Content: st.content,
-		ConversationID: st.req.ConversationID, StaffMemberID: st.req.StaffMemberID,
-		IdempotencyKey: key,
-	}
-	if e := st.req.delivery.apply(&st.args, time.Now()); e != nil {
-		writeError(ctx, e)
-		return
-	}
-	st.args.Fingerprint = fingerprint(&st.args)
-	if e := s.backpressure(p, 1, sender, key); e != nil {
-		writeError(ctx, e)
-		return
-	}
-	st.out = s.enqueueAndAnswer(ctx, &st.args, st.out[:0])
-}
-
-// backpressure refuses n more messages of p's tenant when its messages not
-// yet sent are at its cap, so that Redis does not grow without bound. A
-// repeat of an accepted request (its Idempotency-Key is known) passes: it
-// queues nothing and must get its first answer back.
-func (s *Server) backpressure(p Principal, n int64, sender, idemKey string) *apiError {
-	limit := p.Tenant.MaxQueued
-	if limit == 0 {
-		limit = s.cfg.DefaultMaxQueued
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	defer cancel()
-	open := s.depth.get(ctx, p.Tenant.ID)
-	if open+n <= limit {
-		s.depth.add(p.Tenant.ID, n)
-		return nil
-	}
-	if idemKey != "" {
-		if known, err := s.store.IdempotencyKnown(ctx, p.Tenant.ID, sender, idemKey); err == nil && known {
-			return nil
-		}
-	}
-	s.metrics.backpressure.Inc()
-	return &apiError{Code: message.CodeRateLimitExceeded,
-		Message:         "Too many of this tenant's messages are waiting to be sent",
-		Details:         map[string]any{"queued": open, "limit": limit, "requested": n},
-		RecoveryOptions: []string{"Retry after the Retry-After delay, when the queue has drained", "Send large campaigns with a lower rate"},
-		RetryAfter:      5}
-}
-
-// enqueueAndAnswer queues a and answers 202 with the message id once Redis
-// holds it. out is scratch for the answer, returned for reuse.
-func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, out []byte) []byte {
-	ectx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	res, err := s.store.Enqueue(ectx, a)
-	cancel()
-	if err != nil {
-		s.log.Warn("enqueue failed", "err", err)
-		if errors.Is(err, redis.ErrUnconfirmed) {
-			writeError(ctx, unconfirmed())
-		} else {
-			writeError(ctx, unavailable("queued"))
-		}
-		return out
-	}
-	switch res.Outcome {
-	case redis.Conflict:
-		writeError(ctx, &apiError{Code: message.CodeIdempotencyConflict,
-			Message:         "This Idempotency-Key was already used for a different message",
-			Details:         map[string]any{"idempotency_key": a.IdempotencyKey, "message_id": res.ID},
-			RecoveryOptions: []string{"Use a new Idempotency-Key for a new message", "Repeat the first request unchanged to get its message_id"}})
-		return out
-	case redis.Duplicate:
-		ctx.Response.Header.Set("Idempotent-Replayed", "true")
-		s.metrics.idemReplays.Inc()
-	}
-	out = append(out, `{"message_id":`...)
-	out = appendJSONString(out, res.ID)
-	out = append(out, `,"status":`...)
-	out = appendJSONString(out, string(res.Status))
-	out = append(out, '}')
-	ctx.SetStatusCode(fasthttp.StatusAccepted)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(out)
-	return out
+	o.Content = st.content
+	st.out = s.enqueue(ctx, p, o, &st.args, st.out[:0])
 }

@@ -30,18 +30,18 @@ func FuzzDecodeSend(f *testing.F) {
 		if !message.ValidE164(r.GuestPhone) || r.MessageType != "text" {
 			t.Fatalf("accepted %q / %q", r.GuestPhone, r.MessageType)
 		}
-		if n := utf8.RuneCountInString(r.Content.Text); n == 0 || n > message.MaxTextRunes {
+		if n := utf8.RuneCountInString(r.text.Text); n == 0 || n > message.MaxTextRunes {
 			t.Fatalf("accepted text of %d characters", n)
 		}
-		content := appendTextContent(nil, r.Content.Text, r.Content.PreviewURL)
+		content := appendTextContent(nil, r.text.Text, r.text.PreviewURL)
 		var back struct {
 			Body string `json:"body"`
 		}
 		if err := json.Unmarshal(content, &back); err != nil {
 			t.Fatalf("content %q is not JSON: %v", content, err)
 		}
-		if back.Body != r.Content.Text && utf8.ValidString(r.Content.Text) {
-			t.Fatalf("text %q came back as %q", r.Content.Text, back.Body)
+		if back.Body != r.text.Text && utf8.ValidString(r.text.Text) {
+			t.Fatalf("text %q came back as %q", r.text.Text, back.Body)
 		}
 	})
 }

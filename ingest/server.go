@@ -49,9 +49,15 @@ type Config struct {
 	DefaultMaxQueued int64
 	// MaxBatchBytes caps a batch-send body (16 MiB: 10 000 messages).
 	MaxBatchBytes int
+	// MaxUploadBytes caps a media upload (101 MiB: a 100 MB document and
+	// the multipart around it).
+	MaxUploadBytes int
 	// SenderRate tells a sender number's messages per second, for a
 	// batch's estimated completion (80 when nil).
 	SenderRate func(sender string) float64
+	// Media configures uploads: where files are kept and how their URLs
+	// are signed.
+	Media MediaConfig
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +88,9 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 16 << 20
 	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 101 << 20
+	}
 	if c.SenderRate == nil {
 		c.SenderRate = func(string) float64 { return 80 }
 	}
@@ -108,6 +117,8 @@ type Server struct {
 	metrics   *metrics
 	appSecret []byte
 	promH     fasthttp.RequestHandler
+	endpoints []endpoint
+	media     mediaState
 	srv       *fasthttp.Server
 	ln        net.Listener
 }
@@ -120,22 +131,31 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret),
-		depth: newDepthCache(store.TenantOpen, time.Second)}
+		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints()}
+	if err := s.initMedia(); err != nil {
+		return nil, err
+	}
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "wagate",
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           cfg.IdleTimeout,
-		MaxRequestBodySize:    max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes),
+		Handler:            s.handle,
+		Name:               "wagate",
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxRequestBodySize: max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes, cfg.MaxBatchBytes, cfg.MaxUploadBytes),
+		// Each route's own body limit applies as soon as the header is in:
+		// a body over it is refused before it is read. (Multipart uploads
+		// of known length spill large files to temporary files.)
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.bodyLimit(h.RequestURI())}
+		},
 		NoDefaultServerHeader: true,
 		Logger:                fasthttpLogger{log},
 		// Requests fasthttp cannot read (a body over the limit, broken
 		// HTTP) are answered in the API's error format too.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				writeError(ctx, tooLarge(max(cfg.MaxBodyBytes, cfg.MaxWebhookBytes, cfg.MaxBatchBytes)))
+				writeError(ctx, tooLarge(cfg.bodyLimit(ctx.RequestURI())))
 			} else {
 				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": err.Error()}))
 			}
@@ -169,15 +189,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 var (
-	pathBatchSend   = []byte("/api/v1/whatsapp/messages/batch-send")
-	pathBatches     = []byte("/api/v1/whatsapp/batches/")
-	pathDeadLetters = []byte("/api/v1/whatsapp/admin/dead-letters")
-	pathSend        = []byte("/api/v1/whatsapp/messages/send")
-	pathMsgPrefix   = []byte("/api/v1/whatsapp/messages/")
-	pathStatusTail  = []byte("/status")
-	pathMeta        = []byte("/webhooks/meta")
-	pathMetrics     = []byte("/metrics")
-	pathHealth      = []byte("/healthz")
+	pathMeta    = []byte("/webhooks/meta")
+	pathMetrics = []byte("/metrics")
+	pathHealth  = []byte("/healthz")
+	pathOpenAPI = []byte("/openapi.yaml")
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -203,48 +218,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		return routeOther
 	}
 	switch {
-	case bytes.Equal(path, pathBatchSend):
-		if !ctx.IsPost() {
-			writeError(ctx, methodNotAllowed("POST"))
-		} else if p, ok := s.auth(ctx, s.cfg.MaxBatchBytes); ok && jsonBody(ctx) {
-			s.handleBatchSend(ctx, p)
-		}
-		return routeBatch
-	case bytes.HasPrefix(path, pathBatches):
-		if p, ok := s.apiAuth(ctx); ok {
-			s.handleBatch(ctx, p, path[len(pathBatches):])
-		}
-		return routeBatch
-	case bytes.HasPrefix(path, pathDeadLetters):
-		if p, ok := s.apiAuth(ctx); ok && s.admin(ctx, p) {
-			s.handleDeadLetters(ctx, p, path[len(pathDeadLetters):])
-		}
-		return routeAdmin
-	case bytes.Equal(path, pathSend):
-		if !ctx.IsPost() {
-			writeError(ctx, methodNotAllowed("POST"))
-		} else if p, ok := s.apiAuth(ctx); ok && jsonBody(ctx) {
-			s.handleSend(ctx, p)
-		}
-		return routeSend
-	case len(path) > len(pathMsgPrefix)+len(pathStatusTail) && bytes.HasPrefix(path, pathMsgPrefix) && bytes.HasSuffix(path, pathStatusTail):
-		id := path[len(pathMsgPrefix) : len(path)-len(pathStatusTail)]
-		if !ctx.IsGet() {
-			writeError(ctx, methodNotAllowed("GET"))
-		} else if p, ok := s.apiAuth(ctx); ok {
-			s.handleStatus(ctx, p, string(id))
-		}
-		return routeStatus
+	case bytes.HasPrefix(path, []byte(apiPrefix)):
+		return s.serveAPI(ctx, path[len(apiPrefix):])
+	case bytes.Equal(path, pathOpenAPI):
+		s.handleOpenAPI(ctx)
+		return routeOther
 	case bytes.Equal(path, pathMeta):
 		switch {
 		case ctx.IsGet():
 			s.handleMetaVerify(ctx)
 		case ctx.IsPost():
-			if len(ctx.PostBody()) > s.cfg.MaxWebhookBytes {
-				writeError(ctx, tooLarge(s.cfg.MaxWebhookBytes))
-			} else {
-				s.handleMetaWebhook(ctx)
-			}
+			s.handleMetaWebhook(ctx)
 		default:
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
@@ -261,22 +245,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 	return routeOther
 }
 
-// apiAuth checks the bearer token and the body size of an API call,
-// answering the request itself when they fail.
-func (s *Server) apiAuth(ctx *fasthttp.RequestCtx) (Principal, bool) {
-	return s.auth(ctx, s.cfg.MaxBodyBytes)
-}
-
-// auth is apiAuth with the body limit of the route.
-func (s *Server) auth(ctx *fasthttp.RequestCtx, maxBody int) (Principal, bool) {
+// auth checks the bearer token of an API call, answering the request itself
+// when it fails.
+func (s *Server) auth(ctx *fasthttp.RequestCtx) (Principal, bool) {
 	p, ok := s.tokens.lookup(ctx.Request.Header.Peek("Authorization"))
 	if !ok {
 		writeError(ctx, errUnauthorized)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="wagate"`)
-		return Principal{}, false
-	}
-	if len(ctx.PostBody()) > maxBody {
-		writeError(ctx, tooLarge(maxBody))
 		return Principal{}, false
 	}
 	return p, true

@@ -14,7 +14,8 @@ import (
 // handleStatus answers GET /api/v1/whatsapp/messages/{id}/status with the
 // seed's fields (status, sent_at, delivered_at, read_at, failure_reason) and
 // a few more a caller needs to act on a failure.
-func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, id string) {
+func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, ps params) {
+	id := ps[0]
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	st, err := s.store.State(sctx, id)
 	cancel()

@@ -39,6 +39,12 @@ type Config struct {
 	// MaxConns bounds the open connections to BaseURL's host; a send that
 	// finds none free waits for one until its deadline.
 	MaxConns int
+	// WABAID is the WhatsApp Business Account id that owns the numbers and
+	// the message templates; template calls need it.
+	WABAID string
+	// Media gives the client the files behind wagate media ids, uploaded to
+	// Meta on first use; nil sends media by link only.
+	Media MediaSource
 }
 
 func (c *Config) setDefaults() {

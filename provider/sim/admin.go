@@ -46,6 +46,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s.handleMedia(ctx, id)
+	case "message_templates":
+		s.handleTemplates(ctx, id)
 	default:
 		s.unknownPath(ctx, path)
 	}
@@ -61,57 +63,6 @@ func (s *Server) unsupported(ctx *fasthttp.RequestCtx, id []byte) {
 	e.message = "Unsupported " + string(bytes.ToLower(ctx.Method())) + e.message[len("Unsupported post"):]
 	e.details = e.message
 	s.answerError(ctx, &e)
-}
-
-// handleMedia serves POST /{version}/{phone-number-id}/media: a multipart
-// form with file, messaging_product=whatsapp and type.
-func (s *Server) handleMedia(ctx *fasthttp.RequestCtx, phoneID []byte) {
-	if s.inOutage(time.Now().UnixNano()) {
-		s.stats.outage.Add(1)
-		if s.cfg.OutageMode == OutageRefuse {
-			refuse(ctx)
-			return
-		}
-		s.answerError(ctx, &errOutage)
-		return
-	}
-	if !s.authorized(ctx) {
-		s.answerError(ctx, &errBadToken)
-		return
-	}
-	if s.numbers[string(phoneID)] == nil {
-		e := errUnknownObject(phoneID)
-		s.answerError(ctx, &e)
-		return
-	}
-	form, err := ctx.MultipartForm()
-	if err != nil {
-		e := errParam("(#100) Invalid parameter", "The upload must be a multipart/form-data body.")
-		s.answerError(ctx, &e)
-		return
-	}
-	var e apiError
-	switch mp := form.Value["messaging_product"]; {
-	case len(mp) == 0 || mp[0] == "":
-		e = errRequired("messaging_product")
-	case mp[0] != "whatsapp":
-		e = errParam("(#100) Param messaging_product must be one of {WHATSAPP} - got \""+mp[0]+"\".", "Unsupported messaging product.")
-	case len(form.File["file"]) == 0:
-		e = errRequired("file")
-	case len(form.Value["type"]) == 0 || form.Value["type"][0] == "":
-		e = errRequired("type")
-	}
-	if e.code != 0 {
-		s.answerError(ctx, &e)
-		return
-	}
-	s.stats.media.Add(1)
-	id := 1000000000000000 + s.idSeq.Add(1)
-	b := append(make([]byte, 0, 32), `{"id":"`...)
-	b = strconv.AppendUint(b, id, 10)
-	b = append(b, `"}`...)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
 }
 
 // runtimeJSON is Runtime over HTTP; durations are Go duration strings.

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -157,48 +156,6 @@ type textObject struct {
 	PreviewURL bool   `json:"preview_url"`
 }
 
-type mediaObject struct {
-	ID       string `json:"id"`
-	Link     string `json:"link"`
-	Caption  string `json:"caption"`
-	Filename string `json:"filename"`
-}
-
-type interactive struct {
-	Type string `json:"type"`
-	Body *struct {
-		Text string `json:"text"`
-	} `json:"body"`
-	Footer *struct {
-		Text string `json:"text"`
-	} `json:"footer"`
-	Action *struct {
-		Buttons  []json.RawMessage `json:"buttons"`
-		Button   string            `json:"button"`
-		Sections []struct {
-			Rows []json.RawMessage `json:"rows"`
-		} `json:"sections"`
-		Name string `json:"name"`
-	} `json:"action"`
-}
-
-type templateObject struct {
-	Name     string `json:"name"`
-	Language *struct {
-		Code string `json:"code"`
-	} `json:"language"`
-}
-
-type locationObject struct {
-	Latitude  *float64 `json:"latitude"`
-	Longitude *float64 `json:"longitude"`
-}
-
-type reactionObject struct {
-	MessageID string  `json:"message_id"`
-	Emoji     *string `json:"emoji"`
-}
-
 const (
 	maxTextRunes    = 4096
 	maxCaptionRunes = 1024
@@ -257,49 +214,13 @@ func validate(raw []byte, body *sendBody) *apiError {
 	case "interactive":
 		return validateInteractive(body.Interactive)
 	case "template":
-		t := body.Template
-		switch {
-		case t == nil:
-			e := errRequired("template")
-			return &e
-		case t.Name == "":
-			e := errRequired("template['name']")
-			return &e
-		case t.Language == nil || t.Language.Code == "":
-			e := errRequired("template['language']['code']")
-			return &e
-		}
+		return validateTemplate(body.Template)
 	case "location":
-		l := body.Location
-		switch {
-		case l == nil:
-			e := errRequired("location")
-			return &e
-		case l.Latitude == nil:
-			e := errRequired("location['latitude']")
-			return &e
-		case l.Longitude == nil:
-			e := errRequired("location['longitude']")
-			return &e
-		}
+		return validateLocation(body.Location)
 	case "contacts":
-		if c := bytes.TrimSpace(body.Contacts); len(c) < 2 || c[0] != '[' || string(c) == "[]" {
-			e := errRequired("contacts")
-			return &e
-		}
+		return validateContacts(body.Contacts)
 	case "reaction":
-		r := body.Reaction
-		switch {
-		case r == nil:
-			e := errRequired("reaction")
-			return &e
-		case r.MessageID == "":
-			e := errRequired("reaction['message_id']")
-			return &e
-		case r.Emoji == nil:
-			e := errRequired("reaction['emoji']")
-			return &e
-		}
+		return validateReaction(body.Reaction)
 	default:
 		e := errParam("(#100) Param type must be one of {AUDIO, CONTACTS, DOCUMENT, IMAGE, INTERACTIVE, LOCATION, REACTION, STICKER, TEMPLATE, TEXT, VIDEO} - got \""+body.Type+"\".", "Unsupported message type.")
 		return &e
@@ -319,77 +240,6 @@ func (b *sendBody) media() *mediaObject {
 		return b.Document
 	}
 	return b.Sticker
-}
-
-func validateMedia(typ string, m *mediaObject) *apiError {
-	switch {
-	case m == nil:
-		e := errRequired(typ)
-		return &e
-	case m.ID == "" && m.Link == "":
-		e := errParam("(#100) Param "+typ+" must have either id or link.", "The parameter "+typ+"['id'] or "+typ+"['link'] is required.")
-		return &e
-	case m.ID != "" && m.Link != "":
-		e := errParam("(#100) Param "+typ+" must have either id or link, not both.", "Both id and link were given.")
-		return &e
-	case utf8.RuneCountInString(m.Caption) > maxCaptionRunes:
-		e := errParam("(#100) Param "+typ+"['caption'] must be at most 1024 characters long.", "Caption is too long.")
-		return &e
-	}
-	return nil
-}
-
-var interactiveTypes = map[string]bool{
-	"button": true, "list": true, "cta_url": true, "product": true, "product_list": true, "flow": true,
-	"catalog_message": true, "location_request_message": true, "address_message": true, "call_permission_request": true,
-}
-
-func validateInteractive(in *interactive) *apiError {
-	req := func(p string) *apiError { e := errRequired(p); return &e }
-	switch {
-	case in == nil:
-		return req("interactive")
-	case in.Type == "":
-		return req("interactive['type']")
-	case !interactiveTypes[in.Type]:
-		e := errParam("(#100) Param interactive['type'] is not a valid interactive type - got \""+in.Type+"\".", "Unsupported interactive type.")
-		return &e
-	case in.Action == nil:
-		return req("interactive['action']")
-	case in.Body != nil && utf8.RuneCountInString(in.Body.Text) > 1024:
-		e := errParam("(#100) Param interactive['body']['text'] must be at most 1024 characters long.", "Body text is too long.")
-		return &e
-	case in.Footer != nil && utf8.RuneCountInString(in.Footer.Text) > 60:
-		e := errParam("(#100) Param interactive['footer']['text'] must be at most 60 characters long.", "Footer text is too long.")
-		return &e
-	}
-	a := in.Action
-	switch in.Type {
-	case "button":
-		if in.Body == nil || in.Body.Text == "" {
-			return req("interactive['body']['text']")
-		}
-		if n := len(a.Buttons); n < 1 || n > 3 {
-			e := errParam("(#100) Param interactive['action']['buttons'] must have between 1 and 3 elements.", "A button message has 1 to 3 buttons.")
-			return &e
-		}
-	case "list":
-		if in.Body == nil || in.Body.Text == "" {
-			return req("interactive['body']['text']")
-		}
-		if a.Button == "" {
-			return req("interactive['action']['button']")
-		}
-		rows := 0
-		for _, s := range a.Sections {
-			rows += len(s.Rows)
-		}
-		if n := len(a.Sections); n < 1 || n > 10 || rows < 1 || rows > 10 {
-			e := errParam("(#100) Param interactive['action']['sections'] must have 1 to 10 sections and 1 to 10 rows in all.", "Too many or too few list rows.")
-			return &e
-		}
-	}
-	return nil
 }
 
 // validTo reports whether to is 7 to 15 digits with an optional "+".
@@ -433,6 +283,13 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 	raw := ctx.PostBody()
 	var body sendBody
 	if e := validate(raw, &body); e != nil {
+		s.metrics.invalid.Inc()
+		s.answerError(ctx, e)
+		return
+	}
+	// What only this server knows (its templates, its uploaded media) is
+	// checked after the body's shape, as Meta does.
+	if e := s.checkContent(&body); e != nil {
 		s.metrics.invalid.Inc()
 		s.answerError(ctx, e)
 		return

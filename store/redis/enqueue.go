@@ -42,6 +42,13 @@ type EnqueueArgs struct {
 	// within FallbackAfter.
 	FallbackText  string
 	FallbackAfter time.Duration
+	// Template names the template of a template message; every other
+	// message is free-form and needs the guest's 24-hour window open.
+	Template string
+	// Preview is what the inbox shows of the message.
+	Preview string
+	// ConversationMeta is merged into the conversation's metadata.
+	ConversationMeta map[string]string
 }
 
 // Outcome says what Enqueue did.
