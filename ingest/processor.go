@@ -33,6 +33,18 @@ type ProcessorConfig struct {
 	// OrphanMaxAge is how long such a status is kept before it is dropped
 	// (7 days, as long as Meta retries a delivery).
 	OrphanMaxAge time.Duration
+	// Numbers maps a provider's phone number id to the business number
+	// and its tenant, for the guests' inbound messages.
+	Numbers map[string]NumberRef
+	// WABATenants maps a WhatsApp Business Account id to the tenants whose
+	// templates it holds, for template status updates.
+	WABATenants map[string][]string
+}
+
+// NumberRef is a business number and the tenant that owns it.
+type NumberRef struct {
+	Tenant string
+	Sender string
 }
 
 func (c *ProcessorConfig) setDefaults() {

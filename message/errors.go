@@ -13,19 +13,25 @@ const (
 	CodeWebhookDeliveryFailed Code = "WEBHOOK_DELIVERY_FAILED"
 	CodeGuestOptedOut         Code = "GUEST_OPTED_OUT"
 
-	CodeInvalidRequest      Code = "INVALID_REQUEST"
-	CodeUnauthorized        Code = "UNAUTHORIZED"
-	CodeForbidden           Code = "FORBIDDEN"
-	CodeNotFound            Code = "NOT_FOUND"
-	CodeMessageNotFound     Code = "MESSAGE_NOT_FOUND"
-	CodeBatchNotFound       Code = "BATCH_NOT_FOUND"
-	CodeMethodNotAllowed    Code = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge     Code = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMedia    Code = "UNSUPPORTED_MEDIA_TYPE"
-	CodeIdempotencyConflict Code = "IDEMPOTENCY_KEY_REUSED"
-	CodeNotDeadLettered     Code = "MESSAGE_NOT_DEAD_LETTERED"
-	CodeServiceUnavailable  Code = "SERVICE_UNAVAILABLE"
-	CodeInternal            Code = "INTERNAL_ERROR"
+	CodeInvalidRequest       Code = "INVALID_REQUEST"
+	CodeUnauthorized         Code = "UNAUTHORIZED"
+	CodeForbidden            Code = "FORBIDDEN"
+	CodeNotFound             Code = "NOT_FOUND"
+	CodeMessageNotFound      Code = "MESSAGE_NOT_FOUND"
+	CodeBatchNotFound        Code = "BATCH_NOT_FOUND"
+	CodeMethodNotAllowed     Code = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge      Code = "PAYLOAD_TOO_LARGE"
+	CodeUnsupportedMedia     Code = "UNSUPPORTED_MEDIA_TYPE"
+	CodeIdempotencyConflict  Code = "IDEMPOTENCY_KEY_REUSED"
+	CodeNotDeadLettered      Code = "MESSAGE_NOT_DEAD_LETTERED"
+	CodeTemplateRejected     Code = "TEMPLATE_REJECTED"
+	CodeTemplateExists       Code = "TEMPLATE_EXISTS"
+	CodeMediaNotFound        Code = "MEDIA_NOT_FOUND"
+	CodeConversationNotFound Code = "CONVERSATION_NOT_FOUND"
+	CodeConversationClosed   Code = "CONVERSATION_CLOSED"
+	CodeMessageNotSent       Code = "MESSAGE_NOT_SENT"
+	CodeServiceUnavailable   Code = "SERVICE_UNAVAILABLE"
+	CodeInternal             Code = "INTERNAL_ERROR"
 )
 
 // HTTPStatus is the status code the API answers with for c.
@@ -37,17 +43,17 @@ func (c Code) HTTPStatus() int {
 		return 401
 	case CodeMessageWindowExpired, CodeGuestOptedOut, CodeForbidden:
 		return 403
-	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound, CodeBatchNotFound:
+	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound, CodeBatchNotFound, CodeMediaNotFound, CodeConversationNotFound:
 		return 404
 	case CodeMethodNotAllowed:
 		return 405
-	case CodeIdempotencyConflict, CodeNotDeadLettered:
+	case CodeIdempotencyConflict, CodeNotDeadLettered, CodeTemplateExists, CodeConversationClosed, CodeMessageNotSent:
 		return 409
 	case CodePayloadTooLarge:
 		return 413
 	case CodeUnsupportedMedia:
 		return 415
-	case CodeMediaUploadFailed:
+	case CodeMediaUploadFailed, CodeTemplateRejected:
 		return 422
 	case CodeRateLimitExceeded:
 		return 429
