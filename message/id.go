@@ -6,10 +6,12 @@ import (
 	"strconv"
 )
 
-// IDPrefix starts every message id, BatchPrefix every batch id.
+// IDPrefix starts every message id, BatchPrefix every batch id and
+// ConversationPrefix every conversation id wagate makes.
 const (
-	IDPrefix    = "msg_"
-	BatchPrefix = "bat_"
+	IDPrefix           = "msg_"
+	BatchPrefix        = "bat_"
+	ConversationPrefix = "conv_"
 )
 
 // ErrBadID says a string is not a message id of this gateway.
@@ -84,16 +86,16 @@ const idBodyLen = 10 + 13
 func ShardOf(id string) (int, error) { return shardOf(IDPrefix, id) }
 
 func shardOf(prefix, id string) (int, error) {
-	if len(id) < len(IDPrefix)+idBodyLen+2 || id[:len(prefix)] != prefix {
+	if len(id) < len(prefix)+idBodyLen+2 || id[:len(prefix)] != prefix {
 		return 0, ErrBadID
 	}
-	body := id[len(IDPrefix) : len(IDPrefix)+idBodyLen]
+	body := id[len(prefix) : len(prefix)+idBodyLen]
 	for i := 0; i < len(body); i++ {
 		if !isCrockford(body[i]) {
 			return 0, ErrBadID
 		}
 	}
-	rest := id[len(IDPrefix)+idBodyLen:]
+	rest := id[len(prefix)+idBodyLen:]
 	if rest[0] != '_' || len(rest) > 5 {
 		return 0, ErrBadID
 	}
@@ -108,7 +110,18 @@ func shardOf(prefix, id string) (int, error) {
 	return n, nil
 }
 
-// IDTimeMS returns the creation time encoded in a valid id.
+// NewConversationID returns a new conversation id for shard, shaped like a
+// message id with ConversationPrefix.
+func NewConversationID(shard int, nowMS int64) string {
+	var b [40]byte
+	return string(appendID(b[:0], ConversationPrefix, shard, nowMS, rand.Uint64()))
+}
+
+// ConversationShardOf returns the shard encoded in a conversation id wagate
+// made, or ErrBadID (for an id a caller chose, such as "conv_abc123").
+func ConversationShardOf(id string) (int, error) { return shardOf(ConversationPrefix, id) }
+
+// IDTimeMS returns the creation time encoded in a valid message or batch id.
 func IDTimeMS(id string) int64 {
 	var t int64
 	for i := len(IDPrefix); i < len(IDPrefix)+10 && i < len(id); i++ {

@@ -22,6 +22,8 @@ type BatchItem struct {
 	Recipient string
 	Type      message.Type
 	Content   []byte
+	// Preview is what the inbox shows of the message.
+	Preview string
 }
 
 // BatchArgs is a batch to queue: messages from one sender on its bulk lane.
@@ -40,6 +42,9 @@ type BatchArgs struct {
 	FallbackAfter time.Duration
 	// NoRetry sends each message once: a failed attempt is final.
 	NoRetry bool
+	// WindowCheck records free-form messages to guests whose 24-hour
+	// window is closed as failed instead of queueing them.
+	WindowCheck bool
 	// IdempotencyKey and Fingerprint make a repeated request find the first
 	// batch (see EnqueueBatch).
 	IdempotencyKey string
@@ -133,7 +138,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	for lo := 0; lo < len(a.Items); lo += batchChunk {
 		hi := min(lo+batchChunk, len(a.Items))
 		j := &manyJob{script: s.scripts.enqueueMany, done: make(chan struct{}, 1),
-			keys: make([]string, 0, 8+hi-lo), args: make([]any, 0, 13+4*(hi-lo))}
+			keys: make([]string, 0, 8+hi-lo), args: make([]any, 0, 17+5*(hi-lo))}
 		j.keys = append(j.keys, target, s.keys.Events(shard), s.keys.Senders(shard), s.keys.SenderQueues(shard, a.Sender),
 			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.BatchIDs(shard, a.ID), s.keys.Awake(shard))
 		maxAttempts := 0
@@ -141,12 +146,13 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 			maxAttempts = 1
 		}
 		j.args = append(j.args, now, int64(ttl/time.Second), a.TenantID, a.Sender, lane, campaign, due, a.ExpiresMS,
-			queue, lane+"\t"+campaign, a.FallbackText, int64(a.FallbackAfter/time.Second), maxAttempts)
+			queue, lane+"\t"+campaign, a.FallbackText, int64(a.FallbackAfter/time.Second), maxAttempts,
+			s.keys.ShardPrefix(shard), flag(a.WindowCheck), s.windowMS, s.convTTL)
 		for i := lo; i < hi; i++ {
 			id := message.BatchMessageID(a.ID, i)
 			it := &a.Items[i]
 			j.keys = append(j.keys, s.keys.Msg(shard, id))
-			j.args = append(j.args, id, it.Recipient, string(it.Type), it.Content)
+			j.args = append(j.args, id, it.Recipient, string(it.Type), it.Content, it.Preview)
 		}
 		jobs = append(jobs, j)
 		s.batch.submit(ctx, j)
@@ -168,7 +174,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 			}
 			continue
 		}
-		if v, _ := j.cmd.Slice(); len(v) == 2 {
+		if v, _ := j.cmd.Slice(); len(v) == 3 {
 			n, _ := v[0].(int64)
 			queued += int(n)
 		}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +50,12 @@ type EnqueueArgs struct {
 	Preview string
 	// ConversationMeta is merged into the conversation's metadata.
 	ConversationMeta map[string]string
+	// WindowCheck refuses the message (Outcome WindowClosed) unless the
+	// guest wrote within the window: set it for free-form messages.
+	WindowCheck bool
+	// Force sends even to an opted-out guest: only for the confirmation
+	// of the opt-out itself.
+	Force bool
 }
 
 // Outcome says what Enqueue did.
@@ -63,6 +70,17 @@ const (
 	Duplicate
 	// Conflict: the Idempotency-Key was used before for another request.
 	Conflict
+	// OptedOut: the guest has opted out of this number's messages; Since
+	// and How say when and how.
+	OptedOut
+	// WindowClosed: a free-form message outside the guest's 24-hour
+	// window; LastInboundMS is the guest's last message (0: never).
+	WindowClosed
+	// ConversationOther: the conversation asked for is another guest's or
+	// another number's.
+	ConversationOther
+	// ConversationClosed: the conversation asked for is closed.
+	ConversationClosed
 )
 
 // EnqueueResult is what Enqueue did and for which message.
@@ -72,6 +90,12 @@ type EnqueueResult struct {
 	// Status is "queued" or "scheduled" for a new message, the current
 	// status for a duplicate.
 	Status message.Status
+	// Conversation is the conversation the new message joined.
+	Conversation string
+	// SinceMS and How describe an opt-out; LastInboundMS a closed window.
+	SinceMS       int64
+	How           string
+	LastInboundMS int64
 }
 
 // enqueueJob is one Enqueue call travelling through the batcher. Jobs come
@@ -86,7 +110,7 @@ type enqueueJob struct {
 }
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{keys: make([]string, 0, 9), args: make([]any, 0, 20), done: make(chan struct{}, 1)}
+	return &enqueueJob{keys: make([]string, 0, 10), args: make([]any, 0, 27), done: make(chan struct{}, 1)}
 }}
 
 func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
@@ -104,6 +128,9 @@ func (j *enqueueJob) finish(err error) {
 // entry when scheduled) and "queued" event in one script, batched with other
 // callers' into one pipeline. It returns only after Redis has answered.
 func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, error) {
+	if a.ConversationID != "" && !ValidConversationID(a.ConversationID) {
+		return EnqueueResult{}, fmt.Errorf("enqueue: %w", ErrBadConversationID)
+	}
 	shard := message.ShardFor(a.Sender, s.cfg.Shards)
 	now := s.nowMS()
 	id := message.NewID(shard, now)
@@ -125,14 +152,16 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		ttl += time.Duration(due-now) * time.Millisecond
 	}
 	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard), s.keys.Senders(shard),
-		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard))
+		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard),
+		s.keys.Guest(shard, a.Sender, a.Recipient))
 	if a.IdempotencyKey != "" {
 		j.keys = append(j.keys, s.keys.Idem(shard, a.TenantID, a.IdempotencyKey))
 	}
 	j.args = append(j.args[:0], id, now, int64(ttl/time.Second), s.idemTTL,
 		strconv.FormatUint(a.Fingerprint, 36), a.TenantID, a.Sender, a.Recipient,
 		string(a.Type), a.Content, lane, a.ConversationID, a.StaffMemberID, due,
-		a.Campaign, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), queue, lane+"\t"+a.Campaign)
+		a.Campaign, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), queue, lane+"\t"+a.Campaign,
+		s.keys.ShardPrefix(shard), flag(a.WindowCheck), s.windowMS, s.convTTL, a.Preview, metaJSON(a.ConversationMeta), flag(a.Force))
 	j.script, j.cmd, j.err = s.scripts.enqueue, nil, nil
 
 	s.batch.submit(ctx, j)
@@ -150,26 +179,61 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	if err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", classify(err))
 	}
-	if len(vals) != 2 {
-		return EnqueueResult{}, errors.New("enqueue: unexpected script answer")
+	str := func(i int) string {
+		if i < len(vals) {
+			v, _ := vals[i].(string)
+			return v
+		}
+		return ""
 	}
-	kind, _ := vals[0].(string)
-	rid, _ := vals[1].(string)
+	kind, rid := str(0), str(1)
 	switch kind {
 	case "ok":
 		st := message.StatusQueued
 		if due > now {
 			st = message.StatusScheduled
 		}
-		return EnqueueResult{ID: rid, Outcome: Queued, Status: st}, nil
+		return EnqueueResult{ID: rid, Outcome: Queued, Status: st, Conversation: str(2)}, nil
 	case "conflict":
 		return EnqueueResult{ID: rid, Outcome: Conflict}, nil
+	case "optout":
+		since, _ := strconv.ParseInt(str(1), 10, 64)
+		return EnqueueResult{Outcome: OptedOut, SinceMS: since, How: str(2)}, nil
+	case "window":
+		li, _ := strconv.ParseInt(str(1), 10, 64)
+		return EnqueueResult{Outcome: WindowClosed, LastInboundMS: li}, nil
+	case "conv_other":
+		return EnqueueResult{Outcome: ConversationOther}, nil
+	case "conv_closed":
+		return EnqueueResult{Outcome: ConversationClosed}, nil
+	case "dup":
+	default:
+		return EnqueueResult{}, fmt.Errorf("enqueue: unexpected script answer %q", kind)
 	}
-	st, err := s.rdb.HGet(ctx, s.keys.Msg(shard, rid), "st").Result()
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	v, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, rid), "st", "c").Result()
+	if err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue: status of %s: %w", rid, err)
 	}
-	return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(st)}, nil
+	st, _ := v[0].(string)
+	conv, _ := v[1].(string)
+	return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(st), Conversation: conv}, nil
+}
+
+// flag is a boolean as a script argument.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// metaJSON encodes conversation metadata for a script ("" when none).
+func metaJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m) // a map of strings always encodes
+	return string(b)
 }
 
 // ErrUnconfirmed says Redis did not answer in time: the write may or may not

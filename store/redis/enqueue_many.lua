@@ -10,6 +10,7 @@
 -- KEYS[7] batch's message ids  wa:{sNN}:batch:<id>:ids
 -- KEYS[8] woken senders        wa:{sNN}:awake
 -- KEYS[9…] one state hash per message, in ARGV's order
+-- The guests' and conversations' keys are built from ARGV[14].
 --
 -- ARGV[1]  now (unix ms)         ARGV[2]  state TTL (s)
 -- ARGV[3]  tenant                ARGV[4]  sender
@@ -18,11 +19,17 @@
 -- ARGV[9]  queue stream key      ARGV[10] "<lane>\t<campaign>"
 -- ARGV[11] fallback text         ARGV[12] fallback after (s)
 -- ARGV[13] max attempts (0: the dispatcher's)
--- then per message, from ARGV[14]: id, recipient, type, content
+-- ARGV[14] shard prefix          ARGV[15] "1": free-form messages need the window open
+-- ARGV[16] window (ms)           ARGV[17] conversation TTL (s)
+-- then per message, from ARGV[18]: id, recipient, type, content, preview
 --
 -- A message whose state exists already (the batch queued again after a
--- retry) is skipped. Returns {queued, skipped}.
+-- retry) is skipped. A message the guest may not get (opted out, or
+-- free-form outside the window) is not queued: it is recorded as failed
+-- with the reason, so that the batch's counts still add up. Returns
+-- {queued, skipped, refused}.
 local now, ttl, tenant, sender = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, checkwin, window, convttl = ARGV[14], ARGV[15] == '1', tonumber(ARGV[16]), ARGV[17]
 local due = tonumber(ARGV[7])
 local scheduled = due > tonumber(now)
 local status = 'queued'
@@ -32,41 +39,63 @@ if ARGV[11] ~= '' then fb = '1' end
 if not scheduled then
   ensure_queue(KEYS[1], KEYS[3], KEYS[4], sender, ARGV[10])
 end
-local queued, skipped = 0, 0
+local queued, skipped, refused = 0, 0, 0
 local ids = {}
 for i = 9, #KEYS do
-  local a = 14 + (i - 9) * 4
-  local id, recipient = ARGV[a], ARGV[a + 1]
+  local a = 18 + (i - 9) * 5
+  local id, recipient, ty, preview = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4]
   local msg = KEYS[i]
   if redis.call('EXISTS', msg) == 1 then
     skipped = skipped + 1
   else
-    redis.call('HSET', msg, 'st', status, 't', tenant, 'f', sender, 'r', recipient,
-      'ty', ARGV[a + 2], 'b', ARGV[a + 3], 'l', ARGV[5], 'c', '', 'sm', '',
-      'qa', now, 'a', 0, 'cp', ARGV[6], 'qk', ARGV[9])
-    if ARGV[8] ~= '0' then redis.call('HSET', msg, 'x', ARGV[8]) end
-    if ARGV[11] ~= '' then redis.call('HSET', msg, 'ft', ARGV[11]) end
-    if ARGV[12] ~= '0' then redis.call('HSET', msg, 'fas', ARGV[12]) end
-    if ARGV[13] ~= '0' then redis.call('HSET', msg, 'ma', ARGV[13]) end
-    if scheduled then
-      redis.call('HSET', msg, 'due', ARGV[7])
-      redis.call('ZADD', KEYS[1], due, id .. '\n' .. ARGV[9] .. '\n' .. recipient .. '\n' .. sender .. '\n' .. ARGV[10] .. '\n' .. fb)
+    local g = guest_key(prefix, sender, recipient)
+    local why = guest_refusal(g, now, window, checkwin and ty ~= 'template')
+    if why then
+      local ec, et = '', 'GUEST_OPTED_OUT: the guest has opted out of this number\'s messages'
+      if why == 'window' then
+        ec, et = '131047', 'MESSAGE_WINDOW_EXPIRED: free-form message outside the 24-hour window; use a template'
+      end
+      redis.call('HSET', msg, 'st', 'failed', 't', tenant, 'f', sender, 'r', recipient,
+        'ty', ty, 'b', ARGV[a + 3], 'l', ARGV[5], 'c', '', 'sm', '',
+        'qa', now, 'a', 0, 'cp', ARGV[6], 'fa', now, 'ec', ec, 'et', et)
+      redis.call('EXPIRE', msg, ttl)
+      ids[#ids + 1] = id
+      emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], '', '', '0'},
+        'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
+      refused = refused + 1
     else
-      redis.call('XADD', KEYS[1], '*', 'id', id, 'r', recipient, 'fb', fb)
+      local conv = conv_outbound(prefix, g, tenant, sender, recipient, '', conv_id_for(id), now)
+      redis.call('HSET', msg, 'st', status, 't', tenant, 'f', sender, 'r', recipient,
+        'ty', ty, 'b', ARGV[a + 3], 'l', ARGV[5], 'c', conv, 'sm', '',
+        'qa', now, 'a', 0, 'cp', ARGV[6], 'qk', ARGV[9])
+      if ARGV[8] ~= '0' then redis.call('HSET', msg, 'x', ARGV[8]) end
+      if ARGV[11] ~= '' then redis.call('HSET', msg, 'ft', ARGV[11]) end
+      if ARGV[12] ~= '0' then redis.call('HSET', msg, 'fas', ARGV[12]) end
+      if ARGV[13] ~= '0' then redis.call('HSET', msg, 'ma', ARGV[13]) end
+      if scheduled then
+        redis.call('HSET', msg, 'due', ARGV[7])
+        redis.call('ZADD', KEYS[1], due, id .. '\n' .. ARGV[9] .. '\n' .. recipient .. '\n' .. sender .. '\n' .. ARGV[10] .. '\n' .. fb)
+      else
+        redis.call('XADD', KEYS[1], '*', 'id', id, 'r', recipient, 'fb', fb)
+      end
+      redis.call('EXPIRE', msg, ttl)
+      conv_add(prefix, conv, tenant, out_entry(id, now, ty, preview, ''), preview, 'out', now, convttl)
+      keep_guest(g, convttl)
+      ids[#ids + 1] = id
+      emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], conv, '', '0'},
+        status, now, {'ch', 'whatsapp'})
+      queued = queued + 1
     end
-    redis.call('EXPIRE', msg, ttl)
-    ids[#ids + 1] = id
-    emit_with(KEYS[2], id, {tenant, sender, recipient, ARGV[a + 2], ARGV[5], '', '', '0'},
-      status, now, {'ch', 'whatsapp'})
-    queued = queued + 1
   end
 end
-if queued > 0 then
+if #ids > 0 then
   redis.call('RPUSH', KEYS[7], unpack(ids))
-  redis.call('HINCRBY', KEYS[6], tenant, queued)
   redis.call('EXPIRE', KEYS[7], ttl)
+end
+if queued > 0 then
+  redis.call('HINCRBY', KEYS[6], tenant, queued)
   if not scheduled then
     wake(KEYS[5], KEYS[8], sender)
   end
 end
-return {queued, skipped}
+return {queued, skipped, refused}

@@ -19,6 +19,7 @@ import (
 // uses a reader at a time.
 type EventReader struct {
 	s        *Store
+	group    string
 	consumer string
 	// pending[shard] is true until the shard's own unacknowledged entries
 	// (from before a restart) have been read again, once each: cursor[shard]
@@ -38,7 +39,17 @@ type EventReader struct {
 // name that stays the same across restarts of the same instance, so that it
 // picks up its own unacknowledged events at once.
 func (s *Store) EventReader(consumer string) *EventReader {
-	r := &EventReader{s: s, consumer: consumer, pending: make([]bool, s.cfg.Shards), cursor: make([]string, s.cfg.Shards),
+	return s.eventReader(GroupLoader, consumer)
+}
+
+// HookEventReader returns a reader of the hooks group (the tenants'
+// webhooks) named consumer.
+func (s *Store) HookEventReader(consumer string) *EventReader {
+	return s.eventReader(GroupHooks, consumer)
+}
+
+func (s *Store) eventReader(group, consumer string) *EventReader {
+	r := &EventReader{s: s, group: group, consumer: consumer, pending: make([]bool, s.cfg.Shards), cursor: make([]string, s.cfg.Shards),
 		ReclaimIdle: 5 * time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
 	for i := range r.pending {
 		r.pending[i], r.cursor[i] = true, "0"
@@ -98,7 +109,7 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 			from = r.cursor[sh]
 		}
 		cmds[sh] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{
-			Group: GroupLoader, Consumer: r.consumer,
+			Group: r.group, Consumer: r.consumer,
 			Streams: []string{s.keys.Events(sh), from}, Count: int64(per), Block: -1,
 		})
 	}
@@ -138,7 +149,7 @@ func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int)
 	for sh := 0; sh < s.cfg.Shards; sh++ {
 		key := s.keys.Events(sh)
 		idle, err := s.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
-			Stream: key, Group: GroupLoader, Idle: r.ReclaimIdle, Start: "-", End: "+", Count: int64(per),
+			Stream: key, Group: r.group, Idle: r.ReclaimIdle, Start: "-", End: "+", Count: int64(per),
 		}).Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return dst, fmt.Errorf("reclaim events: %w", err)
@@ -153,7 +164,7 @@ func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int)
 			continue
 		}
 		msgs, err := s.rdb.XClaim(ctx, &goredis.XClaimArgs{
-			Stream: key, Group: GroupLoader, Consumer: r.consumer, MinIdle: r.ReclaimIdle, Messages: ids,
+			Stream: key, Group: r.group, Consumer: r.consumer, MinIdle: r.ReclaimIdle, Messages: ids,
 		}).Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return dst, fmt.Errorf("reclaim events: %w", err)
@@ -177,7 +188,7 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 	}
 	p := r.s.rdb.Pipeline()
 	for sh, ids := range byShard {
-		p.XAck(ctx, r.s.keys.Events(sh), GroupLoader, ids...)
+		p.XAck(ctx, r.s.keys.Events(sh), r.group, ids...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("ack events: %w", err)

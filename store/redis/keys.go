@@ -110,8 +110,42 @@ func (k *Keys) Idem(shard int, tenant, key string) string {
 	return k.shards[shard] + "idem:" + tenant + ":" + key
 }
 
-// Conv is the (sender, guest) conversation hash.
-func (k *Keys) Conv(shard int, guest string) string { return k.shards[shard] + "conv:" + guest }
+// Guest is the hash of what sender knows of guest: the current
+// conversation, the last inbound time (the 24-hour window) and the opt-out.
+func (k *Keys) Guest(shard int, sender, guest string) string {
+	return k.shards[shard] + "g:" + sender + ":" + guest
+}
+
+// Conversation is a conversation's hash; it lives on its number's shard.
+func (k *Keys) Conversation(shard int, id string) string { return k.shards[shard] + "cv:" + id }
+
+// ConversationHistory is a conversation's list of history entries (JSON).
+func (k *Keys) ConversationHistory(shard int, id string) string { return k.shards[shard] + "cvh:" + id }
+
+// Conversations is the zset of a tenant's conversations on shard, scored
+// by last activity.
+func (k *Keys) Conversations(shard int, tenant string) string {
+	return k.shards[shard] + "cvi:" + tenant
+}
+
+// GuestConversations is the zset of a guest's conversations with sender,
+// by creation time.
+func (k *Keys) GuestConversations(shard int, sender, guest string) string {
+	return k.shards[shard] + "cvg:" + sender + ":" + guest
+}
+
+// Notify is the shard's stream of conversation, inbound-message and
+// opt-out events, for the tenants' webhooks.
+func (k *Keys) Notify(shard int) string { return k.shards[shard] + "notify" }
+
+// InboundSeen marks a provider's inbound message id as processed.
+func (k *Keys) InboundSeen(shard int, providerID string) string {
+	return k.shards[shard] + "in:" + providerID
+}
+
+// Tenant is the prefix of a tenant's own keys (settings, webhook
+// configuration…), which no script shares with a shard.
+func (k *Keys) Tenant(tenant string) string { return k.prefix + ":t:" + tenant + ":" }
 
 // Events is the shard's status events stream.
 func (k *Keys) Events(shard int) string { return k.shards[shard] + "events" }

@@ -133,3 +133,142 @@ local function record(msgkey, events, tq, new, at, f, ttl)
   if moves then moved = 1 end
   return moved, first, cur[1]
 end
+
+-- Guests and conversations, all on the shard of the business number:
+--   g:<sender>:<guest>  hash  cv current conversation, li last inbound (ms),
+--                             oo "1" opted out, ooa when, oos how (keyword, api)
+--   cv:<id>             hash  t tenant, f sender, g guest, st open|archived|closed,
+--                             ca created, la last activity, lp last preview, ld
+--                             last direction (in|out), n messages, un unread,
+--                             li guest's last message in it, as assignee,
+--                             sr service request, md metadata (JSON), rs
+--                             resolution (JSON), rda read at
+--   cvh:<id>            list  history entries (JSON), oldest first
+--   cvi:<tenant>        zset  the tenant's conversations by last activity
+--   cvg:<sender>:<guest> zset the guest's conversations by creation time
+--   notify              stream conversation, inbound and opt-out events for
+--                             client webhooks
+-- Their keys are built from the shard prefix the caller passes (same slot).
+
+-- HISTORY_MAX bounds a conversation's history list.
+local HISTORY_MAX = 5000
+
+local function guest_key(prefix, sender, guest)
+  return prefix .. 'g:' .. sender .. ':' .. guest
+end
+
+-- guest_refusal says why guest may not get a message now: 'optout' (and
+-- since when, how), 'window' (and the last inbound time, '' if none) when
+-- check_window and the 24-hour window is closed, or nil.
+local function guest_refusal(g, now, window_ms, check_window)
+  local v = redis.call('HMGET', g, 'oo', 'ooa', 'oos', 'li')
+  if v[1] == '1' then
+    return 'optout', v[2] or '', v[3] or ''
+  end
+  if check_window then
+    local li = tonumber(v[4] or '0') or 0
+    if li == 0 or tonumber(now) - li >= window_ms then
+      return 'window', v[4] or '', ''
+    end
+  end
+  return nil
+end
+
+-- keep_guest renews a guest's hash, unless it holds an opt-out, which is
+-- kept for good.
+local function keep_guest(g, ttl)
+  if redis.call('HGET', g, 'oo') ~= '1' then
+    redis.call('EXPIRE', g, ttl)
+  end
+end
+
+-- notify appends a client-webhook event of kind k to the shard's notify
+-- stream; d is its JSON data.
+local function notify(prefix, k, tenant, sender, guest, conv, at, d)
+  redis.call('XADD', prefix .. 'notify', '*', 'k', k, 't', tenant, 'f', sender, 'g', guest,
+    'c', conv or '', 'ts', at, 'd', d or '{}')
+end
+
+-- conv_create makes conversation id and files it under the guest's
+-- conversations (cvg:<sender>:<guest>, a zset by creation time).
+local function conv_create(prefix, id, tenant, sender, guest, now)
+  redis.call('HSET', prefix .. 'cv:' .. id, 't', tenant, 'f', sender, 'g', guest, 'st', 'open',
+    'ca', now, 'la', now, 'n', 0, 'un', 0)
+  redis.call('ZADD', prefix .. 'cvg:' .. sender .. ':' .. guest, now, id)
+end
+
+-- conv_outbound finds the conversation an outbound message joins: want
+-- (the caller's id) when given, else the guest's current one, else a new
+-- one named newid. An archived conversation opens again. Returns the id,
+-- or nil and why not: 'conv_other' (want is another guest's or number's)
+-- or 'conv_closed'.
+local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now)
+  local id = want
+  if id == '' then
+    id = redis.call('HGET', g, 'cv') or ''
+  end
+  if id ~= '' then
+    local ck = prefix .. 'cv:' .. id
+    local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st')
+    if c[1] then
+      if c[1] ~= tenant or c[2] ~= sender or c[3] ~= guest then
+        if want ~= '' then return nil, 'conv_other' end
+        id = ''
+      elseif c[4] == 'closed' then
+        if want ~= '' then return nil, 'conv_closed' end
+        id = ''
+      else
+        if c[4] == 'archived' then
+          redis.call('HSET', ck, 'st', 'open')
+        end
+        if want ~= '' then redis.call('HSET', g, 'cv', id) end
+        return id
+      end
+    elseif want == '' then
+      id = ''
+    end
+  end
+  if id == '' then id = newid end
+  conv_create(prefix, id, tenant, sender, guest, now)
+  redis.call('HSET', g, 'cv', id)
+  return id
+end
+
+-- conv_add appends entry (JSON) to conversation id's history and updates
+-- its summary and its place in the tenant's index.
+local function conv_add(prefix, id, tenant, entry, preview, dir, now, ttl)
+  local ck = prefix .. 'cv:' .. id
+  local hk = prefix .. 'cvh:' .. id
+  redis.call('HSET', ck, 'la', now, 'lp', preview, 'ld', dir)
+  redis.call('HINCRBY', ck, 'n', 1)
+  if redis.call('RPUSH', hk, entry) > HISTORY_MAX then
+    redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+  end
+  redis.call('ZADD', prefix .. 'cvi:' .. tenant, now, id)
+  redis.call('EXPIRE', ck, ttl)
+  redis.call('EXPIRE', hk, ttl)
+  local c = redis.call('HMGET', ck, 'f', 'g')
+  redis.call('EXPIRE', prefix .. 'cvg:' .. c[1] .. ':' .. c[2], ttl)
+end
+
+-- conv_meta merges a JSON object of strings into the conversation's metadata.
+local function conv_meta(prefix, id, md)
+  if md == '' then return end
+  local ck = prefix .. 'cv:' .. id
+  local cur = redis.call('HGET', ck, 'md')
+  local m = {}
+  if cur then m = cjson.decode(cur) end
+  for k, v in pairs(cjson.decode(md)) do m[k] = v end
+  redis.call('HSET', ck, 'md', cjson.encode(m))
+end
+
+-- conv_id_for derives a conversation id from a message id: unique, and on
+-- the message's shard like every id ("msg_X_7" → "conv_X_7").
+local function conv_id_for(msgid)
+  return 'conv_' .. string.sub(msgid, 5)
+end
+
+-- out_entry is the history entry of an outbound message.
+local function out_entry(id, now, ty, preview, staff)
+  return cjson.encode({d = 'out', id = id, at = tonumber(now), ty = ty, p = preview, sm = staff})
+end

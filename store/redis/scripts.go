@@ -36,6 +36,14 @@ var (
 	enqueueManySrc string
 	//go:embed cancel_many.lua
 	cancelManySrc string
+	//go:embed inbound.lua
+	inboundSrc string
+	//go:embed optset.lua
+	optsetSrc string
+	//go:embed conv_action.lua
+	convActionSrc string
+	//go:embed claim_due.lua
+	claimDueSrc string
 )
 
 // scripts holds the loaded scripts. They run with EVALSHA inside pipelines;
@@ -43,7 +51,7 @@ var (
 // jobs that did not run are sent again after load (see batcher).
 type scripts struct {
 	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *goredis.Script
-	enqueueMany, cancelMany                                                *goredis.Script
+	enqueueMany, cancelMany, inbound, optset, convAction, claimDue         *goredis.Script
 }
 
 func newScripts() *scripts {
@@ -53,12 +61,13 @@ func newScripts() *scripts {
 		transition: lib(transitionSrc), retry: lib(retrySrc), promote: lib(promoteSrc),
 		lease: lib(leaseSrc), gc: lib(gcSrc), requeue: lib(requeueSrc),
 		enqueueMany: lib(enqueueManySrc), cancelMany: lib(cancelManySrc),
+		inbound: lib(inboundSrc), optset: lib(optsetSrc), convAction: lib(convActionSrc), claimDue: lib(claimDueSrc),
 	}
 }
 
 func (s *scripts) all() []*goredis.Script {
 	return []*goredis.Script{s.enqueue, s.begin, s.finish, s.transition, s.retry, s.promote, s.lease, s.gc, s.requeue,
-		s.enqueueMany, s.cancelMany}
+		s.enqueueMany, s.cancelMany, s.inbound, s.optset, s.convAction, s.claimDue}
 }
 
 // load puts every script into the script cache of every node.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/wagate/wagate/message"
 )
 
@@ -42,12 +44,14 @@ type State struct {
 	FallbackText                                         string
 	FallbackAfterS                                       int64
 	FallbackProvider, FallbackChannel, FallbackMessageID string
+	// Content is Meta's object for Type (JSON).
+	Content []byte
 }
 
 // stateFields are the hash fields State reads, in State's order.
 var stateFields = []string{"t", "f", "r", "st", "ty", "l", "c", "sm",
 	"qa", "sa", "da", "ra", "fa", "xa", "ca", "fb", "a", "p", "pid", "ec", "et", "pc",
-	"cp", "due", "x", "ft", "fas", "fbp", "fbch", "fbid"}
+	"cp", "due", "x", "ft", "fas", "fbp", "fbch", "fbid", "b"}
 
 // State returns the state of message id, or ErrNotFound.
 func (s *Store) State(ctx context.Context, id string) (*State, error) {
@@ -59,10 +63,44 @@ func (s *Store) State(ctx context.Context, id string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("message state: %w", err)
 	}
+	st := decodeState(id, v)
+	if st == nil {
+		return nil, ErrNotFound
+	}
+	return st, nil
+}
+
+// States returns the states of ids in one round trip, nil for the ones
+// not found.
+func (s *Store) States(ctx context.Context, ids []string) ([]*State, error) {
+	out := make([]*State, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.SliceCmd, len(ids))
+	for i, id := range ids {
+		if shard, err := message.ShardOf(id); err == nil && shard < s.cfg.Shards {
+			cmds[i] = p.HMGet(ctx, s.keys.Msg(shard, id), stateFields...)
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("message states: %w", err)
+	}
+	for i, c := range cmds {
+		if c != nil {
+			out[i] = decodeState(ids[i], c.Val())
+		}
+	}
+	return out, nil
+}
+
+// decodeState reads the values of stateFields; nil when the hash is gone.
+func decodeState(id string, v []interface{}) *State {
 	str := func(i int) string { x, _ := v[i].(string); return x }
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	if str(3) == "" {
-		return nil, ErrNotFound
+		return nil
 	}
 	return &State{
 		ID: id, TenantID: str(0), Sender: str(1), Recipient: str(2),
@@ -73,6 +111,6 @@ func (s *Store) State(ctx context.Context, id string) (*State, error) {
 		Attempts: int(num(16)), Provider: str(17), ProviderMessageID: str(18),
 		ErrorCode: int(num(19)), ErrorTitle: str(20), PricingCategory: str(21),
 		Campaign: str(22), DueMS: num(23), ExpiresMS: num(24), FallbackText: str(25), FallbackAfterS: num(26),
-		FallbackProvider: str(27), FallbackChannel: str(28), FallbackMessageID: str(29),
-	}, nil
+		FallbackProvider: str(27), FallbackChannel: str(28), FallbackMessageID: str(29), Content: []byte(str(30)),
+	}
 }

@@ -28,6 +28,13 @@ type Config struct {
 	// PIDTTL is how long a provider message id maps to its message (30 days),
 	// as long as a provider may still report on it.
 	PIDTTL time.Duration
+	// ConversationTTL is how long a conversation, its history and a guest's
+	// window live after their last activity (90 days). A guest's opt-out
+	// is kept for good.
+	ConversationTTL time.Duration
+	// Window is WhatsApp's customer service window (24 h): free-form
+	// messages go only this long after the guest's last message.
+	Window time.Duration
 	// Pipelines is how many pipelines may be in flight at once (4).
 	Pipelines int
 	// PipelineMax caps the callers sharing one pipeline (256).
@@ -53,6 +60,12 @@ func (c *Config) setDefaults() {
 	if c.PIDTTL == 0 {
 		c.PIDTTL = 30 * 24 * time.Hour
 	}
+	if c.ConversationTTL == 0 {
+		c.ConversationTTL = 90 * 24 * time.Hour
+	}
+	if c.Window == 0 {
+		c.Window = 24 * time.Hour
+	}
 	if c.Pipelines == 0 {
 		c.Pipelines = 4
 	}
@@ -70,7 +83,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("redis: inbound parts must be 1..100, got %d", c.InboundParts)
 	case strings.ContainsAny(c.Prefix, "{}: "):
 		return fmt.Errorf("redis: prefix %q may not contain braces, colons or spaces", c.Prefix)
-	case c.StateTTL < time.Minute || c.IdempotencyTTL < time.Second || c.PIDTTL < time.Minute:
+	case c.StateTTL < time.Minute || c.IdempotencyTTL < time.Second || c.PIDTTL < time.Minute || c.ConversationTTL < time.Minute || c.Window < time.Second:
 		return errors.New("redis: TTLs are too short")
 	case c.Pipelines < 1 || c.PipelineMax < 1:
 		return errors.New("redis: pipelines and pipeline size must be positive")
@@ -86,9 +99,10 @@ type Store struct {
 	scripts *scripts
 	batch   *batcher
 
-	stateTTL, idemTTL string // seconds, as script arguments
-	now               func() time.Time
-	inboundSeq        atomic.Uint64 // spreads webhooks over partitions
+	stateTTL, idemTTL, convTTL string // seconds, as script arguments
+	windowMS                   string
+	now                        func() time.Time
+	inboundSeq                 atomic.Uint64 // spreads webhooks over partitions
 }
 
 // Consumer groups of wagate's streams.
@@ -96,6 +110,8 @@ const (
 	GroupDispatch = "dispatch"
 	GroupInbound  = "inbound"
 	GroupLoader   = "loader"
+	// GroupHooks delivers events to the tenants' webhooks.
+	GroupHooks = "hooks"
 )
 
 // Open connects to the Redis at url ("redis://host:port/db").
@@ -130,6 +146,8 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 		scripts:  newScripts(),
 		stateTTL: fmt.Sprint(int64(cfg.StateTTL / time.Second)),
 		idemTTL:  fmt.Sprint(int64(cfg.IdempotencyTTL / time.Second)),
+		convTTL:  fmt.Sprint(int64(cfg.ConversationTTL / time.Second)),
+		windowMS: fmt.Sprint(cfg.Window.Milliseconds()),
 		now:      time.Now,
 	}
 	if err := s.scripts.load(ctx, rdb); err != nil {
@@ -162,6 +180,8 @@ func (s *Store) createGroups(ctx context.Context) error {
 	p := s.rdb.Pipeline()
 	for sh := 0; sh < s.cfg.Shards; sh++ {
 		p.XGroupCreateMkStream(ctx, s.keys.Events(sh), GroupLoader, "0")
+		p.XGroupCreateMkStream(ctx, s.keys.Events(sh), GroupHooks, "0")
+		p.XGroupCreateMkStream(ctx, s.keys.Notify(sh), GroupHooks, "0")
 	}
 	for part := 0; part < s.cfg.InboundParts; part++ {
 		p.XGroupCreateMkStream(ctx, s.keys.Inbound(part), GroupInbound, "0")

@@ -1,0 +1,61 @@
+-- conv_action.lua: one staff action on a conversation, with its event for
+-- the tenant's webhook.
+--
+-- KEYS[1] conversation hash    wa:{sNN}:cv:<id>
+-- The notify stream is built from ARGV[1].
+--
+-- ARGV[1] shard prefix   ARGV[2] tenant   ARGV[3] action   ARGV[4] now (ms)
+-- ARGV[5] the action's fields (JSON object)
+--
+-- Actions: resolve {resolution_notes, satisfaction_rating,
+-- follow_up_required, resolved_by} archives it with its resolution; assign
+-- {assigned_to} ("" unassigns); link {service_request_id}; read (unread to
+-- 0); archive; close; reopen. A closed conversation takes only reopen.
+--
+-- Returns {"ok", previous status, status}, {"missing"} (no such
+-- conversation of the tenant) or {"closed"}.
+local ck = KEYS[1]
+local c = redis.call('HMGET', ck, 't', 'st', 'f', 'g')
+if not c[1] or c[1] ~= ARGV[2] then
+  return {'missing'}
+end
+local prev, action, now = c[2], ARGV[3], ARGV[4]
+local f = cjson.decode(ARGV[5])
+if prev == 'closed' and action ~= 'reopen' and action ~= 'read' then
+  return {'closed'}
+end
+local st = prev
+if action == 'resolve' then
+  f.resolved_at = tonumber(now)
+  redis.call('HSET', ck, 'rs', cjson.encode(f), 'st', 'archived')
+  st = 'archived'
+elseif action == 'assign' then
+  if f.assigned_to == '' then
+    redis.call('HDEL', ck, 'as')
+  else
+    redis.call('HSET', ck, 'as', f.assigned_to)
+  end
+elseif action == 'link' then
+  redis.call('HSET', ck, 'sr', f.service_request_id)
+elseif action == 'read' then
+  redis.call('HSET', ck, 'un', 0, 'rda', now)
+elseif action == 'archive' then
+  st = 'archived'
+elseif action == 'close' then
+  st = 'closed'
+elseif action == 'reopen' then
+  st = 'open'
+else
+  return redis.error_reply('unknown action ' .. action)
+end
+if st ~= prev then
+  redis.call('HSET', ck, 'st', st)
+end
+if action ~= 'read' then
+  f.action = action
+  f.status = st
+  f.previous_status = prev
+  notify(ARGV[1], 'conversation_updated', ARGV[2], c[3], c[4],
+    string.match(ck, 'cv:(.*)$'), now, cjson.encode(f))
+end
+return {'ok', prev, st}

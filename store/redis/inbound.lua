@@ -1,0 +1,86 @@
+-- inbound.lua: file a guest's message to a business number, atomically:
+-- once per provider message id, the 24-hour window, the conversation
+-- (opened, or reopened when archived; a closed one is left and a new one
+-- begun), the history entry, the unread count, an opt-out or opt-in the
+-- message asked for, and the events for the tenant's webhook.
+--
+-- KEYS[1] guest hash           wa:{sNN}:g:<sender>:<guest>
+-- KEYS[2] seen marker          wa:{sNN}:in:<provider message id>
+-- Conversation keys (cv:, cvh:, cvi:, cvg:) and the notify stream are built
+-- from ARGV[1].
+--
+-- ARGV[1]  shard prefix          ARGV[2]  tenant
+-- ARGV[3]  sender                ARGV[4]  guest
+-- ARGV[5]  guest's profile name  ARGV[6]  when the guest sent it (unix ms)
+-- ARGV[7]  now (unix ms)         ARGV[8]  history entry (JSON)
+-- ARGV[9]  inbox preview         ARGV[10] id for a new conversation
+-- ARGV[11] "out", "in" or "": the opt-out or opt-in keyword it holds
+-- ARGV[12] the keyword           ARGV[13] conversation TTL (s)
+-- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
+-- ARGV[16] notify data (JSON)
+--
+-- Returns {"dup"} for a message filed before, else {"ok", conversation,
+-- change ("created", "reopened" or ""), opt change ("out", "in" or "")}.
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[14]) then
+  return {'dup'}
+end
+local prefix, tenant, sender, guest = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local g = KEYS[1]
+local at, now, ttl = ARGV[6], ARGV[7], ARGV[13]
+
+local li = tonumber(redis.call('HGET', g, 'li') or '0') or 0
+if tonumber(at) > li then
+  redis.call('HSET', g, 'li', at)
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', g, 'nm', ARGV[5])
+end
+
+local conv = redis.call('HGET', g, 'cv')
+local change = ''
+local st = nil
+if conv then
+  st = redis.call('HGET', prefix .. 'cv:' .. conv, 'st')
+end
+if not st or st == 'closed' then
+  conv = ARGV[10]
+  conv_create(prefix, conv, tenant, sender, guest, now)
+  redis.call('HSET', g, 'cv', conv)
+  change = 'created'
+elseif st == 'archived' then
+  redis.call('HSET', prefix .. 'cv:' .. conv, 'st', 'open')
+  change = 'reopened'
+end
+local ck = prefix .. 'cv:' .. conv
+conv_add(prefix, conv, tenant, ARGV[8], ARGV[9], 'in', now, ttl)
+redis.call('HINCRBY', ck, 'un', 1)
+local cli = tonumber(redis.call('HGET', ck, 'li') or '0') or 0
+if tonumber(at) > cli then
+  redis.call('HSET', ck, 'li', at)
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', ck, 'nm', ARGV[5])
+end
+
+if change ~= '' then
+  notify(prefix, 'conversation_updated', tenant, sender, guest, conv, now,
+    cjson.encode({status = 'open', change = change}))
+end
+notify(prefix, ARGV[15], tenant, sender, guest, conv, at, ARGV[16])
+
+local opt = ''
+local oo = redis.call('HGET', g, 'oo')
+if ARGV[11] == 'out' and oo ~= '1' then
+  redis.call('HSET', g, 'oo', '1', 'ooa', at, 'oos', 'keyword')
+  redis.call('PERSIST', g)
+  opt = 'out'
+  notify(prefix, 'guest_opted_out', tenant, sender, guest, conv, at,
+    cjson.encode({source = 'keyword', keyword = ARGV[12]}))
+elseif ARGV[11] == 'in' and oo == '1' then
+  redis.call('HSET', g, 'oo', '0', 'ooa', at, 'oos', 'keyword')
+  opt = 'in'
+  notify(prefix, 'guest_opted_in', tenant, sender, guest, conv, at,
+    cjson.encode({source = 'keyword', keyword = ARGV[12]}))
+end
+keep_guest(g, ttl)
+return {'ok', conv, change, opt}

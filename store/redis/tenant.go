@@ -1,0 +1,128 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Tenant documents: JSON a tenant's admin sets through the API, read by
+// every process.
+const (
+	DocSettings = "settings"
+	DocWebhook  = "webhook"
+)
+
+// TenantDoc returns tenant's document name, nil when it was never set.
+func (s *Store) TenantDoc(ctx context.Context, tenant, name string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.keys.Tenant(tenant)+name).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// PutTenantDoc sets tenant's document name (nil deletes it).
+func (s *Store) PutTenantDoc(ctx context.Context, tenant, name string, doc []byte) error {
+	var err error
+	if doc == nil {
+		err = s.rdb.Del(ctx, s.keys.Tenant(tenant)+name).Err()
+	} else {
+		err = s.rdb.Set(ctx, s.keys.Tenant(tenant)+name, doc, 0).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", name, err)
+	}
+	return nil
+}
+
+// HookStats counts a tenant's webhook deliveries.
+type HookStats struct {
+	Delivered, Failed, Retried, DeadLettered int64
+	LastSuccessMS, LastFailureMS             int64
+	LastError                                string
+	// DeadLetters are the newest deliveries given up on (JSON), newest first.
+	DeadLetters []string
+}
+
+// hookDLQMax bounds the dead deliveries kept per tenant.
+const hookDLQMax = 1000
+
+// RecordHook counts one delivery attempt's outcome for tenant: ok, or
+// failed with errText; retry says it will be tried again, and dead, when
+// not, keeps body (the payload) among the dead letters.
+func (s *Store) RecordHook(ctx context.Context, tenant string, ok bool, errText string, retry bool, body []byte) error {
+	key := s.keys.Tenant(tenant) + "hookstats"
+	now := s.nowMS()
+	p := s.rdb.TxPipeline()
+	switch {
+	case ok:
+		p.HIncrBy(ctx, key, "delivered", 1)
+		p.HSet(ctx, key, "last_success", now)
+	default:
+		p.HIncrBy(ctx, key, "failed", 1)
+		p.HSet(ctx, key, "last_failure", now, "last_error", errText)
+		if retry {
+			p.HIncrBy(ctx, key, "retried", 1)
+		} else {
+			dlq := s.keys.Tenant(tenant) + "hookdlq"
+			p.HIncrBy(ctx, key, "dead", 1)
+			p.LPush(ctx, dlq, body)
+			p.LTrim(ctx, dlq, 0, hookDLQMax-1)
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("record webhook delivery: %w", err)
+	}
+	return nil
+}
+
+// HookStats returns tenant's webhook delivery counts and up to dead of its
+// newest dead deliveries.
+func (s *Store) HookStats(ctx context.Context, tenant string, dead int) (*HookStats, error) {
+	p := s.rdb.Pipeline()
+	h := p.HGetAll(ctx, s.keys.Tenant(tenant)+"hookstats")
+	l := p.LRange(ctx, s.keys.Tenant(tenant)+"hookdlq", 0, int64(dead)-1)
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("webhook stats: %w", err)
+	}
+	m := h.Val()
+	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+	return &HookStats{Delivered: num("delivered"), Failed: num("failed"), Retried: num("retried"), DeadLettered: num("dead"),
+		LastSuccessMS: num("last_success"), LastFailureMS: num("last_failure"), LastError: m["last_error"],
+		DeadLetters: l.Val()}, nil
+}
+
+// ScheduleHookRetry parks a delivery (opaque member) until due.
+func (s *Store) ScheduleHookRetry(ctx context.Context, member string, due time.Time) error {
+	if err := s.rdb.ZAdd(ctx, s.keys.Prefix()+":hookretry", goredis.Z{Score: float64(due.UnixMilli()), Member: member}).Err(); err != nil {
+		return fmt.Errorf("schedule webhook retry: %w", err)
+	}
+	return nil
+}
+
+// ClaimHookRetries returns up to n due deliveries, each hidden from other
+// claimers for lease; DoneHookRetry removes one once handled.
+func (s *Store) ClaimHookRetries(ctx context.Context, n int, lease time.Duration) ([]string, error) {
+	now := s.nowMS()
+	v, err := s.scripts.claimDue.Run(ctx, s.rdb, []string{s.keys.Prefix() + ":hookretry"}, now, now+lease.Milliseconds(), n).StringSlice()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("claim webhook retries: %w", err)
+	}
+	return v, nil
+}
+
+// DoneHookRetry forgets a retried delivery.
+func (s *Store) DoneHookRetry(ctx context.Context, member string) error {
+	if err := s.rdb.ZRem(ctx, s.keys.Prefix()+":hookretry", member).Err(); err != nil {
+		return fmt.Errorf("webhook retry done: %w", err)
+	}
+	return nil
+}
