@@ -50,8 +50,9 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 		writeError(ctx, e)
 		return out
 	}
-	if len(o.ConversationID) > maxRefLen {
-		writeError(ctx, invalidRequest("conversation_id is too long", map[string]any{"field": "conversation_id", "max_length": maxRefLen}))
+	if o.ConversationID != "" && !redis.ValidConversationID(o.ConversationID) {
+		writeError(ctx, invalidRequest("conversation_id may hold letters, digits, '.', '_' and '-', at most 128",
+			map[string]any{"field": "conversation_id", "max_length": 128}))
 		return out
 	}
 	if len(o.StaffMemberID) > maxRefLen {
@@ -70,6 +71,16 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 			writeError(ctx, e)
 			return out
 		}
+	}
+	if o.Type != message.TypeTemplate {
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+		st, err := s.settings.get(sctx, p.Tenant.ID)
+		cancel()
+		if err != nil {
+			// The safe choice: the defaults, which enforce the window.
+			s.log.Warn("tenant settings", "err", err)
+		}
+		a.WindowCheck = st.WindowEnforcement
 	}
 	a.Fingerprint = fingerprint(a)
 	if e := s.backpressure(p, 1, sender, key); e != nil {
@@ -124,6 +135,27 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 		return out
 	}
 	switch res.Outcome {
+	case redis.WindowClosed:
+		s.depth.add(a.TenantID, -1)
+		writeError(ctx, s.windowExpired(a, res.LastInboundMS))
+		return out
+	case redis.OptedOut:
+		s.depth.add(a.TenantID, -1)
+		writeError(ctx, optedOut(a, res))
+		return out
+	case redis.ConversationOther:
+		s.depth.add(a.TenantID, -1)
+		writeError(ctx, &apiError{Code: message.CodeInvalidRequest,
+			Message:         "conversation_id names a conversation with another guest or from another number",
+			Details:         map[string]any{"field": "conversation_id", "conversation_id": a.ConversationID, "guest_phone": a.Recipient, "from": a.Sender},
+			RecoveryOptions: []string{"Leave conversation_id out: the message joins the guest's current conversation"}})
+		return out
+	case redis.ConversationClosed:
+		s.depth.add(a.TenantID, -1)
+		writeError(ctx, &apiError{Code: message.CodeConversationClosed, Message: "The conversation is closed",
+			Details:         map[string]any{"conversation_id": a.ConversationID},
+			RecoveryOptions: []string{"Reopen it with POST /api/v1/whatsapp/conversations/{id}/reopen", "Leave conversation_id out to begin a new conversation"}})
+		return out
 	case redis.Conflict:
 		writeError(ctx, &apiError{Code: message.CodeIdempotencyConflict,
 			Message:         "This Idempotency-Key was already used for a different message",
@@ -138,6 +170,10 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 	out = appendJSONString(out, res.ID)
 	out = append(out, `,"status":`...)
 	out = appendJSONString(out, string(res.Status))
+	if res.Conversation != "" {
+		out = append(out, `,"conversation_id":`...)
+		out = appendJSONString(out, res.Conversation)
+	}
 	out = append(out, '}')
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")
@@ -155,4 +191,58 @@ func prefixField(e *apiError, parent string) *apiError {
 		e.Message = parent + ": " + e.Message
 	}
 	return e
+}
+
+// windowRecovery are the seed's recovery options for a closed window.
+var windowRecovery = [...]string{
+	"Use approved template message",
+	"Wait for guest to initiate conversation",
+	"Contact guest via alternative channel",
+}
+
+// windowExpired is the answer to a free-form message outside the guest's
+// 24-hour window (seed 001's example), naming templates to use instead.
+func (s *Server) windowExpired(a *redis.EnqueueArgs, lastInboundMS int64) *apiError {
+	d := map[string]any{"guest_phone": a.Recipient, "from": a.Sender, "last_guest_message": nil, "window_expires": nil,
+		"suggested_templates": s.suggestedTemplates(a.TenantID)}
+	msg := "Cannot send free-form message outside 24-hour window"
+	if lastInboundMS > 0 {
+		d["last_guest_message"] = rfc3339(lastInboundMS)
+		d["window_expires"] = rfc3339(lastInboundMS + s.store.Config().Window.Milliseconds())
+	} else {
+		msg += ": the guest has not written to this number"
+	}
+	return &apiError{Code: message.CodeMessageWindowExpired, Message: msg, Details: d, RecoveryOptions: windowRecovery[:]}
+}
+
+// optedOut is the answer to a message for a guest who opted out.
+func optedOut(a *redis.EnqueueArgs, res redis.EnqueueResult) *apiError {
+	d := map[string]any{"guest_phone": a.Recipient, "from": a.Sender, "opted_out_at": nil, "source": res.How}
+	if res.SinceMS > 0 {
+		d["opted_out_at"] = rfc3339(res.SinceMS)
+	}
+	return &apiError{Code: message.CodeGuestOptedOut, Message: "Guest has opted out of WhatsApp communications", Details: d,
+		RecoveryOptions: []string{
+			"Do not message the guest on WhatsApp until they opt in again",
+			"The guest can opt in again by sending START",
+			"Contact guest via alternative channel",
+		}}
+}
+
+// rfc3339 formats Unix ms as the API's times.
+func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format(apiTime) }
+
+// apiTime is the layout of every time the API shows.
+const apiTime = "2006-01-02T15:04:05.000Z07:00"
+
+// suggestedTemplates are the templates a closed-window answer names: the
+// tenant's choice in its settings, else its approved utility templates.
+func (s *Server) suggestedTemplates(tenant string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
+	st, _ := s.settings.get(ctx, tenant)
+	if len(st.SuggestedTemplates) > 0 {
+		return st.SuggestedTemplates
+	}
+	return s.utilityTemplates(ctx, tenant, 3)
 }

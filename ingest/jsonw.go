@@ -71,7 +71,7 @@ func appendTimeMS(dst []byte, ms int64) []byte {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, '"')
-	dst = time.UnixMilli(ms).UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	dst = time.UnixMilli(ms).UTC().AppendFormat(dst, apiTime)
 	return append(dst, '"')
 }
 

@@ -74,6 +74,7 @@ func (c *ProcessorConfig) setDefaults() {
 type Processor struct {
 	cfg      ProcessorConfig
 	store    *redis.Store
+	settings *settingsCache
 	log      *slog.Logger
 	m        processorMetrics
 	stop     chan struct{}
@@ -85,13 +86,13 @@ type processorMetrics struct {
 	bodies   *prometheus.CounterVec
 	statuses *prometheus.CounterVec
 	orphans  *prometheus.CounterVec
-	inbound  prometheus.Counter
+	inbound  *prometheus.CounterVec
 }
 
 // NewProcessor returns a processor over store.
 func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) *Processor {
 	cfg.setDefaults()
-	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{})}
+	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: newSettingsCache(store, 2*time.Second)}
 	p.m = processorMetrics{
 		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_inbound_bodies_total", Help: "Stored webhook bodies processed, by result (ok, malformed).",
@@ -103,9 +104,10 @@ func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Regist
 		orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_inbound_orphans_total", Help: "Parked statuses by result: applied (their id appeared), dropped (too old).",
 		}, []string{"result"}),
-		inbound: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wagate_inbound_messages_total", Help: "Messages received from guests.",
-		}),
+		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_inbound_messages_total",
+			Help: "Messages received from guests, by result: new, duplicate, opt_out, opt_in, unknown_number (no tenant has the number).",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(p.m.bodies, p.m.statuses, p.m.orphans, p.m.inbound)
 	return p
@@ -206,7 +208,7 @@ type batch struct {
 	p        *Processor
 	part     int
 	statuses []provider.StatusUpdate
-	inbound  int
+	inbound  []provider.Inbound
 	// receivedMS is when the body being parsed reached the gateway.
 	receivedMS int64
 }
@@ -229,13 +231,15 @@ func refineTime(atMS, receivedMS int64) int64 {
 }
 
 func (b *batch) HandleInbound(m *provider.Inbound) error {
-	b.inbound++
+	in := *m
+	in.AtMS = refineTime(in.AtMS, b.receivedMS)
+	b.inbound = append(b.inbound, in)
 	return nil
 }
 
 // process applies the statuses of entries and acknowledges the entries.
 func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error {
-	b.statuses, b.inbound = b.statuses[:0], 0
+	b.statuses, b.inbound = b.statuses[:0], b.inbound[:0]
 	for i := range entries {
 		b.receivedMS = entries[i].ReceivedMS
 		if err := meta.ParseWebhook(entries[i].Body, b); err != nil {
@@ -251,7 +255,11 @@ func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error
 	if err := b.p.applyStatuses(ctx, b.part, b.statuses, time.Now().UnixMilli()); err != nil {
 		return err
 	}
-	b.p.m.inbound.Add(float64(b.inbound))
+	for i := range b.inbound {
+		if err := b.p.fileInbound(ctx, &b.inbound[i]); err != nil {
+			return err
+		}
+	}
 	return b.p.store.AckInbound(ctx, entries)
 }
 

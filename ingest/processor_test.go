@@ -59,11 +59,19 @@ func (h *harness) begin(id string) *redis.Job {
 }
 
 func (h *harness) startProcessor() *Processor {
-	p := NewProcessor(ProcessorConfig{Consumer: "p1", Block: 50 * time.Millisecond, OrphanSweep: 20 * time.Millisecond},
+	p := NewProcessor(ProcessorConfig{Consumer: "p1", Block: 50 * time.Millisecond, OrphanSweep: 20 * time.Millisecond,
+		Numbers: harnessNumbers},
 		h.store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	p.Start()
 	h.t.Cleanup(func() { p.Shutdown(context.Background()) })
 	return p
+}
+
+// harnessNumbers are the Meta phone number ids of the harness's numbers.
+var harnessNumbers = map[string]NumberRef{
+	"100000000000001": {Tenant: "grand-plaza", Sender: "+15550001000"},
+	"100000000000002": {Tenant: "grand-plaza", Sender: "+15550001001"},
+	"200000000000001": {Tenant: "seaside", Sender: "+15550002000"},
 }
 
 // waitStatus polls the status endpoint until it shows want.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
@@ -117,6 +118,10 @@ func benchServer(b *testing.B) fasthttp.RequestHandler {
 		senders[i] = "+1555000" + strconv.Itoa(1000+i)
 	}
 	must(b, ts.Add(staffToken, Principal{Tenant: &Tenant{ID: "demo-hotel", Senders: senders}, Role: RoleStaff}))
+	// The benchmark's guest has written: its texts are answers in the window.
+	_, err = store.RecordInbound(context.Background(), &redis.InboundArgs{TenantID: "demo-hotel", Sender: senders[1],
+		Guest: "+447100000001", ProviderMessageID: "wamid.bench", AtMS: time.Now().UnixMilli(), NotifyKind: "inbound_message"})
+	must(b, err)
 	reg := prometheus.NewRegistry()
 	srv, err := NewServer(Config{Addr: "127.0.0.1:0", MetaAppSecret: appSecret}, store, ts, reg, reg, slog.New(slog.DiscardHandler))
 	must(b, err)

@@ -118,9 +118,12 @@ type Server struct {
 	appSecret []byte
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
-	media     mediaState
-	srv       *fasthttp.Server
-	ln        net.Listener
+	settings  *settingsCache
+	// hookClient posts POST /webhooks/test's deliveries.
+	hookClient *fasthttp.Client
+	media      mediaState
+	srv        *fasthttp.Server
+	ln         net.Listener
 }
 
 // NewServer returns a server answering with store and tokens; its metrics
@@ -131,7 +134,10 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret),
-		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints()}
+		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints(),
+		settings: newSettingsCache(store, 2*time.Second),
+		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			MaxResponseBodySize: 64 << 10}}
 	if err := s.initMedia(); err != nil {
 		return nil, err
 	}

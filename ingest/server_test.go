@@ -57,8 +57,15 @@ func newHarness(t *testing.T) *harness {
 	must(t, err)
 	must(t, srv.Start())
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr(), reg: reg}
+	h := &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr(), reg: reg}
+	// Seed 001's guest has written to the hotel, so staff may answer in
+	// free form; tests of the window rule use other guests.
+	h.openWindow(seedGuest)
+	return h
 }
+
+// seedGuest is the guest of seed 001's examples.
+const seedGuest = "+1234567890"
 
 // queued counts the messages waiting in every queue.
 func (h *harness) queued() int64 {

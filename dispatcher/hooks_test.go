@@ -1,0 +1,214 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+	"github.com/wagate/wagate/store/redis/redistest"
+)
+
+// hookSink is a tenant's webhook endpoint: it checks every delivery's
+// signature and keeps what it got; fail makes it answer 500.
+type hookSink struct {
+	t      *testing.T
+	secret string
+	mu     sync.Mutex
+	got    []map[string]any
+	fail   bool
+	calls  int
+}
+
+func (s *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if sig := r.Header.Get("X-Wagate-Signature-256"); sig != message.SignWebhook(s.secret, body) {
+		s.t.Errorf("delivery with signature %q", sig)
+	}
+	if r.Header.Get("X-Wagate-Verify-Token") != "hotel-token" {
+		s.t.Errorf("delivery without the verify token")
+	}
+	if s.fail {
+		w.WriteHeader(500)
+		return
+	}
+	var v map[string]any
+	if err := json.Unmarshal(body, &v); err != nil {
+		s.t.Errorf("delivery is not JSON: %s", body)
+	}
+	if r.Header.Get("X-Wagate-Event") != v["event"] || r.Header.Get("X-Wagate-Delivery") != v["event_id"] {
+		s.t.Errorf("headers %v do not match %v", r.Header, v)
+	}
+	s.got = append(s.got, v)
+}
+
+func (s *hookSink) events() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.got...)
+}
+
+func hookStore(t *testing.T) *redis.Store {
+	rdb := redistest.Client(t)
+	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(t, rdb), Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	return store
+}
+
+func configureHook(t *testing.T, store *redis.Store, url string, events []string, retries int) {
+	cfg := message.WebhookConfig{URL: url, Events: events, VerifyToken: "hotel-token", Secret: "s3cret-s3cret-s3cret",
+		MaxRetries: retries, RetryDelayMS: 100}
+	doc, _ := json.Marshal(cfg)
+	if err := store.PutTenantDoc(context.Background(), "hotel", redis.DocWebhook, doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startHooks(t *testing.T, store *redis.Store) *HookDeliverer {
+	d, err := NewHookDeliverer(HookConfig{Consumer: "h1", Poll: 20 * time.Millisecond, Timeout: 2 * time.Second, RetryLease: 5 * time.Second,
+		ConfigTTL: 50 * time.Millisecond}, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	t.Cleanup(func() { d.Shutdown(context.Background()) })
+	return d
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestHooksDeliverSubscribedEventsSigned(t *testing.T) {
+	store := hookStore(t)
+	ctx := context.Background()
+	sink := &hookSink{t: t, secret: "s3cret-s3cret-s3cret"}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	configureHook(t, store, srv.URL, []string{message.EventMessageDelivered, message.EventInboundMessage, message.EventGuestOptedOut}, 3)
+	startHooks(t, store)
+
+	// A guest writes, then opts out; a message of ours is delivered.
+	for _, in := range []struct{ wamid, text, opt string }{{"wamid.1", "Is breakfast included?", ""}, {"wamid.2", "STOP", "out"}} {
+		if _, err := store.RecordInbound(ctx, &redis.InboundArgs{TenantID: "hotel", Sender: sender, Guest: "+14155550100",
+			ProviderMessageID: in.wamid, AtMS: time.Now().UnixMilli(), Opt: in.opt, Keyword: in.text,
+			Entry:      redis.HistoryEntry{ID: in.wamid, Type: "text", Preview: in.text},
+			NotifyKind: message.EventInboundMessage, NotifyData: []byte(`{"message_content":"` + in.text + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550199", Type: message.TypeTemplate,
+		Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}
+	res, err := store.Enqueue(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.ApplyStatuses(ctx, []redis.StatusApply{{MessageID: res.ID, Result: redis.Result{Status: message.StatusDelivered,
+		AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.out"}}})
+	if err != nil || st[0] != redis.AppliedNew {
+		t.Fatal(st, err)
+	}
+	waitFor(t, "four deliveries", func() bool { return len(sink.events()) >= 4 })
+	time.Sleep(200 * time.Millisecond) // nothing else may come
+	got := map[string]map[string]any{}
+	ids := map[string]bool{}
+	for _, e := range sink.events() {
+		if ids[e["event_id"].(string)] {
+			t.Fatalf("%v delivered twice", e)
+		}
+		ids[e["event_id"].(string)] = true
+		if e["event"] == "inbound_message" && e["data"].(map[string]any)["message_content"] == "STOP" {
+			continue // deliveries are not ordered: keep the first message's
+		}
+		got[e["event"].(string)] = e
+	}
+	if len(got) != 3 || len(ids) != 4 {
+		t.Fatalf("events %v: want only the subscribed inbound_message (two), guest_opted_out, message_delivered", sink.events())
+	}
+	in := got["inbound_message"]["data"].(map[string]any)
+	if in["guest_phone"] != "+14155550100" || in["message_content"] != "Is breakfast included?" || in["conversation_id"] == nil ||
+		got["inbound_message"]["tenant_id"] != "hotel" {
+		t.Fatalf("inbound_message %v", got["inbound_message"])
+	}
+	d := got["message_delivered"]["data"].(map[string]any)
+	if d["message_id"] != res.ID || d["status"] != "delivered" || d["guest_phone"] != "+14155550199" ||
+		d["conversation_id"] != res.Conversation || d["provider_message_id"] != "wamid.out" {
+		t.Fatalf("message_delivered %v", got["message_delivered"])
+	}
+	if got["guest_opted_out"]["data"].(map[string]any)["source"] != "keyword" {
+		t.Fatalf("guest_opted_out %v", got["guest_opted_out"])
+	}
+	stats, _ := store.HookStats(ctx, "hotel", 10)
+	if stats.Delivered != 4 || stats.Failed != 0 {
+		t.Fatalf("stats %+v", stats)
+	}
+	// Everything read was acknowledged: the events can be trimmed once the
+	// loader has them too.
+	lr := store.EventReader("loader")
+	evs, _ := lr.Read(ctx, nil, 100, 0)
+	lr.Ack(ctx, evs)
+	if n, err := store.TrimEvents(ctx); err != nil || n != int64(len(evs)) {
+		t.Fatalf("trimmed %d of %d: %v", n, len(evs), err)
+	}
+}
+
+func TestHooksRetryThenDeadLetter(t *testing.T) {
+	store := hookStore(t)
+	ctx := context.Background()
+	sink := &hookSink{t: t, secret: "s3cret-s3cret-s3cret", fail: true}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	configureHook(t, store, srv.URL, []string{message.EventMessageQueued}, 2)
+	startHooks(t, store)
+	a := &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550199", Type: message.TypeTemplate,
+		Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}
+	if _, err := store.Enqueue(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	// One attempt and two retries, then it is given up.
+	waitFor(t, "a dead letter", func() bool {
+		st, _ := store.HookStats(ctx, "hotel", 10)
+		return st.DeadLettered == 1
+	})
+	st, _ := store.HookStats(ctx, "hotel", 10)
+	if st.Failed != 3 || st.Retried != 2 || len(st.DeadLetters) != 1 || st.LastError != "HTTP 500" {
+		t.Fatalf("stats %+v", st)
+	}
+	var dead map[string]any
+	json.Unmarshal([]byte(st.DeadLetters[0]), &dead)
+	if dead["event"] != "message_queued" || dead["attempts"] != 3.0 {
+		t.Fatalf("dead letter %v", dead)
+	}
+	// A retry that succeeds is delivered once.
+	sink.mu.Lock()
+	sink.fail = false
+	sink.mu.Unlock()
+	configureHook(t, store, srv.URL, []string{message.EventMessageQueued}, 5)
+	if _, err := store.Enqueue(ctx, &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550198",
+		Type: message.TypeTemplate, Content: a.Content, Lane: message.LaneTx}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a delivery", func() bool { return len(sink.events()) == 1 })
+}

@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wagate/wagate/message"
+)
+
+// seedWebhookConfig is seed 001's configure call.
+const seedWebhookConfig = `{"webhook_url":"https://your-hotel.com/webhooks/whatsapp","events":["message_delivered","message_read","message_failed","inbound_message","media_received"],"verify_token":"your_verification_token","retry_config":{"max_retries":3,"retry_delay":5000}}`
+
+func TestWebhookConfiguration(t *testing.T) {
+	h := newHarness(t)
+	const path = "/api/v1/whatsapp/webhooks/configure"
+	f := func(method, path, token, body string, wantCode int, wantErr string) map[string]any {
+		t.Helper()
+		code, v, _ := h.do(method, path, token, body)
+		if code != wantCode || (wantErr != "" && errCode(t, v) != wantErr) {
+			t.Fatalf("%s %s %s: %d %v", method, path, body, code, v)
+		}
+		return v
+	}
+	// Admins only.
+	f("POST", path, staffToken, seedWebhookConfig, 403, "FORBIDDEN")
+	f("GET", "/api/v1/whatsapp/webhooks", staffToken, "", 403, "FORBIDDEN")
+	f("POST", "/api/v1/whatsapp/webhooks/test", staffToken, "", 403, "FORBIDDEN")
+	f("DELETE", "/api/v1/whatsapp/webhooks", staffToken, "", 403, "FORBIDDEN")
+	f("GET", "/api/v1/whatsapp/webhooks", adminToken, "", 404, "NOT_FOUND")
+	// The seed's call as written.
+	v := f("POST", path, adminToken, seedWebhookConfig, 200, "")
+	secret, _ := v["signing_secret"].(string)
+	if v["webhook_url"] != "https://your-hotel.com/webhooks/whatsapp" || len(secret) != 64 ||
+		v["retry_config"].(map[string]any)["max_retries"] != 3.0 || len(v["events"].([]any)) != 5 {
+		t.Fatalf("configured %v", v)
+	}
+	v = f("GET", "/api/v1/whatsapp/webhooks", adminToken, "", 200, "")
+	if v["signing_secret"] == secret || v["deliveries"].(map[string]any)["delivered"] != 0.0 {
+		t.Fatalf("GET shows %v", v)
+	}
+	// Reconfiguring keeps the secret unless a new one is given.
+	v = f("POST", path, adminToken, `{"webhook_url":"https://pms.example/hook","events":["message_read"]}`, 200, "")
+	if v["signing_secret"] != secret {
+		t.Fatal("the secret changed without being asked")
+	}
+	// Bad input, each naming its field.
+	for body, field := range map[string]string{
+		`{"events":["message_read"]}`:                                                                            "webhook_url",
+		`{"webhook_url":"ftp://x/y","events":["message_read"]}`:                                                  "webhook_url",
+		`{"webhook_url":"http://pms.example/hook","events":["message_read"]}`:                                    "webhook_url",
+		`{"webhook_url":"https://pms.example/hook","events":[]}`:                                                 "events",
+		`{"webhook_url":"https://pms.example/hook","events":["message_eaten"]}`:                                  "events[0]",
+		`{"webhook_url":"https://pms.example/hook","events":["message_read"],"retry_config":{"max_retries":11}}`: "retry_config.max_retries",
+		`{"webhook_url":"https://pms.example/hook","events":["message_read"],"retry_config":{"retry_delay":5}}`:  "retry_config.retry_delay",
+		`{"webhook_url":"https://pms.example/hook","events":["message_read"],"secret":"short"}`:                  "secret",
+	} {
+		v := f("POST", path, adminToken, body, 400, "INVALID_REQUEST")
+		if errDetails(v)["field"] != field {
+			t.Fatalf("%s: field %v, want %s", body, errDetails(v)["field"], field)
+		}
+	}
+	// Another tenant has no webhook.
+	f("DELETE", "/api/v1/whatsapp/webhooks", adminToken, "", 204, "")
+	f("GET", "/api/v1/whatsapp/webhooks", adminToken, "", 404, "NOT_FOUND")
+}
+
+func TestWebhookTestDelivery(t *testing.T) {
+	h := newHarness(t)
+	var status atomic.Int32
+	status.Store(200)
+	var secret atomic.Value
+	secret.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Header.Get("X-Wagate-Signature-256") != message.SignWebhook(secret.Load().(string), body) ||
+			r.Header.Get("X-Wagate-Event") != "webhook_test" || r.Header.Get("X-Wagate-Verify-Token") != "tok" {
+			w.WriteHeader(401)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+		io.WriteString(w, "not today")
+	}))
+	defer srv.Close()
+	code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/configure", adminToken,
+		`{"webhook_url":"`+srv.URL+`/hook","events":["inbound_message"],"verify_token":"tok"}`)
+	if code != 200 {
+		t.Fatalf("%d %v", code, v)
+	}
+	secret.Store(v["signing_secret"].(string))
+	code, v, _ = h.do("POST", "/api/v1/whatsapp/webhooks/test", adminToken, "")
+	if code != 200 || v["delivered"] != true || v["status_code"] != 200.0 {
+		t.Fatalf("test delivery: %d %v", code, v)
+	}
+	status.Store(503)
+	code, v, _ = h.do("POST", "/api/v1/whatsapp/webhooks/test", adminToken, "")
+	if code != 500 || errCode(t, v) != "WEBHOOK_DELIVERY_FAILED" || errDetails(v)["status_code"] != 503.0 ||
+		errDetails(v)["response_body"] != "not today" {
+		t.Fatalf("failing endpoint: %d %v", code, v)
+	}
+	srv.Close()
+	code, v, _ = h.do("POST", "/api/v1/whatsapp/webhooks/test", adminToken, "")
+	if code != 500 || errCode(t, v) != "WEBHOOK_DELIVERY_FAILED" || errDetails(v)["reason"] == nil {
+		t.Fatalf("unreachable endpoint: %d %v", code, v)
+	}
+}
