@@ -181,17 +181,6 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 	return out
 }
 
-// prefixField puts parent in front of the field an error names, for errors
-// of a nested object decoded on its own ("text" → "content.text").
-func prefixField(e *apiError, parent string) *apiError {
-	if f, ok := e.Details["field"].(string); ok && f != "" {
-		e.Details["field"] = parent + "." + f
-		e.Message = parent + "." + e.Message
-	} else if e.Details == nil || e.Details["field"] == nil {
-		e.Message = parent + ": " + e.Message
-	}
-	return e
-}
 
 // windowRecovery are the seed's recovery options for a closed window.
 var windowRecovery = [...]string{

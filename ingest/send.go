@@ -246,16 +246,7 @@ func decodeJSON(body []byte, v any) *apiError {
 // decodeField decodes raw, the value of an object field of a request, into
 // v as decodeJSON does; errors name the field under its parent
 // ("content.text").
-func decodeField(raw json.RawMessage, v any, field string) *apiError {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return invalidRequest(field+" must be an object", map[string]any{"field": field})
-	}
-	if e := decodeJSON(raw, v); e != nil {
-		return prefixField(e, field)
-	}
-	return nil
-}
+func decodeField(raw json.RawMessage, v any, field string) *apiError { return decodeAt(raw, v, field) }
 
 // jsonError turns a decoding error into an answer that names the field.
 func jsonError(err error) *apiError {
@@ -368,7 +359,7 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	case "contacts":
 		st.content, o.Preview, e = s.buildContacts(p, r.Content, st.content[:0])
 	case "reaction":
-		st.content, o.Preview, e = s.buildReaction(p, r.GuestPhone, r.Content, st.content[:0])
+		st.content, o.Preview, e = s.buildReaction(p, o, r.Content, st.content[:0])
 	default:
 		st.content, o.Preview, e = s.buildMedia(p, o.Type, r.Content, st.content[:0])
 	}

@@ -255,6 +255,26 @@ func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 	return ts, nil
 }
 
+// numbers maps each Meta phone number id to its business number and the
+// tenant that owns it, for the guests' inbound messages.
+func (fc *fileConfig) numbers() map[string]ingest.NumberRef {
+	tenantOf := map[string]string{}
+	for _, t := range fc.Tenants {
+		for _, s := range t.Senders {
+			tenantOf[s] = t.ID
+		}
+	}
+	out := map[string]ingest.NumberRef{}
+	for _, a := range fc.Meta.Accounts {
+		for sender, pnid := range a.Numbers {
+			if t, ok := tenantOf[sender]; ok {
+				out[pnid] = ingest.NumberRef{Tenant: t, Sender: sender}
+			}
+		}
+	}
+	return out
+}
+
 // env returns $name or def.
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {

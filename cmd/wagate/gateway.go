@@ -99,6 +99,7 @@ type gateway struct {
 	api     *ingest.Server
 	proc    *ingest.Processor
 	disp    *dispatcher.Dispatcher
+	hooks   *dispatcher.HookDeliverer
 	trimmer *redis.Trimmer
 	pprof   *http.Server
 
@@ -153,10 +154,18 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 	if g.has(roleInbound) {
-		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance}, store, reg, log.With("role", "inbound"))
+		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers()},
+			store, reg, log.With("role", "inbound"))
 	}
 	if g.has(roleDispatcher) {
 		gw.disp, err = dispatcher.New(dcfg, store, routes, reg, log.With("role", "dispatcher"))
+		if err != nil {
+			return nil, err
+		}
+		// The tenants' webhooks go with the dispatcher role: every
+		// deployment runs it, and the events streams are trimmed only
+		// once the hooks group has read them.
+		gw.hooks, err = dispatcher.NewHookDeliverer(dispatcher.HookConfig{Consumer: g.instance}, store, reg, log.With("role", "hooks"))
 		if err != nil {
 			return nil, err
 		}
@@ -177,6 +186,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	}
 	if gw.disp != nil {
 		gw.disp.Start()
+		gw.hooks.Start()
 	}
 	gw.trimmer.Start()
 	if !g.has(roleLoader) {
@@ -234,7 +244,7 @@ func (gw *gateway) shutdown(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, gw.api.Shutdown(ctx))
 	if gw.disp != nil {
-		errs = append(errs, gw.disp.Shutdown(ctx))
+		errs = append(errs, gw.disp.Shutdown(ctx), gw.hooks.Shutdown(ctx))
 	}
 	if gw.proc != nil {
 		errs = append(errs, gw.proc.Shutdown(ctx))
