@@ -181,7 +181,6 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 	return out
 }
 
-
 // windowRecovery are the seed's recovery options for a closed window.
 var windowRecovery = [...]string{
 	"Use approved template message",
