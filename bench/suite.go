@@ -31,6 +31,11 @@ type Config struct {
 	// (dev-app-secret).
 	Token     string
 	AppSecret string
+	// AdminToken is an admin token of the tenant (dev-admin-token): the
+	// suite turns the 24-hour window rule off for its run (its guests
+	// never wrote; Meta's own window is the simulator's business) and
+	// restores the tenant's setting after.
+	AdminToken string
 	// Numbers is how many of the tenant's numbers sends spread over
 	// (`wagate dev -numbers N`; 1).
 	Numbers int
@@ -100,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AppSecret == "" {
 		c.AppSecret = "dev-app-secret"
+	}
+	if c.AdminToken == "" {
+		c.AdminToken = "dev-admin-token"
 	}
 	def(&c.Numbers, 1)
 	def(&c.Concurrency, 64)
@@ -258,6 +266,11 @@ func (s *Suite) Run(ctx context.Context, names []string) error {
 	if _, _, err := s.api.Do("GET", "/healthz", nil); err != nil {
 		return fmt.Errorf("no gateway at %s: %w", s.cfg.Target, err)
 	}
+	restore, err := s.windowRuleOff()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	for _, n := range run {
 		s.note("scenario %s", n)
 		var err error
@@ -286,6 +299,39 @@ func (s *Suite) Run(ctx context.Context, names []string) error {
 }
 
 func (s *Suite) note(format string, args ...any) { s.cfg.Progress.Note(format, args...) }
+
+// windowRuleOff turns the tenant's 24-hour window rule off: the suite's
+// guests are numbers that never wrote, which the rule would refuse free
+// text to. It returns what restores the tenant's setting.
+func (s *Suite) windowRuleOff() (func(), error) {
+	admin, err := NewClient(s.cfg.Target, s.cfg.AdminToken, 1)
+	if err != nil {
+		return nil, err
+	}
+	var cur struct {
+		WindowEnforcement bool `json:"window_enforcement"`
+	}
+	if err := admin.GetJSON("/api/v1/whatsapp/settings", &cur); err != nil {
+		return nil, fmt.Errorf("tenant settings (admin token %q): %w", s.cfg.AdminToken, err)
+	}
+	set := func(on bool) error {
+		status, body, err := admin.Do("PUT", "/api/v1/whatsapp/settings", []byte(fmt.Sprintf(`{"window_enforcement":%t}`, on)))
+		if err == nil && status != 200 {
+			err = fmt.Errorf("PUT settings: %d %s", status, body)
+		}
+		return err
+	}
+	if err := set(false); err != nil {
+		return nil, err
+	}
+	// Every API process caches settings for up to 2 s.
+	time.Sleep(2100 * time.Millisecond)
+	return func() {
+		if err := set(cur.WindowEnforcement); err != nil {
+			s.note("restoring the window rule: %v", err)
+		}
+	}, nil
+}
 
 // measure runs a timed load, with the CPU each process used during it
 // (into r's figures, per message) and a profile of the gateway.

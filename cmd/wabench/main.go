@@ -38,6 +38,7 @@ func run() error {
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:38080", "the gateway's API")
 	fs.StringVar(&cfg.Sim, "sim", "http://127.0.0.1:38090", "the gateway's provider simulator (\"\" for none)")
 	fs.StringVar(&cfg.Token, "token", "dev-staff-token", "a staff token of the tenant")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "dev-admin-token", "an admin token of the tenant: the run turns its 24-hour window rule off and back")
 	fs.StringVar(&cfg.AppSecret, "app-secret", "dev-app-secret", "the Meta app secret webhooks are signed with")
 	fs.IntVar(&cfg.Numbers, "numbers", 1, "sender numbers to spread over (the gateway's `dev -numbers`)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "each timed load run")

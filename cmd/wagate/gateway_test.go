@@ -108,11 +108,34 @@ func (tg *testGateway) call(method, path, body string) (int, map[string]any) {
 	return resp.StatusCode, v
 }
 
+// guestWrites makes the simulator post a guest's message, as Meta does,
+// and waits until the gateway filed it: the guest's 24-hour window is open.
+func (tg *testGateway) guestWrites(guest, text string) {
+	tg.t.Helper()
+	if _, err := tg.sim.Inbound(devPhoneID, guest, "Guest", text); err != nil {
+		tg.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, v := tg.call("GET", "/api/v1/whatsapp/guests/"+guest, "")
+		if nums, _ := v["numbers"].([]any); len(nums) > 0 {
+			if w, _ := nums[0].(map[string]any)["window"].(map[string]any); w["within_window"] == true {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tg.t.Fatalf("the guest's message did not open the window")
+}
+
 // TestTextFromAPIToReadInClickHouse is the walking skeleton's whole path:
-// API → Redis → dispatcher → Meta adapter → simulator → signed status
-// webhooks → processor → state → events → loader → ClickHouse.
+// a guest's message (simulator → signed webhook → processor) opens the
+// window; then API → Redis → dispatcher → Meta adapter → simulator →
+// signed status webhooks → processor → state → events → loader →
+// ClickHouse.
 func TestTextFromAPIToReadInClickHouse(t *testing.T) {
 	tg := startTestGateway(t, sim.Delays{Sent: 150 * time.Millisecond, Delivered: 400 * time.Millisecond, Read: 700 * time.Millisecond})
+	tg.guestWrites("+1234567890", "Hi, I just landed. Can I check in early?")
 	code, v := tg.call("POST", "/api/v1/whatsapp/messages/send",
 		`{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel! How can we assist you today?"},"conversation_id":"conv_abc123","staff_member_id":"staff_456"}`)
 	if code != 202 || v["status"] != "queued" {
