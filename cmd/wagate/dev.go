@@ -156,14 +156,16 @@ func cmdDev(args []string) error {
   ClickHouse          %s   (database %s, table message_events)
   metrics             %s/metrics
 
-Try:
-  curl -s -X POST %s/api/v1/whatsapp/messages/send -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel!"}}'
-then:
+Try: a guest writes to the hotel (the simulator posts Meta's signed webhook), which opens the 24-hour window:
+  curl -s -X POST http://%s/_sim/inbound -d '{"phone_number_id":"%s","from":"+1234567890","name":"John Smith","text":"Hi! Can I check in early?"}'
+then answer in free form:
+  curl -s -X POST %s/api/v1/whatsapp/messages/send -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel! Your room is ready."}}'
   curl -s %s/api/v1/whatsapp/messages/<message_id>/status -H 'Authorization: Bearer %s'
+  curl -s '%s/api/v1/whatsapp/conversations?guest_phone=%%2B1234567890' -H 'Authorization: Bearer %s'
 
 Ctrl-C stops it.
 `, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, g.redisURL, g.prefix,
-		g.clickhouse, g.chDatabase, api, api, devStaffToken, api, devStaffToken)
+		g.clickhouse, g.chDatabase, api, simulator.Addr(), devPhoneID, api, devStaffToken, api, devStaffToken, api, devStaffToken)
 
 	waitForSignal()
 	log.Info("shutting down")
