@@ -33,6 +33,10 @@ type batchRequest struct {
 		RetryFailed   *bool `json:"retry_failed"`
 		TrackDelivery *bool `json:"track_delivery"`
 	} `json:"delivery_options"`
+	// TemplateName and Language send one template to every message of the
+	// batch that has no content; each message's parameters fill it in.
+	TemplateName string `json:"template_name"`
+	Language     string `json:"language"`
 	delivery
 }
 
@@ -43,6 +47,12 @@ type batchMessage struct {
 	GuestPhone  string          `json:"guest_phone"`
 	MessageType string          `json:"message_type"`
 	Content     json.RawMessage `json:"content"`
+	// TemplateName, Language and Parameters make it a template message
+	// instead of content (the batch's template_name and language are the
+	// defaults), as templates/send takes them.
+	TemplateName string          `json:"template_name"`
+	Language     string          `json:"language"`
+	Parameters   json.RawMessage `json:"parameters"`
 }
 
 // itemError is one refused message of a batch.
@@ -54,7 +64,7 @@ type itemError struct {
 
 // decodeBatch parses and checks a batch; the whole batch is refused when a
 // message is wrong, so that nothing is queued by half.
-func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs) *apiError {
+func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateResolver) *apiError {
 	if e := decodeJSON(body, r); e != nil {
 		return e
 	}
@@ -82,6 +92,19 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs) *apiError {
 		if phone == "" {
 			phone = m.GuestPhone
 		}
+		if isBatchTemplate(r, m) {
+			if !message.ValidE164(phone) {
+				errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is not a phone number in E.164 form"})
+				continue
+			}
+			c, preview, e := batchTemplate(tr, r, m, i)
+			if e != nil {
+				errs = append(errs, itemError{i, e.Code, e.Message})
+				continue
+			}
+			a.Items[i] = redis.BatchItem{Recipient: phone, Type: message.TypeTemplate, Content: c, Preview: preview}
+			continue
+		}
 		text, e := batchText(m)
 		switch {
 		case !message.ValidE164(phone):
@@ -93,7 +116,7 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs) *apiError {
 		}
 		start := len(content)
 		content = appendTextContent(content, text, false)
-		a.Items[i] = redis.BatchItem{Recipient: phone, Type: message.TypeText, Content: content[start:len(content):len(content)]}
+		a.Items[i] = redis.BatchItem{Recipient: phone, Type: message.TypeText, Content: content[start:len(content):len(content)], Preview: text}
 	}
 	if len(errs) > 0 {
 		shown := errs[:min(len(errs), 20)]
@@ -141,7 +164,7 @@ func batchText(m *batchMessage) (string, string) {
 func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	var r batchRequest
 	a := &redis.BatchArgs{TenantID: p.Tenant.ID}
-	if e := decodeBatch(ctx.PostBody(), &r, a); e != nil {
+	if e := decodeBatch(ctx.PostBody(), &r, a, s.templateResolver(p)); e != nil {
 		writeError(ctx, e)
 		return
 	}
@@ -172,6 +195,15 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	a.FallbackText, a.FallbackAfter = one.FallbackText, one.FallbackAfter
 	a.IdempotencyKey = key
 	a.NoRetry = r.DeliveryOptions != nil && r.DeliveryOptions.RetryFailed != nil && !*r.DeliveryOptions.RetryFailed
+	sctx, scancel := s.apiCtx()
+	st, err := s.settings.get(sctx, p.Tenant.ID)
+	scancel()
+	if err != nil {
+		s.log.Warn("tenant settings", "err", err) // the defaults enforce the window
+	}
+	// Free-form messages to guests outside their window (and anything to a
+	// guest who opted out) are recorded failed, not queued.
+	a.WindowCheck = st.WindowEnforcement
 	a.ID = s.store.NewBatchID(sender)
 	h := fnv.New64a()
 	h.Write([]byte(sender))

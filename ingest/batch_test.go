@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/wagate/wagate/message"
+
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -20,6 +22,7 @@ func batchBody(n int, extra string) string {
 
 func TestBatchSendAsTheSeedShowsIt(t *testing.T) {
 	h := newHarness(t)
+	h.openWindow("+1234567891") // both guests wrote: free text may go
 	body := `{"messages":[{"phone":"+1234567890","content":"Message 1"},{"phone":"+1234567891","content":"Message 2"}],
 		"rate_limit":{"messages_per_second":10,"batch_size":100},"delivery_options":{"retry_failed":true,"track_delivery":true}}`
 	code, v, _ := h.do("POST", batchPath, staffToken, body)
@@ -51,8 +54,19 @@ func TestBatchSendAsTheSeedShowsIt(t *testing.T) {
 	}
 }
 
+// windowRuleOff turns the hotel's window rule off, for tests of batches of
+// free text to guests who never wrote.
+func (h *harness) windowRuleOff() {
+	h.t.Helper()
+	if code, v, _ := h.do("PUT", "/api/v1/whatsapp/settings", adminToken, `{"window_enforcement":false}`); code != 200 {
+		h.t.Fatalf("settings: %d %v", code, v)
+	}
+	h.srv.settings.forget("grand-plaza")
+}
+
 func TestBatchOfTenThousandInOneRequest(t *testing.T) {
 	h := newHarness(t)
+	h.windowRuleOff()
 	code, v, _ := h.do("POST", batchPath, staffToken, batchBody(10_000, ""))
 	if code != 202 || v["accepted"] != float64(10_000) {
 		t.Fatalf("%d %v", code, v)
@@ -95,6 +109,7 @@ func TestBatchIsRefusedWholeWhenAMessageIsWrong(t *testing.T) {
 
 func TestBatchIdempotencyAndBackpressure(t *testing.T) {
 	h := newHarness(t)
+	h.windowRuleOff()
 	body := batchBody(4, `,"send_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"`)
 	c1, v1, _ := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-1")
 	c2, v2, hdr := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-1")
@@ -109,5 +124,49 @@ func TestBatchIdempotencyAndBackpressure(t *testing.T) {
 	if code != 429 || errCode(t, v) != "RATE_LIMIT_EXCEEDED" {
 		b, _ := json.Marshal(v)
 		t.Fatalf("over the cap: %d %s", code, b)
+	}
+}
+
+func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
+	h := newHarness(t)
+	h.startProcessor()
+	// Two guests wrote; one of them then opted out; two never wrote.
+	h.guestSays("100000000000001", "+14155550001", "wamid.b1", "Hello")
+	h.guestSays("100000000000001", "+14155550002", "wamid.b2", "Hi")
+	h.guestSays("100000000000001", "+14155550002", "wamid.b3", "STOP")
+	body := `{"messages":[{"phone":"+14155550001","content":"Spa is open"},{"phone":"+14155550002","content":"Spa is open"},
+		{"phone":"+14155550003","content":"Spa is open"},{"phone":"+14155550004","content":"Spa is open"}]}`
+	before := h.queued()
+	code, v, _ := h.do("POST", batchPath, staffToken, body)
+	if code != 202 || v["accepted"] != 4.0 {
+		t.Fatalf("%d %v", code, v)
+	}
+	id := v["batch_id"].(string)
+	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
+	counts := b["counts"].(map[string]any)
+	sum := 0.0
+	for _, n := range counts {
+		sum += n.(float64)
+	}
+	if counts["queued"] != 1.0 || counts["failed"] != 3.0 || sum != b["total"] {
+		t.Fatalf("counts %v of %v", counts, b["total"])
+	}
+	if q := h.queued(); q-before != 1 {
+		t.Fatalf("%d queued, want the one guest in the window", q-before)
+	}
+	// Each refused message says why.
+	reasons := map[string]bool{}
+	for i := 1; i < 4; i++ {
+		_, st, _ := h.do("GET", "/api/v1/whatsapp/messages/"+message.BatchMessageID(id, i)+"/status", staffToken, "")
+		reasons[strings.SplitN(st["failure_reason"].(string), ":", 2)[0]] = true
+	}
+	if !reasons["GUEST_OPTED_OUT"] || !reasons["MESSAGE_WINDOW_EXPIRED"] {
+		t.Fatalf("reasons %v", reasons)
+	}
+	// Canceling the rest keeps them adding up.
+	_, c, _ := h.do("POST", "/api/v1/whatsapp/batches/"+id+"/cancel", staffToken, "")
+	counts = c["counts"].(map[string]any)
+	if counts["canceled"] != 1.0 || counts["failed"] != 3.0 || c["status"] != "canceled" {
+		t.Fatalf("after cancel %v", c)
 	}
 }

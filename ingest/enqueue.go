@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -233,4 +234,24 @@ func (s *Server) suggestedTemplates(tenant string) []string {
 		return st.SuggestedTemplates
 	}
 	return s.utilityTemplates(ctx, tenant, 3)
+}
+
+// utilityTemplates returns up to n of tenant's approved utility templates'
+// names, for a closed window's suggestions.
+func (s *Server) utilityTemplates(ctx context.Context, tenant string, n int) []string {
+	out := []string{}
+	ts, err := s.store.Templates(ctx, tenant, redis.TemplateFilter{Category: string(message.CategoryUtility), Status: message.TemplateApproved})
+	if err != nil {
+		s.log.Warn("templates for suggestions", "err", err)
+		return out
+	}
+	for _, t := range ts {
+		if len(out) == n {
+			break
+		}
+		if !slices.Contains(out, t.Name) {
+			out = append(out, t.Name)
+		}
+	}
+	return out
 }

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider/meta"
 )
 
 // fileConfig is the JSON file named by WAGATE_CONFIG (or -config): tenants,
@@ -133,6 +135,9 @@ type metaAccount struct {
 	AccessToken string `json:"access_token"`
 	// Numbers maps sender numbers (E.164) to Meta phone number ids.
 	Numbers map[string]string `json:"numbers"`
+	// WABAID is the WhatsApp Business Account id holding the numbers and
+	// their templates; without it the account's templates are not synced.
+	WABAID string `json:"waba_id"`
 }
 
 type rateConfig struct {
@@ -273,6 +278,35 @@ func (fc *fileConfig) numbers() map[string]ingest.NumberRef {
 		}
 	}
 	return out
+}
+
+// templateAccounts builds the template client of each Meta account with a
+// waba_id: a tenant submits through the first account serving one of its
+// numbers, and takes the template webhooks of every such account.
+func (fc *fileConfig) templateAccounts() (map[string]dispatcher.TemplateAccount, map[string][]string, error) {
+	accounts, wabaTenants := map[string]dispatcher.TemplateAccount{}, map[string][]string{}
+	for _, a := range fc.Meta.Accounts {
+		if a.WABAID == "" {
+			continue
+		}
+		c, err := meta.NewTemplates(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version,
+			AccessToken: a.AccessToken, PhoneNumberIDs: a.Numbers, WABAID: a.WABAID})
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: meta account %s: %w", a.Name, err)
+		}
+		for _, t := range fc.Tenants {
+			for _, s := range t.Senders {
+				if _, ok := a.Numbers[s]; ok {
+					if _, has := accounts[t.ID]; !has {
+						accounts[t.ID] = c
+					}
+					wabaTenants[a.WABAID] = append(wabaTenants[a.WABAID], t.ID)
+					break
+				}
+			}
+		}
+	}
+	return accounts, wabaTenants, nil
 }
 
 // env returns $name or def.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
 )
 
@@ -88,7 +89,7 @@ func devConfig(simURL string, numbers []sim.Number, mps float64) *fileConfig {
 		Meta: metaConfig{
 			AppSecret: devAppSecret, VerifyToken: devVerifyToken,
 			Accounts: []metaAccount{{Name: "meta", BaseURL: simURL, Version: "v23.0", AccessToken: devSimToken,
-				Numbers: map[string]string{}}},
+				Numbers: map[string]string{}, WABAID: devWABA}},
 		},
 		Rates: rateConfig{DefaultMPS: mps},
 	}
@@ -134,8 +135,13 @@ func cmdDev(args []string) error {
 	log := newLogger(g.logLevel)
 	numbers := devNumbers(*nNumbers)
 
-	simulator, err := sim.New(sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken, numbers),
-		prometheus.NewRegistry())
+	catalogue, err := demoCatalogue()
+	if err != nil {
+		return err
+	}
+	scfg := sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken, numbers)
+	scfg.Templates = map[string][]message.Template{devWABA: catalogue}
+	simulator, err := sim.New(scfg, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -146,6 +152,15 @@ func cmdDev(args []string) error {
 	if err != nil {
 		simulator.Shutdown(context.Background())
 		return err
+	}
+	// The demo catalogue is the tenant's from the start (the template sync
+	// would also bring it from the simulated account within minutes);
+	// templates created through the API survive a restart.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = gw.store.PutTemplates(ctx, devTenant, catalogue)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("demo catalogue: %w", err)
 	}
 	api := "http://" + reachable(gw.api.Addr())
 	fmt.Printf(`wagate dev is running
@@ -169,7 +184,7 @@ Ctrl-C stops it.
 
 	waitForSignal()
 	log.Info("shutting down")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = gw.shutdown(ctx)
 	simulator.Shutdown(ctx)
@@ -196,7 +211,13 @@ func cmdSim(args []string) error {
 	if len(numbers) == 0 {
 		numbers = devNumbers(1)
 	}
-	simulator, err := sim.New(sf.config(*webhook, *secret, *token, numbers), prometheus.NewRegistry())
+	catalogue, err := demoCatalogue()
+	if err != nil {
+		return err
+	}
+	scfg := sf.config(*webhook, *secret, *token, numbers)
+	scfg.Templates = map[string][]message.Template{devWABA: catalogue}
+	simulator, err := sim.New(scfg, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}

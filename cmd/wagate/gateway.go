@@ -100,6 +100,7 @@ type gateway struct {
 	proc    *ingest.Processor
 	disp    *dispatcher.Dispatcher
 	hooks   *dispatcher.HookDeliverer
+	tplSync *dispatcher.TemplateSync
 	trimmer *redis.Trimmer
 	pprof   *http.Server
 
@@ -133,7 +134,11 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if err != nil {
 		return nil, err
 	}
-	routes, err := fc.routes()
+	routes, err := fc.routes(nil)
+	if err != nil {
+		return nil, err
+	}
+	tplAccounts, wabaTenants, err := fc.templateAccounts()
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +159,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 	if g.has(roleInbound) {
-		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers()},
+		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants},
 			store, reg, log.With("role", "inbound"))
 	}
 	if g.has(roleDispatcher) {
@@ -168,6 +173,15 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		gw.hooks, err = dispatcher.NewHookDeliverer(dispatcher.HookConfig{Consumer: g.instance}, store, reg, log.With("role", "hooks"))
 		if err != nil {
 			return nil, err
+		}
+		// Every dispatcher may run the template sync: one at a time holds
+		// its lease.
+		if len(tplAccounts) > 0 {
+			gw.tplSync, err = dispatcher.NewTemplateSync(dispatcher.TemplateSyncConfig{Instance: g.instance, Accounts: tplAccounts},
+				store, reg, log.With("role", "templates"))
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	gw.trimmer = redis.NewTrimmer(store, 0, log.With("role", "trimmer"))
@@ -187,6 +201,9 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if gw.disp != nil {
 		gw.disp.Start()
 		gw.hooks.Start()
+		if gw.tplSync != nil {
+			gw.tplSync.Start()
+		}
 	}
 	gw.trimmer.Start()
 	if !g.has(roleLoader) {
@@ -248,6 +265,9 @@ func (gw *gateway) shutdown(ctx context.Context) error {
 	}
 	if gw.proc != nil {
 		errs = append(errs, gw.proc.Shutdown(ctx))
+	}
+	if gw.tplSync != nil {
+		errs = append(errs, gw.tplSync.Shutdown(ctx))
 	}
 	gw.trimmer.Shutdown()
 	gw.chCancel()

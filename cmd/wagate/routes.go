@@ -24,8 +24,9 @@ func (r router) Route(sender string) (*dispatcher.Route, bool) {
 // routes builds every provider account of the config and each sender's
 // route: the primary provider is the Meta account of the number, else its
 // Gallabox or ChatApp account; the "routes" section adds a secondary
-// provider, an SMS account and the fallback chain.
-func (fc *fileConfig) routes() (router, error) {
+// provider, an SMS account and the fallback chain. media gives the Meta
+// accounts the uploaded files (nil: media by link only).
+func (fc *fileConfig) routes(media meta.MediaSource) (router, error) {
 	byName := map[string]provider.Provider{}
 	primary := map[string]provider.Provider{}
 	add := func(name string, p provider.Provider, numbers []string) error {
@@ -41,7 +42,8 @@ func (fc *fileConfig) routes() (router, error) {
 		return nil
 	}
 	for _, a := range fc.Meta.Accounts {
-		p, err := meta.New(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken, PhoneNumberIDs: a.Numbers})
+		p, err := meta.New(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken,
+			PhoneNumberIDs: a.Numbers, WABAID: a.WABAID, Media: media})
 		if err != nil {
 			return nil, fmt.Errorf("config: meta account %s: %w", a.Name, err)
 		}

@@ -96,6 +96,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("meta config: phone number id %q of %s is not a path segment", id, sender)
 		}
 	}
+	if c.WABAID != "" && !pathSafe(c.WABAID) {
+		return fmt.Errorf("meta config: waba id %q is not a path segment", c.WABAID)
+	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("meta config: timeout %v is negative", c.Timeout)
 	}

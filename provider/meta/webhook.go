@@ -51,9 +51,21 @@ type Handler interface {
 	HandleInbound(m *provider.Inbound) error
 }
 
+// TemplateHandler is a Handler that also takes template status changes
+// (changes of field "message_template_status_update"), in body order with
+// the rest. ParseWebhook skips those changes for a Handler without it.
+type TemplateHandler interface {
+	Handler
+	HandleTemplateStatus(s *provider.TemplateStatus) error
+}
+
+// fieldTemplateStatus is the webhook field of template status changes.
+const fieldTemplateStatus = "message_template_status_update"
+
 // ParseWebhook reads one webhook delivery of Meta's and calls h for each of
-// its statuses and inbound messages. Changes of other fields than
-// "messages" and keys it does not know are skipped.
+// its statuses and inbound messages, and, when h is a TemplateHandler, for
+// each template status change. Changes of other fields than "messages" and
+// "message_template_status_update", and keys it does not know, are skipped.
 //
 // The whole body is read before h is called, so a body that is not JSON
 // (ErrMalformed) or not a whatsapp_business_account envelope
@@ -64,11 +76,17 @@ func ParseWebhook(body []byte, h Handler) error {
 	if err := p.parse(body); err != nil {
 		return fmt.Errorf("meta webhook: %w", err)
 	}
+	th, _ := h.(TemplateHandler)
 	for _, r := range p.refs {
 		var err error
-		if r.inbound {
+		switch {
+		case r.template:
+			if th != nil {
+				err = th.HandleTemplateStatus(&p.templates[r.i])
+			}
+		case r.inbound:
 			err = h.HandleInbound(&p.inbound[r.i])
-		} else {
+		default:
 			err = h.HandleStatus(&p.statuses[r.i])
 		}
 		if err != nil {
@@ -89,12 +107,18 @@ type parser struct {
 	inbound  []provider.Inbound
 	refs     []ref
 	contacts []contact
+	// templates are the template status changes; account is the entry id
+	// they belong to, while its entry is read.
+	templates []provider.TemplateStatus
+	account   []byte
 }
 
-// ref is one item in body order.
+// ref is one item in body order: a status, an inbound message or a
+// template status change.
 type ref struct {
-	inbound bool
-	i       int
+	inbound  bool
+	template bool
+	i        int
 }
 
 type contact struct {
@@ -109,8 +133,11 @@ func (p *parser) release() {
 	clear(p.statuses)
 	clear(p.inbound)
 	clear(p.contacts)
+	clear(p.templates)
 	p.statuses, p.inbound, p.refs, p.contacts = p.statuses[:0], p.inbound[:0], p.refs[:0], p.contacts[:0]
-	if cap(p.statuses) > maxKeep || cap(p.inbound) > maxKeep || cap(p.refs) > 2*maxKeep || cap(p.contacts) > maxKeep || cap(p.s.scratch) > 64<<10 {
+	p.templates = p.templates[:0]
+	if cap(p.statuses) > maxKeep || cap(p.inbound) > maxKeep || cap(p.refs) > 2*maxKeep || cap(p.contacts) > maxKeep || cap(p.s.scratch) > 64<<10 ||
+		cap(p.templates) > maxKeep || cap(p.account) > 1024 {
 		*p = parser{}
 	}
 	p.s.b = nil
@@ -163,35 +190,68 @@ func (p *parser) entries() {
 		if !s.object() {
 			continue
 		}
+		// The entry's id (the WABA) and time may follow its changes.
+		nt := len(p.templates)
+		p.account = p.account[:0]
+		var atMS int64
 		for first := true; s.key(&k, first); first = false {
-			if string(k) != "changes" {
+			switch string(k) {
+			case "id":
+				// Kept as bytes: only a template change needs it as a string.
+				p.account = append(p.account, p.idString()...)
+			case "time":
+				atMS = s.intOrString() * 1000
+			case "changes":
+				if !s.array() {
+					continue
+				}
+				for first := true; s.elem(first); first = false {
+					p.change()
+				}
+			default:
 				s.skip()
-				continue
 			}
-			if !s.array() {
-				continue
-			}
-			for first := true; s.elem(first); first = false {
-				p.change()
+		}
+		if len(p.templates) > nt {
+			account := string(p.account)
+			for i := nt; i < len(p.templates); i++ {
+				p.templates[i].AccountID, p.templates[i].AtMS = account, atMS
 			}
 		}
 	}
 }
 
-// change reads one entry[].changes[] item; only field "messages" counts,
-// and the field may come after the value.
+// idString reads an id written as a string or as a number; null and any
+// other value read as nothing.
+func (p *parser) idString() []byte {
+	s := &p.s
+	switch c := s.peek(); {
+	case c == '"':
+		return s.str()
+	case c == '-' || c >= '0' && c <= '9':
+		t, _ := s.number()
+		return t
+	}
+	s.skip()
+	return nil
+}
+
+// change reads one entry[].changes[] item; only fields "messages" and
+// "message_template_status_update" count, and the field may come after the
+// value.
 func (p *parser) change() {
 	s := &p.s
 	var k []byte
-	ns, ni, nr := len(p.statuses), len(p.inbound), len(p.refs)
-	messages := true
+	ns, ni, nr, nt := len(p.statuses), len(p.inbound), len(p.refs), len(p.templates)
+	messages, templates := true, false
 	if !s.object() {
 		return
 	}
 	for first := true; s.key(&k, first); first = false {
 		switch string(k) {
 		case "field":
-			messages = string(s.str()) == "messages"
+			f := s.str()
+			messages, templates = string(f) == "messages", string(f) == fieldTemplateStatus
 		case "value":
 			p.value()
 		default:
@@ -201,7 +261,26 @@ func (p *parser) change() {
 	if !messages {
 		clear(p.statuses[ns:])
 		clear(p.inbound[ni:])
-		p.statuses, p.inbound, p.refs = p.statuses[:ns], p.inbound[:ni], p.refs[:nr]
+		p.statuses, p.inbound = p.statuses[:ns], p.inbound[:ni]
+	}
+	if !templates {
+		clear(p.templates[nt:])
+		p.templates = p.templates[:nt]
+	} else if s.err == nil {
+		for _, t := range p.templates[nt:] {
+			if t.Event == "" || t.Name == "" && t.TemplateID == "" {
+				s.fail("template status without event or template")
+			}
+		}
+	}
+	if !messages || !templates {
+		kept := p.refs[:nr]
+		for _, r := range p.refs[nr:] {
+			if r.template && templates || !r.template && messages {
+				kept = append(kept, r)
+			}
+		}
+		p.refs = kept
 	}
 }
 
@@ -213,11 +292,43 @@ func (p *parser) value() {
 	ns, ni := len(p.statuses), len(p.inbound)
 	p.contacts = p.contacts[:0]
 	phoneNumberID := ""
+	var tmpl provider.TemplateStatus
+	hasTemplate := false
 	if !s.object() {
 		return
 	}
 	for first := true; s.key(&k, first); first = false {
 		switch string(k) {
+		// Other fields' values may use these keys for other shapes:
+		// anything but a string or a number is skipped.
+		case "event":
+			tmpl.Event, hasTemplate = string(p.idString()), true
+		case "message_template_id":
+			tmpl.TemplateID, hasTemplate = string(p.idString()), true
+		case "message_template_name":
+			tmpl.Name, hasTemplate = string(p.idString()), true
+		case "message_template_language":
+			tmpl.Language, hasTemplate = string(p.idString()), true
+		case "reason":
+			if r := p.idString(); string(r) != "NONE" {
+				tmpl.Reason = string(r)
+			}
+		case "other_info":
+			// A pause or a disabling explains itself here.
+			if s.peek() != '{' {
+				s.skip()
+				continue
+			}
+			s.object()
+			for first := true; s.key(&k, first); first = false {
+				if string(k) == "description" {
+					if d := p.idString(); tmpl.Reason == "" {
+						tmpl.Reason = string(d)
+					}
+				} else {
+					s.skip()
+				}
+			}
 		case "metadata":
 			if !s.object() {
 				continue
@@ -248,6 +359,10 @@ func (p *parser) value() {
 		default:
 			s.skip()
 		}
+	}
+	if hasTemplate {
+		p.templates = append(p.templates, tmpl)
+		p.refs = append(p.refs, ref{template: true, i: len(p.templates) - 1})
 	}
 	for i := ns; i < len(p.statuses); i++ {
 		p.statuses[i].PhoneNumberID = phoneNumberID

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/wagate/wagate/message"
 )
 
 // Defaults of Config.
@@ -180,6 +182,17 @@ type Config struct {
 	// /devapi/messages/whatsapp) accepts.
 	GallaboxAPIKey    string
 	GallaboxAPISecret string
+
+	// Templates are the message templates each WhatsApp Business Account
+	// (by WABA id) holds from the start: APPROVED unless their Status says
+	// otherwise. Template sends are checked against them and the
+	// submitted ones; a simulator without any takes every template send.
+	Templates map[string][]message.Template
+	// TemplateReviewDelay is how long a submitted template waits for its
+	// review (DefaultTemplateReviewDelay): then it is APPROVED, or REJECTED
+	// when Meta's reviewers would, and a message_template_status_update
+	// webhook goes to WebhookURL.
+	TemplateReviewDelay time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -222,6 +235,7 @@ func (c *Config) setDefaults() {
 		c.RecordRequests = DefaultRecordRequests
 	}
 	setDuration(&c.RateHistory, DefaultRateHistory)
+	setDuration(&c.TemplateReviewDelay, DefaultTemplateReviewDelay)
 	if c.SMSAccountSID == "" {
 		c.SMSAccountSID = DefaultSMSAccountSID
 	}
@@ -293,6 +307,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("sim config: outage mode %q is neither %q nor %q", c.OutageMode, OutageError, OutageRefuse)
 	}
 	if err := c.validateAlt(); err != nil {
+		return fmt.Errorf("sim config: %w", err)
+	}
+	if err := c.validateTemplates(); err != nil {
 		return fmt.Errorf("sim config: %w", err)
 	}
 	return nil

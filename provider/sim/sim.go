@@ -62,6 +62,8 @@ type Server struct {
 	// gallabox.go); their zero values are ready.
 	sms      smsState
 	gallabox gallaboxState
+	// templates are the accounts' message templates (templates.go).
+	templates templateState
 }
 
 const (
@@ -121,6 +123,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Server, error) {
 		s.numbers[n.PhoneNumberID] = num
 		s.numList = append(s.numList, num)
 	}
+	s.seedTemplates()
 	s.sched.wake = make(chan struct{}, 1)
 	s.sched.nextWake = maxTime
 	s.srv = &fasthttp.Server{
