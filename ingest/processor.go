@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -243,6 +244,11 @@ func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error
 	for i := range entries {
 		b.receivedMS = entries[i].ReceivedMS
 		if err := meta.ParseWebhook(entries[i].Body, b); err != nil {
+			if !errors.Is(err, meta.ErrMalformed) && !errors.Is(err, meta.ErrNotWhatsApp) {
+				// A handler could not record something (Redis): keep the
+				// bodies to process again, which changes nothing twice.
+				return err
+			}
 			// Verified and JSON-checked when received, so this is a body
 			// Meta's format does not fit; keeping it would block nothing
 			// and help nobody.

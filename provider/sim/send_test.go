@@ -18,7 +18,11 @@ import (
 )
 
 func TestSendValidation(t *testing.T) {
-	s := startSim(t, Config{})
+	// The account has the template the well-formed template send names.
+	s := startSim(t, Config{Templates: map[string][]message.Template{"200000000000001": {{
+		Name: "booking_confirmation", Language: "en_US", Category: message.CategoryUtility, Status: message.TemplateApproved,
+		Components: []message.TemplateComponent{{Type: "BODY", Text: "Hello {{1}}, your booking is confirmed."}},
+	}}}})
 	const ok = `{"messaging_product":"whatsapp","recipient_type":"individual","to":"4915112345678","type":"text","text":{"body":"hi"}}`
 	f := func(name, phoneID, auth, body string, status, code, subcode int, message string) {
 		t.Helper()

@@ -190,15 +190,6 @@ func (s *Server) TemplateWebhooks() (posted, dropped int64) {
 	return s.templates.posted, s.templates.dropped
 }
 
-// hasTemplates reports whether any account holds a template. A simulator
-// without any takes every template send, as the load tests that predate
-// templates expect.
-func (s *Server) hasTemplates() bool {
-	s.templates.mu.Lock()
-	defer s.templates.mu.Unlock()
-	return len(s.templates.list) > 0
-}
-
 func errTemplateMissing(name, lang string) *apiError {
 	return &apiError{status: 404, typ: "OAuthException", code: 132001,
 		message: "(#132001) Template name does not exist in the translation",
@@ -220,9 +211,6 @@ func errParamFormat(details string) *apiError {
 // an APPROVED template of that name in that language, with the parameters
 // its header, body and buttons expect.
 func (s *Server) checkTemplate(t *templateObject) *apiError {
-	if !s.hasTemplates() {
-		return nil
-	}
 	lang := t.Language.Code
 	s.templates.mu.Lock()
 	var found *simTemplate
