@@ -132,6 +132,9 @@ func cmdDev(args []string) error {
 	nNumbers := fs.Int("numbers", 1, "the demo tenant's numbers: +15550001000, +15550001001…")
 	mps := fs.Float64("rate", 80, "each number's messages per second (Meta: 80, 1000 after upgrade)")
 	fs.Parse(args)
+	if g.media.signingKey == "" {
+		g.media.signingKey = devMediaSigningKey // links survive a dev restart
+	}
 	log := newLogger(g.logLevel)
 	numbers := devNumbers(*nNumbers)
 

@@ -40,6 +40,7 @@ type gatewayFlags struct {
 	logLevel   string
 	roles      string
 	pprof      string
+	media      mediaFlags
 }
 
 // The roles one process can run.
@@ -75,6 +76,7 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (WAGATE_HTTP_ADDR)")
 	fs.StringVar(&g.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
 	fs.StringVar(&g.pprof, "pprof", env("WAGATE_PPROF_ADDR", ""), "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty (WAGATE_PPROF_ADDR)")
+	g.media.register(fs)
 }
 
 func (g *gatewayFlags) chConfig() clickhouse.Config {
@@ -134,7 +136,11 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if err != nil {
 		return nil, err
 	}
-	routes, err := fc.routes(nil)
+	mediaCfg, mediaSrc, err := g.media.setup(g.httpAddr, store, log)
+	if err != nil {
+		return nil, err
+	}
+	routes, err := fc.routes(mediaSrc)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +159,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
-		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }},
+		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg},
 		store, tokens, reg, reg, log.With("role", "api"))
 	if err != nil {
 		return nil, err

@@ -58,12 +58,18 @@ func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
 		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
 		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
 		httpAddr: freeAddr(t), roles: "api,dispatcher,inbound,loader",
+		media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey},
+	}
+	catalogue, err := demoCatalogue()
+	if err != nil {
+		t.Fatal(err)
 	}
 	s, err := sim.New(sim.Config{
 		Addr: "127.0.0.1:0", AccessToken: devSimToken, AppSecret: devAppSecret,
 		WebhookURL:   "http://" + g.httpAddr + "/webhooks/meta",
 		Numbers:      []sim.Number{{PhoneNumberID: devPhoneID, DisplayPhoneNumber: devSender[1:], WABAID: devWABA}},
 		StatusDelays: delays,
+		Templates:    map[string][]message.Template{devWABA: catalogue},
 	}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +82,10 @@ func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
 		t.Fatal(err)
 	}
 	tg := &testGateway{t: t, gw: gw, sim: s, api: "http://" + gw.api.Addr(), g: g}
+	// The demo tenant's templates, as `wagate dev` gives them.
+	if err := gw.store.PutTemplates(context.Background(), devTenant, catalogue); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()

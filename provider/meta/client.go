@@ -33,6 +33,14 @@ type Client struct {
 	auth    []byte
 	uris    map[string][]byte
 	timeout time.Duration
+
+	// Media messages (media.go): the source of wagate's media ids, each
+	// sender's phone number id and media upload URI, and the uploads in
+	// flight.
+	media     MediaSource
+	phoneIDs  map[string]string
+	mediaURIs map[string][]byte
+	uploads   flights
 }
 
 var _ provider.Provider = (*Client)(nil)
@@ -73,9 +81,15 @@ func New(cfg Config) (*Client, error) {
 		auth:    []byte("Bearer " + cfg.AccessToken),
 		uris:    make(map[string][]byte, len(cfg.PhoneNumberIDs)),
 		timeout: cfg.Timeout,
+
+		media:     cfg.Media,
+		phoneIDs:  make(map[string]string, len(cfg.PhoneNumberIDs)),
+		mediaURIs: make(map[string][]byte, len(cfg.PhoneNumberIDs)),
 	}
 	for sender, id := range cfg.PhoneNumberIDs {
 		c.uris[sender] = []byte(base + id + "/messages")
+		c.phoneIDs[sender] = id
+		c.mediaURIs[sender] = []byte(base + id + "/media")
 	}
 	return c, nil
 }
@@ -116,7 +130,18 @@ func (c *Client) Send(ctx context.Context, m *message.Message) (provider.Result,
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// A media message naming one of wagate's uploads goes out with Meta's
+	// id of the same bytes (media.go); links and Meta's ids pass as they are.
+	if isMediaType(m.Type) {
+		if id, at, ok := wagateMediaID(m.Content); ok {
+			return c.sendMedia(ctx, m, id, at, uri, deadline)
+		}
+	}
+	return c.post(m, uri, deadline)
+}
 
+// post sends m's body to uri and reads Meta's answer.
+func (c *Client) post(m *message.Message, uri []byte, deadline time.Time) (provider.Result, error) {
 	bp := bodyPool.Get().(*[]byte)
 	body, err := AppendSendBody((*bp)[:0], m)
 	if err != nil {

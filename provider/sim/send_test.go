@@ -80,7 +80,7 @@ func TestSendValidation(t *testing.T) {
 	for _, body := range []string{
 		req("text", `{"body":"`+strings.Repeat("é", 4096)+`","preview_url":true}`),
 		req("image", `{"link":"https://example.com/room.jpg","caption":"Room 12"}`),
-		req("document", `{"id":"1003383421387256","filename":"invoice.pdf"}`),
+		req("document", `{"id":"`+mediaUploaded(t, s, "application/pdf", simPDF)+`","filename":"invoice.pdf"}`),
 		req("interactive", `{"type":"button","body":{"text":"Late checkout?"},"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}}]}}`),
 		req("interactive", `{"type":"list","body":{"text":"Menu"},"action":{"button":"Open","sections":[{"title":"Food","rows":[{"id":"1","title":"Pizza"}]}]}}`),
 		req("interactive", `{"type":"cta_url","body":{"text":"Your key"},"action":{"name":"cta_url","parameters":{"display_text":"Open","url":"https://example.com"}}}`),
