@@ -233,8 +233,8 @@ func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 	ts := ingest.NewTokens()
 	seen := map[string]string{}
 	for _, tc := range fc.Tenants {
-		if prev, ok := seen[tc.ID]; ok || tc.ID == "" {
-			return nil, fmt.Errorf("config: tenant id %q is empty or used twice (%s)", tc.ID, prev)
+		if prev, ok := seen[tc.ID]; ok || !validTenantID(tc.ID) {
+			return nil, fmt.Errorf("config: tenant id %q is empty, used twice (%s), or not letters, digits, '.', '_' and '-' (at most 64)", tc.ID, prev)
 		}
 		seen[tc.ID] = tc.ID
 		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders, MaxQueued: tc.MaxQueued}
@@ -258,6 +258,21 @@ func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 		}
 	}
 	return ts, nil
+}
+
+// validTenantID reports whether id can name a tenant: it goes into Redis
+// keys and hash tags.
+func validTenantID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // numbers maps each Meta phone number id to its business number and the

@@ -144,8 +144,9 @@ func (k *Keys) InboundSeen(shard int, providerID string) string {
 }
 
 // Tenant is the prefix of a tenant's own keys (settings, webhook
-// configuration…), which no script shares with a shard.
-func (k *Keys) Tenant(tenant string) string { return k.prefix + ":t:" + tenant + ":" }
+// configuration and deliveries, templates): hash-tagged by the tenant, so
+// that a tenant's keys share a Cluster slot, and no shard's.
+func (k *Keys) Tenant(tenant string) string { return k.prefix + ":t:{" + tenant + "}:" }
 
 // Events is the shard's status events stream.
 func (k *Keys) Events(shard int) string { return k.shards[shard] + "events" }
