@@ -424,7 +424,7 @@ func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiE
 		return nil, unavailable("stored")
 	}
 	expires := now.Add(m.urlTTL).Unix()
-	return &uploadAnswer{MediaID: rec.ID, MediaURL: m.url(rec.ID, expires), ExpiresAt: time.Unix(expires, 0).UTC().Format(time.RFC3339),
+	return &uploadAnswer{MediaID: rec.ID, MediaURL: m.url(rec.ID, expires), ExpiresAt: rfc3339(expires * 1000),
 		MediaType: kind, MIMEType: rec.MIME, Size: rec.Size, SHA256: rec.SHA256, Filename: name}, nil
 }
 

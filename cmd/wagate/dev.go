@@ -13,6 +13,7 @@ import (
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
+	"github.com/wagate/wagate/store/redis"
 )
 
 // The demo tenant of `wagate dev`.
@@ -161,6 +162,9 @@ func cmdDev(args []string) error {
 	// templates created through the API survive a restart.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err = gw.store.PutTemplates(ctx, devTenant, catalogue)
+	if err == nil {
+		err = devSettings(ctx, gw.store)
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("demo catalogue: %w", err)
@@ -232,4 +236,14 @@ func cmdSim(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return simulator.Shutdown(ctx)
+}
+
+// devSettings gives the demo tenant seed 001's suggestions for a closed
+// window, unless its admins set their own settings already.
+func devSettings(ctx context.Context, store *redis.Store) error {
+	doc, err := store.TenantDoc(ctx, devTenant, redis.DocSettings)
+	if err != nil || doc != nil {
+		return err
+	}
+	return store.PutTenantDoc(ctx, devTenant, redis.DocSettings, []byte(`{"suggested_templates":["service_followup","general_inquiry"]}`))
 }
