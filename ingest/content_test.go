@@ -233,15 +233,3 @@ func TestContentPreviews(t *testing.T) {
 	f("interactive", m.body, "How would you like to extend your stay?")
 }
 
-func TestSingleEmojiInIngest(t *testing.T) {
-	for _, s := range []string{"👍", "❤", "❤️", "👍🏿", "🇯🇵", "1️⃣", "#⃣", "🏳️‍🌈", "👩🏻‍❤️‍💋‍👨🏼", "🏃🏻‍♀️", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "👁️‍🗨️", "😀", "🫠"} {
-		if !singleEmoji(s) {
-			t.Errorf("%q is one emoji", s)
-		}
-	}
-	for _, s := range []string{"", "a", "1", "👍👍", " 👍", "👍 ", "🇯", "🇯🇵🇯🇵", "🏻", "👍\u200d", "\u200d👍", "👨‍👩‍👧‍👦‍👦", "🏴󠁧󠁢󠁳󠁣󠁴", "é", strings.Repeat("👍", 40)} {
-		if singleEmoji(s) {
-			t.Errorf("%q is not one emoji", s)
-		}
-	}
-}

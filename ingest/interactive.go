@@ -33,25 +33,6 @@ type interactiveRequest struct {
 // interactiveTypes are the interactive_type values send-interactive takes.
 var interactiveTypes = []string{"buttons", "list", "cta_url"}
 
-// WhatsApp's limits of interactive messages, in characters (PROVIDERS.md,
-// Meta's spec).
-const (
-	maxBodyText       = 1024
-	maxHeaderText     = 60
-	maxFooterText     = 60
-	maxButtons        = 3
-	maxButtonID       = 256
-	maxButtonTitle    = 20
-	maxListButton     = 20
-	maxSections       = 10
-	maxListRows       = 10
-	maxSectionTitle   = 24
-	maxRowID          = 200
-	maxRowTitle       = 24
-	maxRowDescription = 72
-	maxCTADisplayText = 20
-)
-
 // interactiveContent is the content of send-interactive: every type's
 // fields in one object; decodeInteractive refuses those of another type.
 type interactiveContent struct {
@@ -200,7 +181,7 @@ func decodeInteractive(typ string, raw json.RawMessage, m *interactiveMsg) *apiE
 	if c.Text == nil {
 		return required("content.text")
 	}
-	if e := checkText("content.text", *c.Text, maxBodyText, true); e != nil {
+	if e := checkText("content.text", *c.Text, message.MaxBodyText, true); e != nil {
 		return e
 	}
 	m.body = *c.Text
@@ -219,7 +200,7 @@ func decodeInteractive(typ string, raw json.RawMessage, m *interactiveMsg) *apiE
 	if c.DisplayText == nil {
 		return required("content.display_text")
 	}
-	if e := checkText("content.display_text", *c.DisplayText, maxCTADisplayText, true); e != nil {
+	if e := checkText("content.display_text", *c.DisplayText, message.MaxCTADisplayText, true); e != nil {
 		return e
 	}
 	if c.URL == nil {
@@ -271,7 +252,7 @@ func decodeHeader(raw json.RawMessage, m *interactiveMsg) *apiError {
 		if strings.TrimSpace(text) == "" {
 			return nil
 		}
-		if e := checkText("content.header", text, maxHeaderText, true); e != nil {
+		if e := checkText("content.header", text, message.MaxHeaderText, true); e != nil {
 			return e
 		}
 		*h = interactiveHeader{Type: "text", Text: text}
@@ -303,7 +284,7 @@ func decodeHeader(raw json.RawMessage, m *interactiveMsg) *apiError {
 			return invalidRequest("content.header."+f+" is for image, video and document headers, not text ones",
 				map[string]any{"field": "content.header." + f})
 		}
-		return checkText("content.header.text", h.Text, maxHeaderText, true)
+		return checkText("content.header.text", h.Text, message.MaxHeaderText, true)
 	case "image", "video", "document":
 		if m.kind == "list" {
 			return invalidRequest("content.header.type must be text: a list message's header can only be text", map[string]any{"field": "content.header.type", "allowed": allowed})
@@ -336,7 +317,7 @@ func decodeFooter(raw json.RawMessage, m *interactiveMsg) *apiError {
 		if strings.TrimSpace(text) == "" {
 			return nil
 		}
-		if e := checkText("content.footer", text, maxFooterText, true); e != nil {
+		if e := checkText("content.footer", text, message.MaxFooterText, true); e != nil {
 			return e
 		}
 		m.footer = text
@@ -348,7 +329,7 @@ func decodeFooter(raw json.RawMessage, m *interactiveMsg) *apiError {
 		if e := decodeAt(raw, &f, "content.footer"); e != nil {
 			return e
 		}
-		if e := checkText("content.footer.text", f.Text, maxFooterText, true); e != nil {
+		if e := checkText("content.footer.text", f.Text, message.MaxFooterText, true); e != nil {
 			return e
 		}
 		m.footer = f.Text
@@ -359,7 +340,7 @@ func decodeFooter(raw json.RawMessage, m *interactiveMsg) *apiError {
 
 // decodeButtons checks 1 to 3 reply buttons with unique ids and titles.
 func decodeButtons(raws []json.RawMessage, m *interactiveMsg) *apiError {
-	if e := checkCount("content.buttons", len(raws), maxButtons, "buttons"); e != nil {
+	if e := checkCount("content.buttons", len(raws), message.MaxButtons, "buttons"); e != nil {
 		return e
 	}
 	for i, raw := range raws {
@@ -368,13 +349,13 @@ func decodeButtons(raws []json.RawMessage, m *interactiveMsg) *apiError {
 		if e := decodeAt(raw, &b, path); e != nil {
 			return e
 		}
-		if e := checkText(path+".id", b.ID, maxButtonID, true); e != nil {
+		if e := checkText(path+".id", b.ID, message.MaxButtonID, true); e != nil {
 			return e
 		}
 		if strings.TrimSpace(b.ID) != b.ID {
 			return invalidRequest(path+".id must not start or end with spaces", map[string]any{"field": path + ".id", "value": quote(b.ID)})
 		}
-		if e := checkText(path+".title", b.Title, maxButtonTitle, true); e != nil {
+		if e := checkText(path+".title", b.Title, message.MaxButtonTitle, true); e != nil {
 			return e
 		}
 		for j := range m.buttons {
@@ -396,11 +377,11 @@ func decodeList(c *interactiveContent, m *interactiveMsg) *apiError {
 	if c.ButtonText == nil {
 		return required("content.button_text")
 	}
-	if e := checkText("content.button_text", *c.ButtonText, maxListButton, true); e != nil {
+	if e := checkText("content.button_text", *c.ButtonText, message.MaxListButton, true); e != nil {
 		return e
 	}
 	m.buttonText = *c.ButtonText
-	if e := checkCount("content.sections", len(c.Sections), maxSections, "sections"); e != nil {
+	if e := checkCount("content.sections", len(c.Sections), message.MaxSections, "sections"); e != nil {
 		return e
 	}
 	secs := make([]listSection, len(c.Sections))
@@ -421,7 +402,7 @@ func decodeList(c *interactiveContent, m *interactiveMsg) *apiError {
 			return invalidRequest(path+".title is required: every section is titled when a list has more than one",
 				map[string]any{"field": path + ".title"})
 		}
-		if e := checkText(path+".title", title, maxSectionTitle, false); e != nil {
+		if e := checkText(path+".title", title, message.MaxSectionTitle, false); e != nil {
 			return e
 		}
 		if len(secs[i].Rows) == 0 {
@@ -430,22 +411,22 @@ func decodeList(c *interactiveContent, m *interactiveMsg) *apiError {
 		}
 		for k, raw := range secs[i].Rows {
 			rpath := path + ".rows[" + strconv.Itoa(k) + "]"
-			if len(m.rows) == maxListRows {
+			if len(m.rows) == message.MaxListRows {
 				return invalidRequest(fmt.Sprintf("A list message has at most %d rows in all sections; this one has %d (%s is row %d)",
-					maxListRows, total, rpath, maxListRows+1),
-					map[string]any{"field": rpath, "count": total, "max_items": maxListRows})
+					message.MaxListRows, total, rpath, message.MaxListRows+1),
+					map[string]any{"field": rpath, "count": total, "max_items": message.MaxListRows})
 			}
 			var row listRow
 			if e := decodeAt(raw, &row, rpath); e != nil {
 				return e
 			}
-			if e := checkText(rpath+".id", row.ID, maxRowID, true); e != nil {
+			if e := checkText(rpath+".id", row.ID, message.MaxRowID, true); e != nil {
 				return e
 			}
-			if e := checkText(rpath+".title", row.Title, maxRowTitle, true); e != nil {
+			if e := checkText(rpath+".title", row.Title, message.MaxRowTitle, true); e != nil {
 				return e
 			}
-			if e := checkText(rpath+".description", row.Description, maxRowDescription, false); e != nil {
+			if e := checkText(rpath+".description", row.Description, message.MaxRowDescription, false); e != nil {
 				return e
 			}
 			for j := range m.rows {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wagate/wagate/message"
 )
 
 // This file checks interactive, location, contacts and reaction objects as
@@ -103,25 +105,6 @@ var interactiveTypes = map[string]bool{
 	"order_details": true, "order_status": true,
 }
 
-// Meta's limits of interactive messages, in characters.
-const (
-	maxBodyText       = 1024
-	maxHeaderText     = 60
-	maxFooterText     = 60
-	maxButtons        = 3
-	maxButtonID       = 256
-	maxButtonTitle    = 20
-	maxListButton     = 20
-	maxSections       = 10
-	maxListRows       = 10
-	maxSectionTitle   = 24
-	maxRowID          = 200
-	maxRowTitle       = 24
-	maxRowDescription = 72
-	maxCTADisplayText = 20
-	maxContacts       = 5
-)
-
 // errValue is Meta's answer for a parameter whose value it will not take.
 func errValue(details string) *apiError {
 	return &apiError{status: 400, typ: "OAuthException", code: 131009, message: "(#131009) Parameter value is not valid", details: details}
@@ -155,9 +138,9 @@ func validateInteractive(in *interactive) *apiError {
 		return invalidParam("(#100) Param interactive['type'] is not a valid interactive type - got \""+in.Type+"\".", "Unsupported interactive type.")
 	case in.Action == nil:
 		return required("interactive['action']")
-	case in.Body != nil && utf8.RuneCountInString(in.Body.Text) > maxBodyText:
+	case in.Body != nil && utf8.RuneCountInString(in.Body.Text) > message.MaxBodyText:
 		return invalidParam("(#100) Param interactive['body']['text'] must be at most 1024 characters long.", "Body text is too long.")
-	case in.Footer != nil && utf8.RuneCountInString(in.Footer.Text) > maxFooterText:
+	case in.Footer != nil && utf8.RuneCountInString(in.Footer.Text) > message.MaxFooterText:
 		return invalidParam("(#100) Param interactive['footer']['text'] must be at most 60 characters long.", "Footer text is too long.")
 	case in.Footer != nil && in.Footer.Text == "":
 		return required("interactive['footer']['text']")
@@ -193,7 +176,7 @@ func validateHeader(typ string, h *interactiveHeader) *apiError {
 	case "":
 		return required("interactive['header']['type']")
 	case "text":
-		return tooLong("interactive['header']['text']", h.Text, maxHeaderText, true)
+		return tooLong("interactive['header']['text']", h.Text, message.MaxHeaderText, true)
 	case "image":
 		media = h.Image
 	case "video":
@@ -216,7 +199,7 @@ func validateHeader(typ string, h *interactiveHeader) *apiError {
 }
 
 func validateButtons(a *interactiveAction) *apiError {
-	if n := len(a.Buttons); n < 1 || n > maxButtons {
+	if n := len(a.Buttons); n < 1 || n > message.MaxButtons {
 		return invalidParam("(#100) Param interactive['action']['buttons'] must have between 1 and 3 elements.", "A button message has 1 to 3 buttons.")
 	}
 	for i, b := range a.Buttons {
@@ -229,13 +212,13 @@ func validateButtons(a *interactiveAction) *apiError {
 		case b.Reply == nil:
 			return required(p + "['reply']")
 		}
-		if e := tooLong(p+"['reply']['id']", b.Reply.ID, maxButtonID, true); e != nil {
+		if e := tooLong(p+"['reply']['id']", b.Reply.ID, message.MaxButtonID, true); e != nil {
 			return e
 		}
 		if strings.TrimSpace(b.Reply.ID) != b.Reply.ID {
 			return errValue("Param " + p + "['reply']['id'] must not have leading or trailing spaces.")
 		}
-		if e := tooLong(p+"['reply']['title']", b.Reply.Title, maxButtonTitle, true); e != nil {
+		if e := tooLong(p+"['reply']['title']", b.Reply.Title, message.MaxButtonTitle, true); e != nil {
 			return e
 		}
 		for j := range i {
@@ -255,14 +238,14 @@ func validateList(a *interactiveAction) *apiError {
 	if a.Button == "" {
 		return required("interactive['action']['button']")
 	}
-	if e := tooLong("interactive['action']['button']", a.Button, maxListButton, true); e != nil {
+	if e := tooLong("interactive['action']['button']", a.Button, message.MaxListButton, true); e != nil {
 		return e
 	}
 	rows := 0
 	for _, s := range a.Sections {
 		rows += len(s.Rows)
 	}
-	if n := len(a.Sections); n < 1 || n > maxSections || rows < 1 || rows > maxListRows {
+	if n := len(a.Sections); n < 1 || n > message.MaxSections || rows < 1 || rows > message.MaxListRows {
 		return invalidParam("(#100) Param interactive['action']['sections'] must have 1 to 10 sections and 1 to 10 rows in all.",
 			"Total row count must be 1 to 10 - got "+strconv.Itoa(rows)+".")
 	}
@@ -276,7 +259,7 @@ func validateList(a *interactiveAction) *apiError {
 		if len(a.Sections) > 1 && title == "" {
 			return required(p + "['title']")
 		}
-		if e := tooLong(p+"['title']", title, maxSectionTitle, false); e != nil {
+		if e := tooLong(p+"['title']", title, message.MaxSectionTitle, false); e != nil {
 			return e
 		}
 		if len(s.Rows) == 0 {
@@ -284,13 +267,13 @@ func validateList(a *interactiveAction) *apiError {
 		}
 		for k, r := range s.Rows {
 			rp := idx(p+"['rows']", k)
-			if e := tooLong(rp+"['id']", r.ID, maxRowID, true); e != nil {
+			if e := tooLong(rp+"['id']", r.ID, message.MaxRowID, true); e != nil {
 				return e
 			}
-			if e := tooLong(rp+"['title']", r.Title, maxRowTitle, true); e != nil {
+			if e := tooLong(rp+"['title']", r.Title, message.MaxRowTitle, true); e != nil {
 				return e
 			}
-			if e := tooLong(rp+"['description']", r.Description, maxRowDescription, false); e != nil {
+			if e := tooLong(rp+"['description']", r.Description, message.MaxRowDescription, false); e != nil {
 				return e
 			}
 			if first, ok := seen[r.ID]; ok {
@@ -311,7 +294,7 @@ func validateCTA(a *interactiveAction) *apiError {
 	case a.Parameters == nil:
 		return required("interactive['action']['parameters']")
 	}
-	if e := tooLong("interactive['action']['parameters']['display_text']", a.Parameters.DisplayText, maxCTADisplayText, true); e != nil {
+	if e := tooLong("interactive['action']['parameters']['display_text']", a.Parameters.DisplayText, message.MaxCTADisplayText, true); e != nil {
 		return e
 	}
 	switch u := a.Parameters.URL; {
@@ -371,7 +354,7 @@ func validateContacts(raw json.RawMessage) *apiError {
 	switch {
 	case len(cs) == 0:
 		return required("contacts")
-	case len(cs) > maxContacts:
+	case len(cs) > message.MaxContacts:
 		return invalidParam("(#100) Param contacts must have at most 5 elements.", "A contacts message has 1 to 5 contacts.")
 	}
 	for i, c := range cs {
@@ -422,94 +405,8 @@ func validateReaction(r *reactionObject) *apiError {
 		return required("reaction['message_id']")
 	case r.Emoji == nil:
 		return required("reaction['emoji']")
-	case *r.Emoji != "" && !singleEmoji(*r.Emoji):
+	case *r.Emoji != "" && !message.SingleEmoji(*r.Emoji):
 		return errValue("Param reaction['emoji'] must be a single emoji, or empty to remove the reaction.")
 	}
 	return nil
-}
-
-// maxEmojiParts bounds the emoji a ZWJ sequence joins: the longest
-// sequences WhatsApp shows (families, couples with skin tones) join four.
-const maxEmojiParts = 4
-
-// singleEmoji reports whether s is exactly one emoji, as UTS #51 builds
-// them: a flag (two regional indicators), a keycap (0-9 # * with U+20E3),
-// or up to four pictographs joined by ZWJ, each with an optional variation
-// selector, skin tone and tag sequence (subdivision flags).
-func singleEmoji(s string) bool {
-	var rs [32]rune
-	n := 0
-	for _, r := range s {
-		if n == len(rs) {
-			return false
-		}
-		rs[n] = r
-		n++
-	}
-	if n == 0 {
-		return false
-	}
-	r := rs[:n]
-	if isRegionalIndicator(r[0]) {
-		return n == 2 && isRegionalIndicator(r[1])
-	}
-	if r[0] == '#' || r[0] == '*' || r[0] >= '0' && r[0] <= '9' {
-		return n == 3 && r[1] == 0xFE0F && r[2] == 0x20E3 || n == 2 && r[1] == 0x20E3
-	}
-	parts := 0
-	for i := 0; ; {
-		if i >= n || !isPictograph(r[i]) {
-			return false
-		}
-		i++
-		if i < n && (r[i] == 0xFE0F || r[i] == 0xFE0E) {
-			i++
-		}
-		if i < n && r[i] >= 0x1F3FB && r[i] <= 0x1F3FF {
-			i++
-		}
-		if i < n && r[i] >= 0xE0020 && r[i] <= 0xE007E {
-			for i < n && r[i] >= 0xE0020 && r[i] <= 0xE007E {
-				i++
-			}
-			if i >= n || r[i] != 0xE007F {
-				return false
-			}
-			i++
-		}
-		parts++
-		if i == n {
-			return parts <= maxEmojiParts
-		}
-		if r[i] != 0x200D {
-			return false
-		}
-		i++
-	}
-}
-
-func isRegionalIndicator(r rune) bool { return r >= 0x1F1E6 && r <= 0x1F1FF }
-
-// pictographs are the ranges of Unicode's Extended_Pictographic property,
-// merged where the gaps hold no letters.
-var pictographs = [...][2]rune{
-	{0x00A9, 0x00A9}, {0x00AE, 0x00AE}, {0x203C, 0x203C}, {0x2049, 0x2049}, {0x2122, 0x2122},
-	{0x2139, 0x2139}, {0x2194, 0x2199}, {0x21A9, 0x21AA}, {0x231A, 0x231B}, {0x2328, 0x2328},
-	{0x2388, 0x2388}, {0x23CF, 0x23CF}, {0x23E9, 0x23F3}, {0x23F8, 0x23FA}, {0x24C2, 0x24C2},
-	{0x25AA, 0x25AB}, {0x25B6, 0x25B6}, {0x25C0, 0x25C0}, {0x25FB, 0x25FE}, {0x2600, 0x27BF},
-	{0x2934, 0x2935}, {0x2B05, 0x2B07}, {0x2B1B, 0x2B1C}, {0x2B50, 0x2B50}, {0x2B55, 0x2B55},
-	{0x3030, 0x3030}, {0x303D, 0x303D}, {0x3297, 0x3297}, {0x3299, 0x3299},
-	{0x1F000, 0x1F1E5}, {0x1F200, 0x1F3FA}, {0x1F400, 0x1FAFF}, {0x1FC00, 0x1FFFD},
-}
-
-func isPictograph(r rune) bool {
-	for _, p := range pictographs {
-		if r < p[0] {
-			return false
-		}
-		if r <= p[1] {
-			return true
-		}
-	}
-	return false
 }

@@ -259,19 +259,3 @@ func TestSimReaction(t *testing.T) {
 		{"no message id", "reaction", `{"emoji":"👍"}`, 100, "The parameter reaction['message_id'] is required."},
 	})
 }
-
-func TestSingleEmoji(t *testing.T) {
-	f := func(s string, want bool) {
-		t.Helper()
-		if got := singleEmoji(s); got != want {
-			t.Errorf("singleEmoji(%q) = %v, want %v", s, got, want)
-		}
-	}
-	for _, s := range []string{"👍", "❤", "❤️", "👍🏿", "🇯🇵", "1️⃣", "#⃣", "🏳️‍🌈", "👩🏻‍❤️‍💋‍👨🏼", "🏃🏻‍♀️", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "👁️‍🗨️", "😀", "🫠", "©️"} {
-		f(s, true)
-	}
-	for _, s := range []string{"", "a", "1", "👍👍", " 👍", "👍 ", "🇯", "🇯🇵🇯🇵", "🏻", "👍\u200d", "\u200d👍",
-		"👨‍👩‍👧‍👦‍👦", "🏴󠁧󠁢󠁳󠁣󠁴", "ab", "é", strings.Repeat("👍", 40)} {
-		f(s, false)
-	}
-}
