@@ -21,9 +21,6 @@ import (
 // messages of messages/send, and holds the checks send-interactive shares.
 // Every refusal names the field's full path ("content.contacts[1].phones[0].phone").
 
-// message.MaxContacts is how many contacts one message may carry (Meta's spec).
-const message.MaxContacts = 5
-
 // locationContent is the content of a location message.
 type locationContent struct {
 	// Latitude and Longitude are required: pointers tell 0 from missing.

@@ -232,4 +232,3 @@ func TestContentPreviews(t *testing.T) {
 	}
 	f("interactive", m.body, "How would you like to extend your stay?")
 }
-
