@@ -175,6 +175,13 @@ func (c *Client) providerMediaID(ctx context.Context, account, sender string, me
 		}
 	}
 	id, err := c.uploads.do(ctx, account+"\x00"+med.SHA256, func() (string, error) {
+		// A flight that ended between the cache read above and this one
+		// has cached its id: look again rather than upload twice.
+		if !refresh {
+			if id, err := c.media.ProviderMediaID(ctx, account, med.SHA256); err == nil && id != "" {
+				return id, nil
+			}
+		}
 		id, err := c.upload(sender, med, deadline)
 		if err != nil {
 			return "", err
