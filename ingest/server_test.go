@@ -99,6 +99,7 @@ func (h *harness) do(method, path, token, body string, hdr ...string) (int, map[
 	must(h.t, err)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkOpenAPI(h.t, method, path, resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 	var v map[string]any
 	if json.Unmarshal(raw, &v) != nil {
 		v = map[string]any{"_raw": string(raw)}
