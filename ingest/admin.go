@@ -81,10 +81,15 @@ func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx,
 		out = appendJSONString(out, d.Sender)
 		out = append(out, `,"attempts":`...)
 		out = appendInt(out, int64(d.Attempts))
+		// null when there is none, as the message status answers.
 		out = append(out, `,"error_code":`...)
-		out = appendInt(out, int64(d.ErrorCode))
+		if d.ErrorCode != 0 {
+			out = appendInt(out, int64(d.ErrorCode))
+		} else {
+			out = append(out, "null"...)
+		}
 		out = append(out, `,"failure_reason":`...)
-		out = appendJSONString(out, d.ErrorTitle)
+		out = appendStringOrNull(out, d.ErrorTitle)
 		out = append(out, `,"dead_lettered_at":`...)
 		out = appendTimeMS(out, d.AtMS)
 		out = append(out, '}')

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -99,6 +100,10 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 			}
 			c, preview, e := batchTemplate(tr, r, m, i)
 			if e != nil {
+				if e.Code.HTTPStatus() >= 500 {
+					// Not the message's fault: the catalogue could not be read.
+					return e
+				}
 				errs = append(errs, itemError{i, e.Code, e.Message})
 				continue
 			}
@@ -120,7 +125,17 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 	}
 	if len(errs) > 0 {
 		shown := errs[:min(len(errs), 20)]
-		return &apiError{Code: errs[0].Code, Message: "Some messages of the batch are not valid; nothing was queued",
+		// One code for the batch: the items' own when they all share it
+		// (every phone invalid, say), else INVALID_REQUEST; each item's is
+		// in details.errors.
+		code := errs[0].Code
+		for _, e := range errs[1:] {
+			if e.Code != code {
+				code = message.CodeInvalidRequest
+				break
+			}
+		}
+		return &apiError{Code: code, Message: "Some messages of the batch are not valid; nothing was queued",
 			Details:         map[string]any{"invalid": len(errs), "errors": shown},
 			RecoveryOptions: []string{"Fix or leave out the messages listed and send the batch again"}}
 	}
@@ -254,7 +269,7 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	out = append(out, `,"from":`...)
 	out = appendJSONString(out, sender)
 	out = append(out, `,"rate_limit":{"messages_per_second":`...)
-	out = appendInt(out, int64(rate))
+	out = strconv.AppendFloat(out, rate, 'f', -1, 64)
 	out = append(out, `},"estimated_completion":`...)
 	out = appendTimeMS(out, eta.UnixMilli())
 	out = append(out, '}')
@@ -320,7 +335,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 	out = append(out, `,"campaign_id":`...)
 	out = appendJSONString(out, b.Campaign)
 	out = append(out, `,"rate_limit":{"messages_per_second":`...)
-	out = appendInt(out, int64(b.RatePerSecond))
+	out = strconv.AppendFloat(out, b.RatePerSecond, 'f', -1, 64)
 	out = append(out, `},"created_at":`...)
 	out = appendTimeMS(out, b.CreatedMS)
 	if canceled >= 0 {

@@ -29,6 +29,9 @@ func TestBatchSendAsTheSeedShowsIt(t *testing.T) {
 	if code != 202 || v["batch_id"] == nil || v["estimated_completion"] == nil || v["accepted"] != float64(2) || v["status"] != "queued" {
 		t.Fatalf("%d %v", code, v)
 	}
+	if r, _ := v["rate_limit"].(map[string]any); r["messages_per_second"] != float64(10) {
+		t.Fatalf("rate_limit %v", v["rate_limit"])
+	}
 	eta, err := time.Parse(time.RFC3339Nano, v["estimated_completion"].(string))
 	if err != nil || eta.Before(time.Now()) {
 		t.Fatalf("estimated_completion %v", v["estimated_completion"])
@@ -92,6 +95,9 @@ func TestBatchIsRefusedWholeWhenAMessageIsWrong(t *testing.T) {
 	}
 	bad := strings.Replace(batchBody(50, ""), `"+1234000007"`, `"1234000007"`, 1)
 	f("bad phone", bad, 400, "INVALID_PHONE_NUMBER")
+	// Two kinds of wrong: the batch's code is the general one; each
+	// message's own is in details.errors.
+	f("bad phone and empty text", strings.Replace(bad, `"Message 1"`, `""`, 1), 400, "INVALID_REQUEST")
 	f("empty text", strings.Replace(batchBody(3, ""), `"Message 1"`, `""`, 1), 400, "INVALID_REQUEST")
 	f("no messages", `{"messages":[]}`, 400, "INVALID_REQUEST")
 	f("too many", batchBody(10_001, ""), 400, "INVALID_REQUEST")
@@ -168,5 +174,26 @@ func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 	counts = c["counts"].(map[string]any)
 	if counts["canceled"] != 1.0 || counts["failed"] != 3.0 || c["status"] != "canceled" {
 		t.Fatalf("after cancel %v", c)
+	}
+}
+
+func TestBatchAnswersTheRateItWasGiven(t *testing.T) {
+	h := newHarness(t)
+	h.windowRuleOff()
+	code, v, _ := h.do("POST", batchPath, staffToken, batchBody(3, `,"rate_limit":{"messages_per_second":0.5}`))
+	if code != 202 {
+		t.Fatalf("%d %v", code, v)
+	}
+	if r, _ := v["rate_limit"].(map[string]any); r["messages_per_second"] != 0.5 {
+		t.Fatalf("rate_limit %v", v["rate_limit"])
+	}
+	// Three messages at one every two seconds: about six seconds.
+	eta, err := time.Parse(time.RFC3339Nano, v["estimated_completion"].(string))
+	if d := time.Until(eta); err != nil || d < 4*time.Second || d > 7*time.Second {
+		t.Fatalf("estimated_completion %v is %v away", v["estimated_completion"], d)
+	}
+	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+v["batch_id"].(string), staffToken, "")
+	if r, _ := b["rate_limit"].(map[string]any); r["messages_per_second"] != 0.5 {
+		t.Fatalf("batch rate_limit %v", b["rate_limit"])
 	}
 }

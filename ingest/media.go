@@ -678,7 +678,7 @@ func (s *Server) appendMediaContent(p Principal, r *mediaRef, names *mediaFieldN
 			return dst, "", e
 		}
 	} else {
-		rec, e := s.tenantMedia(p, r.ID, names.id)
+		rec, e := s.tenantMedia(p.Tenant.ID, r.ID, names.id)
 		if e != nil {
 			return dst, "", e
 		}
@@ -741,9 +741,9 @@ func checkMediaLink(link, field string) *apiError {
 	return nil
 }
 
-// tenantMedia returns p's tenant's media record id: another tenant's id
+// tenantMedia returns tenant's media record id: another tenant's id
 // is as unknown as one that never existed.
-func (s *Server) tenantMedia(p Principal, id, field string) (*redis.MediaRecord, *apiError) {
+func (s *Server) tenantMedia(tenant, id, field string) (*redis.MediaRecord, *apiError) {
 	notFound := &apiError{Code: message.CodeMediaNotFound, Message: "No media with this id for this tenant",
 		Details:         map[string]any{"field": field, "media_id": id},
 		RecoveryOptions: []string{"Upload the file with POST /api/v1/whatsapp/media/upload and send the media_id it answers"}}
@@ -753,7 +753,7 @@ func (s *Server) tenantMedia(p Principal, id, field string) (*redis.MediaRecord,
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	rec, err := s.store.Media(ctx, id)
 	cancel()
-	if errors.Is(err, redis.ErrMediaNotFound) || (err == nil && rec.TenantID != p.Tenant.ID) {
+	if errors.Is(err, redis.ErrMediaNotFound) || (err == nil && rec.TenantID != tenant) {
 		return nil, notFound
 	}
 	if err != nil {

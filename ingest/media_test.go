@@ -602,3 +602,37 @@ func TestLargeUploadsSpillToDisk(t *testing.T) {
 		t.Fatalf("download: %d, %d bytes", code, len(body))
 	}
 }
+
+func TestTemplateHeaderTakesTheTenantsOwnUploads(t *testing.T) {
+	h := newMediaHarness(t)
+	h.putTemplates("grand-plaza", hotelTemplates...)
+	h.putTemplates("seaside", hotelTemplates...)
+	img := h.mustUpload("room_key_info.jpg", sampleJPEG(t), "image")["media_id"].(string)
+	doc := h.mustUpload("amenities.pdf", samplePDF(), "document")["media_id"].(string)
+	send := func(id string) string {
+		return `{"guest_phone":"+1234567890","template_name":"room_ready","language":"en",
+			"parameters":{"1":"Ana","2":"412","header_media_id":"` + id + `","button_0":"K-412","button_1":"HELP"}}`
+	}
+	code, v, _ := h.do("POST", templateSendPath, staffToken, send(img))
+	if code != 202 {
+		t.Fatalf("own upload: %d %v", code, v)
+	}
+	if got := string(h.begin(v["message_id"].(string)).Msg.Content); !strings.Contains(got, `{"type":"image","image":{"id":"`+img+`"}}`) {
+		t.Fatalf("queued %s", got)
+	}
+	f := func(name, token, body string, status int, code, field string) {
+		t.Run(name, func(t *testing.T) {
+			before := h.queued()
+			c, v, _ := h.do("POST", templateSendPath, token, body)
+			if c != status || errCode(t, v) != code || mediaErrDetails(t, v)["field"] != field {
+				t.Fatalf("%d %v", c, v)
+			}
+			if h.queued() != before {
+				t.Fatal("a refused send queued a message")
+			}
+		})
+	}
+	f("another tenant's upload", otherToken, send(img), 404, "MEDIA_NOT_FOUND", "parameters.header_media_id")
+	f("an upload that never was", staffToken, send("med_"+strings.Repeat("z", 26)), 404, "MEDIA_NOT_FOUND", "parameters.header_media_id")
+	f("a document for an image header", staffToken, send(doc), 400, "INVALID_REQUEST", "parameters.header_media_id")
+}

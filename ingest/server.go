@@ -240,9 +240,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		}
 		return routeWebhookMeta
 	case bytes.Equal(path, pathMetrics):
-		s.promH(ctx)
+		if !ctx.IsGet() && !ctx.IsHead() {
+			writeError(ctx, methodNotAllowed("GET, HEAD"))
+		} else {
+			s.promH(ctx)
+		}
 		return routeMetrics
 	case bytes.Equal(path, pathHealth):
+		if !ctx.IsGet() && !ctx.IsHead() {
+			writeError(ctx, methodNotAllowed("GET, HEAD"))
+			return routeHealth
+		}
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok")
 		return routeHealth

@@ -357,6 +357,14 @@ func TestMetricsEndpoint(t *testing.T) {
 		!strings.Contains(raw, "wagate_http_request_duration_seconds_bucket") {
 		t.Fatalf("%d %s", code, raw)
 	}
+	for _, path := range []string{"/metrics", "/healthz"} {
+		if code, v, hdr := h.do("POST", path, "", ""); code != 405 || errCode(t, v) != "METHOD_NOT_ALLOWED" || hdr.Get("Allow") != "GET, HEAD" {
+			t.Fatalf("POST %s: %d %v %v", path, code, v, hdr)
+		}
+	}
+	if code, v, _ := h.do("GET", "/healthz", "", ""); code != 200 || v["_raw"] != "ok" {
+		t.Fatalf("healthz: %d %v", code, v)
+	}
 }
 
 func TestBadRequestsNeverTakeTheServerDown(t *testing.T) {

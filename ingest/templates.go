@@ -289,6 +289,10 @@ func (s *Server) handleTemplateSend(ctx *fasthttp.RequestCtx, p Principal, _ par
 		writeError(ctx, e)
 		return
 	}
+	if e := tr.headerMedia(t, values, "parameters"); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	content, preview, e := buildTemplateSend(t, values, "parameters")
 	if e != nil {
 		writeError(ctx, e)
@@ -549,5 +553,38 @@ func batchTemplate(tr *templateResolver, r *batchRequest, m *batchMessage, i int
 		ce.Message = field + ": " + e.Message
 		return nil, "", &ce
 	}
+	if e := tr.headerMedia(t, values, field+".parameters"); e != nil {
+		return nil, "", e
+	}
 	return buildTemplateSend(t, values, field+".parameters")
+}
+
+// headerMedia checks a header_media_id that names one of wagate's uploads
+// ("med_…"): it must be the tenant's and of the header's type, as in
+// send-media; a document header without header_media_filename takes the
+// upload's name. Other ids are the provider's own and pass as they are.
+func (tr *templateResolver) headerMedia(t *message.Template, values map[string]string, field string) *apiError {
+	id := values[message.ParamHeaderMediaID]
+	if !strings.HasPrefix(id, mediaPrefix) {
+		return nil
+	}
+	name := field + "." + message.ParamHeaderMediaID
+	rec, e := tr.s.tenantMedia(tr.tenant, id, name)
+	if e != nil {
+		return e
+	}
+	var format string
+	for _, c := range t.Components {
+		if strings.EqualFold(c.Type, message.ComponentHeader) {
+			format = strings.ToLower(c.Format)
+		}
+	}
+	if format != "" && rec.Type != format {
+		return invalidRequest(name+" is a "+rec.Type+" ("+rec.MIME+"), and the template's header is a "+format,
+			map[string]any{"field": name, "media_type": rec.Type, "header_format": format})
+	}
+	if format == "document" && values[message.ParamHeaderMediaFilename] == "" && rec.Filename != "" {
+		values[message.ParamHeaderMediaFilename] = rec.Filename
+	}
+	return nil
 }

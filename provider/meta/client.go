@@ -137,6 +137,11 @@ func (c *Client) Send(ctx context.Context, m *message.Message) (provider.Result,
 			return c.sendMedia(ctx, m, id, at, uri, deadline)
 		}
 	}
+	if m.Type == message.TypeTemplate {
+		if id, at, ok := templateMediaID(m.Content); ok {
+			return c.sendMedia(ctx, m, id, at, uri, deadline)
+		}
+	}
 	return c.post(m, uri, deadline)
 }
 

@@ -101,6 +101,27 @@ func wagateMediaID(content []byte) (string, span, bool) {
 	return id, at, s.err == nil && id != ""
 }
 
+// templateMediaID returns the media id of a template's header parameter
+// ({"type":"image","image":{"id":"med_…"}}) when it is one of wagate's,
+// and where its JSON string sits. Every value a caller gave is a JSON
+// string in content, its quotes escaped, so the unescaped sequence can
+// only be the header object's own "id" key.
+func templateMediaID(content []byte) (string, span, bool) {
+	i := bytes.Index(content, templateMediaKey)
+	if i < 0 {
+		return "", span{}, false
+	}
+	start := i + len(templateMediaKey) - len(WagateMediaPrefix) - 1
+	end := bytes.IndexByte(content[start+1:], '"')
+	if end < 0 {
+		return "", span{}, false
+	}
+	end += start + 2
+	return string(content[start+1 : end-1]), span{start, end}, true
+}
+
+var templateMediaKey = []byte(`"id":"` + WagateMediaPrefix)
+
 // withMediaID returns content with the string at at replaced by id.
 func withMediaID(content []byte, at span, id string) []byte {
 	out := make([]byte, 0, len(content)-(at.end-at.start)+len(id)+2)

@@ -304,3 +304,37 @@ func TestARefusedCachedIDIsUploadedAgain(t *testing.T) {
 		t.Fatalf("body %s", got)
 	}
 }
+
+func TestTemplateHeaderMediaIsUploadedOnce(t *testing.T) {
+	s, err := sim.New(sim.Config{Addr: "127.0.0.1:0", RecordRequests: 100,
+		Numbers: []sim.Number{{PhoneNumberID: phone1, DisplayPhoneNumber: "15550001000", WABAID: "200000000000001"}},
+		Templates: map[string][]message.Template{"200000000000001": {{Name: "room_key", Language: "en", Category: "UTILITY",
+			Components: []message.TemplateComponent{{Type: "HEADER", Format: "IMAGE"}, {Type: "BODY", Text: "Your digital room key is above."}}}}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	src := newMemSource()
+	src.add("med_roomkey0000000000000000000", "image/jpeg", "room_key_info.jpg", jpegData)
+	c := newClient(t, s, src)
+	content := func(id string) string {
+		return `{"name":"room_key","language":{"code":"en"},"components":[{"type":"header","parameters":[{"type":"image","image":{"id":"` + id + `"}}]}]}`
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := c.Send(context.Background(), mediaMessage(sender1, message.TypeTemplate, content("med_roomkey0000000000000000000"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := src.cached("meta/"+phone1, jpegData)
+	want := `{"messaging_product":"whatsapp","recipient_type":"individual","to":"4915112345678","type":"template","template":` + content(id) + `}`
+	if id == "" || lastBody(t, s, phone1) != want {
+		t.Fatalf("body %s, want %s", lastBody(t, s, phone1), want)
+	}
+	if n := s.Stats().MediaUploads; n != 1 {
+		t.Fatalf("%d uploads for two sends, want 1", n)
+	}
+}
