@@ -33,7 +33,7 @@ type Source interface {
 type LoadConfig struct {
 	// Name labels the progress line.
 	Name string
-	// Target is the base URL ("http://127.0.0.1:38080").
+	// Target is the base URL ("http://127.0.0.1:18080").
 	Target string
 	// Concurrency is the number of workers, each with its own keep-alive
 	// connection (64).

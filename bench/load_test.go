@@ -301,7 +301,7 @@ func TestSlowestWindow(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	f := func(mod func(c *Config), wantErr string) {
 		t.Helper()
-		c := Config{Target: "http://127.0.0.1:38080"}
+		c := Config{Target: "http://127.0.0.1:18080"}
 		mod(&c)
 		c.setDefaults()
 		err := c.Validate()
@@ -313,13 +313,13 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	f(func(c *Config) {}, "")
-	f(func(c *Config) { c.Target = "127.0.0.1:38080" }, "-target")
+	f(func(c *Config) { c.Target = "127.0.0.1:18080" }, "-target")
 	f(func(c *Config) { c.Sim = "ftp://x" }, "-sim")
 	f(func(c *Config) { c.BulkSize = 10_001 }, "bulk size")
 	f(func(c *Config) { c.WebhookBatch = 5000 }, "webhook batch")
 	f(func(c *Config) { c.ClickHouse.Database = "wagate; DROP" }, "clickhouse database")
 	f(func(c *Config) { c.E2ERate = -1 }, "negative")
-	if _, err := NewSuite(Config{Target: "http://127.0.0.1:38080"}, "", ""); err != nil {
+	if _, err := NewSuite(Config{Target: "http://127.0.0.1:18080"}, "", ""); err != nil {
 		t.Errorf("NewSuite: %v", err)
 	}
 	s, _ := NewSuite(Config{Target: "http://127.0.0.1:1"}, "", "")

@@ -3,8 +3,8 @@
 #
 # One measurement of bench/RESULTS.md on a fresh gateway: stops the bench
 # gateway if one runs, drops its ClickHouse database and its Redis keys
-# (prefix bench), starts `wagate dev` on 127.0.0.1:38080 (simulator :38090,
-# profiles :38060) with GATEWAY FLAGS, runs wabench with WABENCH FLAGS, and
+# (prefix bench), starts `wagate dev` on 127.0.0.1:18080 (simulator :18090,
+# profiles :18060) with GATEWAY FLAGS, runs wabench with WABENCH FLAGS, and
 # leaves NAME.json, NAME.md, NAME.txt (the closing table), NAME-prof/ (CPU
 # profiles of the gateway) and NAME.gateway.log in $OUT. Then it stops the
 # gateway and cleans up again (keys and database dropped). Redis and
@@ -31,30 +31,30 @@ stop_gateway() {
   fi
   redis-cli --scan --pattern 'bench:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
   clickhouse-client -q "DROP DATABASE IF EXISTS wagate_bench"
-  # The gateway's simulator may retry a webhook to the API port while the API
-  # is down; a retry can self-connect 127.0.0.1:38080 (an ephemeral port) and
-  # leave a TIME-WAIT that keeps the next gateway from listening: wait it out.
+  # The ports lie below Linux's ephemeral range (32768-60999), so that no
+  # client socket (the simulator retrying a webhook to the stopped API, say)
+  # can take one of them; wait for the old gateway's listeners to be gone.
   for _ in $(seq 1 90); do
-    ss -tan | awk '$1 != "LISTEN" && $4 ~ /:(38080|38090|38060)$/ && $5 ~ /:(38080|38090|38060)$/' | grep -q . || break
+    ss -ltn | awk '$4 ~ /:(18080|18090|18060)$/' | grep -q . || break
     sleep 1
   done
 }
 
 stop_gateway
-gwcmd="wagate dev -http 127.0.0.1:38080 -sim 127.0.0.1:38090 -prefix bench -clickhouse-db wagate_bench -instance bench-1 -pprof 127.0.0.1:38060 $gwflags"
+gwcmd="wagate dev -http 127.0.0.1:18080 -sim 127.0.0.1:18090 -prefix bench -clickhouse-db wagate_bench -instance bench-1 -pprof 127.0.0.1:18060 $gwflags"
 { date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.before.txt"
 # shellcheck disable=SC2086 # the gateway flags are words
-nohup "$WB/wagate" dev -http 127.0.0.1:38080 -sim 127.0.0.1:38090 -prefix bench -clickhouse-db wagate_bench \
-  -instance bench-1 -pprof 127.0.0.1:38060 $gwflags >"$WB/gw.log" 2>&1 &
+nohup "$WB/wagate" dev -http 127.0.0.1:18080 -sim 127.0.0.1:18090 -prefix bench -clickhouse-db wagate_bench \
+  -instance bench-1 -pprof 127.0.0.1:18060 $gwflags >"$WB/gw.log" 2>&1 &
 echo $! >"$WB/gw.pid"
 trap stop_gateway EXIT
 sleep 1.5
-for _ in $(seq 1 50); do curl -sf http://127.0.0.1:38080/healthz >/dev/null && break; sleep 0.2; done
-curl -sf http://127.0.0.1:38080/healthz >/dev/null || { cat "$WB/gw.log"; exit 1; }
+for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
+curl -sf http://127.0.0.1:18080/healthz >/dev/null || { cat "$WB/gw.log"; exit 1; }
 sleep 2
 rc=0
-"$WB/wabench" -target http://127.0.0.1:38080 -sim http://127.0.0.1:38090 -clickhouse-db wagate_bench \
-  -profile http://127.0.0.1:38060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
+"$WB/wabench" -target http://127.0.0.1:18080 -sim http://127.0.0.1:18090 -clickhouse-db wagate_bench \
+  -profile http://127.0.0.1:18060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
   -gateway-cmd "$gwcmd" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.progress.txt" || rc=$?
 { date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.after.txt"
 cp "$WB/gw.log" "$OUT/$name.gateway.log"

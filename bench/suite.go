@@ -20,8 +20,8 @@ var Scenarios = []string{"single", "bulk", "webhooks", "e2e", "backlog", "bare"}
 
 // Config is one wabench run. Zero fields take the defaults noted.
 type Config struct {
-	// Target is the gateway's API (http://127.0.0.1:38080); Sim its
-	// provider simulator (http://127.0.0.1:38090; "" for none: no
+	// Target is the gateway's API (http://127.0.0.1:18080); Sim its
+	// provider simulator (http://127.0.0.1:18090; "" for none: no
 	// simulator stats, and the webhooks scenario needs the gateway started
 	// with -sim-webhooks=false).
 	Target string
@@ -84,7 +84,7 @@ type Config struct {
 	BacklogMessages int
 	BacklogSingle   bool
 
-	// ProfileURL is the gateway's -pprof address (http://127.0.0.1:38060):
+	// ProfileURL is the gateway's -pprof address (http://127.0.0.1:18060):
 	// a CPU profile of the gateway is taken during each timed run and
 	// saved in ProfileDir (".") as <run>.pprof. Empty: none.
 	ProfileURL string
@@ -266,11 +266,14 @@ func (s *Suite) Run(ctx context.Context, names []string) error {
 	if _, _, err := s.api.Do("GET", "/healthz", nil); err != nil {
 		return fmt.Errorf("no gateway at %s: %w", s.cfg.Target, err)
 	}
-	restore, err := s.windowRuleOff()
-	if err != nil {
-		return err
+	// The bare handler is no gateway: it has no settings to change.
+	if !slices.Equal(run, []string{"bare"}) {
+		restore, err := s.windowRuleOff()
+		if err != nil {
+			return err
+		}
+		defer restore()
 	}
-	defer restore()
 	for _, n := range run {
 		s.note("scenario %s", n)
 		var err error

@@ -1,7 +1,7 @@
 -- conv_action.lua: one staff action on a conversation, with its event for
 -- the tenant's webhook.
 --
--- KEYS[1] conversation hash    wa:{sNN}:cv:<id>
+-- KEYS[1] conversation hash    wa:{sNN}:cv:<tenant>:<id>
 -- The notify stream is built from ARGV[1].
 --
 -- ARGV[1] shard prefix   ARGV[2] tenant   ARGV[3] action   ARGV[4] now (ms)
@@ -56,6 +56,6 @@ if action ~= 'read' then
   f.status = st
   f.previous_status = prev
   notify(ARGV[1], 'conversation_updated', ARGV[2], c[3], c[4],
-    string.match(ck, 'cv:(.*)$'), now, cjson.encode(f))
+    string.match(ck, ':([^:]*)$'), now, cjson.encode(f))
 end
 return {'ok', prev, st}

@@ -131,7 +131,7 @@ func (s *Store) FindConversation(ctx context.Context, tenant string, senders []s
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(shards))
 	for i, sh := range shards {
-		cmds[i] = p.HMGet(ctx, s.keys.Conversation(sh, id), convFields...)
+		cmds[i] = p.HMGet(ctx, s.keys.Conversation(sh, tenant, id), convFields...)
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("find conversation: %w", err)
@@ -201,7 +201,7 @@ type HistoryEntry struct {
 // before index before (-1: the newest), oldest first, and the index to
 // pass as before for the page older than these (-1 when there is none).
 func (s *Store) ConversationHistory(ctx context.Context, c *Conversation, limit int, before int64) ([]HistoryEntry, int64, error) {
-	key := s.keys.ConversationHistory(c.Shard, c.ID)
+	key := s.keys.ConversationHistory(c.Shard, c.TenantID, c.ID)
 	n, err := s.rdb.LLen(ctx, key).Result()
 	if err != nil {
 		return nil, -1, fmt.Errorf("conversation history: %w", err)
@@ -353,7 +353,7 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, senders []
 		p := s.rdb.Pipeline()
 		hs := make([]*goredis.SliceCmd, len(page))
 		for i, c := range page {
-			hs[i] = p.HMGet(ctx, s.keys.Conversation(c.shard, c.id), convFields...)
+			hs[i] = p.HMGet(ctx, s.keys.Conversation(c.shard, tenant, c.id), convFields...)
 		}
 		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, nil, fmt.Errorf("list conversations: %w", err)
@@ -435,7 +435,7 @@ func (s *Store) ConversationAction(ctx context.Context, c *Conversation, action 
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}
-	v, err := s.scripts.convAction.Run(ctx, s.rdb, []string{s.keys.Conversation(c.Shard, c.ID)},
+	v, err := s.scripts.convAction.Run(ctx, s.rdb, []string{s.keys.Conversation(c.Shard, c.TenantID, c.ID)},
 		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f)).StringSlice()
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)

@@ -94,7 +94,7 @@ end
 
 local ttl = ARGV[24]
 conv_add(prefix, conv, tenant, out_entry(id, now, ARGV[9], ARGV[25], ARGV[13]), ARGV[25], 'out', now, ttl)
-conv_meta(prefix, conv, ARGV[26])
+conv_meta(prefix, tenant, conv, ARGV[26])
 keep_guest(g, ttl)
 
 emit_with(KEYS[3], id, {tenant, sender, guest, ARGV[9], ARGV[11], conv, ARGV[13], '0'},

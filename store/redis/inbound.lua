@@ -40,7 +40,7 @@ local conv = redis.call('HGET', g, 'cv')
 local change = ''
 local st = nil
 if conv then
-  st = redis.call('HGET', prefix .. 'cv:' .. conv, 'st')
+  st = redis.call('HGET', conv_key(prefix, tenant, conv), 'st')
 end
 if not st or st == 'closed' then
   conv = ARGV[10]
@@ -48,10 +48,10 @@ if not st or st == 'closed' then
   redis.call('HSET', g, 'cv', conv)
   change = 'created'
 elseif st == 'archived' then
-  redis.call('HSET', prefix .. 'cv:' .. conv, 'st', 'open')
+  redis.call('HSET', conv_key(prefix, tenant, conv), 'st', 'open')
   change = 'reopened'
 end
-local ck = prefix .. 'cv:' .. conv
+local ck = conv_key(prefix, tenant, conv)
 conv_add(prefix, conv, tenant, ARGV[8], ARGV[9], 'in', now, ttl)
 redis.call('HINCRBY', ck, 'un', 1)
 local cli = tonumber(redis.call('HGET', ck, 'li') or '0') or 0

@@ -117,10 +117,14 @@ func (k *Keys) Guest(shard int, sender, guest string) string {
 }
 
 // Conversation is a conversation's hash; it lives on its number's shard.
-func (k *Keys) Conversation(shard int, id string) string { return k.shards[shard] + "cv:" + id }
+func (k *Keys) Conversation(shard int, tenant, id string) string {
+	return k.shards[shard] + "cv:" + tenant + ":" + id
+}
 
 // ConversationHistory is a conversation's list of history entries (JSON).
-func (k *Keys) ConversationHistory(shard int, id string) string { return k.shards[shard] + "cvh:" + id }
+func (k *Keys) ConversationHistory(shard int, tenant, id string) string {
+	return k.shards[shard] + "cvh:" + tenant + ":" + id
+}
 
 // Conversations is the zset of a tenant's conversations on shard, scored
 // by last activity.

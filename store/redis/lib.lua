@@ -137,13 +137,15 @@ end
 -- Guests and conversations, all on the shard of the business number:
 --   g:<sender>:<guest>  hash  cv current conversation, li last inbound (ms),
 --                             oo "1" opted out, ooa when, oos how (keyword, api)
---   cv:<id>             hash  t tenant, f sender, g guest, st open|archived|closed,
+--   cv:<tenant>:<id>    hash  t tenant, f sender, g guest, st open|archived|closed,
 --                             ca created, la last activity, lp last preview, ld
 --                             last direction (in|out), n messages, un unread,
 --                             li guest's last message in it, as assignee,
 --                             sr service request, md metadata (JSON), rs
 --                             resolution (JSON), rda read at
---   cvh:<id>            list  history entries (JSON), oldest first
+--   cvh:<tenant>:<id>   list  history entries (JSON), oldest first
+-- A conversation's keys hold its tenant: ids are the tenant's own names
+-- (callers may choose them), so one tenant's id never meets another's.
 --   cvi:<tenant>        zset  the tenant's conversations by last activity
 --   cvg:<sender>:<guest> zset the guest's conversations by creation time
 --   notify              stream conversation, inbound and opt-out events for
@@ -191,8 +193,12 @@ end
 
 -- conv_create makes conversation id and files it under the guest's
 -- conversations (cvg:<sender>:<guest>, a zset by creation time).
+local function conv_key(prefix, tenant, id)
+  return prefix .. 'cv:' .. tenant .. ':' .. id
+end
+
 local function conv_create(prefix, id, tenant, sender, guest, now)
-  redis.call('HSET', prefix .. 'cv:' .. id, 't', tenant, 'f', sender, 'g', guest, 'st', 'open',
+  redis.call('HSET', conv_key(prefix, tenant, id), 't', tenant, 'f', sender, 'g', guest, 'st', 'open',
     'ca', now, 'la', now, 'n', 0, 'un', 0)
   redis.call('ZADD', prefix .. 'cvg:' .. sender .. ':' .. guest, now, id)
 end
@@ -208,7 +214,7 @@ local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now)
     id = redis.call('HGET', g, 'cv') or ''
   end
   if id ~= '' then
-    local ck = prefix .. 'cv:' .. id
+    local ck = conv_key(prefix, tenant, id)
     local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st')
     if c[1] then
       if c[1] ~= tenant or c[2] ~= sender or c[3] ~= guest then
@@ -237,8 +243,8 @@ end
 -- conv_add appends entry (JSON) to conversation id's history and updates
 -- its summary and its place in the tenant's index.
 local function conv_add(prefix, id, tenant, entry, preview, dir, now, ttl)
-  local ck = prefix .. 'cv:' .. id
-  local hk = prefix .. 'cvh:' .. id
+  local ck = conv_key(prefix, tenant, id)
+  local hk = prefix .. 'cvh:' .. tenant .. ':' .. id
   redis.call('HSET', ck, 'la', now, 'lp', preview, 'ld', dir)
   redis.call('HINCRBY', ck, 'n', 1)
   if redis.call('RPUSH', hk, entry) > HISTORY_MAX then
@@ -252,9 +258,9 @@ local function conv_add(prefix, id, tenant, entry, preview, dir, now, ttl)
 end
 
 -- conv_meta merges a JSON object of strings into the conversation's metadata.
-local function conv_meta(prefix, id, md)
+local function conv_meta(prefix, tenant, id, md)
   if md == '' then return end
-  local ck = prefix .. 'cv:' .. id
+  local ck = conv_key(prefix, tenant, id)
   local cur = redis.call('HGET', ck, 'md')
   local m = {}
   if cur then m = cjson.decode(cur) end
