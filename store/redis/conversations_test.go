@@ -313,3 +313,59 @@ func ids(cs []*Conversation) []string {
 	}
 	return out
 }
+
+func TestConversationKeysLiveFromTheLastActivity(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	res, err := s.Enqueue(ctx, textArgs(guestPhone, "hi"))
+	if err != nil || res.Outcome != Queued {
+		t.Fatalf("%+v %v", res, err)
+	}
+	sh := message.ShardFor(testSender, 4)
+	keys := []string{s.keys.Conversation(sh, "hotel", res.Conversation), s.keys.ConversationHistory(sh, "hotel", res.Conversation),
+		s.keys.GuestConversations(sh, testSender, guestPhone), s.keys.Guest(sh, testSender, guestPhone)}
+	ttls := func() []time.Duration {
+		out := make([]time.Duration, len(keys))
+		for i, k := range keys {
+			out[i] = s.rdb.TTL(ctx, k).Val()
+		}
+		return out
+	}
+	full := s.cfg.ConversationTTL
+	for i, ttl := range ttls() {
+		if ttl < full-time.Minute || ttl > full {
+			t.Fatalf("a new conversation's %s lives %v, want %v", keys[i], ttl, full)
+		}
+	}
+	// Stand in for time passing: shorten every TTL to an hour.
+	for _, k := range keys {
+		s.rdb.Expire(ctx, k, time.Hour)
+	}
+	// A message soon after the last one leaves the TTLs be (they were
+	// renewed by that one)…
+	now = now.Add(10 * time.Minute)
+	if res, err := s.Enqueue(ctx, textArgs(guestPhone, "again")); err != nil || res.Outcome != Queued {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for i, ttl := range ttls() {
+		if ttl > time.Hour {
+			t.Fatalf("%s renewed %v after 10 minutes", keys[i], ttl)
+		}
+	}
+	// …one more than an hour after it renews them all.
+	now = now.Add(61 * time.Minute)
+	if res, err := s.Enqueue(ctx, textArgs(guestPhone, "later")); err != nil || res.Outcome != Queued {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for i, ttl := range ttls() {
+		if ttl < full-time.Minute {
+			t.Fatalf("%s lives %v after a message an hour later, want %v", keys[i], ttl, full)
+		}
+	}
+	c, err := s.FindConversation(ctx, "hotel", []string{testSender}, res.Conversation)
+	if err != nil || c.Messages != 3 || c.LastDirection != "out" || c.LastActivityMS != now.UnixMilli() {
+		t.Fatalf("%+v %v", c, err)
+	}
+}

@@ -52,15 +52,18 @@ if #KEYS >= 10 then
 end
 
 local g = KEYS[9]
+-- The guest's opt-out flag as read by guest_refusal (nil: not read).
+local oo = nil
 if ARGV[27] ~= '1' then
   local why, a, b = guest_refusal(g, now, tonumber(ARGV[23]), ARGV[22] == '1')
   if why then
     return {why, a, b}
   end
+  oo = false
 end
-local conv, refused = conv_outbound(prefix, g, tenant, sender, guest, ARGV[12], conv_id_for(id), now)
+local conv, created, fresh = conv_outbound(prefix, g, tenant, sender, guest, ARGV[12], conv_id_for(id), now, ARGV[25])
 if not conv then
-  return {refused}
+  return {created}
 end
 if #KEYS >= 10 then
   redis.call('SET', KEYS[10], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
@@ -71,15 +74,15 @@ local status = 'queued'
 if due > tonumber(now) then
   status = 'scheduled'
 end
-redis.call('HSET', KEYS[1], 'st', status, 't', tenant, 'f', sender, 'r', guest,
+local st = {'st', status, 't', tenant, 'f', sender, 'r', guest,
   'ty', ARGV[9], 'b', ARGV[10], 'l', ARGV[11], 'c', conv, 'sm', ARGV[13],
-  'qa', now, 'a', 0, 'cp', ARGV[15], 'qk', ARGV[19])
-if ARGV[16] ~= '0' then redis.call('HSET', KEYS[1], 'x', ARGV[16]) end
-if ARGV[17] ~= '' then redis.call('HSET', KEYS[1], 'ft', ARGV[17]) end
-if ARGV[18] ~= '0' then redis.call('HSET', KEYS[1], 'fas', ARGV[18]) end
-if status == 'scheduled' then
-  redis.call('HSET', KEYS[1], 'due', ARGV[14])
-end
+  'qa', now, 'a', 0, 'cp', ARGV[15], 'qk', ARGV[19]}
+local function opt(k, v) st[#st + 1] = k; st[#st + 1] = v end
+if ARGV[16] ~= '0' then opt('x', ARGV[16]) end
+if ARGV[17] ~= '' then opt('ft', ARGV[17]) end
+if ARGV[18] ~= '0' then opt('fas', ARGV[18]) end
+if status == 'scheduled' then opt('due', ARGV[14]) end
+redis.call('HSET', KEYS[1], unpack(st))
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[7], tenant, 1)
 local fb = '0'
@@ -93,9 +96,11 @@ else
 end
 
 local ttl = ARGV[24]
-conv_add(prefix, conv, tenant, out_entry(id, now, ARGV[9], ARGV[25], ARGV[13]), ARGV[25], 'out', now, ttl)
+conv_add(prefix, conv, tenant, sender, guest, out_entry(id, now, ARGV[9], ARGV[25], ARGV[13]), ARGV[25], 'out', now, ttl, created, fresh)
 conv_meta(prefix, tenant, conv, ARGV[26])
-keep_guest(g, ttl)
+if not fresh then
+  keep_guest(g, ttl, oo)
+end
 
 emit_with(KEYS[3], id, {tenant, sender, guest, ARGV[9], ARGV[11], conv, ARGV[13], '0'},
   status, now, {'ch', 'whatsapp'})

@@ -39,6 +39,13 @@ if ARGV[11] ~= '' then fb = '1' end
 if not scheduled then
   ensure_queue(KEYS[1], KEYS[3], KEYS[4], sender, ARGV[10])
 end
+-- The optional state fields every message of the batch shares.
+local opts = {}
+if ARGV[8] ~= '0' then opts[#opts + 1] = 'x'; opts[#opts + 1] = ARGV[8] end
+if ARGV[11] ~= '' then opts[#opts + 1] = 'ft'; opts[#opts + 1] = ARGV[11] end
+if ARGV[12] ~= '0' then opts[#opts + 1] = 'fas'; opts[#opts + 1] = ARGV[12] end
+if ARGV[13] ~= '0' then opts[#opts + 1] = 'ma'; opts[#opts + 1] = ARGV[13] end
+if scheduled then opts[#opts + 1] = 'due'; opts[#opts + 1] = ARGV[7] end
 local queued, skipped, refused = 0, 0, 0
 local ids = {}
 for i = 9, #KEYS do
@@ -64,23 +71,22 @@ for i = 9, #KEYS do
         'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
       refused = refused + 1
     else
-      local conv = conv_outbound(prefix, g, tenant, sender, recipient, '', conv_id_for(id), now)
-      redis.call('HSET', msg, 'st', status, 't', tenant, 'f', sender, 'r', recipient,
+      local conv, created, fresh = conv_outbound(prefix, g, tenant, sender, recipient, '', conv_id_for(id), now, preview)
+      local st = {'st', status, 't', tenant, 'f', sender, 'r', recipient,
         'ty', ty, 'b', ARGV[a + 3], 'l', ARGV[5], 'c', conv, 'sm', '',
-        'qa', now, 'a', 0, 'cp', ARGV[6], 'qk', ARGV[9])
-      if ARGV[8] ~= '0' then redis.call('HSET', msg, 'x', ARGV[8]) end
-      if ARGV[11] ~= '' then redis.call('HSET', msg, 'ft', ARGV[11]) end
-      if ARGV[12] ~= '0' then redis.call('HSET', msg, 'fas', ARGV[12]) end
-      if ARGV[13] ~= '0' then redis.call('HSET', msg, 'ma', ARGV[13]) end
+        'qa', now, 'a', 0, 'cp', ARGV[6], 'qk', ARGV[9]}
+      for _, o in ipairs(opts) do st[#st + 1] = o end
+      redis.call('HSET', msg, unpack(st))
       if scheduled then
-        redis.call('HSET', msg, 'due', ARGV[7])
         redis.call('ZADD', KEYS[1], due, id .. '\n' .. ARGV[9] .. '\n' .. recipient .. '\n' .. sender .. '\n' .. ARGV[10] .. '\n' .. fb)
       else
         redis.call('XADD', KEYS[1], '*', 'id', id, 'r', recipient, 'fb', fb)
       end
       redis.call('EXPIRE', msg, ttl)
-      conv_add(prefix, conv, tenant, out_entry(id, now, ty, preview, ''), preview, 'out', now, convttl)
-      keep_guest(g, convttl)
+      conv_add(prefix, conv, tenant, sender, recipient, out_entry(id, now, ty, preview, ''), preview, 'out', now, convttl, created, fresh)
+      if not fresh then
+        keep_guest(g, convttl, false)
+      end
       ids[#ids + 1] = id
       emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], conv, '', '0'},
         status, now, {'ch', 'whatsapp'})

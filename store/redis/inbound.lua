@@ -44,7 +44,7 @@ if conv then
 end
 if not st or st == 'closed' then
   conv = ARGV[10]
-  conv_create(prefix, conv, tenant, sender, guest, now)
+  conv_create(prefix, conv, tenant, sender, guest, now, ARGV[9], 'in')
   redis.call('HSET', g, 'cv', conv)
   change = 'created'
 elseif st == 'archived' then
@@ -52,7 +52,7 @@ elseif st == 'archived' then
   change = 'reopened'
 end
 local ck = conv_key(prefix, tenant, conv)
-conv_add(prefix, conv, tenant, ARGV[8], ARGV[9], 'in', now, ttl)
+conv_add(prefix, conv, tenant, sender, guest, ARGV[8], ARGV[9], 'in', now, ttl, change == 'created', false)
 redis.call('HINCRBY', ck, 'un', 1)
 local cli = tonumber(redis.call('HGET', ck, 'li') or '0') or 0
 if tonumber(at) > cli then

@@ -177,12 +177,22 @@ local function guest_refusal(g, now, window_ms, check_window)
 end
 
 -- keep_guest renews a guest's hash, unless it holds an opt-out, which is
--- kept for good.
-local function keep_guest(g, ttl)
-  if redis.call('HGET', g, 'oo') ~= '1' then
+-- kept for good. oo is the hash's opt-out flag when the caller has read it
+-- already (false: not opted out), nil to read it here.
+local function keep_guest(g, ttl, oo)
+  if oo == nil then
+    oo = redis.call('HGET', g, 'oo') == '1'
+  end
+  if not oo then
     redis.call('EXPIRE', g, ttl)
   end
 end
+
+-- RENEW_MS: a conversation active within this time had its keys' TTLs
+-- (and its guest's) renewed then, so a message now leaves them be: they
+-- expire between TTL - RENEW_MS and TTL after the last activity, and a
+-- send to a guest spoken to lately saves four EXPIREs.
+local RENEW_MS = 3600000
 
 -- notify appends a client-webhook event of kind k to the shard's notify
 -- stream; d is its JSON data.
@@ -191,31 +201,35 @@ local function notify(prefix, k, tenant, sender, guest, conv, at, d)
     'c', conv or '', 'ts', at, 'd', d or '{}')
 end
 
--- conv_create makes conversation id and files it under the guest's
--- conversations (cvg:<sender>:<guest>, a zset by creation time).
+-- conv_key is conversation id's hash of tenant.
 local function conv_key(prefix, tenant, id)
   return prefix .. 'cv:' .. tenant .. ':' .. id
 end
 
-local function conv_create(prefix, id, tenant, sender, guest, now)
+-- conv_create makes conversation id holding its first message (inbox
+-- preview, direction dir: in|out) and files it under the guest's
+-- conversations (cvg:<sender>:<guest>, a zset by creation time); conv_add
+-- with created set then only appends the history entry.
+local function conv_create(prefix, id, tenant, sender, guest, now, preview, dir)
   redis.call('HSET', conv_key(prefix, tenant, id), 't', tenant, 'f', sender, 'g', guest, 'st', 'open',
-    'ca', now, 'la', now, 'n', 0, 'un', 0)
+    'ca', now, 'la', now, 'lp', preview, 'ld', dir, 'n', 1, 'un', 0)
   redis.call('ZADD', prefix .. 'cvg:' .. sender .. ':' .. guest, now, id)
 end
 
 -- conv_outbound finds the conversation an outbound message joins: want
 -- (the caller's id) when given, else the guest's current one, else a new
--- one named newid. An archived conversation opens again. Returns the id,
--- or nil and why not: 'conv_other' (want is another guest's or number's)
--- or 'conv_closed'.
-local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now)
+-- one named newid, holding preview. An archived conversation opens again.
+-- Returns the id, whether it was created and whether it was active within
+-- RENEW_MS (see conv_add), or nil and why not: 'conv_other' (want is
+-- another guest's or number's) or 'conv_closed'.
+local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now, preview)
   local id = want
   if id == '' then
     id = redis.call('HGET', g, 'cv') or ''
   end
   if id ~= '' then
     local ck = conv_key(prefix, tenant, id)
-    local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st')
+    local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st', 'la')
     if c[1] then
       if c[1] ~= tenant or c[2] ~= sender or c[3] ~= guest then
         if want ~= '' then return nil, 'conv_other' end
@@ -228,33 +242,38 @@ local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now)
           redis.call('HSET', ck, 'st', 'open')
         end
         if want ~= '' then redis.call('HSET', g, 'cv', id) end
-        return id
+        return id, false, tonumber(now) - (tonumber(c[5] or '0') or 0) < RENEW_MS
       end
     elseif want == '' then
       id = ''
     end
   end
   if id == '' then id = newid end
-  conv_create(prefix, id, tenant, sender, guest, now)
+  conv_create(prefix, id, tenant, sender, guest, now, preview, 'out')
   redis.call('HSET', g, 'cv', id)
-  return id
+  return id, true, false
 end
 
--- conv_add appends entry (JSON) to conversation id's history and updates
--- its summary and its place in the tenant's index.
-local function conv_add(prefix, id, tenant, entry, preview, dir, now, ttl)
+-- conv_add appends entry (JSON) to conversation id of sender and guest:
+-- its history, its summary (already written when created) and its place
+-- in the tenant's index; the keys' TTLs are renewed unless fresh (active
+-- within RENEW_MS).
+local function conv_add(prefix, id, tenant, sender, guest, entry, preview, dir, now, ttl, created, fresh)
   local ck = conv_key(prefix, tenant, id)
   local hk = prefix .. 'cvh:' .. tenant .. ':' .. id
-  redis.call('HSET', ck, 'la', now, 'lp', preview, 'ld', dir)
-  redis.call('HINCRBY', ck, 'n', 1)
+  if not created then
+    redis.call('HSET', ck, 'la', now, 'lp', preview, 'ld', dir)
+    redis.call('HINCRBY', ck, 'n', 1)
+  end
   if redis.call('RPUSH', hk, entry) > HISTORY_MAX then
     redis.call('LTRIM', hk, -HISTORY_MAX, -1)
   end
   redis.call('ZADD', prefix .. 'cvi:' .. tenant, now, id)
-  redis.call('EXPIRE', ck, ttl)
-  redis.call('EXPIRE', hk, ttl)
-  local c = redis.call('HMGET', ck, 'f', 'g')
-  redis.call('EXPIRE', prefix .. 'cvg:' .. c[1] .. ':' .. c[2], ttl)
+  if not fresh then
+    redis.call('EXPIRE', ck, ttl)
+    redis.call('EXPIRE', hk, ttl)
+    redis.call('EXPIRE', prefix .. 'cvg:' .. sender .. ':' .. guest, ttl)
+  end
 end
 
 -- conv_meta merges a JSON object of strings into the conversation's metadata.
