@@ -255,15 +255,22 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	if a.DueMS > 0 {
 		start = time.UnixMilli(a.DueMS)
 	}
-	rate := s.cfg.SenderRate(sender)
-	if a.RatePerSecond > 0 && a.RatePerSecond < rate {
-		rate = a.RatePerSecond
+	status := string(res.Status)
+	if res.Outcome == redis.Duplicate {
+		// A replay answers the batch as it stands, from its first times.
+		rctx, rcancel := s.apiCtx()
+		b, err := s.store.Batch(rctx, res.ID)
+		rcancel()
+		if err == nil {
+			status, start = batchStatus(b), time.UnixMilli(max(b.CreatedMS, b.DueMS))
+		}
 	}
+	rate := batchRate(s.cfg.SenderRate(sender), a.RatePerSecond)
 	eta := start.Add(time.Duration(float64(len(a.Items)) / rate * float64(time.Second)))
 	out := append(make([]byte, 0, 256), `{"batch_id":`...)
 	out = appendJSONString(out, res.ID)
 	out = append(out, `,"status":`...)
-	out = appendJSONString(out, string(res.Status))
+	out = appendJSONString(out, status)
 	out = append(out, `,"accepted":`...)
 	out = appendInt(out, int64(len(a.Items)))
 	out = append(out, `,"from":`...)
@@ -335,7 +342,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 	out = append(out, `,"campaign_id":`...)
 	out = appendJSONString(out, b.Campaign)
 	out = append(out, `,"rate_limit":{"messages_per_second":`...)
-	out = strconv.AppendFloat(out, b.RatePerSecond, 'f', -1, 64)
+	out = strconv.AppendFloat(out, batchRate(s.cfg.SenderRate(b.Sender), b.RatePerSecond), 'f', -1, 64)
 	out = append(out, `},"created_at":`...)
 	out = appendTimeMS(out, b.CreatedMS)
 	if canceled >= 0 {
@@ -345,6 +352,15 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
+}
+
+// batchRate is the rate a batch goes at: its number's, or the batch's own
+// cap when that is lower (0: no cap).
+func batchRate(sender, batchCap float64) float64 {
+	if batchCap > 0 && batchCap < sender {
+		return batchCap
+	}
+	return sender
 }
 
 // batchStatus sums up a batch: scheduled or queued until a message moves,

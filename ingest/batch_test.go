@@ -133,6 +133,41 @@ func TestBatchIdempotencyAndBackpressure(t *testing.T) {
 	}
 }
 
+// A replay answers the batch as it stands, from its first times; the rate
+// shown is the number's when the batch has no cap of its own.
+func TestBatchReplayAnswersTheBatchAsItStands(t *testing.T) {
+	h := newHarness(t)
+	h.windowRuleOff()
+	body := batchBody(3, "")
+	c3, f1, _ := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-2")
+	if c3 != 202 {
+		t.Fatalf("%d %v", c3, f1)
+	}
+	path := "/api/v1/whatsapp/batches/" + f1["batch_id"].(string)
+	_, g1, _ := h.do("GET", path, staffToken, "")
+	time.Sleep(300 * time.Millisecond)
+	h.do("POST", path+"/cancel", staffToken, "")
+	_, f2, _ := h.do("POST", batchPath, staffToken, body, "Idempotency-Key", "spring-2")
+	_, g2, _ := h.do("GET", path, staffToken, "")
+	eta := func(v map[string]any) time.Time {
+		at, _ := time.Parse(time.RFC3339Nano, v["estimated_completion"].(string))
+		return at
+	}
+	// The first answer's clock is the API's, the stored one Redis's: a few
+	// milliseconds apart, where a replay from its own time would be 300.
+	if d := eta(f2).Sub(eta(f1)); f2["batch_id"] != f1["batch_id"] || f2["status"] != "canceled" || d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Fatalf("replay of a canceled batch: %v, first answer %v", f2, f1)
+	}
+	if g2["created_at"] != g1["created_at"] || g2["status"] != "canceled" {
+		t.Fatalf("the replay changed the batch: %v -> %v", g1, g2)
+	}
+	for _, v := range []map[string]any{f1, g1} {
+		if r, _ := v["rate_limit"].(map[string]any); r["messages_per_second"] != float64(80) {
+			t.Fatalf("rate_limit %v, want the number's 80", v["rate_limit"])
+		}
+	}
+}
+
 func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 	h := newHarness(t)
 	h.startProcessor()

@@ -667,6 +667,9 @@ func decodeAction(action string, body []byte) (map[string]any, *apiError) {
 		case json.Unmarshal(v, &to) != nil:
 			return nil, invalidRequest("assigned_to must be a string or null", map[string]any{"field": "assigned_to"})
 		}
+		if to != "" && strings.TrimSpace(to) == "" {
+			return nil, invalidRequest(`assigned_to is blank: give an agent id, or "" or null to unassign`, map[string]any{"field": "assigned_to"})
+		}
 		if e := text("assigned_to", to, maxRefLen, false); e != nil {
 			return nil, e
 		}

@@ -79,7 +79,13 @@ func TestWindowRefusalNamesTemplatesAndQueuesNothing(t *testing.T) {
 	// The guest wrote 25 hours ago: the window closed an hour ago.
 	wrote := time.Now().Add(-25 * time.Hour).Truncate(time.Millisecond)
 	h.guestWrote(guest, wrote)
-	code, v, _ = h.do("PUT", "/api/v1/whatsapp/settings", adminToken, `{"suggested_templates":["service_followup","general_inquiry"]}`)
+	h.putTemplates("grand-plaza",
+		`{"name":"service_followup","language":"en","category":"UTILITY","status":"APPROVED","components":[{"type":"BODY","text":"How was your stay with us, {{1}}?"}]}`,
+		`{"name":"general_inquiry","language":"en","category":"UTILITY","status":"APPROVED","components":[{"type":"BODY","text":"We have news about your booking. Reply to hear it."}]}`,
+		`{"name":"spa_offer","language":"en","category":"MARKETING","status":"PENDING","components":[{"type":"BODY","text":"Relax at our spa this week."}]}`)
+	// Names that cannot be sent (unknown, not approved) are left out of
+	// the suggestions.
+	code, v, _ = h.do("PUT", "/api/v1/whatsapp/settings", adminToken, `{"suggested_templates":["service_followup","nope_template","spa_offer","general_inquiry"]}`)
 	if code != 200 {
 		t.Fatalf("settings: %d %v", code, v)
 	}
@@ -232,6 +238,21 @@ func TestSeedConversationCalls(t *testing.T) {
 	}
 	if fmt.Sprint(roles) != "[guest business staff]" {
 		t.Fatalf("participants %v", v["participants"])
+	}
+	// Seed 002 writes the same calls without /v1.
+	code, v2, _ := h.do("GET", "/api/whatsapp/conversations/conv_abc123", staffToken, "")
+	if code != 200 || v2["conversation_id"] != "conv_abc123" || len(v2["messages"].([]any)) != len(msgs) {
+		t.Fatalf("seed 002's conversation detail: %d %v", code, v2)
+	}
+	code, v2, _ = h.do("GET", "/api/whatsapp/conversations?status=active&limit=50", staffToken, "")
+	if list, _ := v2["conversations"].([]any); code != 200 || len(list) == 0 {
+		t.Fatalf("seed 002's conversation list: %d %v", code, v2)
+	}
+	if code, v2, _ = h.do("GET", "/api/whatsapp/conversations", "", ""); code != 401 {
+		t.Fatalf("the alias without a token: %d %v", code, v2)
+	}
+	if code, v2, _ = h.do("POST", "/api/v1/whatsapp/conversations/conv_abc123/assign", staffToken, `{"assigned_to":"   "}`); code != 400 || errDetails(v2)["field"] != "assigned_to" {
+		t.Fatalf("a blank agent: %d %v", code, v2)
 	}
 	// Seed 001: the guest's active conversations.
 	code, v, _ = h.do("GET", "/api/v1/whatsapp/conversations?guest_phone=%2B1234567890&status=active", staffToken, "")

@@ -213,7 +213,7 @@ func optedOut(a *redis.EnqueueArgs, res redis.EnqueueResult) *apiError {
 	return &apiError{Code: message.CodeGuestOptedOut, Message: "Guest has opted out of WhatsApp communications", Details: d,
 		RecoveryOptions: []string{
 			"Do not message the guest on WhatsApp until they opt in again",
-			"The guest can opt in again by sending START",
+			"The guest can opt in again by sending an opt-in keyword (START, ALTA… as the tenant's settings list)",
 			"Contact guest via alternative channel",
 		}}
 }
@@ -224,14 +224,29 @@ func rfc3339(ms int64) string { return time.UnixMilli(ms).UTC().Format(apiTime) 
 // apiTime is the layout of every time the API shows.
 const apiTime = "2006-01-02T15:04:05.000Z07:00"
 
-// suggestedTemplates are the templates a closed-window answer names: the
-// tenant's choice in its settings, else its approved utility templates.
+// suggestedTemplates are the templates a closed-window answer names: those
+// of the tenant's choice in its settings that are approved now (a
+// suggestion that cannot be sent helps nobody), else its approved utility
+// templates.
 func (s *Server) suggestedTemplates(tenant string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	defer cancel()
 	st, _ := s.settings.get(ctx, tenant)
 	if len(st.SuggestedTemplates) > 0 {
-		return st.SuggestedTemplates
+		ts, err := s.store.Templates(ctx, tenant, redis.TemplateFilter{Status: message.TemplateApproved})
+		if err != nil {
+			s.log.Warn("templates for suggestions", "err", err)
+			return st.SuggestedTemplates
+		}
+		out := []string{}
+		for _, name := range st.SuggestedTemplates {
+			if slices.ContainsFunc(ts, func(t message.Template) bool { return t.Name == name }) {
+				out = append(out, name)
+			}
+		}
+		if len(out) > 0 {
+			return out
+		}
 	}
 	return s.utilityTemplates(ctx, tenant, 3)
 }

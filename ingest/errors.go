@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -64,7 +65,8 @@ var (
 		Message:         "Missing or invalid API token",
 		RecoveryOptions: []string{"Send the tenant's API token as 'Authorization: Bearer <token>'"},
 	}
-	errNotFound = &apiError{Code: message.CodeNotFound, Message: "No such endpoint"}
+	errNotFound = &apiError{Code: message.CodeNotFound, Message: "No such endpoint",
+		RecoveryOptions: []string{"API paths begin with /api/v1/whatsapp/; GET /openapi.yaml describes every one"}}
 )
 
 func methodNotAllowed(allow string) *apiError {
@@ -77,7 +79,18 @@ func methodNotAllowed(allow string) *apiError {
 }
 
 func invalidRequest(msg string, details map[string]any) *apiError {
-	return &apiError{Code: message.CodeInvalidRequest, Message: msg, Details: details}
+	return &apiError{Code: message.CodeInvalidRequest, Message: msg, Details: details, RecoveryOptions: fixRequest}
+}
+
+// fixRequest is the recovery option of every invalid request.
+var fixRequest = []string{"Correct what the message names (details.field) and send the request again: nothing was queued or changed"}
+
+// article is "a" or "an" for word, for messages naming a media type.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func unavailable(op string) *apiError {

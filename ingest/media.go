@@ -683,7 +683,7 @@ func (s *Server) appendMediaContent(p Principal, r *mediaRef, names *mediaFieldN
 			return dst, "", e
 		}
 		if rec.Type != r.Type {
-			return dst, "", invalidRequest(names.id+" is a "+rec.Type+" ("+rec.MIME+"), not a "+r.Type,
+			return dst, "", invalidRequest(names.id+" is "+article(rec.Type)+" "+rec.Type+" ("+rec.MIME+"), not "+article(r.Type)+" "+r.Type,
 				map[string]any{"field": names.typ, "value": r.Type, "media_type": rec.Type})
 		}
 		if filename == "" && r.Type == "document" {

@@ -10,6 +10,10 @@ import (
 // apiPrefix starts every API path.
 const apiPrefix = "/api/v1/whatsapp/"
 
+// apiPrefixUnversioned is seed 002's spelling of apiPrefix
+// ("GET /api/whatsapp/conversations"): the same API, served as an alias.
+const apiPrefixUnversioned = "/api/whatsapp/"
+
 // params are an endpoint's path parameters, in the pattern's order.
 type params [2]string
 
@@ -141,6 +145,9 @@ var (
 // the body is read.
 func (c *Config) bodyLimit(uri []byte) int {
 	path, _, _ := bytes.Cut(uri, []byte("?"))
+	if rest, ok := bytes.CutPrefix(path, []byte(apiPrefixUnversioned)); ok {
+		path = append([]byte(apiPrefix), rest...)
+	}
 	switch {
 	case bytes.Equal(path, pathBatchSend):
 		return c.MaxBatchBytes

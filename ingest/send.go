@@ -273,6 +273,9 @@ func jsonKind(k reflect.Kind) string {
 		return "a string"
 	case reflect.Bool:
 		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
 	}
 	return "a number"
 }

@@ -226,6 +226,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 	switch {
 	case bytes.HasPrefix(path, []byte(apiPrefix)):
 		return s.serveAPI(ctx, path[len(apiPrefix):])
+	case bytes.HasPrefix(path, []byte(apiPrefixUnversioned)):
+		return s.serveAPI(ctx, path[len(apiPrefixUnversioned):])
 	case bytes.Equal(path, pathOpenAPI):
 		s.handleOpenAPI(ctx)
 		return routeOther

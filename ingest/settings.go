@@ -44,8 +44,12 @@ func DefaultSettings() Settings {
 		OptOutKeywords: []string{"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPT OUT", "OPTOUT",
 			"ALTO", "PARAR", "DETENER", "BAJA", "DARME DE BAJA", "CANCELAR", "NO MAS", "NO MÁS"},
 		OptInKeywords: []string{"START", "UNSTOP", "SUBSCRIBE", "OPT IN", "OPTIN", "ALTA", "INICIAR", "SUSCRIBIR", "SUSCRIBIRME"},
-		OptOutReply:   "You will receive no more WhatsApp messages from us. Reply START to receive them again.",
-		OptInReply:    "You will receive our WhatsApp messages again. Reply STOP to stop them.",
+		// In both languages of the default keywords: the guest may have
+		// written either.
+		OptOutReply: "You will receive no more WhatsApp messages from us. Reply START to receive them again.\n\n" +
+			"No recibirá más mensajes de WhatsApp nuestros. Responda ALTA para volver a recibirlos.",
+		OptInReply: "You will receive our WhatsApp messages again. Reply STOP to stop them.\n\n" +
+			"Volverá a recibir nuestros mensajes de WhatsApp. Responda BAJA para dejar de recibirlos.",
 	}
 }
 

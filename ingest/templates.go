@@ -208,9 +208,35 @@ func (s *Server) handleTemplateCreate(ctx *fasthttp.RequestCtx, p Principal, _ p
 		writeError(ctx, e)
 		return
 	}
+	// What is missing is a bad request, not a template Meta would reject.
+	for _, f := range []struct{ name, v string }{{"name", r.Name}, {"language", r.Language}, {"category", r.Category}} {
+		if strings.TrimSpace(f.v) == "" {
+			writeError(ctx, invalidRequest(f.name+" is required", map[string]any{"field": f.name}))
+			return
+		}
+	}
+	if len(r.Components) == 0 {
+		writeError(ctx, invalidRequest("components is required (a BODY at least)", map[string]any{"field": "components"}))
+		return
+	}
 	t := &message.Template{Name: r.Name, Language: r.Language, Category: message.TemplateCategory(r.Category), Group: r.Group,
 		ParameterFormat: message.ParameterFormat(r.ParameterFormat), Components: r.Components}
 	t.Normalize()
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
+	// A name and language taken already is the answer, whatever the body.
+	if message.ValidTemplateName(t.Name) && message.ValidTemplateLanguage(t.Language) {
+		prev, err := s.store.Template(rctx, p.Tenant.ID, t.Name, t.Language)
+		if err == nil {
+			writeError(ctx, templateExists(t, prev))
+			return
+		}
+		if !errors.Is(err, redis.ErrNotFound) {
+			s.log.Warn("template", "err", err)
+			writeError(ctx, unavailable("stored"))
+			return
+		}
+	}
 	if reasons := t.Validate(); len(reasons) > 0 {
 		writeError(ctx, &apiError{Code: message.CodeTemplateRejected,
 			Message: "Meta would reject this template: " + reasons[0].Component + " " + reasons[0].Field + ": " + reasons[0].Message,
@@ -219,18 +245,10 @@ func (s *Server) handleTemplateCreate(ctx *fasthttp.RequestCtx, p Principal, _ p
 				"Variables are {{1}}, {{2}}… or {{guest_name}}; keep words around them and give sample values (example) for all or none"}})
 		return
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	defer cancel()
 	err := s.store.CreateTemplate(rctx, p.Tenant.ID, t)
 	if errors.Is(err, redis.ErrTemplateExists) {
 		prev, _ := s.store.Template(rctx, p.Tenant.ID, t.Name, t.Language)
-		d := map[string]any{"name": t.Name, "language": t.Language}
-		if prev != nil {
-			d["status"] = prev.Status
-		}
-		writeError(ctx, &apiError{Code: message.CodeTemplateExists,
-			Message: "Template " + quote(t.Name) + " exists already in " + quote(t.Language), Details: d,
-			RecoveryOptions: []string{"Submit it under a new name, or in another language"}})
+		writeError(ctx, templateExists(t, prev))
 		return
 	}
 	if err != nil {
@@ -242,6 +260,18 @@ func (s *Server) handleTemplateCreate(ctx *fasthttp.RequestCtx, p Principal, _ p
 	v := viewTemplate(t)
 	v.Languages = []templateLanguageJSON{{Language: t.Language, Status: t.Status}}
 	writeJSON(ctx, fasthttp.StatusCreated, v)
+}
+
+// templateExists is the answer to a template whose name and language the
+// tenant has already (prev, when it could be read).
+func templateExists(t, prev *message.Template) *apiError {
+	d := map[string]any{"name": t.Name, "language": t.Language}
+	if prev != nil {
+		d["status"] = prev.Status
+	}
+	return &apiError{Code: message.CodeTemplateExists,
+		Message: "Template " + quote(t.Name) + " exists already in " + quote(t.Language), Details: d,
+		RecoveryOptions: []string{"Submit it under a new name, or in another language"}}
 }
 
 // templateSendRequest is the body of POST /api/v1/whatsapp/templates/send
@@ -580,7 +610,7 @@ func (tr *templateResolver) headerMedia(t *message.Template, values map[string]s
 		}
 	}
 	if format != "" && rec.Type != format {
-		return invalidRequest(name+" is a "+rec.Type+" ("+rec.MIME+"), and the template's header is a "+format,
+		return invalidRequest(name+" is "+article(rec.Type)+" "+rec.Type+" ("+rec.MIME+"), and the template's header is "+article(format)+" "+format,
 			map[string]any{"field": name, "media_type": rec.Type, "header_format": format})
 	}
 	if format == "document" && values[message.ParamHeaderMediaFilename] == "" && rec.Filename != "" {

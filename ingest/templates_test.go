@@ -305,6 +305,18 @@ func TestTemplateSubmissionAsTheSeedMakesIt(t *testing.T) {
 	if code != 409 || errCode(t, v) != "TEMPLATE_EXISTS" || v["error"].(map[string]any)["details"].(map[string]any)["status"] != "PENDING" {
 		t.Fatalf("again: %d %v", code, v)
 	}
+	// A name and language taken is 409 whatever the body; a missing field
+	// is a bad request, not a template Meta would reject.
+	if code, v, _ := h.do("POST", templatesPath, adminToken, strings.Replace(seedLateCheckout, "Hi {{1}}", "{{1}}", 1)); code != 409 || errCode(t, v) != "TEMPLATE_EXISTS" {
+		t.Fatalf("again with a body Meta would reject: %d %v", code, v)
+	}
+	for _, field := range []string{"name", "language", "category"} {
+		body := strings.Replace(seedLateCheckout, `"`+field+`"`, `"x_`+field+`"`, 1)
+		body = strings.Replace(body, `"x_`+field+`"`, `"group"`, 1) // keep the body's JSON valid and known
+		if code, v, _ := h.do("POST", templatesPath, adminToken, body); code != 400 || errCode(t, v) != "INVALID_REQUEST" || errDetails(v)["field"] != field {
+			t.Fatalf("without %s: %d %v", field, code, v)
+		}
+	}
 	if code, v, _ := h.do("POST", templatesPath, staffToken, strings.Replace(seedLateCheckout, "late_checkout_confirmation", "other_name", 1)); code != 403 || errCode(t, v) != "FORBIDDEN" {
 		t.Fatalf("staff: %d %v", code, v)
 	}

@@ -127,7 +127,10 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	}
 	meta := s.keys.Batch(shard, a.ID)
 	p := s.rdb.TxPipeline()
-	p.HSet(ctx, meta, "t", a.TenantID, "f", a.Sender, "n", len(a.Items), "mps", a.RatePerSecond, "ca", now, "cp", campaign, "due", due)
+	p.HSet(ctx, meta, "t", a.TenantID, "f", a.Sender, "n", len(a.Items), "mps", a.RatePerSecond, "cp", campaign)
+	// A replay (the same Idempotency-Key) keeps the batch's first times.
+	p.HSetNX(ctx, meta, "ca", now)
+	p.HSetNX(ctx, meta, "due", due)
 	p.Expire(ctx, meta, ttl)
 	p.HSet(ctx, s.keys.Batch(shard, campaign), "mps", a.RatePerSecond)
 	p.Expire(ctx, s.keys.Batch(shard, campaign), ttl)

@@ -5,7 +5,7 @@
 -- The notify stream is built from ARGV[1].
 --
 -- ARGV[1] shard prefix   ARGV[2] tenant   ARGV[3] action   ARGV[4] now (ms)
--- ARGV[5] the action's fields (JSON object)
+-- ARGV[5] the action's fields (JSON object)   ARGV[6] window (ms)
 --
 -- Actions: resolve {resolution_notes, satisfaction_rating,
 -- follow_up_required, resolved_by} archives it with its resolution; assign
@@ -15,7 +15,7 @@
 -- Returns {"ok", previous status, status}, {"missing"} (no such
 -- conversation of the tenant) or {"closed"}.
 local ck = KEYS[1]
-local c = redis.call('HMGET', ck, 't', 'st', 'f', 'g')
+local c = redis.call('HMGET', ck, 't', 'st', 'f', 'g', 'li')
 if not c[1] or c[1] ~= ARGV[2] then
   return {'missing'}
 end
@@ -52,9 +52,13 @@ if st ~= prev then
   redis.call('HSET', ck, 'st', st)
 end
 if action ~= 'read' then
+  -- The event names the statuses as the API does (active, initiated,
+  -- expired, archived, closed), not the stored open.
+  local g = guest_key(ARGV[1], c[3], c[4])
+  local window = tonumber(ARGV[6])
   f.action = action
-  f.status = st
-  f.previous_status = prev
+  f.status = conv_api_status(g, st, c[5], now, window)
+  f.previous_status = conv_api_status(g, prev, c[5], now, window)
   notify(ARGV[1], 'conversation_updated', ARGV[2], c[3], c[4],
     string.match(ck, ':([^:]*)$'), now, cjson.encode(f))
 end

@@ -436,7 +436,7 @@ func (s *Store) ConversationAction(ctx context.Context, c *Conversation, action 
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}
 	v, err := s.scripts.convAction.Run(ctx, s.rdb, []string{s.keys.Conversation(c.Shard, c.TenantID, c.ID)},
-		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f)).StringSlice()
+		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f), s.cfg.Window.Milliseconds()).StringSlice()
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}

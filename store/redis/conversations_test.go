@@ -369,3 +369,50 @@ func TestConversationKeysLiveFromTheLastActivity(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 }
+
+func TestConversationEventsNameTheAPIStatuses(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	senders := []string{testSender}
+	tpl := textArgs(guestPhone, "x")
+	tpl.Type, tpl.Content = message.TypeTemplate, []byte(`{"name":"welcome","language":{"code":"en"}}`)
+	res, err := s.Enqueue(ctx, tpl)
+	if err != nil || res.Outcome != Queued {
+		t.Fatal(res, err)
+	}
+	act := func(action string, f map[string]any) {
+		t.Helper()
+		c, err := s.FindConversation(ctx, "hotel", senders, res.Conversation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ConversationAction(ctx, c, action, f); err != nil {
+			t.Fatalf("%s: %v", action, err)
+		}
+	}
+	act(ActionAssign, map[string]any{"assigned_to": "agent_7"}) // the guest never wrote: initiated
+	inbound(t, s, guestPhone, "wamid.1", "Thanks!", time.Now(), "")
+	act(ActionArchive, nil)                                                // active → archived
+	inbound(t, s, guestPhone, "wamid.2", "One more thing", time.Now(), "") // reopened: active
+	act(ActionClose, nil)                                                  // active → closed
+	inbound(t, s, guestPhone, "wamid.3", "Hello?", time.Now(), "")         // a new conversation, active
+	ns, err := s.ReadNotices(ctx, message.ShardFor(testSender, 4), "c1", 100, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range ns {
+		if n.Kind != "conversation_updated" {
+			continue
+		}
+		var d map[string]any
+		if err := json.Unmarshal(n.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%v:%v->%v", d["action"], d["previous_status"], d["status"]))
+	}
+	want := "[assign:initiated->initiated archive:active->archived reopened:archived->active close:active->closed created:<nil>->active]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("events %v\nwant   %s", got, want)
+	}
+}

@@ -120,7 +120,7 @@ func (s *Store) RecordInbound(ctx context.Context, a *InboundArgs) (InboundResul
 		[]string{s.keys.Guest(sh, a.Sender, a.Guest), s.keys.InboundSeen(sh, a.ProviderMessageID)},
 		s.keys.ShardPrefix(sh), a.TenantID, a.Sender, a.Guest, a.Name, a.AtMS, now, entry, a.Entry.Preview,
 		message.NewConversationID(sh, now), a.Opt, a.Keyword, s.convTTL, int64(inboundSeenTTL/time.Second),
-		a.NotifyKind, data).StringSlice()
+		a.NotifyKind, data, s.cfg.Window.Milliseconds()).StringSlice()
 	if err != nil {
 		return InboundResult{}, fmt.Errorf("record inbound: %w", err)
 	}

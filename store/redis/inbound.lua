@@ -17,7 +17,7 @@
 -- ARGV[11] "out", "in" or "": the opt-out or opt-in keyword it holds
 -- ARGV[12] the keyword           ARGV[13] conversation TTL (s)
 -- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
--- ARGV[16] notify data (JSON)
+-- ARGV[16] notify data (JSON)  ARGV[17] window (ms)
 --
 -- Returns {"dup"} for a message filed before, else {"ok", conversation,
 -- change ("created", "reopened" or ""), opt change ("out", "in" or "")}.
@@ -63,8 +63,10 @@ if ARGV[5] ~= '' then
 end
 
 if change ~= '' then
-  notify(prefix, 'conversation_updated', tenant, sender, guest, conv, now,
-    cjson.encode({status = 'open', change = change}))
+  -- As conv_action.lua's events: the API's status names, the action.
+  local ev = {action = change, status = conv_api_status(g, 'open', at, now, tonumber(ARGV[17]))}
+  if change == 'reopened' then ev.previous_status = 'archived' end
+  notify(prefix, 'conversation_updated', tenant, sender, guest, conv, now, cjson.encode(ev))
 end
 notify(prefix, ARGV[15], tenant, sender, guest, conv, at, ARGV[16])
 

@@ -206,6 +206,19 @@ local function conv_key(prefix, tenant, id)
   return prefix .. 'cv:' .. tenant .. ':' .. id
 end
 
+-- conv_api_status is the status the API shows (ingest/conversations.go's
+-- convStatus) for a conversation in stored state st whose guest's hash is
+-- g and whose own last inbound message was at conv_li: closed and archived
+-- as they are; an open one is active while the guest's 24-hour window is
+-- (window_ms), initiated until the guest first writes in it, else expired.
+local function conv_api_status(g, st, conv_li, now, window_ms)
+  if st ~= 'open' then return st end
+  local li = tonumber(redis.call('HGET', g, 'li') or '0') or 0
+  if li > 0 and tonumber(now) < li + window_ms then return 'active' end
+  if (tonumber(conv_li or '0') or 0) == 0 then return 'initiated' end
+  return 'expired'
+end
+
 -- conv_create makes conversation id holding its first message (inbox
 -- preview, direction dir: in|out) and files it under the guest's
 -- conversations (cvg:<sender>:<guest>, a zset by creation time); conv_add
