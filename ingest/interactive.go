@@ -296,7 +296,11 @@ func decodeHeader(raw json.RawMessage, m *interactiveMsg) *apiError {
 		if h.Filename != "" && h.Type != "document" {
 			return invalidRequest("content.header.filename is for document headers", map[string]any{"field": "content.header.filename"})
 		}
-		return checkURL("content.header.link", h.Link)
+		if h.Link == "" {
+			return required("content.header.link")
+		}
+		// Meta fetches the file as it does a media message's: https only.
+		return checkMediaLink(h.Link, "content.header.link")
 	}
 	return invalidRequest("content.header.type "+quote(h.Type)+" is not one of "+strings.Join(allowed, ", "),
 		map[string]any{"field": "content.header.type", "allowed": allowed})

@@ -254,6 +254,7 @@ func TestInteractiveRefusesWhatMetaWouldAndQueuesNothing(t *testing.T) {
 	bad("header of 61", ixBody("buttons", `{"text":"Hi","header":"`+ixRunes(61)+`","buttons":[`+b("a", "A")+`]}`), "content.header", 61, 60)
 	bad("header text of 61", ixBody("cta_url", `{"text":"Hi","header":{"type":"text","text":"`+ixRunes(61)+`"},"display_text":"Open","url":"https://example.com"}`), "content.header.text", 61, 60)
 	bad("image header without link", ixBody("buttons", `{"text":"Hi","header":{"type":"image"},"buttons":[`+b("a", "A")+`]}`), "content.header.link", 0, 0)
+	bad("image header by http", ixBody("buttons", `{"text":"Hi","header":{"type":"image","link":"http://example.com/a.jpg"},"buttons":[`+b("a", "A")+`]}`), "content.header.link", 0, 0)
 	bad("image header by ftp", ixBody("buttons", `{"text":"Hi","header":{"type":"image","link":"ftp://example.com/a.jpg"},"buttons":[`+b("a", "A")+`]}`), "content.header.link", 0, 0)
 	bad("image header with text", ixBody("buttons", `{"text":"Hi","header":{"type":"image","text":"x","link":"https://example.com/a.jpg"},"buttons":[`+b("a", "A")+`]}`), "content.header.text", 0, 0)
 	bad("filename on an image", ixBody("buttons", `{"text":"Hi","header":{"type":"image","link":"https://example.com/a.jpg","filename":"a.jpg"},"buttons":[`+b("a", "A")+`]}`), "content.header.filename", 0, 0)
