@@ -289,6 +289,7 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"GET messages/{id}/status":             {"GET", api + "messages/" + d.msgID + "/status", "", nil},
 		"GET batches/{id}":                     {"GET", api + "batches/" + d.batchID, "", nil},
 		"POST batches/{id}/cancel":             {"POST", api + "batches/" + d.batchID + "/cancel", "", nil},
+		"GET batches/{id}/messages":            {"GET", api + "batches/" + d.batchID + "/messages", "", nil},
 		"GET templates":                        {"GET", templatesPath, "", nil},
 		"POST templates":                       {"POST", templatesPath, lateCheckout(probeTemplate, "Dear {{1}}, the pool is closed until {{2}} for cleaning today."), nil},
 		"POST templates/send":                  {"POST", templateSendPath, seedWelcome, nil},
@@ -535,6 +536,15 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 			h.ok(t, 200, "GET", api+"batches/"+d.batchID, staffToken, "")
 			for _, tok := range []string{otherToken, otherAdminToken} {
 				h.refused(t, 404, "BATCH_NOT_FOUND", "GET", api+"batches/"+d.batchID, tok, "")
+			}
+		}},
+		{"GET batches/{id}/messages", func(t *testing.T) {
+			v := h.ok(t, 200, "GET", api+"batches/"+d.batchID+"/messages", staffToken, "")
+			if ms, _ := v["messages"].([]any); len(ms) == 0 {
+				t.Fatalf("the hotel's batch lists no messages: %v", v)
+			}
+			for _, tok := range []string{otherToken, otherAdminToken} {
+				h.refused(t, 404, "BATCH_NOT_FOUND", "GET", api+"batches/"+d.batchID+"/messages?status=failed", tok, "")
 			}
 		}},
 		{"POST batches/{id}/cancel", func(t *testing.T) {

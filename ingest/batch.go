@@ -354,6 +354,103 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 	ctx.SetBody(out)
 }
 
+// handleBatchMessages serves GET /api/v1/whatsapp/batches/{id}/messages
+// ?status=&limit=&cursor=: the batch's messages in the batch's order with
+// their status and failure, so that a campaign's failures can be found
+// without asking for each message.
+func (s *Server) handleBatchMessages(ctx *fasthttp.RequestCtx, p Principal, ps params) {
+	args := ctx.QueryArgs()
+	var want []message.Status
+	if v := string(args.Peek("status")); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			if !message.Known(message.Status(st)) {
+				writeError(ctx, invalidRequest("status must be message statuses (queued, scheduled, sending, sent, delivered, read, failed, expired, canceled, fallback), comma-separated",
+					map[string]any{"field": "status", "value": st}))
+				return
+			}
+			want = append(want, message.Status(st))
+		}
+	}
+	limit := 100
+	if v := args.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > 1000 {
+			writeError(ctx, invalidRequest("limit must be from 1 to 1000", map[string]any{"field": "limit"}))
+			return
+		}
+		limit = n
+	}
+	cursor := 0
+	if v := args.Peek("cursor"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			writeError(ctx, invalidRequest("cursor must be the next_cursor of a previous page", map[string]any{"field": "cursor"}))
+			return
+		}
+		cursor = n
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.EnqueueTimeout)
+	defer cancel()
+	b, err := s.store.Batch(rctx, ps[0])
+	if errors.Is(err, redis.ErrNotFound) || (err == nil && b.TenantID != p.Tenant.ID) {
+		writeError(ctx, &apiError{Code: message.CodeBatchNotFound, Message: "No batch with this id",
+			Details: map[string]any{"batch_id": ps[0]}})
+		return
+	}
+	var ms []redis.BatchMessage
+	next := -1
+	if err == nil {
+		ms, next, err = s.store.BatchMessages(rctx, b.ID, want, cursor, limit)
+	}
+	if err != nil {
+		s.log.Warn("batch messages", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
+	}
+	out := append(make([]byte, 0, 128+128*len(ms)), `{"batch_id":`...)
+	out = appendJSONString(out, b.ID)
+	out = append(out, `,"messages":[`...)
+	for i := range ms {
+		m := &ms[i]
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"message_id":`...)
+		out = appendJSONString(out, m.ID)
+		out = append(out, `,"guest_phone":`...)
+		out = appendJSONString(out, m.Recipient)
+		out = append(out, `,"status":`...)
+		out = appendJSONString(out, string(m.Status))
+		// As the message's status endpoint: a reason only for a message
+		// that ended failed or expired.
+		reason := ""
+		if m.Status == message.StatusFailed || m.Status == message.StatusExpired {
+			reason = m.ErrorTitle
+			if reason == "" {
+				reason = string(m.Status)
+			}
+		}
+		out = append(out, `,"failure_reason":`...)
+		out = appendStringOrNull(out, reason)
+		out = append(out, `,"error_code":`...)
+		if reason != "" && m.ErrorCode != 0 {
+			out = appendInt(out, int64(m.ErrorCode))
+		} else {
+			out = append(out, "null"...)
+		}
+		out = append(out, '}')
+	}
+	out = append(out, `],"next_cursor":`...)
+	if next < 0 {
+		out = append(out, "null"...)
+	} else {
+		out = appendJSONString(out, strconv.Itoa(next))
+	}
+	out = append(out, '}')
+	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
 // batchRate is the rate a batch goes at: its number's, or the batch's own
 // cap when that is lower (0: no cap).
 func batchRate(sender, batchCap float64) float64 {

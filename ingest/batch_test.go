@@ -204,6 +204,38 @@ func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 	if !reasons["GUEST_OPTED_OUT"] || !reasons["MESSAGE_WINDOW_EXPIRED"] {
 		t.Fatalf("reasons %v", reasons)
 	}
+	// The batch lists its failures with their reasons, one page at a time.
+	var listed []string
+	cursor := ""
+	for page := 0; ; page++ {
+		_, l, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id+"/messages?status=failed&limit=2"+cursor, staffToken, "")
+		for _, m := range l["messages"].([]any) {
+			m := m.(map[string]any)
+			if m["status"] != "failed" || m["failure_reason"] == nil {
+				t.Fatalf("listed %v", m)
+			}
+			listed = append(listed, m["guest_phone"].(string)+" "+strings.SplitN(m["failure_reason"].(string), ":", 2)[0])
+		}
+		if l["next_cursor"] == nil {
+			break
+		}
+		if page > 3 {
+			t.Fatalf("pages never end: %v", l)
+		}
+		cursor = "&cursor=" + l["next_cursor"].(string)
+	}
+	if fmt.Sprint(listed) != "[+14155550002 GUEST_OPTED_OUT +14155550003 MESSAGE_WINDOW_EXPIRED +14155550004 MESSAGE_WINDOW_EXPIRED]" {
+		t.Fatalf("failed messages %v", listed)
+	}
+	_, all, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id+"/messages", staffToken, "")
+	if ms := all["messages"].([]any); len(ms) != 4 || ms[0].(map[string]any)["status"] != "queued" || ms[0].(map[string]any)["failure_reason"] != nil || all["next_cursor"] != nil {
+		t.Fatalf("every message: %v", all)
+	}
+	for _, q := range []string{"?status=gone", "?limit=0", "?cursor=x"} {
+		if code, v, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id+"/messages"+q, staffToken, ""); code != 400 || errCode(t, v) != "INVALID_REQUEST" {
+			t.Fatalf("%s: %d %v", q, code, v)
+		}
+	}
 	// Canceling the rest keeps them adding up.
 	_, c, _ := h.do("POST", "/api/v1/whatsapp/batches/"+id+"/cancel", staffToken, "")
 	counts = c["counts"].(map[string]any)

@@ -49,6 +49,7 @@ func apiEndpoints() []endpoint {
 		{method: "GET", pattern: "messages/{id}/status", route: routeStatus, h: (*Server).handleStatus},
 		{method: "GET", pattern: "batches/{id}", route: routeBatch, h: (*Server).handleBatchGet},
 		{method: "POST", pattern: "batches/{id}/cancel", route: routeBatch, h: (*Server).handleBatchCancel},
+		{method: "GET", pattern: "batches/{id}/messages", route: routeBatch, h: (*Server).handleBatchMessages},
 		{method: "GET", pattern: "templates", route: routeTemplates, h: (*Server).handleTemplateList},
 		{method: "POST", pattern: "templates", route: routeTemplates, admin: true, json: true, h: (*Server).handleTemplateCreate},
 		{method: "POST", pattern: "templates/send", route: routeTemplates, json: true, h: (*Server).handleTemplateSend},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -237,6 +238,84 @@ func (s *Store) Batch(ctx context.Context, id string) (*BatchInfo, error) {
 		}
 	}
 	return b, nil
+}
+
+// BatchMessage is one message of a batch as BatchMessages lists it.
+type BatchMessage struct {
+	ID        string
+	Recipient string
+	Status    message.Status
+	// ErrorCode and ErrorTitle are the provider's (or wagate's) last error.
+	ErrorCode  int
+	ErrorTitle string
+}
+
+// batchScanMax bounds the ids one BatchMessages call reads, however few
+// of them match: a page may be short, and its cursor goes on.
+const batchScanMax = 5000
+
+// BatchMessages lists batch id's messages from position cursor (0 first)
+// in the order the batch gave them, keeping those whose status is in want
+// (all when empty), at most limit. next is where the following page
+// begins, -1 after the last message. The caller checks the tenant (Batch).
+func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Status, cursor, limit int) ([]BatchMessage, int, error) {
+	shard, err := message.BatchShardOf(id)
+	if err != nil || shard >= s.cfg.Shards {
+		return nil, -1, ErrNotFound
+	}
+	// The ids follow from the batch's id and each message's position
+	// (message.BatchMessageID): the ids list holds them in the order the
+	// chunks were stored, which is not the batch's.
+	total, err := s.rdb.HGet(ctx, s.keys.Batch(shard, id), "n").Int()
+	if errors.Is(err, goredis.Nil) {
+		return nil, -1, ErrNotFound
+	}
+	if err != nil {
+		return nil, -1, fmt.Errorf("batch %s messages: %w", id, err)
+	}
+	var out []BatchMessage
+	for scanned := 0; scanned < batchScanMax && len(out) < limit; {
+		n := min(500, batchScanMax-scanned, total-cursor)
+		if n <= 0 {
+			return out, -1, nil
+		}
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = message.BatchMessageID(id, cursor+i)
+		}
+		p := s.rdb.Pipeline()
+		cmds := make([]*goredis.SliceCmd, len(ids))
+		for i, mid := range ids {
+			cmds[i] = p.HMGet(ctx, s.keys.Msg(shard, mid), "st", "r", "ec", "et")
+		}
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, -1, fmt.Errorf("batch %s messages: %w", id, err)
+		}
+		for i, c := range cmds {
+			v := c.Val()
+			st, _ := v[0].(string)
+			if st == "" || (len(want) > 0 && !slices.Contains(want, message.Status(st))) {
+				continue
+			}
+			r, _ := v[1].(string)
+			ec, _ := v[2].(string)
+			et, _ := v[3].(string)
+			code, _ := strconv.Atoi(ec)
+			out = append(out, BatchMessage{ID: ids[i], Recipient: r, Status: message.Status(st), ErrorCode: code, ErrorTitle: et})
+			if len(out) == limit {
+				if next := cursor + i + 1; next < total {
+					return out, next, nil
+				}
+				return out, -1, nil
+			}
+		}
+		cursor += n
+		scanned += n
+	}
+	if cursor >= total {
+		return out, -1, nil
+	}
+	return out, cursor, nil
 }
 
 // CancelBatch cancels tenant's batch's messages not sent yet and returns

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -116,5 +117,49 @@ func TestScheduledBatchWaits(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	if moved, _ := s.Promote(ctx, shard, 100); moved != 5 {
 		t.Fatalf("promoted %d", moved)
+	}
+}
+
+func TestBatchMessagesPagesThroughEveryMessage(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	a := &BatchArgs{TenantID: "hotel", Sender: testSender}
+	for i := 0; i < 1203; i++ {
+		a.Items = append(a.Items, BatchItem{Recipient: fmt.Sprintf("+1415555%04d", i), Type: message.TypeText,
+			Content: []byte(`{"body":"Spa is open"}`), Preview: "Spa is open"})
+	}
+	a.ID = s.NewBatchID(testSender)
+	if _, _, err := s.EnqueueBatch(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	f := func(want []message.Status, limit, pages, total int) {
+		t.Helper()
+		seen, cursor := 0, 0
+		for page := 0; ; page++ {
+			ms, next, err := s.BatchMessages(ctx, a.ID, want, cursor, limit)
+			if err != nil || page > pages {
+				t.Fatalf("page %d: %v", page, err)
+			}
+			for _, m := range ms {
+				if m.Recipient != fmt.Sprintf("+1415555%04d", seen) && len(want) == 0 {
+					t.Fatalf("message %d is %s", seen, m.Recipient)
+				}
+				seen++
+			}
+			if next < 0 {
+				break
+			}
+			cursor = next
+		}
+		if seen != total {
+			t.Fatalf("%d listed, want %d", seen, total)
+		}
+	}
+	f(nil, 500, 3, 1203)
+	f(nil, 1000, 2, 1203)
+	f([]message.Status{message.StatusQueued}, 1000, 2, 1203)
+	f([]message.Status{message.StatusFailed}, 100, 1, 0)
+	if _, _, err := s.BatchMessages(ctx, "bat_nope", nil, 0, 10); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an unknown batch: %v", err)
 	}
 }
