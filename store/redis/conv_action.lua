@@ -10,7 +10,8 @@
 -- Actions: resolve {resolution_notes, satisfaction_rating,
 -- follow_up_required, resolved_by} archives it with its resolution; assign
 -- {assigned_to} ("" unassigns); link {service_request_id}; read (unread to
--- 0); archive; close; reopen. A closed conversation takes only reopen.
+-- 0); archive; close; reopen (it becomes the guest's current conversation
+-- again). A closed conversation takes only reopen and read.
 --
 -- Returns {"ok", previous status, status}, {"missing"} (no such
 -- conversation of the tenant) or {"closed"}.
@@ -45,6 +46,14 @@ elseif action == 'close' then
   st = 'closed'
 elseif action == 'reopen' then
   st = 'open'
+  -- The reopened conversation is the guest's current one again: the
+  -- guest's next message and sends that name none go to it.
+  -- (The guest's hash lives as long as its conversations; one gone
+  -- is not made again here, without its TTL.)
+  local g = guest_key(ARGV[1], c[3], c[4])
+  if redis.call('EXISTS', g) == 1 then
+    redis.call('HSET', g, 'cv', string.match(ck, ':([^:]*)$'))
+  end
 else
   return redis.error_reply('unknown action ' .. action)
 end

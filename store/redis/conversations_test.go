@@ -195,6 +195,18 @@ func TestConversationLife(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].ID != r.Conversation || list[1].ID != conv || cur != nil {
 		t.Fatalf("guest's conversations %v %v %v", ids(list), cur, err)
 	}
+	// Reopening the closed one makes it the guest's current conversation
+	// again: the guest's next message and sends that name none go to it.
+	c, _ = s.FindConversation(ctx, "hotel", senders, conv)
+	if _, _, err := s.ConversationAction(ctx, c, ActionReopen, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := inbound(t, s, guestPhone, "wamid.d", "Still there?", time.Now(), ""); r.Conversation != conv || r.Change != "" {
+		t.Fatalf("after reopen the guest's message went to %+v", r)
+	}
+	if res, _ := s.Enqueue(ctx, textArgs(guestPhone, "Yes!")); res.Conversation != conv {
+		t.Fatalf("after reopen a send went to %+v", res)
+	}
 }
 
 func TestCallerNamedConversation(t *testing.T) {
