@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
 )
 
@@ -116,6 +117,8 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *metrics
 	appSecret []byte
+	// verifier checks Meta's webhook signatures with appSecret.
+	verifier  *meta.Verifier
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
 	settings  *settingsCache
@@ -133,7 +136,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret),
+	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
 		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints(),
 		settings: newSettingsCache(store, 2*time.Second),
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wagate/wagate/message"
-	"github.com/wagate/wagate/provider/meta"
 )
 
 // handleMetaVerify answers Meta's subscription handshake:
@@ -47,7 +46,7 @@ func (s *Server) handleMetaWebhook(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, &apiError{Code: message.CodeUnauthorized, Message: "This gateway has no Meta app secret configured; webhooks cannot be verified"})
 		return
 	}
-	if !meta.VerifySignature(body, string(sig), s.appSecret) {
+	if !s.verifier.Verify(body, sig) {
 		s.metrics.webhooks.WithLabelValues("meta", "bad_signature").Inc()
 		writeError(ctx, &apiError{Code: message.CodeUnauthorized, Message: "X-Hub-Signature-256 does not match the body"})
 		return

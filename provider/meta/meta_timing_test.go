@@ -158,3 +158,19 @@ func BenchmarkSend(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkVerifierVerify(b *testing.B) {
+	body := readTestdata(b, "status_sent.json")
+	v := NewVerifier([]byte("app-secret"))
+	sig := AppendSignature(nil, body, []byte("app-secret"))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !v.Verify(body, sig) {
+				b.Error("refused")
+				return
+			}
+		}
+	})
+}

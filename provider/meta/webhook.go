@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"sync"
 
 	"github.com/wagate/wagate/message"
@@ -19,18 +20,51 @@ const signaturePrefix = "sha256="
 // VerifySignature reports whether header, the value of X-Hub-Signature-256,
 // is "sha256=" and the hex HMAC-SHA256 of body keyed by appSecret. The
 // comparison takes constant time; a malformed header is simply false.
+// A receiver of many webhooks keeps a Verifier instead.
 func VerifySignature(body []byte, header string, appSecret []byte) bool {
-	if len(header) != len(signaturePrefix)+2*sha256.Size || header[:len(signaturePrefix)] != signaturePrefix {
+	return NewVerifier(appSecret).Verify(body, []byte(header))
+}
+
+// Verifier checks webhook signatures for one app secret, reusing its HMAC
+// states: VerifySignature without the key schedule and the allocations per
+// webhook. Safe for concurrent use.
+type Verifier struct {
+	secret []byte
+	// states holds *verifyState; Verify takes one, resets it and gives it
+	// back.
+	states sync.Pool
+}
+
+// verifyState is one HMAC and the buffer its sum goes to (a local array
+// would escape through the hash.Hash interface).
+type verifyState struct {
+	mac hash.Hash
+	sum [sha256.Size]byte
+}
+
+// NewVerifier returns a Verifier for appSecret.
+func NewVerifier(appSecret []byte) *Verifier {
+	v := &Verifier{secret: append([]byte(nil), appSecret...)}
+	v.states.New = func() any { return &verifyState{mac: hmac.New(sha256.New, v.secret)} }
+	return v
+}
+
+// Verify is VerifySignature with header as bytes (fasthttp's), without
+// allocating.
+func (v *Verifier) Verify(body, header []byte) bool {
+	if len(header) != len(signaturePrefix)+2*sha256.Size || string(header[:len(signaturePrefix)]) != signaturePrefix {
 		return false
 	}
 	var want [sha256.Size]byte
-	if _, err := hex.Decode(want[:], []byte(header[len(signaturePrefix):])); err != nil {
+	if _, err := hex.Decode(want[:], header[len(signaturePrefix):]); err != nil {
 		return false
 	}
-	mac := hmac.New(sha256.New, appSecret)
-	mac.Write(body)
-	var got [sha256.Size]byte
-	return hmac.Equal(mac.Sum(got[:0]), want[:])
+	st := v.states.Get().(*verifyState)
+	st.mac.Reset()
+	st.mac.Write(body)
+	ok := hmac.Equal(st.mac.Sum(st.sum[:0]), want[:])
+	v.states.Put(st)
+	return ok
 }
 
 // AppendSignature appends the X-Hub-Signature-256 value for body to dst.

@@ -261,10 +261,17 @@ func TestVerifySignature(t *testing.T) {
 	body := readTestdata(t, "status_sent.json")
 	secret := []byte("app-secret")
 	good := sign(body, "app-secret")
+	v := NewVerifier(secret)
 	f := func(name string, body []byte, header string, want bool) {
 		t.Helper()
 		if got := VerifySignature(body, header, secret); got != want {
 			t.Fatalf("%s: got %v, want %v", name, got, want)
+		}
+		// Twice: the Verifier's reused HMAC must start clean each time.
+		for i := 0; i < 2; i++ {
+			if got := v.Verify(body, []byte(header)); got != want {
+				t.Fatalf("%s: Verifier got %v, want %v", name, got, want)
+			}
 		}
 	}
 	f("valid", body, good, true)

@@ -65,3 +65,15 @@ func TestParseWebhookAllocatesOnlyWhatItHandsOut(t *testing.T) {
 		t.Errorf("parsing 50 statuses allocates %v times, want at most %v (the strings handed out)", n, max)
 	}
 }
+
+// TestVerifierDoesNotAllocate: checking a webhook's signature reuses the
+// Verifier's HMAC states (built without -race, which empties sync.Pools).
+func TestVerifierDoesNotAllocate(t *testing.T) {
+	body := readTestdata(t, "status_sent.json")
+	v := NewVerifier([]byte("app-secret"))
+	sig := AppendSignature(nil, body, []byte("app-secret"))
+	v.Verify(body, sig) // the pool's first HMAC
+	if n := testing.AllocsPerRun(100, func() { v.Verify(body, sig) }); n != 0 {
+		t.Fatalf("%v allocations per webhook", n)
+	}
+}
