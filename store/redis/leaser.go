@@ -34,7 +34,7 @@ type LeaserConfig struct {
 	// instance dies, its shards move within about that time.
 	TTL time.Duration
 	// Tick is how often membership is refreshed and free shards are taken
-	// (TTL/10). Leases are renewed every TTL/3.
+	// (TTL/10). Leases are renewed every TTL/5 (or tick, when longer).
 	Tick time.Duration
 }
 
@@ -191,10 +191,13 @@ func (l *Leaser) heldNow() map[int]*heldLease {
 	return held
 }
 
-// renew extends held leases every TTL/3, dropping (and telling the owner
-// of) the ones that are gone; it removes those from held.
+// renew extends held leases every TTL/5, dropping (and telling the owner
+// of) the ones that are gone; it removes those from held. A lease lives
+// TTL - tick, so a process stalled (GC, a starved CPU) for less than about
+// three quarters of that keeps its shards: a lost lease means the sends
+// in flight on it may go twice.
 func (l *Leaser) renew(ctx context.Context, held map[int]*heldLease) error {
-	if time.Since(l.lastRenew) < l.cfg.TTL/3 {
+	if time.Since(l.lastRenew) < l.cfg.TTL/5 {
 		return nil
 	}
 	for sh, h := range held {
