@@ -142,9 +142,9 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	for lo := 0; lo < len(a.Items); lo += batchChunk {
 		hi := min(lo+batchChunk, len(a.Items))
 		j := &manyJob{script: s.scripts.enqueueMany, done: make(chan struct{}, 1),
-			keys: make([]string, 0, 8+hi-lo), args: make([]any, 0, 17+5*(hi-lo))}
+			keys: make([]string, 0, 7+hi-lo), args: make([]any, 0, 17+5*(hi-lo))}
 		j.keys = append(j.keys, target, s.keys.Events(shard), s.keys.Senders(shard), s.keys.SenderQueues(shard, a.Sender),
-			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.BatchIDs(shard, a.ID), s.keys.Awake(shard))
+			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard))
 		maxAttempts := 0
 		if a.NoRetry {
 			maxAttempts = 1
@@ -220,10 +220,7 @@ func (s *Store) Batch(ctx context.Context, id string) (*BatchInfo, error) {
 	rate, _ := strconv.ParseFloat(m["mps"], 64)
 	b := &BatchInfo{ID: id, TenantID: m["t"], Sender: m["f"], Campaign: m["cp"], Total: int(num("n")),
 		RatePerSecond: rate, CreatedMS: num("ca"), DueMS: num("due"), Counts: map[message.Status]int{}}
-	ids, err := s.rdb.LRange(ctx, s.keys.BatchIDs(shard, id), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("batch %s: %w", id, err)
-	}
+	ids := batchMessageIDs(id, 0, b.Total)
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.StringCmd, len(ids))
 	for i, mid := range ids {
@@ -263,9 +260,6 @@ func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Sta
 	if err != nil || shard >= s.cfg.Shards {
 		return nil, -1, ErrNotFound
 	}
-	// The ids follow from the batch's id and each message's position
-	// (message.BatchMessageID): the ids list holds them in the order the
-	// chunks were stored, which is not the batch's.
 	total, err := s.rdb.HGet(ctx, s.keys.Batch(shard, id), "n").Int()
 	if errors.Is(err, goredis.Nil) {
 		return nil, -1, ErrNotFound
@@ -279,10 +273,7 @@ func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Sta
 		if n <= 0 {
 			return out, -1, nil
 		}
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = message.BatchMessageID(id, cursor+i)
-		}
+		ids := batchMessageIDs(id, cursor, n)
 		p := s.rdb.Pipeline()
 		cmds := make([]*goredis.SliceCmd, len(ids))
 		for i, mid := range ids {
@@ -318,6 +309,17 @@ func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Sta
 	return out, cursor, nil
 }
 
+// batchMessageIDs are the ids of n messages of batch id from position
+// from: they follow from the batch's id (message.BatchMessageID), so the
+// batch keeps no list of them.
+func batchMessageIDs(id string, from, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = message.BatchMessageID(id, from+i)
+	}
+	return ids
+}
+
 // CancelBatch cancels tenant's batch's messages not sent yet and returns
 // how many. ErrNotFound: no such batch of tenant.
 func (s *Store) CancelBatch(ctx context.Context, tenant, id string) (int, error) {
@@ -329,10 +331,7 @@ func (s *Store) CancelBatch(ctx context.Context, tenant, id string) (int, error)
 		return 0, ErrNotFound
 	}
 	shard, _ := message.BatchShardOf(id)
-	ids, err := s.rdb.LRange(ctx, s.keys.BatchIDs(shard, id), 0, -1).Result()
-	if err != nil {
-		return 0, fmt.Errorf("cancel batch %s: %w", id, err)
-	}
+	ids := batchMessageIDs(id, 0, b.Total)
 	n := 0
 	for lo := 0; lo < len(ids); lo += batchChunk {
 		hi := min(lo+batchChunk, len(ids))

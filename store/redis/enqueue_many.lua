@@ -7,9 +7,9 @@
 -- KEYS[4] sender's queues      wa:{sNN}:queues:<sender>
 -- KEYS[5] wake stream          wa:{sNN}:wake
 -- KEYS[6] tenants' open count  wa:{sNN}:tq
--- KEYS[7] batch's message ids  wa:{sNN}:batch:<id>:ids
--- KEYS[8] woken senders        wa:{sNN}:awake
--- KEYS[9…] one state hash per message, in ARGV's order
+-- KEYS[7] woken senders        wa:{sNN}:awake
+-- KEYS[8…] one state hash per message, in ARGV's order (the batch's ids
+--          follow from its id and their positions: message.BatchMessageID)
 -- The guests' and conversations' keys are built from ARGV[14].
 --
 -- ARGV[1]  now (unix ms)         ARGV[2]  state TTL (s)
@@ -47,9 +47,8 @@ if ARGV[12] ~= '0' then opts[#opts + 1] = 'fas'; opts[#opts + 1] = ARGV[12] end
 if ARGV[13] ~= '0' then opts[#opts + 1] = 'ma'; opts[#opts + 1] = ARGV[13] end
 if scheduled then opts[#opts + 1] = 'due'; opts[#opts + 1] = ARGV[7] end
 local queued, skipped, refused = 0, 0, 0
-local ids = {}
-for i = 9, #KEYS do
-  local a = 18 + (i - 9) * 5
+for i = 8, #KEYS do
+  local a = 18 + (i - 8) * 5
   local id, recipient, ty, preview = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4]
   local msg = KEYS[i]
   if redis.call('EXISTS', msg) == 1 then
@@ -66,7 +65,6 @@ for i = 9, #KEYS do
         'ty', ty, 'b', ARGV[a + 3], 'l', ARGV[5], 'c', '', 'sm', '',
         'qa', now, 'a', 0, 'cp', ARGV[6], 'fa', now, 'ec', ec, 'et', et)
       redis.call('EXPIRE', msg, ttl)
-      ids[#ids + 1] = id
       emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], '', '', '0'},
         'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
       refused = refused + 1
@@ -87,21 +85,16 @@ for i = 9, #KEYS do
       if not fresh then
         keep_guest(g, convttl, false)
       end
-      ids[#ids + 1] = id
       emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], conv, '', '0'},
         status, now, {'ch', 'whatsapp'})
       queued = queued + 1
     end
   end
 end
-if #ids > 0 then
-  redis.call('RPUSH', KEYS[7], unpack(ids))
-  redis.call('EXPIRE', KEYS[7], ttl)
-end
 if queued > 0 then
   redis.call('HINCRBY', KEYS[6], tenant, queued)
   if not scheduled then
-    wake(KEYS[5], KEYS[8], sender)
+    wake(KEYS[5], KEYS[7], sender)
   end
 end
 return {queued, skipped, refused}
