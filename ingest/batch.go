@@ -421,23 +421,7 @@ func (s *Server) handleBatchMessages(ctx *fasthttp.RequestCtx, p Principal, ps p
 		out = appendJSONString(out, m.Recipient)
 		out = append(out, `,"status":`...)
 		out = appendJSONString(out, string(m.Status))
-		// As the message's status endpoint: a reason only for a message
-		// that ended failed or expired.
-		reason := ""
-		if m.Status == message.StatusFailed || m.Status == message.StatusExpired {
-			reason = m.ErrorTitle
-			if reason == "" {
-				reason = string(m.Status)
-			}
-		}
-		out = append(out, `,"failure_reason":`...)
-		out = appendStringOrNull(out, reason)
-		out = append(out, `,"error_code":`...)
-		if reason != "" && m.ErrorCode != 0 {
-			out = appendInt(out, int64(m.ErrorCode))
-		} else {
-			out = append(out, "null"...)
-		}
+		out = appendFailure(out, m.Status, m.ErrorCode, m.ErrorTitle)
 		out = append(out, '}')
 	}
 	out = append(out, `],"next_cursor":`...)

@@ -312,11 +312,7 @@ func historyJSON(e *redis.HistoryEntry) messageJSON {
 		m.Content = st.Content
 	}
 	m.SentAt, m.DeliveredAt, m.ReadAt = timeOrNil(st.SentMS), timeOrNil(st.DeliveredMS), timeOrNil(st.ReadMS)
-	if st.Status == message.StatusFailed || st.Status == message.StatusExpired {
-		r := st.ErrorTitle
-		if r == "" {
-			r = string(st.Status)
-		}
+	if r := failureReason(st.Status, st.ErrorTitle); r != "" {
 		m.FailureReason = &r
 	}
 	return m

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -56,21 +55,7 @@ func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, ps params) 
 	out = appendTimeMS(out, st.ReadMS)
 	out = append(out, `,"failed_at":`...)
 	out = appendTimeMS(out, st.FailedMS)
-	out = append(out, `,"failure_reason":`...)
-	reason := ""
-	if st.Status == message.StatusFailed || st.Status == message.StatusExpired {
-		reason = st.ErrorTitle
-		if reason == "" {
-			reason = string(st.Status)
-		}
-	}
-	out = appendStringOrNull(out, reason)
-	out = append(out, `,"error_code":`...)
-	if reason != "" && st.ErrorCode != 0 {
-		out = strconv.AppendInt(out, int64(st.ErrorCode), 10)
-	} else {
-		out = append(out, "null"...)
-	}
+	out = appendFailure(out, st.Status, st.ErrorCode, st.ErrorTitle)
 	out = append(out, `,"attempts":`...)
 	out = appendInt(out, int64(st.Attempts))
 	out = append(out, `,"provider_message_id":`...)
@@ -106,4 +91,30 @@ func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, ps params) 
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
+}
+
+// failureReason is why a message in status st whose last error was title
+// did not arrive: "" unless it ended failed or expired, the status itself
+// when no error was recorded.
+func failureReason(st message.Status, title string) string {
+	if st != message.StatusFailed && st != message.StatusExpired {
+		return ""
+	}
+	if title == "" {
+		return string(st)
+	}
+	return title
+}
+
+// appendFailure appends `,"failure_reason":…,"error_code":…` for a message
+// in status st whose last error was code and title (null for none).
+func appendFailure(out []byte, st message.Status, code int, title string) []byte {
+	reason := failureReason(st, title)
+	out = append(out, `,"failure_reason":`...)
+	out = appendStringOrNull(out, reason)
+	out = append(out, `,"error_code":`...)
+	if reason != "" && code != 0 {
+		return appendInt(out, int64(code))
+	}
+	return append(out, "null"...)
 }
