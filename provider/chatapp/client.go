@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"github.com/wagate/wagate/provider/internal/jsonpeek"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // ErrNoMessageID says ChatApp answered a send with Code "OK" but without a
@@ -58,35 +58,18 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.Endpoint) // Validate parsed it
-	tls := u.Scheme == "https"
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if tls {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
+	// Answers are small; a huge one is not the provider's.
+	hc, err := httpc.NewHostClient(cfg.Endpoint, cfg.MaxConns, cfg.Timeout, 1<<20)
+	if err != nil {
+		return nil, err
 	}
 	uri := cfg.Endpoint
-	if u.Path == "" {
+	if u, _ := url.Parse(uri); u.Path == "" { // Validate parsed it
 		uri += "/"
 	}
 	c := &Client{
-		name: cfg.Name,
-		hc: &fasthttp.HostClient{
-			Addr:                addr,
-			IsTLS:               tls,
-			Name:                "wagate",
-			MaxConns:            cfg.MaxConns,
-			MaxConnWaitTimeout:  cfg.Timeout,
-			ReadTimeout:         cfg.Timeout,
-			WriteTimeout:        cfg.Timeout,
-			MaxResponseBodySize: 1 << 20,
-			// A POST is never repeated by the transport: a second send
-			// would be a second WhatsApp message.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		},
+		name:        cfg.Name,
+		hc:          hc,
 		uri:         []byte(uri),
 		accessKeyID: cfg.AccessKeyID,
 		custSpaceID: cfg.CustSpaceID,

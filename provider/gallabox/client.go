@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wagate/wagate/provider/internal/jsonpeek"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // ErrNoMessageID says Gallabox answered a send with success but without a
@@ -50,35 +49,18 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.BaseURL) // Validate parsed it
-	tls := u.Scheme == "https"
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if tls {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
+	// Answers are small; a huge one is not the provider's.
+	hc, err := httpc.NewHostClient(cfg.BaseURL, cfg.MaxConns, cfg.Timeout, 1<<20)
+	if err != nil {
+		return nil, err
 	}
 	channels := make(map[string]string, len(cfg.ChannelID))
 	for k, v := range cfg.ChannelID {
 		channels[k] = v
 	}
 	return &Client{
-		name: cfg.Name,
-		hc: &fasthttp.HostClient{
-			Addr:                addr,
-			IsTLS:               tls,
-			Name:                "wagate",
-			MaxConns:            cfg.MaxConns,
-			MaxConnWaitTimeout:  cfg.Timeout,
-			ReadTimeout:         cfg.Timeout,
-			WriteTimeout:        cfg.Timeout,
-			MaxResponseBodySize: 1 << 20,
-			// A POST is never repeated by the transport: a second send
-			// would be a second WhatsApp message.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		},
+		name:             cfg.Name,
+		hc:               hc,
 		apiKey:           []byte(cfg.APIKey),
 		apiSecret:        []byte(cfg.APISecret),
 		uri:              []byte(strings.TrimSuffix(cfg.BaseURL, "/") + "/devapi/messages/whatsapp"),

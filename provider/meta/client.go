@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // ErrNoMessageID says Meta answered a send with success but without a
@@ -51,33 +50,15 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.BaseURL) // Validate parsed it
-	tls := u.Scheme == "https"
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if tls {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
+	// Answers are small; a huge one is not the provider's.
+	hc, err := httpc.NewHostClient(cfg.BaseURL, cfg.MaxConns, cfg.Timeout, 1<<20)
+	if err != nil {
+		return nil, err
 	}
 	base := strings.TrimSuffix(cfg.BaseURL, "/") + "/" + cfg.Version + "/"
 	c := &Client{
-		name: cfg.Name,
-		hc: &fasthttp.HostClient{
-			Addr:               addr,
-			IsTLS:              tls,
-			Name:               "wagate",
-			MaxConns:           cfg.MaxConns,
-			MaxConnWaitTimeout: cfg.Timeout,
-			ReadTimeout:        cfg.Timeout,
-			WriteTimeout:       cfg.Timeout,
-			// Meta's answers are small; a huge one is not Meta.
-			MaxResponseBodySize: 1 << 20,
-			// A POST is never repeated by the transport: a second send
-			// would be a second WhatsApp message.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		},
+		name:    cfg.Name,
+		hc:      hc,
 		auth:    []byte("Bearer " + cfg.AccessToken),
 		uris:    make(map[string][]byte, len(cfg.PhoneNumberIDs)),
 		timeout: cfg.Timeout,

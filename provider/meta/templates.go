@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // subcodeTemplateExists is Meta's error_subcode for a name and language
@@ -47,28 +47,15 @@ func NewTemplates(cfg Config) (*Templates, error) {
 	if cfg.WABAID == "" {
 		return nil, errors.New("meta config: templates need the WhatsApp Business Account id (waba_id)")
 	}
-	u, _ := url.Parse(cfg.BaseURL) // Validate parsed it
-	tls := u.Scheme == "https"
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if tls {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
+	// A listing of many templates with their components is larger than a
+	// send's answer.
+	hc, err := httpc.NewHostClient(cfg.BaseURL, 4, cfg.Timeout, 16<<20)
+	if err != nil {
+		return nil, err
 	}
 	return &Templates{
-		name: cfg.Name,
-		hc: &fasthttp.HostClient{
-			Addr: addr, IsTLS: tls, Name: "wagate", MaxConns: 4,
-			MaxConnWaitTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
-			// A listing of many templates with their components is larger
-			// than a send's answer.
-			MaxResponseBodySize: 16 << 20,
-			// A repeated submission would only meet "already exists",
-			// but the caller decides about repeats.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		},
+		name:    cfg.Name,
+		hc:      hc,
 		auth:    []byte("Bearer " + cfg.AccessToken),
 		uri:     strings.TrimSuffix(cfg.BaseURL, "/") + "/" + cfg.Version + "/" + cfg.WABAID + "/message_templates",
 		timeout: cfg.Timeout,

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wagate/wagate/provider/internal/jsonpeek"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // MaxBodyChars is the longest SMS body Twilio accepts, in characters; it
@@ -52,35 +51,18 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.BaseURL) // Validate parsed it
-	tls := u.Scheme == "https"
-	addr := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if tls {
-			port = "443"
-		}
-		addr = net.JoinHostPort(u.Hostname(), port)
+	// Answers are small; a huge one is not the provider's.
+	hc, err := httpc.NewHostClient(cfg.BaseURL, cfg.MaxConns, cfg.Timeout, 1<<20)
+	if err != nil {
+		return nil, err
 	}
 	from := make(map[string]string, len(cfg.From))
 	for k, v := range cfg.From {
 		from[k] = v
 	}
 	return &Client{
-		name: cfg.Name,
-		hc: &fasthttp.HostClient{
-			Addr:                addr,
-			IsTLS:               tls,
-			Name:                "wagate",
-			MaxConns:            cfg.MaxConns,
-			MaxConnWaitTimeout:  cfg.Timeout,
-			ReadTimeout:         cfg.Timeout,
-			WriteTimeout:        cfg.Timeout,
-			MaxResponseBodySize: 1 << 20,
-			// A POST is never repeated by the transport: a second send
-			// would be a second SMS.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		},
+		name:        cfg.Name,
+		hc:          hc,
 		auth:        []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.AccountSID+":"+cfg.AuthToken))),
 		uri:         []byte(strings.TrimSuffix(cfg.BaseURL, "/") + "/2010-04-01/Accounts/" + cfg.AccountSID + "/Messages.json"),
 		from:        from,
