@@ -341,7 +341,7 @@ func parseAnswer(status int, body, retryAfter []byte, now time.Time) (provider.R
 		HTTPStatus: status,
 		Title:      msg,
 		Details:    code,
-		RetryAfter: parseRetryAfter(retryAfter, now),
+		RetryAfter: httpc.RetryAfter(retryAfter, now),
 		TraceID:    requestID,
 	}
 	if e.Title == "" {

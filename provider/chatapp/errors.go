@@ -2,9 +2,7 @@ package chatapp
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wagate/wagate/provider"
 )
@@ -41,24 +39,4 @@ func ClassForCode(code string, httpStatus int) provider.Class {
 		return provider.ClassPermanent
 	}
 	return provider.ClassRetry
-}
-
-// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
-const maxRetryAfterSeconds = 7 * 24 * 3600
-
-// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
-func parseRetryAfter(v []byte, now time.Time) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
-	}
-	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -3,11 +3,11 @@ package gallabox
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // ClassForStatus maps the HTTP status of a failed send to wagate's retry
@@ -30,7 +30,7 @@ func ClassForStatus(status int) provider.Class {
 // is the body's "message": a string, or a list of strings (a validation
 // error) joined with "; ". A body without one gives the status's text.
 func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Error {
-	e := &provider.Error{Class: ClassForStatus(status), HTTPStatus: status, RetryAfter: parseRetryAfter(retryAfter, now)}
+	e := &provider.Error{Class: ClassForStatus(status), HTTPStatus: status, RetryAfter: httpc.RetryAfter(retryAfter, now)}
 	var eb struct {
 		Message json.RawMessage `json:"message"`
 	}
@@ -48,24 +48,4 @@ func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Er
 		e.Title = http.StatusText(status)
 	}
 	return e
-}
-
-// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
-const maxRetryAfterSeconds = 7 * 24 * 3600
-
-// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
-func parseRetryAfter(v []byte, now time.Time) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
-	}
-	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -358,23 +358,6 @@ func TestClassForCode(t *testing.T) {
 	f(0, 400, provider.ClassRetry)
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	f := func(v string, want time.Duration) {
-		t.Helper()
-		if got := parseRetryAfter([]byte(v), now); got != want {
-			t.Fatalf("%q: got %v, want %v", v, got, want)
-		}
-	}
-	f("", 0)
-	f("0", 0)
-	f("120", 2*time.Minute)
-	f("-3", 0)
-	f("soon", 0)
-	f("Sun, 01 Jun 2025 12:00:30 GMT", 30*time.Second)
-	f("Sun, 01 Jun 2025 11:00:00 GMT", 0)
-}
-
 func TestConfigValidate(t *testing.T) {
 	ok := Config{AccessToken: "t", PhoneNumberIDs: map[string]string{testSender: testPhoneID}}
 	if _, err := New(ok); err != nil {

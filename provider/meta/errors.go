@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // Sentinel errors of webhook parsing.
@@ -53,7 +54,7 @@ func ClassForCode(code int, httpStatus int) provider.Class {
 // anything, and a 4xx without a code is retried since it was likely not Meta
 // that answered (a proxy, a load balancer).
 func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Error {
-	e := &provider.Error{HTTPStatus: status, RetryAfter: parseRetryAfter(retryAfter, now)}
+	e := &provider.Error{HTTPStatus: status, RetryAfter: httpc.RetryAfter(retryAfter, now)}
 	s := scannerPool.Get().(*scanner)
 	defer scannerPool.Put(s)
 	s.reset(body)
@@ -112,21 +113,4 @@ func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Er
 	}
 	e.Class = ClassForCode(e.Code, status)
 	return e
-}
-
-// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
-func parseRetryAfter(v []byte, now time.Time) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	if n, ok := parseInt(v); ok {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -3,10 +3,10 @@ package sms
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/wagate/wagate/provider"
+	"github.com/wagate/wagate/provider/internal/httpc"
 )
 
 // ClassForCode maps a Twilio error code and the HTTP status it came with to
@@ -44,7 +44,7 @@ type twilioError struct {
 // that is not Twilio's error object leaves Code 0 and the status's text
 // as the Title.
 func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Error {
-	e := &provider.Error{HTTPStatus: status, RetryAfter: parseRetryAfter(retryAfter, now)}
+	e := &provider.Error{HTTPStatus: status, RetryAfter: httpc.RetryAfter(retryAfter, now)}
 	var te twilioError
 	if json.Unmarshal(body, &te) == nil {
 		e.Code = te.Code
@@ -59,24 +59,4 @@ func parseError(status int, body, retryAfter []byte, now time.Time) *provider.Er
 	}
 	e.Class = ClassForCode(e.Code, status)
 	return e
-}
-
-// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
-const maxRetryAfterSeconds = 7 * 24 * 3600
-
-// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
-func parseRetryAfter(v []byte, now time.Time) time.Duration {
-	if len(v) == 0 {
-		return 0
-	}
-	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
-	}
-	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

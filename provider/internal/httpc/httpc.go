@@ -5,7 +5,9 @@ package httpc
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -41,4 +43,25 @@ func NewHostClient(baseURL string, maxConns int, timeout time.Duration, maxBody 
 		MaxResponseBodySize: maxBody,
 		RetryIfErr:          func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}, nil
+}
+
+// maxRetryAfterSeconds caps a Retry-After so that it cannot overflow.
+const maxRetryAfterSeconds = 7 * 24 * 3600
+
+// RetryAfter reads a Retry-After header at now: seconds (capped at a
+// week), or an HTTP date; 0 for none, a past date or anything else.
+func RetryAfter(v []byte, now time.Time) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
+	}
+	if t, err := http.ParseTime(string(v)); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

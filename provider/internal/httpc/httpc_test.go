@@ -27,3 +27,21 @@ func TestNewHostClient(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	f := func(v string, want time.Duration) {
+		t.Helper()
+		if got := RetryAfter([]byte(v), now); got != want {
+			t.Fatalf("%q: got %v, want %v", v, got, want)
+		}
+	}
+	f("", 0)
+	f("0", 0)
+	f("120", 2*time.Minute)
+	f("-3", 0)
+	f("soon", 0)
+	f("99999999999999", 7*24*time.Hour) // capped, not overflowed
+	f("Sun, 01 Jun 2025 12:00:30 GMT", 30*time.Second)
+	f("Sun, 01 Jun 2025 11:00:00 GMT", 0)
+}
