@@ -14,6 +14,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
 )
 
 // bareServer is the HTTP ceiling's server: it reads each request and
@@ -108,7 +110,7 @@ func RedisCeiling(ctx context.Context, cfg RedisCeilingConfig, progress *Progres
 	}
 	defer rdb.Unlink(context.Background(), cfg.Key)
 
-	content := string(appendJSONString([]byte(`{"body":`), cfg.Text)) + "}"
+	content := string(message.AppendJSONString([]byte(`{"body":`), cfg.Text)) + "}"
 	var live liveCounts
 	var hists = make([]Histogram, cfg.Writers)
 	var errs atomic.Int64

@@ -5,7 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/wagate/wagate/message"
 )
 
 // SignatureHeader carries a Meta webhook's signature.
@@ -49,24 +50,24 @@ type StatusItem struct {
 // sent and delivered statuses, so the body is the size Meta's is.
 func AppendStatusEnvelope(dst []byte, b Business, statuses []StatusItem) []byte {
 	dst = append(dst, `{"object":"whatsapp_business_account","entry":[{"id":`...)
-	dst = appendJSONString(dst, b.WABAID)
+	dst = message.AppendJSONString(dst, b.WABAID)
 	dst = append(dst, `,"changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":`...)
-	dst = appendJSONString(dst, b.DisplayPhoneNumber)
+	dst = message.AppendJSONString(dst, b.DisplayPhoneNumber)
 	dst = append(dst, `,"phone_number_id":`...)
-	dst = appendJSONString(dst, b.PhoneNumberID)
+	dst = message.AppendJSONString(dst, b.PhoneNumberID)
 	dst = append(dst, `},"statuses":[`...)
 	for i, s := range statuses {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONString(dst, s.ProviderID)
+		dst = message.AppendJSONString(dst, s.ProviderID)
 		dst = append(dst, `,"status":`...)
-		dst = appendJSONString(dst, s.Status)
+		dst = message.AppendJSONString(dst, s.Status)
 		dst = append(dst, `,"timestamp":"`...)
 		dst = strconv.AppendInt(dst, s.Timestamp, 10)
 		dst = append(dst, `","recipient_id":`...)
-		dst = appendJSONString(dst, s.Recipient)
+		dst = message.AppendJSONString(dst, s.Recipient)
 		if s.Status == "sent" || s.Status == "delivered" {
 			dst = append(dst, `,"conversation":{"id":"bench-conversation-`...)
 			dst = append(dst, b.PhoneNumberID...)
@@ -75,37 +76,4 @@ func AppendStatusEnvelope(dst []byte, b Business, statuses []StatusItem) []byte 
 		dst = append(dst, '}')
 	}
 	return append(dst, `]},"field":"messages"}]}]}`...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal, escaping what JSON
-// requires; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/meta"
+
+	"github.com/wagate/wagate/message"
 )
 
 // TestAppendSignatureKnownHMAC: RFC 4231-style known answer (the HMAC-SHA256
@@ -67,7 +69,7 @@ func TestStatusEnvelopeIsWhatTheGatewayTakes(t *testing.T) {
 
 func TestAppendJSONStringRoundTrips(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"uote\back`, "new\nline\ttab\x01", "é 😀", "bad \xff byte"} {
-		b := appendJSONString(nil, s)
+		b := message.AppendJSONString(nil, s)
 		var got string
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("%q encodes as %s, not a JSON string: %v", s, b, err)

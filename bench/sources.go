@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/message"
 )
 
 // DefaultText is the text every generated message carries.
@@ -84,7 +86,7 @@ type sent struct {
 func newSendSource(token string, senders Senders, base uint64, text string, workers int, record bool) *sendSource {
 	s := &sendSource{auth: "Bearer " + token, senders: senders, base: base, record: record,
 		bufs: make([][]byte, workers), sentAt: make([]int64, workers), records: make([][]sent, workers)}
-	s.text = appendJSONString(nil, text)
+	s.text = message.AppendJSONString(nil, text)
 	for i := range s.bufs {
 		s.bufs[i] = make([]byte, 0, 256)
 	}
@@ -182,7 +184,7 @@ func (s *bulkSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 		b = append(b, `{"phone":"`...)
 		b = appendRecipient(b, s.base, first+i)
 		b = append(b, `","content":`...)
-		b = appendJSONString(b, s.text)
+		b = message.AppendJSONString(b, s.text)
 		b = append(b, '}')
 	}
 	b = append(b, `],"from":"`...)

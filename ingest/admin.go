@@ -32,7 +32,7 @@ func (s *Server) handleDeadLetterRequeue(ctx *fasthttp.RequestCtx, p Principal, 
 		writeError(ctx, unavailable("requeued"))
 		return
 	}
-	out := append([]byte(`{"message_id":`), appendJSONString(nil, id)...)
+	out := append([]byte(`{"message_id":`), message.AppendJSONString(nil, id)...)
 	out = append(out, `,"status":"queued"}`...)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")
@@ -74,11 +74,11 @@ func (s *Server) listDeadLetters(rctx context.Context, ctx *fasthttp.RequestCtx,
 			out = append(out, ',')
 		}
 		out = append(out, `{"message_id":`...)
-		out = appendJSONString(out, d.MessageID)
+		out = message.AppendJSONString(out, d.MessageID)
 		out = append(out, `,"guest_phone":`...)
-		out = appendJSONString(out, d.Recipient)
+		out = message.AppendJSONString(out, d.Recipient)
 		out = append(out, `,"from":`...)
-		out = appendJSONString(out, d.Sender)
+		out = message.AppendJSONString(out, d.Sender)
 		out = append(out, `,"attempts":`...)
 		out = appendInt(out, int64(d.Attempts))
 		// null when there is none, as the message status answers.

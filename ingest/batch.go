@@ -268,13 +268,13 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	rate := batchRate(s.cfg.SenderRate(sender), a.RatePerSecond)
 	eta := start.Add(time.Duration(float64(len(a.Items)) / rate * float64(time.Second)))
 	out := append(make([]byte, 0, 256), `{"batch_id":`...)
-	out = appendJSONString(out, res.ID)
+	out = message.AppendJSONString(out, res.ID)
 	out = append(out, `,"status":`...)
-	out = appendJSONString(out, status)
+	out = message.AppendJSONString(out, status)
 	out = append(out, `,"accepted":`...)
 	out = appendInt(out, int64(len(a.Items)))
 	out = append(out, `,"from":`...)
-	out = appendJSONString(out, sender)
+	out = message.AppendJSONString(out, sender)
 	out = append(out, `,"rate_limit":{"messages_per_second":`...)
 	out = strconv.AppendFloat(out, rate, 'f', -1, 64)
 	out = append(out, `},"estimated_completion":`...)
@@ -322,9 +322,9 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 		return
 	}
 	out := append(make([]byte, 0, 512), `{"batch_id":`...)
-	out = appendJSONString(out, b.ID)
+	out = message.AppendJSONString(out, b.ID)
 	out = append(out, `,"status":`...)
-	out = appendJSONString(out, batchStatus(b))
+	out = message.AppendJSONString(out, batchStatus(b))
 	out = append(out, `,"total":`...)
 	out = appendInt(out, int64(b.Total))
 	out = append(out, `,"counts":{`...)
@@ -333,14 +333,14 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, p Principal, id string, ca
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendJSONString(out, string(st))
+		out = message.AppendJSONString(out, string(st))
 		out = append(out, ':')
 		out = appendInt(out, int64(b.Counts[st]))
 	}
 	out = append(out, `},"from":`...)
-	out = appendJSONString(out, b.Sender)
+	out = message.AppendJSONString(out, b.Sender)
 	out = append(out, `,"campaign_id":`...)
-	out = appendJSONString(out, b.Campaign)
+	out = message.AppendJSONString(out, b.Campaign)
 	out = append(out, `,"rate_limit":{"messages_per_second":`...)
 	out = strconv.AppendFloat(out, batchRate(s.cfg.SenderRate(b.Sender), b.RatePerSecond), 'f', -1, 64)
 	out = append(out, `},"created_at":`...)
@@ -408,7 +408,7 @@ func (s *Server) handleBatchMessages(ctx *fasthttp.RequestCtx, p Principal, ps p
 		return
 	}
 	out := append(make([]byte, 0, 128+128*len(ms)), `{"batch_id":`...)
-	out = appendJSONString(out, b.ID)
+	out = message.AppendJSONString(out, b.ID)
 	out = append(out, `,"messages":[`...)
 	for i := range ms {
 		m := &ms[i]
@@ -416,11 +416,11 @@ func (s *Server) handleBatchMessages(ctx *fasthttp.RequestCtx, p Principal, ps p
 			out = append(out, ',')
 		}
 		out = append(out, `{"message_id":`...)
-		out = appendJSONString(out, m.ID)
+		out = message.AppendJSONString(out, m.ID)
 		out = append(out, `,"guest_phone":`...)
-		out = appendJSONString(out, m.Recipient)
+		out = message.AppendJSONString(out, m.Recipient)
 		out = append(out, `,"status":`...)
-		out = appendJSONString(out, string(m.Status))
+		out = message.AppendJSONString(out, string(m.Status))
 		out = appendFailure(out, m.Status, m.ErrorCode, m.ErrorTitle)
 		out = append(out, '}')
 	}
@@ -428,7 +428,7 @@ func (s *Server) handleBatchMessages(ctx *fasthttp.RequestCtx, p Principal, ps p
 	if next < 0 {
 		out = append(out, "null"...)
 	} else {
-		out = appendJSONString(out, strconv.Itoa(next))
+		out = message.AppendJSONString(out, strconv.Itoa(next))
 	}
 	out = append(out, '}')
 	ctx.SetContentType("application/json")

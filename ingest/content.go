@@ -55,11 +55,11 @@ func buildLocationContent(raw json.RawMessage, dst []byte) ([]byte, string, *api
 	dst = strconv.AppendFloat(dst, *l.Longitude, 'f', -1, 64)
 	if l.Name != "" {
 		dst = append(dst, `,"name":`...)
-		dst = appendJSONString(dst, l.Name)
+		dst = message.AppendJSONString(dst, l.Name)
 	}
 	if l.Address != "" {
 		dst = append(dst, `,"address":`...)
-		dst = appendJSONString(dst, l.Address)
+		dst = message.AppendJSONString(dst, l.Address)
 	}
 	dst = append(dst, '}')
 	preview := l.Name
@@ -240,7 +240,7 @@ func appendContact(dst []byte, raw json.RawMessage, path string) ([]byte, string
 	}
 	if c.Birthday != "" {
 		key("birthday")
-		dst = appendJSONString(dst, c.Birthday)
+		dst = message.AppendJSONString(dst, c.Birthday)
 	}
 	if len(c.Emails) > 0 {
 		key("emails")
@@ -381,7 +381,7 @@ func appendFields(dst []byte, kv ...string) []byte {
 		dst = append(dst, '"')
 		dst = append(dst, kv[i]...)
 		dst = append(dst, `":`...)
-		dst = appendJSONString(dst, kv[i+1])
+		dst = message.AppendJSONString(dst, kv[i+1])
 	}
 	return append(dst, '}')
 }
@@ -564,9 +564,9 @@ func (s *Server) providerID(p Principal, guest, id string) (pid, from string, e 
 // appendReaction appends Meta's reaction object.
 func appendReaction(dst []byte, id, emoji string) []byte {
 	dst = append(dst, `{"message_id":`...)
-	dst = appendJSONString(dst, id)
+	dst = message.AppendJSONString(dst, id)
 	dst = append(dst, `,"emoji":`...)
-	dst = appendJSONString(dst, emoji)
+	dst = message.AppendJSONString(dst, emoji)
 	return append(dst, '}')
 }
 

@@ -168,12 +168,12 @@ func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs
 		s.metrics.idemReplays.Inc()
 	}
 	out = append(out, `{"message_id":`...)
-	out = appendJSONString(out, res.ID)
+	out = message.AppendJSONString(out, res.ID)
 	out = append(out, `,"status":`...)
-	out = appendJSONString(out, string(res.Status))
+	out = message.AppendJSONString(out, string(res.Status))
 	if res.Conversation != "" {
 		out = append(out, `,"conversation_id":`...)
-		out = appendJSONString(out, res.Conversation)
+		out = message.AppendJSONString(out, res.Conversation)
 	}
 	out = append(out, '}')
 	ctx.SetStatusCode(fasthttp.StatusAccepted)

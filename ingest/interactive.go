@@ -488,7 +488,7 @@ func appendInteractive(dst []byte, m *interactiveMsg) []byte {
 		dst = append(dst, '"')
 		if h.Type == "text" {
 			dst = append(dst, `,"text":`...)
-			dst = appendJSONString(dst, h.Text)
+			dst = message.AppendJSONString(dst, h.Text)
 		} else {
 			dst = append(dst, `,"`...)
 			dst = append(dst, h.Type...)
@@ -498,11 +498,11 @@ func appendInteractive(dst []byte, m *interactiveMsg) []byte {
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"body":{"text":`...)
-	dst = appendJSONString(dst, m.body)
+	dst = message.AppendJSONString(dst, m.body)
 	dst = append(dst, '}')
 	if m.footer != "" {
 		dst = append(dst, `,"footer":{"text":`...)
-		dst = appendJSONString(dst, m.footer)
+		dst = message.AppendJSONString(dst, m.footer)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `,"action":{`...)
@@ -514,15 +514,15 @@ func appendInteractive(dst []byte, m *interactiveMsg) []byte {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"type":"reply","reply":{"id":`...)
-			dst = appendJSONString(dst, b.ID)
+			dst = message.AppendJSONString(dst, b.ID)
 			dst = append(dst, `,"title":`...)
-			dst = appendJSONString(dst, b.Title)
+			dst = message.AppendJSONString(dst, b.Title)
 			dst = append(dst, `}}`...)
 		}
 		dst = append(dst, ']')
 	case "list":
 		dst = append(dst, `"button":`...)
-		dst = appendJSONString(dst, m.buttonText)
+		dst = message.AppendJSONString(dst, m.buttonText)
 		dst = append(dst, `,"sections":[`...)
 		start := 0
 		for i, end := range m.sectionRows {
@@ -532,7 +532,7 @@ func appendInteractive(dst []byte, m *interactiveMsg) []byte {
 			dst = append(dst, '{')
 			if m.sectionTitle[i] != "" {
 				dst = append(dst, `"title":`...)
-				dst = appendJSONString(dst, m.sectionTitle[i])
+				dst = message.AppendJSONString(dst, m.sectionTitle[i])
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `"rows":[`...)
@@ -548,9 +548,9 @@ func appendInteractive(dst []byte, m *interactiveMsg) []byte {
 		dst = append(dst, ']')
 	case "cta_url":
 		dst = append(dst, `"name":"cta_url","parameters":{"display_text":`...)
-		dst = appendJSONString(dst, m.displayText)
+		dst = message.AppendJSONString(dst, m.displayText)
 		dst = append(dst, `,"url":`...)
-		dst = appendJSONString(dst, m.url)
+		dst = message.AppendJSONString(dst, m.url)
 		dst = append(dst, '}')
 	}
 	return append(dst, "}}"...)

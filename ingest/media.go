@@ -692,18 +692,18 @@ func (s *Server) appendMediaContent(p Principal, r *mediaRef, names *mediaFieldN
 	}
 	if r.ID != "" {
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONString(dst, r.ID)
+		dst = message.AppendJSONString(dst, r.ID)
 	} else {
 		dst = append(dst, `{"link":`...)
-		dst = appendJSONString(dst, r.Link)
+		dst = message.AppendJSONString(dst, r.Link)
 	}
 	if r.Caption != "" {
 		dst = append(dst, `,"caption":`...)
-		dst = appendJSONString(dst, r.Caption)
+		dst = message.AppendJSONString(dst, r.Caption)
 	}
 	if filename != "" {
 		dst = append(dst, `,"filename":`...)
-		dst = appendJSONString(dst, filename)
+		dst = message.AppendJSONString(dst, filename)
 	}
 	dst = append(dst, '}')
 	preview := "[" + r.Type + "]"

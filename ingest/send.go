@@ -319,7 +319,7 @@ func idempotencyKey(ctx *fasthttp.RequestCtx) (string, *apiError) {
 // appendTextContent appends Meta's text object for body.
 func appendTextContent(dst []byte, body string, preview bool) []byte {
 	dst = append(dst, `{"body":`...)
-	dst = appendJSONString(dst, body)
+	dst = message.AppendJSONString(dst, body)
 	if preview {
 		return append(dst, `,"preview_url":true}`...)
 	}

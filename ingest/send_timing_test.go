@@ -32,19 +32,6 @@ func TestAppendTextContentDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestAppendJSONStringDoesNotAllocate: the 202 answer and the status
-// answer are written with appendJSONString into reused buffers; escaping
-// costs no allocation either.
-func TestAppendJSONStringDoesNotAllocate(t *testing.T) {
-	out := make([]byte, 0, 256)
-	if n := testing.AllocsPerRun(1000, func() {
-		out = appendJSONString(out[:0], "msg_01m7yb4j2d3c59g3vj0tbha_15")
-		out = appendJSONString(out, "a \"quoted\" text\n\u2028 with \xff bad bytes")
-	}); n != 0 {
-		t.Errorf("appendJSONString allocates %v times, want 0", n)
-	}
-}
-
 // TestFingerprintDoesNotAllocate: telling a reused Idempotency-Key's
 // request apart costs no allocation.
 func TestFingerprintDoesNotAllocate(t *testing.T) {

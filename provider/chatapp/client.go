@@ -264,10 +264,10 @@ func (r *request) message(typ message.Type, content []byte) error {
 			return invalid(string(typ) + " needs a link: chatapp cannot use a media id")
 		}
 		b = append(b, `{"link":`...)
-		b = jsonpeek.AppendString(b, md.Link)
+		b = message.AppendJSONString(b, md.Link)
 		if md.Caption != "" && typ != message.TypeAudio {
 			b = append(b, `,"caption":`...)
-			b = jsonpeek.AppendString(b, md.Caption)
+			b = message.AppendJSONString(b, md.Caption)
 		}
 		if typ == message.TypeDocument {
 			name := md.Filename
@@ -278,7 +278,7 @@ func (r *request) message(typ message.Type, content []byte) error {
 				return invalid("document has no filename and its link names no file")
 			}
 			b = append(b, `,"fileName":`...)
-			b = jsonpeek.AppendString(b, name)
+			b = message.AppendJSONString(b, name)
 		}
 		b = append(b, '}')
 	case message.TypeLocation:
@@ -295,11 +295,11 @@ func (r *request) message(typ message.Type, content []byte) error {
 		b = append(b, l.Longitude...)
 		if l.Name != "" {
 			b = append(b, `,"name":`...)
-			b = jsonpeek.AppendString(b, l.Name)
+			b = message.AppendJSONString(b, l.Name)
 		}
 		if l.Address != "" {
 			b = append(b, `,"address":`...)
-			b = jsonpeek.AppendString(b, l.Address)
+			b = message.AppendJSONString(b, l.Address)
 		}
 		b = append(b, '}')
 	default:

@@ -3,7 +3,7 @@ package chatapp
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/wagate/wagate/provider/internal/jsonpeek"
+	"github.com/wagate/wagate/message"
 	"net/url"
 	"path"
 	"strconv"
@@ -93,7 +93,7 @@ func (r *request) template(content []byte) error {
 			} else {
 				p = append(p, ',')
 			}
-			p = jsonpeek.AppendString(p, c.Parameters[0].Payload)
+			p = message.AppendJSONString(p, c.Parameters[0].Payload)
 		default:
 			return invalid(fmt.Sprintf("template component %q is not supported by chatapp", c.Type))
 		}
@@ -138,14 +138,14 @@ func appendParams(dst []byte, ps []metaParam) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 		if p.ParameterName != "" {
-			dst = jsonpeek.AppendString(dst, p.ParameterName)
+			dst = message.AppendJSONString(dst, p.ParameterName)
 		} else {
 			dst = append(dst, '"')
 			dst = strconv.AppendInt(dst, int64(i+1), 10)
 			dst = append(dst, '"')
 		}
 		dst = append(dst, ':')
-		dst = jsonpeek.AppendString(dst, v)
+		dst = message.AppendJSONString(dst, v)
 	}
 	return append(dst, '}'), nil
 }

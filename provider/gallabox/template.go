@@ -3,7 +3,7 @@ package gallabox
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/wagate/wagate/provider/internal/jsonpeek"
+	"github.com/wagate/wagate/message"
 	"net/url"
 	"path"
 	"strconv"
@@ -84,7 +84,7 @@ func appendTemplate(dst, content []byte) ([]byte, error) {
 		return dst, invalid("template has no name")
 	}
 	dst = append(dst, `{"type":"template","template":{"templateName":`...)
-	dst = jsonpeek.AppendString(dst, t.Name)
+	dst = message.AppendJSONString(dst, t.Name)
 	var body, header *metaComponent
 	var buttons []*metaComponent
 	for i := range t.Components {
@@ -148,14 +148,14 @@ func appendValues(dst []byte, where string, ps []metaParam) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 		if p.ParameterName != "" {
-			dst = jsonpeek.AppendString(dst, p.ParameterName)
+			dst = message.AppendJSONString(dst, p.ParameterName)
 		} else {
 			dst = append(dst, '"')
 			dst = strconv.AppendInt(dst, int64(i+1), 10)
 			dst = append(dst, '"')
 		}
 		dst = append(dst, ':')
-		dst = jsonpeek.AppendString(dst, v)
+		dst = message.AppendJSONString(dst, v)
 	}
 	return append(dst, '}'), nil
 }
@@ -202,14 +202,14 @@ func appendHeader(dst []byte, ps []metaParam) ([]byte, error) {
 		return dst, invalid("template header " + p.Type + " needs a link: gallabox cannot use a media id")
 	}
 	dst = append(dst, `{"mediaUrl":`...)
-	dst = jsonpeek.AppendString(dst, media.Link)
+	dst = message.AppendJSONString(dst, media.Link)
 	name := media.Filename
 	if name == "" && p.Type == "document" {
 		name = linkName(media.Link)
 	}
 	if name != "" {
 		dst = append(dst, `,"mediaName":`...)
-		dst = jsonpeek.AppendString(dst, name)
+		dst = message.AppendJSONString(dst, name)
 	}
 	return append(dst, '}'), nil
 }
@@ -238,14 +238,14 @@ func appendButton(dst []byte, b *metaComponent) ([]byte, error) {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendInt(dst, int64(b.Index), 10)
 	dst = append(dst, `,"sub_type":`...)
-	dst = jsonpeek.AppendString(dst, b.SubType)
+	dst = message.AppendJSONString(dst, b.SubType)
 	switch p.Type {
 	case "payload":
 		dst = append(dst, `,"parameters":{"type":"payload","payload":`...)
-		dst = jsonpeek.AppendString(dst, p.Payload)
+		dst = message.AppendJSONString(dst, p.Payload)
 	case "text":
 		dst = append(dst, `,"parameters":{"type":"text","text":`...)
-		dst = jsonpeek.AppendString(dst, p.Text)
+		dst = message.AppendJSONString(dst, p.Text)
 	default:
 		return dst, invalid(fmt.Sprintf("template button parameter of type %q is not supported by gallabox", p.Type))
 	}

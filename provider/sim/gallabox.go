@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+	"github.com/wagate/wagate/message"
 )
 
 // The Gallabox endpoint takes what provider/gallabox sends:
@@ -155,9 +156,9 @@ func (s *Server) gallaboxError(ctx *fasthttp.RequestCtx, status int, msg string)
 	b := append((*bp)[:0], `{"statusCode":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"error":`...)
-	b = appendString(b, fasthttp.StatusMessage(status))
+	b = message.AppendJSONString(b, fasthttp.StatusMessage(status))
 	b = append(b, `,"message":`...)
-	b = appendString(b, msg)
+	b = message.AppendJSONString(b, msg)
 	b = append(b, '}')
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/wagate/wagate/message"
 	"net/http"
 	"regexp"
 	"strings"
@@ -56,7 +57,7 @@ func gallaboxPost(t testing.TB, s *Server, method, key, secret, body string) gal
 
 func gallaboxText(phone, body string) string {
 	return `{"channelId":"629e0b6c3d6ad600044197a0","channelType":"whatsapp","recipient":{"name":"","phone":"` + phone +
-		`"},"whatsapp":{"type":"text","text":{"body":` + string(appendString(nil, body)) + `}}}`
+		`"},"whatsapp":{"type":"text","text":{"body":` + string(message.AppendJSONString(nil, body)) + `}}}`
 }
 
 func TestGallaboxValidation(t *testing.T) {

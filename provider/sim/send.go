@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+	"github.com/wagate/wagate/message"
 )
 
 // apiError is one of Meta's error answers.
@@ -71,9 +72,9 @@ func (s *Server) answerError(ctx *fasthttp.RequestCtx, e *apiError) {
 // appendErrorBody writes Meta's error object.
 func appendErrorBody(b []byte, e *apiError) []byte {
 	b = append(b, `{"error":{"message":`...)
-	b = appendString(b, e.message)
+	b = message.AppendJSONString(b, e.message)
 	b = append(b, `,"type":`...)
-	b = appendString(b, e.typ)
+	b = message.AppendJSONString(b, e.typ)
 	b = append(b, `,"code":`...)
 	b = strconv.AppendInt(b, int64(e.code), 10)
 	if e.subcode != 0 {
@@ -81,7 +82,7 @@ func appendErrorBody(b []byte, e *apiError) []byte {
 		b = strconv.AppendInt(b, int64(e.subcode), 10)
 	}
 	b = append(b, `,"error_data":{"messaging_product":"whatsapp","details":`...)
-	b = appendString(b, e.details)
+	b = message.AppendJSONString(b, e.details)
 	b = append(b, `},"fbtrace_id":"`...)
 	b = appendTraceID(b)
 	return append(b, `"}}`...)
@@ -100,33 +101,6 @@ func appendTraceID(b []byte) []byte {
 		r >>= 6
 	}
 	return b
-}
-
-// appendString appends s as a JSON string.
-func appendString[T string | []byte](b []byte, s T) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			switch c {
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			}
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // sendBody is the part of a send request the simulator checks.
@@ -331,7 +305,7 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"messaging_product":"whatsapp","contacts":[{"input":`...)
-	b = appendString(b, body.To)
+	b = message.AppendJSONString(b, body.To)
 	b = append(b, `,"wa_id":"`...)
 	b = append(b, waID...)
 	b = append(b, `"}],"messages":[{"id":"`...)

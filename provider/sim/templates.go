@@ -526,7 +526,7 @@ func (s *Server) createTemplate(ctx *fasthttp.RequestCtx, waba string) {
 	out := append(make([]byte, 0, 96), `{"id":"`...)
 	out = append(out, id...)
 	out = append(out, `","status":"PENDING","category":`...)
-	out = appendString(out, string(t.Category))
+	out = message.AppendJSONString(out, string(t.Category))
 	out = append(out, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(out)
@@ -586,19 +586,19 @@ func appendTemplateStatusBody(b []byte, waba, id, name, lang, event, reason stri
 		reason = "NONE"
 	}
 	b = append(b, `{"object":"whatsapp_business_account","entry":[{"id":`...)
-	b = appendString(b, waba)
+	b = message.AppendJSONString(b, waba)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, at.Unix(), 10)
 	b = append(b, `,"changes":[{"value":{"event":`...)
-	b = appendString(b, event)
+	b = message.AppendJSONString(b, event)
 	b = append(b, `,"message_template_id":`...)
 	b = append(b, id...) // digits: Meta writes the id as a number
 	b = append(b, `,"message_template_name":`...)
-	b = appendString(b, name)
+	b = message.AppendJSONString(b, name)
 	b = append(b, `,"message_template_language":`...)
-	b = appendString(b, lang)
+	b = message.AppendJSONString(b, lang)
 	b = append(b, `,"reason":`...)
-	b = appendString(b, reason)
+	b = message.AppendJSONString(b, reason)
 	return append(b, `},"field":"message_template_status_update"}]}]}`...)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 )
 
@@ -399,11 +400,11 @@ func (s *Server) abandonRest() {
 // appendEnvelopeHead writes Meta's envelope up to the value's own fields.
 func appendEnvelopeHead(b []byte, n *number) []byte {
 	b = append(b, `{"object":"whatsapp_business_account","entry":[{"id":`...)
-	b = appendString(b, n.WABAID)
+	b = message.AppendJSONString(b, n.WABAID)
 	b = append(b, `,"changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":`...)
-	b = appendString(b, n.DisplayPhoneNumber)
+	b = message.AppendJSONString(b, n.DisplayPhoneNumber)
 	b = append(b, `,"phone_number_id":`...)
-	b = appendString(b, n.PhoneNumberID)
+	b = message.AppendJSONString(b, n.PhoneNumberID)
 	return append(b, `},`...)
 }
 
@@ -504,7 +505,7 @@ func (s *Server) Inbound(phoneNumberID, from, name, text string) (string, error)
 	p.inbound = true
 	b := appendEnvelopeHead(p.body[:0], n)
 	b = append(b, `"contacts":[{"profile":{"name":`...)
-	b = appendString(b, name)
+	b = message.AppendJSONString(b, name)
 	b = append(b, `},"wa_id":"`...)
 	b = append(b, from...)
 	b = append(b, `"}],"messages":[{"from":"`...)
@@ -514,7 +515,7 @@ func (s *Server) Inbound(phoneNumberID, from, name, text string) (string, error)
 	b = append(b, `","timestamp":"`...)
 	b = strconv.AppendInt(b, time.Now().Unix(), 10)
 	b = append(b, `","type":"text","text":{"body":`...)
-	b = appendString(b, text)
+	b = message.AppendJSONString(b, text)
 	b = append(b, `}}]`...)
 	p.body = append(b, envelopeTail...)
 	s.push(item{due: time.Now().UnixNano(), post: p})
