@@ -377,24 +377,30 @@ func (s *Store) FinishTemplateSubmission(ctx context.Context, tenant string, ref
 			t.Category = sub.Category
 		}
 		t.UpdatedMS = s.nowMS()
-		v, err := encodeTemplate(t)
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			p.HSet(ctx, key, ref.field(), v)
-			p.ZRem(ctx, s.keys.TemplateQueue(tenant), ref.field())
-			if t.ProviderID != "" {
-				p.HSet(ctx, s.keys.TemplateIDs(tenant), t.ProviderID, ref.field())
-			}
-			return nil
-		})
-		return err
+		return s.putSettled(ctx, tx, tenant, ref, t)
 	})
 	if err != nil {
 		return fmt.Errorf("finish template submission %s: %w", ref.field(), err)
 	}
 	return nil
+}
+
+// putSettled writes t, whose submission the provider has answered, in tx:
+// the template, out of the submission queue, and its provider id's index.
+func (s *Store) putSettled(ctx context.Context, tx *goredis.Tx, tenant string, ref TemplateRef, t *message.Template) error {
+	v, err := encodeTemplate(t)
+	if err != nil {
+		return err
+	}
+	_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, s.keys.TemplateKey(tenant), ref.field(), v)
+		p.ZRem(ctx, s.keys.TemplateQueue(tenant), ref.field())
+		if t.ProviderID != "" {
+			p.HSet(ctx, s.keys.TemplateIDs(tenant), t.ProviderID, ref.field())
+		}
+		return nil
+	})
+	return err
 }
 
 // SyncResult counts what SyncProviderTemplates did.
@@ -446,19 +452,7 @@ func (s *Store) SyncProviderTemplates(ctx context.Context, tenant string, ts []m
 				}
 				updated = true
 			}
-			v, err := encodeTemplate(t)
-			if err != nil {
-				return err
-			}
-			_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-				p.HSet(ctx, key, ref.field(), v)
-				p.ZRem(ctx, s.keys.TemplateQueue(tenant), ref.field())
-				if t.ProviderID != "" {
-					p.HSet(ctx, s.keys.TemplateIDs(tenant), t.ProviderID, ref.field())
-				}
-				return nil
-			})
-			return err
+			return s.putSettled(ctx, tx, tenant, ref, t)
 		})
 		if err != nil {
 			return res, fmt.Errorf("sync template %s: %w", ref.field(), err)
