@@ -83,7 +83,6 @@ func (k *Keys) FallbackChecks(shard int) string { return k.shards[shard] + "fbch
 // Batch is a batch's hash (tenant, sender, total, rate, created, canceled).
 func (k *Keys) Batch(shard int, id string) string { return k.shards[shard] + "batch:" + id }
 
-
 // ShardPrefix is the prefix of every key of shard ("wa:{s07}:").
 func (k *Keys) ShardPrefix(shard int) string { return k.shards[shard] }
 
