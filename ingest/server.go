@@ -164,6 +164,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		// HTTP) are answered in the API's error format too.
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				drainRefused(ctx)
 				writeError(ctx, tooLarge(cfg.bodyLimit(ctx.RequestURI())))
 			} else {
 				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": err.Error()}))
@@ -172,6 +173,40 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		},
 	}
 	return s, nil
+}
+
+// drainMax and drainTime bound what drainRefused reads of a refused body.
+const (
+	drainMax  = 16 << 20
+	drainTime = 2 * time.Second
+)
+
+// drainRefused reads and discards the body of a request refused for its
+// size (up to drainMax, for at most drainTime, while the client keeps
+// sending), so that the connection is closed with nothing unread: closed
+// with unread data, TCP resets it, and a client still sending loses the
+// 413 answer to "connection reset by peer". Nothing is kept.
+func drainRefused(ctx *fasthttp.RequestCtx) {
+	cl := ctx.Request.Header.ContentLength()
+	c := ctx.Conn()
+	if cl <= 0 || cl > drainMax || c == nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	end := time.Now().Add(drainTime)
+	for read := 0; read < cl && time.Now().Before(end); {
+		// A pause of the client means it sent all it will.
+		dl := time.Now().Add(100 * time.Millisecond)
+		if dl.After(end) {
+			dl = end
+		}
+		_ = c.SetReadDeadline(dl)
+		n, err := c.Read(buf)
+		read += n
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Start listens and serves in the background.

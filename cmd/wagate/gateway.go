@@ -20,6 +20,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wagate/wagate/dispatcher"
+	"github.com/wagate/wagate/filer"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/clickhouse"
@@ -49,6 +50,7 @@ const (
 	roleDispatcher = "dispatcher"
 	roleInbound    = "inbound"
 	roleLoader     = "loader"
+	roleFiler      = "filer"
 )
 
 func (g *gatewayFlags) has(role string) bool {
@@ -64,8 +66,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&g.instance, "instance", env("WAGATE_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())),
 		"this instance's name in shard leases and consumer groups, unique among live instances (WAGATE_INSTANCE)")
-	fs.StringVar(&g.roles, "roles", env("WAGATE_ROLES", "api,dispatcher,inbound,loader"),
-		"what this process runs: api (HTTP API and webhooks), dispatcher, inbound (webhook processor), loader (ClickHouse) (WAGATE_ROLES)")
+	fs.StringVar(&g.roles, "roles", env("WAGATE_ROLES", "api,dispatcher,inbound,loader,filer"),
+		"what this process runs: api (HTTP API and webhooks), dispatcher, inbound (webhook processor), loader (ClickHouse), filer (conversations) (WAGATE_ROLES)")
 	fs.StringVar(&g.redisURL, "redis", env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (WAGATE_REDIS_URL)")
 	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
 	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
@@ -103,6 +105,7 @@ type gateway struct {
 	disp    *dispatcher.Dispatcher
 	hooks   *dispatcher.HookDeliverer
 	tplSync *dispatcher.TemplateSync
+	filer   *filer.Filer
 	trimmer *redis.Trimmer
 	pprof   *http.Server
 
@@ -190,6 +193,12 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 			}
 		}
 	}
+	if g.has(roleFiler) {
+		gw.filer, err = filer.New(filer.Config{Instance: g.instance}, store, reg, log.With("role", "filer"))
+		if err != nil {
+			return nil, err
+		}
+	}
 	gw.trimmer = redis.NewTrimmer(store, 0, log.With("role", "trimmer"))
 
 	if err := gw.api.Start(); err != nil {
@@ -210,6 +219,9 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		if gw.tplSync != nil {
 			gw.tplSync.Start()
 		}
+	}
+	if gw.filer != nil {
+		gw.filer.Start()
 	}
 	gw.trimmer.Start()
 	if !g.has(roleLoader) {
@@ -274,6 +286,9 @@ func (gw *gateway) shutdown(ctx context.Context) error {
 	}
 	if gw.tplSync != nil {
 		errs = append(errs, gw.tplSync.Shutdown(ctx))
+	}
+	if gw.filer != nil {
+		errs = append(errs, gw.filer.Shutdown(ctx))
 	}
 	gw.trimmer.Shutdown()
 	gw.chCancel()

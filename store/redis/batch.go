@@ -60,7 +60,7 @@ func (s *Store) NewBatchID(sender string) string {
 
 // manyJob carries one chunk of a batch through the batcher.
 type manyJob struct {
-	script *goredis.Script
+	script *function
 	keys   []string
 	args   []any
 	cmd    *goredis.Cmd
@@ -69,7 +69,7 @@ type manyJob struct {
 }
 
 func (j *manyJob) queue(ctx context.Context, p goredis.Pipeliner) {
-	j.cmd = j.script.EvalSha(ctx, p, j.keys, j.args...)
+	j.cmd = j.script.FCall(ctx, p, j.keys, j.args...)
 }
 func (j *manyJob) noScript() bool { return j.cmd != nil && isNoScript(j.cmd.Err()) }
 func (j *manyJob) finish(err error) {

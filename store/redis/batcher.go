@@ -20,6 +20,38 @@ type pipeJob interface {
 	finish(err error)
 }
 
+// mergeKey says which jobs of a flush share one function call: those of
+// one function and one shard (every key of a call lies in one slot).
+type mergeKey struct {
+	fn    *function
+	shard int
+}
+
+// mergedJob is a job whose arguments join those of the other jobs of its
+// mergeKey in a flush, in one function call (group commit): the call's
+// fixed cost is paid once per shard and flush instead of per job. The
+// function answers each job with mergeWidth values, in the jobs' order.
+type mergedJob interface {
+	pipeJob
+	mergeKey() mergeKey
+	// mergeHead appends to dst the arguments before the jobs' own and
+	// returns the call's keys; the first job of a group gives them.
+	mergeHead(dst []any) ([]string, []any)
+	// mergeArgs appends the job's own arguments.
+	mergeArgs(dst []any) []any
+	mergeWidth() int
+	// merged hands the job its answer values, or the call's error; the job
+	// is then finished (finish is not called as well).
+	merged(vals []any, err error)
+}
+
+// callGroup is one merged call of a flush.
+type callGroup struct {
+	key  mergeKey
+	jobs []mergedJob
+	cmd  *goredis.Cmd
+}
+
 // batcher turns concurrent callers' commands into pipelines: whatever is
 // waiting when a flusher comes free goes out in one round trip. Under load
 // that is many requests per round trip; idle, a lone request goes at once.
@@ -99,37 +131,115 @@ const execTimeout = 10 * time.Second
 func (b *batcher) exec(batch []pipeJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
 	defer cancel()
-	b.pipeline(ctx, batch)
-	// After a Redis restart or SCRIPT FLUSH the scripts answer NOSCRIPT and
-	// did nothing: load them and send those jobs, and only those, again.
-	var again []pipeJob
+	var singles []pipeJob
+	var groups []*callGroup
 	for _, j := range batch {
+		m, ok := j.(mergedJob)
+		if !ok {
+			singles = append(singles, j)
+			continue
+		}
+		k := m.mergeKey()
+		var g *callGroup
+		for _, x := range groups {
+			if x.key == k {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			g = &callGroup{key: k}
+			groups = append(groups, g)
+		}
+		g.jobs = append(g.jobs, m)
+	}
+	b.pipeline(ctx, singles, groups)
+	// After a Redis restart or FUNCTION FLUSH the functions answer
+	// "function not found" and did nothing: load them and send those jobs,
+	// and only those, again.
+	var again []pipeJob
+	for _, j := range singles {
 		if j.noScript() {
 			again = append(again, j)
 		} else {
 			j.finish(nil)
 		}
 	}
-	if len(again) == 0 {
+	var gagain []*callGroup
+	for _, g := range groups {
+		if isNoScript(g.cmd.Err()) {
+			gagain = append(gagain, g)
+		} else {
+			g.answer()
+		}
+	}
+	if len(again) == 0 && len(gagain) == 0 {
 		return
 	}
 	if err := b.scripts.load(ctx, b.rdb); err == nil {
-		b.pipeline(ctx, again)
+		b.pipeline(ctx, again, gagain)
 	}
 	for _, j := range again {
 		j.finish(nil) // each job reads its own commands' errors
 	}
+	for _, g := range gagain {
+		g.answer()
+	}
 }
 
-// pipeline sends the jobs' commands in one round trip. Errors stay with
-// the commands, where each job reads its own.
-func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob) {
+// pipeline sends the jobs' commands and the groups' calls in one round
+// trip. Errors stay with the commands, where each job reads its own.
+func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob, groups []*callGroup) {
 	p := b.rdb.Pipeline()
 	for _, j := range jobs {
 		j.queue(ctx, p)
 	}
+	for _, g := range groups {
+		g.queue(ctx, p)
+	}
 	_, _ = p.Exec(ctx)
 }
+
+// queue adds the group's one call to p.
+func (g *callGroup) queue(ctx context.Context, p goredis.Pipeliner) {
+	keys, head := g.jobs[0].mergeHead(nil)
+	args := make([]any, 0, 3+len(keys)+len(head)+len(g.jobs)*24)
+	args = append(args, "fcall", g.key.fn.name, len(keys))
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	args = append(args, head...)
+	for _, j := range g.jobs {
+		args = j.mergeArgs(args)
+	}
+	g.cmd = goredis.NewCmd(ctx, args...)
+	if len(keys) > 0 {
+		g.cmd.SetFirstKeyPos(3)
+	}
+	_ = p.Process(ctx, g.cmd)
+}
+
+// answer hands each job of the group its share of the call's answer.
+func (g *callGroup) answer() {
+	vals, err := g.cmd.Slice()
+	off := 0
+	for _, j := range g.jobs {
+		w := j.mergeWidth()
+		switch {
+		case err != nil:
+			j.merged(nil, err)
+		case off+w > len(vals):
+			j.merged(nil, errShortAnswer)
+		default:
+			j.merged(vals[off:off+w:off+w], nil)
+		}
+		off += w
+	}
+}
+
+// errShortAnswer says a merged call answered fewer values than its jobs
+// need: a function and its caller disagree.
+var errShortAnswer = errors.New("redis function answered too few values")
 
 // close stops the flushers after the jobs already taken are done.
 func (b *batcher) close() {

@@ -47,10 +47,15 @@ end
 if st == 'queued' and f[17] and tonumber(ARGV[1]) < tonumber(f[17]) then
   return {'later', f[17]}
 end
-redis.call('HSET', KEYS[1], 'st', 'sending')
+-- Events of one message are strictly ordered in time: "sending" comes
+-- after "queued" even within the millisecond it was accepted in.
+local at = tonumber(ARGV[1])
+if f[10] and at <= tonumber(f[10]) then at = tonumber(f[10]) + 1 end
+at = string.format('%d', at)
+redis.call('HSET', KEYS[1], 'st', 'sending', 'sg', at)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
 emit_with(KEYS[2], message_id(KEYS[1]), {f[2], f[3], f[4], f[5], f[7], f[8], f[9], attempt},
-  'sending', ARGV[1], {'ch', 'whatsapp'})
+  'sending', at, {'ch', 'whatsapp'})
 return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
   f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0', f[16] or '0'}

@@ -128,6 +128,9 @@ func (s *Store) FindConversation(ctx context.Context, tenant string, senders []s
 	if sh, err := message.ConversationShardOf(id); err == nil && slices.Contains(shards, sh) {
 		shards = []int{sh}
 	}
+	if err := s.FileNow(ctx, shards); err != nil {
+		return nil, err
+	}
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(shards))
 	for i, sh := range shards {
@@ -201,6 +204,9 @@ type HistoryEntry struct {
 // before index before (-1: the newest), oldest first, and the index to
 // pass as before for the page older than these (-1 when there is none).
 func (s *Store) ConversationHistory(ctx context.Context, c *Conversation, limit int, before int64) ([]HistoryEntry, int64, error) {
+	if err := s.FileNow(ctx, []int{c.Shard}); err != nil {
+		return nil, -1, err
+	}
 	key := s.keys.ConversationHistory(c.Shard, c.TenantID, c.ID)
 	n, err := s.rdb.LLen(ctx, key).Result()
 	if err != nil {
@@ -300,12 +306,27 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, senders []
 	p := s.rdb.Pipeline()
 	var cmds []*goredis.ZSliceCmd
 	var shards []int
+	if err := s.FileNow(ctx, s.tenantShards(senders)); err != nil {
+		return nil, nil, err
+	}
 	if f.Guest != "" {
-		// A guest has few conversations: read them all, order them below.
+		// A guest has few conversations (its hash lists them): read them
+		// all, order them below.
+		var lists []*goredis.StringCmd
 		for _, sd := range senders {
 			sh := message.ShardFor(sd, s.cfg.Shards)
-			cmds = append(cmds, p.ZRangeWithScores(ctx, s.keys.GuestConversations(sh, sd, f.Guest), 0, -1))
+			lists = append(lists, p.HGet(ctx, s.keys.Guest(sh, sd, f.Guest), "cvl"))
 			shards = append(shards, sh)
+		}
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, nil, fmt.Errorf("list conversations: %w", err)
+		}
+		for i, c := range lists {
+			fields := strings.Fields(c.Val())
+			for k := 0; k+1 < len(fields); k += 2 {
+				ms, _ := strconv.ParseInt(fields[k+1], 10, 64)
+				cands = append(cands, cand{id: fields[k], shard: shards[i], at: ms})
+			}
 		}
 	} else {
 		max := "+inf"
@@ -317,15 +338,15 @@ func (s *Store) ListConversations(ctx context.Context, tenant string, senders []
 				Max: max, Min: "-inf", Count: listScanMax}))
 			shards = append(shards, sh)
 		}
-	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, nil, fmt.Errorf("list conversations: %w", err)
-	}
-	for i, c := range cmds {
-		zs := c.Val()
-		truncated = truncated || (f.Guest == "" && len(zs) == listScanMax)
-		for _, z := range zs {
-			cands = append(cands, cand{id: z.Member.(string), shard: shards[i], at: int64(z.Score)})
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, nil, fmt.Errorf("list conversations: %w", err)
+		}
+		for i, c := range cmds {
+			zs := c.Val()
+			truncated = truncated || len(zs) == listScanMax
+			for _, z := range zs {
+				cands = append(cands, cand{id: z.Member.(string), shard: shards[i], at: int64(z.Score)})
+			}
 		}
 	}
 	if f.Guest == "" {
@@ -436,7 +457,7 @@ func (s *Store) ConversationAction(ctx context.Context, c *Conversation, action 
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}
 	v, err := s.scripts.convAction.Run(ctx, s.rdb, []string{s.keys.Conversation(c.Shard, c.TenantID, c.ID)},
-		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f), s.cfg.Window.Milliseconds()).StringSlice()
+		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f), s.cfg.Window.Milliseconds(), s.convTTL).StringSlice()
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}

@@ -148,8 +148,12 @@ func (s *Store) Requeue(ctx context.Context, tenant, id string) error {
 		return ErrNotFailed
 	}
 	sender := str(1)
+	queue := str(2) // written by earlier builds; it follows from the number, lane and campaign
+	if queue == "" {
+		queue = s.keys.SenderQueue(shard, sender, message.Lane(str(3)), str(4))
+	}
 	res, err := s.scripts.requeue.Run(ctx, s.rdb,
-		[]string{s.keys.Msg(shard, id), s.keys.DLQ(shard), str(2), s.keys.Senders(shard),
+		[]string{s.keys.Msg(shard, id), s.keys.DLQ(shard), queue, s.keys.Senders(shard),
 			s.keys.SenderQueues(shard, sender), s.keys.Wake(shard), s.keys.Events(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard)},
 		entry, tenant, s.nowMS(), s.stateTTL, str(3)+"\t"+str(4)).Result()
 	if err != nil {

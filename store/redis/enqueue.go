@@ -98,35 +98,52 @@ type EnqueueResult struct {
 	LastInboundMS int64
 }
 
-// enqueueJob is one Enqueue call travelling through the batcher. Jobs come
-// from enqueuePool; Enqueue owns one from Get to Put.
+// enqueueJob is one Enqueue call travelling through the batcher, which
+// merges the jobs of one shard in a flush into one call of the enqueue
+// function (group commit). Jobs come from enqueuePool; Enqueue owns one
+// from Get to Put.
 type enqueueJob struct {
-	script *goredis.Script
-	keys   []string
-	args   []any
-	cmd    *goredis.Cmd
-	err    error
-	done   chan struct{}
+	s     *Store
+	shard int
+	args  []any
+	entry []byte
+	vals  []any
+	err   error
+	done  chan struct{}
 }
+
+// enqFields is how many arguments one message takes (enqueue.lua's
+// ENQ_FIELDS); enqAnswer how many values it is answered with.
+const (
+	enqFields = 23
+	enqAnswer = 4
+)
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{keys: make([]string, 0, 10), args: make([]any, 0, 27), done: make(chan struct{}, 1)}
+	return &enqueueJob{args: make([]any, 0, enqFields), entry: make([]byte, 0, 256), done: make(chan struct{}, 1)}
 }}
 
-func (j *enqueueJob) queue(ctx context.Context, p goredis.Pipeliner) {
-	j.cmd = j.script.EvalSha(ctx, p, j.keys, j.args...)
+func (j *enqueueJob) mergeKey() mergeKey {
+	return mergeKey{fn: j.s.scripts.enqueue, shard: j.s.callShard(j.shard)}
 }
 
-func (j *enqueueJob) noScript() bool { return j.cmd != nil && isNoScript(j.cmd.Err()) }
+func (j *enqueueJob) mergeHead(dst []any) ([]string, []any) {
+	s := j.s
+	return s.keys.eventsKeys[j.shard], append(dst, s.stateTTL, s.idemTTL, s.windowMS, s.convTTL)
+}
 
-func (j *enqueueJob) finish(err error) {
-	j.err = err
+func (j *enqueueJob) mergeArgs(dst []any) []any { return append(dst, j.args...) }
+func (j *enqueueJob) mergeWidth() int           { return enqAnswer }
+func (j *enqueueJob) merged(vals []any, err error) {
+	j.vals, j.err = vals, err
 	j.done <- struct{}{}
 }
 
-// Enqueue makes one message durable: state hash, queue entry (or delay
-// entry when scheduled) and "queued" event in one script, batched with other
-// callers' into one pipeline. It returns only after Redis has answered.
+// Enqueue makes one message durable: its state hash, queue entry (or delay
+// entry when scheduled), "queued" event and the entry that files it into
+// its conversation, in one call of the enqueue function shared with the
+// other callers of the same shard (group commit). It returns only after
+// Redis has answered.
 func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, error) {
 	if a.ConversationID != "" && !ValidConversationID(a.ConversationID) {
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", ErrBadConversationID)
@@ -134,40 +151,38 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	shard := message.ShardFor(a.Sender, s.cfg.Shards)
 	now := s.nowMS()
 	id := message.NewID(shard, now)
-	lane := string(a.Lane)
+	lane := a.Lane
 	if lane == "" {
-		lane = string(message.LaneTx)
+		lane = message.LaneTx
 	}
 	due := a.DueMS
 	if due < now {
-		due = now
+		due = 0
+	}
+	idem := ""
+	if a.IdempotencyKey != "" {
+		idem = s.keys.Idem(shard, a.TenantID, a.IdempotencyKey)
+	}
+	flags := ""
+	switch {
+	case a.Force:
+		flags = "f"
+	case a.WindowCheck:
+		flags = "w"
 	}
 
 	j := enqueuePool.Get().(*enqueueJob)
-	queue := s.keys.SenderQueue(shard, a.Sender, message.Lane(lane), a.Campaign)
-	target := queue
-	ttl := s.cfg.StateTTL
-	if due > now {
-		target = s.keys.Delay(shard)
-		ttl += time.Duration(due-now) * time.Millisecond
-	}
-	j.keys = append(j.keys[:0], s.keys.Msg(shard, id), target, s.keys.Events(shard), s.keys.Senders(shard),
-		s.keys.SenderQueues(shard, a.Sender), s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard),
-		s.keys.Guest(shard, a.Sender, a.Recipient))
-	if a.IdempotencyKey != "" {
-		j.keys = append(j.keys, s.keys.Idem(shard, a.TenantID, a.IdempotencyKey))
-	}
-	j.args = append(j.args[:0], id, now, int64(ttl/time.Second), s.idemTTL,
-		strconv.FormatUint(a.Fingerprint, 36), a.TenantID, a.Sender, a.Recipient,
-		string(a.Type), a.Content, lane, a.ConversationID, a.StaffMemberID, due,
-		a.Campaign, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), queue, lane+"\t"+a.Campaign,
-		s.keys.ShardPrefix(shard), flag(a.WindowCheck), s.windowMS, s.convTTL, a.Preview, metaJSON(a.ConversationMeta), flag(a.Force))
-	j.script, j.cmd, j.err = s.scripts.enqueue, nil, nil
+	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
+	j.entry = appendOutEntry(j.entry[:0], id, now, a)
+	j.args = append(j.args[:0], s.keys.ShardPrefix(shard), id, now, a.TenantID, a.Sender, a.Recipient, string(a.Type), a.Content,
+		string(lane), a.Campaign, s.keys.SenderQueue(shard, a.Sender, lane, a.Campaign), a.ConversationID,
+		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
+		idem, strconv.FormatUint(a.Fingerprint, 36), a.Preview, j.entry, metaJSON(a.ConversationMeta))
 
 	s.batch.submit(ctx, j)
 	if !waitDone(ctx, j.done) {
-		// The script may still run: the job stays with the batcher (and
-		// out of the pool), and the caller learns it cannot know.
+		// The call may still run: the job stays with the batcher (and out
+		// of the pool), and the caller learns it cannot know.
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w: %w", ErrUnconfirmed, ctx.Err())
 	}
 	defer enqueuePool.Put(j)
@@ -175,13 +190,9 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	if j.err != nil {
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", classify(j.err))
 	}
-	vals, err := j.cmd.Slice()
-	if err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue: %w", classify(err))
-	}
 	str := func(i int) string {
-		if i < len(vals) {
-			v, _ := vals[i].(string)
+		if i < len(j.vals) {
+			v, _ := j.vals[i].(string)
 			return v
 		}
 		return ""
@@ -189,11 +200,9 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	kind, rid := str(0), str(1)
 	switch kind {
 	case "ok":
-		st := message.StatusQueued
-		if due > now {
-			st = message.StatusScheduled
-		}
-		return EnqueueResult{ID: rid, Outcome: Queued, Status: st, Conversation: str(2)}, nil
+		return EnqueueResult{ID: rid, Outcome: Queued, Status: message.Status(str(3)), Conversation: str(2)}, nil
+	case "dup":
+		return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(str(3)), Conversation: str(2)}, nil
 	case "conflict":
 		return EnqueueResult{ID: rid, Outcome: Conflict}, nil
 	case "optout":
@@ -206,17 +215,26 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		return EnqueueResult{Outcome: ConversationOther}, nil
 	case "conv_closed":
 		return EnqueueResult{Outcome: ConversationClosed}, nil
-	case "dup":
-	default:
-		return EnqueueResult{}, fmt.Errorf("enqueue: unexpected script answer %q", kind)
 	}
-	v, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, rid), "st", "c").Result()
-	if err != nil {
-		return EnqueueResult{}, fmt.Errorf("enqueue: status of %s: %w", rid, err)
+	return EnqueueResult{}, fmt.Errorf("enqueue: unexpected answer %q", kind)
+}
+
+// appendOutEntry appends the history entry (HistoryEntry's JSON) of an
+// outbound message.
+func appendOutEntry(dst []byte, id string, now int64, a *EnqueueArgs) []byte {
+	dst = append(dst, `{"d":"out","id":`...)
+	dst = message.AppendJSONString(dst, id)
+	dst = append(dst, `,"at":`...)
+	dst = strconv.AppendInt(dst, now, 10)
+	dst = append(dst, `,"ty":`...)
+	dst = message.AppendJSONString(dst, string(a.Type))
+	dst = append(dst, `,"p":`...)
+	dst = message.AppendJSONString(dst, a.Preview)
+	if a.StaffMemberID != "" {
+		dst = append(dst, `,"sm":`...)
+		dst = message.AppendJSONString(dst, a.StaffMemberID)
 	}
-	st, _ := v[0].(string)
-	conv, _ := v[1].(string)
-	return EnqueueResult{ID: rid, Outcome: Duplicate, Status: message.Status(st), Conversation: conv}, nil
+	return append(dst, '}')
 }
 
 // flag is a boolean as a script argument.
@@ -281,3 +299,9 @@ func (s *Store) IdempotencyKnown(ctx context.Context, tenant, sender, key string
 	}
 	return n == 1, nil
 }
+
+func (j *enqueueJob) finish(err error) { j.merged(nil, err) }
+
+// queue and noScript are never used: the batcher merges enqueue jobs.
+func (j *enqueueJob) queue(context.Context, goredis.Pipeliner) {}
+func (j *enqueueJob) noScript() bool                           { return false }

@@ -1,107 +1,170 @@
--- enqueue.lua: accept one message, atomically: idempotency, the guest's
--- opt-out and 24-hour window, the conversation, the state, the queue entry
--- and the event.
+-- enqueue.lua: accept the messages of one shard that one flush of the
+-- API's group commit carries, each on its own terms: idempotency, the
+-- guest's opt-out and 24-hour window, the conversation it joins (found, or
+-- made now so that its id can be answered), the state, the queue entry,
+-- the "queued" event and the entry that files it into its conversation
+-- later (file_pending). One call per shard per flush: the call's fixed
+-- cost and the counters every message shares (tenants' open counts,
+-- wake-ups, queue registrations) are paid once.
 --
--- KEYS[1] message state hash   wa:{sNN}:msg:<id>
--- KEYS[2] queue stream         wa:{sNN}:q:<sender>:tx|b:<campaign>,
---                              or the delay zset wa:{sNN}:delay when scheduled
--- KEYS[3] events stream        wa:{sNN}:events
--- KEYS[4] senders hash         wa:{sNN}:senders
--- KEYS[5] sender's queues      wa:{sNN}:queues:<sender>
--- KEYS[6] wake stream          wa:{sNN}:wake
--- KEYS[7] tenants' open count  wa:{sNN}:tq
--- KEYS[8] woken senders        wa:{sNN}:awake
--- KEYS[9] guest hash           wa:{sNN}:g:<sender>:<guest>
--- KEYS[10] idempotency key     wa:{sNN}:idem:<tenant>:<key> (optional)
--- The conversation's keys (cv:, cvh:, cvi:) are built from ARGV[21].
+-- KEYS[1] the events stream of the first message's shard (wa:{sNN}:events):
+--         it names the slot the call goes to. On a Redis Cluster every
+--         message of a call is of that shard; on one server a call may
+--         carry messages of several shards. Every key is built from the
+--         message's shard prefix.
 --
--- ARGV[1]  message id            ARGV[2]  now (unix ms)
--- ARGV[3]  state TTL (s)         ARGV[4]  idempotency TTL (s)
--- ARGV[5]  request fingerprint   ARGV[6]  tenant
--- ARGV[7]  sender                ARGV[8]  recipient
--- ARGV[9]  type                  ARGV[10] content (Meta's object, JSON)
--- ARGV[11] lane                  ARGV[12] conversation id asked for ('' none)
--- ARGV[13] staff member id       ARGV[14] due (unix ms; > now means scheduled)
--- ARGV[15] campaign              ARGV[16] expires (unix ms, 0: never)
--- ARGV[17] fallback text         ARGV[18] fallback after (s, 0: on failure only)
--- ARGV[19] queue stream key      ARGV[20] "<lane>\t<campaign>"
--- ARGV[21] shard prefix          ARGV[22] "1": the message needs the window open
--- ARGV[23] window (ms)           ARGV[24] conversation TTL (s)
--- ARGV[25] inbox preview         ARGV[26] conversation metadata (JSON object or '')
--- ARGV[27] "1": send even to an opted-out guest (the opt-out confirmation)
+-- ARGV[1] state TTL (s)        ARGV[2] idempotency TTL (s)
+-- ARGV[3] window (ms)          ARGV[4] conversation TTL (s)
+-- then ENQ_FIELDS per message, from ARGV[5]:
+--   +0  shard prefix (wa:{sNN}:)
+--   +1  message id             +2  now (unix ms)
+--   +3  tenant                 +4  sender
+--   +5  recipient              +6  type
+--   +7  content (Meta's object, JSON)
+--   +8  lane (tx, bulk)        +9  campaign
+--   +10 queue stream key       wa:{sNN}:q:<sender>:tx|b:<campaign>
+--   +11 conversation asked for ('' none)
+--   +12 staff member id        +13 due (unix ms; > now: scheduled)
+--   +14 expires (unix ms, 0 never)
+--   +15 fallback text          +16 fallback after (s, 0 on failure only)
+--   +17 flags: 'w' the message needs the window open, 'f' send even to an
+--       opted-out guest (the opt-out confirmation), '' neither
+--   +18 idempotency key        wa:{sNN}:idem:<tenant>:<key>, or ''
+--   +19 request fingerprint    +20 inbox preview
+--   +21 history entry (JSON)
+--   +22 conversation metadata (JSON object or '')
 --
--- Returns {"ok", id, conversation} when queued; {"dup", first id} when the
--- idempotency key was seen with the same fingerprint, {"conflict", first
--- id} with a different request; {"optout", since, how}; {"window", last
--- inbound ms or ''}; {"conv_other"} or {"conv_closed"} for a conversation
--- id that cannot take the message. Only "ok" changes anything.
-local id = ARGV[1]
-local now = ARGV[2]
-local tenant, sender, guest = ARGV[6], ARGV[7], ARGV[8]
-local prefix = ARGV[21]
-if #KEYS >= 10 then
-  local prev = redis.call('GET', KEYS[10])
-  if prev then
-    local sep = string.find(prev, '\n', 1, true)
-    local first = string.sub(prev, 1, sep - 1)
-    if string.sub(prev, sep + 1) ~= ARGV[5] then
-      return {'conflict', first}
+-- A queued message's state gets its TTL when the dispatcher first takes
+-- it (begin.lua): it waits as long as it must, and writing the TTL here
+-- would cost every send a command.
+--
+local ENQ_FIELDS = 23
+local statettl, idemttl = ARGV[1], ARGV[2]
+local window, convttl = tonumber(ARGV[3]), ARGV[4]
+local out = {}
+-- What the call's messages of one shard share, written once at the end:
+-- tenants' open counts and the senders to wake, by shard prefix.
+local shards, tq, woken, ensured = {}, {}, {}, {}
+local function answer(a, b, c, d)
+  out[#out + 1] = a
+  out[#out + 1] = b
+  out[#out + 1] = c
+  out[#out + 1] = d
+end
+
+for b = 5, #ARGV, ENQ_FIELDS do
+  local prefix = ARGV[b]
+  local base = b + 1
+  local id, now, tenant, sender = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local guest, ty, lane, campaign = ARGV[base + 4], ARGV[base + 5], ARGV[base + 7], ARGV[base + 8]
+  local queue, flags, idem = ARGV[base + 9], ARGV[base + 16], ARGV[base + 17]
+  local done = false
+  if idem ~= '' then
+    local prev = redis.call('GET', idem)
+    if prev then
+      local sep = string.find(prev, '\n', 1, true)
+      local first = string.sub(prev, 1, sep - 1)
+      if string.sub(prev, sep + 1) ~= ARGV[base + 18] then
+        answer('conflict', first, '', '')
+      else
+        local m = redis.call('HMGET', prefix .. 'msg:' .. first, 'st', 'c')
+        answer('dup', first, m[2] or '', m[1] or '')
+      end
+      done = true
     end
-    return {'dup', first}
+  end
+  local g, gv, conv, created
+  if not done then
+    g = prefix .. 'g:' .. sender .. ':' .. guest
+    gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
+    if not string.find(flags, 'f', 1, true) then
+      local why, a, b = guest_refusal(gv, now, window, string.find(flags, 'w', 1, true) ~= nil)
+      if why then
+        answer(why, a, b or '', '')
+        done = true
+      end
+    end
+  end
+  if not done then
+    conv, created = conv_outbound(prefix, g, gv, tenant, sender, guest, ARGV[base + 10],
+      'conv_' .. string.sub(id, 5), now, convttl)
+    if not conv then
+      answer(created, '', '', '')
+      done = true
+    end
+  end
+  if not done then
+    if idem ~= '' then
+      redis.call('SET', idem, id .. '\n' .. ARGV[base + 18], 'EX', idemttl)
+    end
+    local due = tonumber(ARGV[base + 12])
+    local status, ttl = 'queued', tonumber(statettl)
+    if due > tonumber(now) then
+      status = 'scheduled'
+      ttl = ttl + math.ceil((due - tonumber(now)) / 1000)
+    end
+    local fbtext = ARGV[base + 14]
+    -- Fields left empty are not written (readers take a missing field as
+    -- empty, and attempts as 0).
+    local st = {'st', status, 't', tenant, 'f', sender, 'r', guest,
+      'ty', ty, 'b', ARGV[base + 6], 'l', lane, 'c', conv, 'qa', now}
+    if ARGV[base + 11] ~= '' then st[#st + 1] = 'sm'; st[#st + 1] = ARGV[base + 11] end
+    if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
+    if ARGV[base + 13] ~= '0' then st[#st + 1] = 'x'; st[#st + 1] = ARGV[base + 13] end
+    if fbtext ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = fbtext end
+    if ARGV[base + 15] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = ARGV[base + 15] end
+    if status == 'scheduled' then st[#st + 1] = 'due'; st[#st + 1] = ARGV[base + 12] end
+    local msg = prefix .. 'msg:' .. id
+    redis.call('HSET', msg, unpack(st))
+    if status == 'scheduled' then
+      redis.call('EXPIRE', msg, ttl)
+    end
+    local sq = tq[prefix]
+    if not sq then
+      sq = {tenants = {}}
+      tq[prefix] = sq
+      woken[prefix] = {list = {}}
+      shards[#shards + 1] = prefix
+    end
+    if not sq[tenant] then
+      sq[tenant] = 0
+      sq.tenants[#sq.tenants + 1] = tenant
+    end
+    sq[tenant] = sq[tenant] + 1
+    local fb = '0'
+    if fbtext ~= '' then fb = '1' end
+    local regval = lane .. '\t' .. campaign
+    if status == 'scheduled' then
+      redis.call('ZADD', prefix .. 'delay', due,
+        id .. '\n' .. queue .. '\n' .. guest .. '\n' .. sender .. '\n' .. regval .. '\n' .. fb)
+    else
+      if not ensured[queue] then
+        ensure_queue(queue, prefix .. 'senders', prefix .. 'queues:' .. sender, sender, regval)
+        ensured[queue] = true
+      end
+      redis.call('XADD', queue, '*', 'id', id, 'r', guest, 'fb', fb)
+      local w = woken[prefix]
+      if not w[sender] then
+        w[sender] = true
+        w.list[#w.list + 1] = sender
+      end
+    end
+    local extra = nil
+    if ARGV[base + 21] ~= '' then extra = {'md', ARGV[base + 21]} end
+    file_add(prefix, 'o', tenant, conv, sender, guest, now, ARGV[base + 20], ARGV[base + 19], created, extra)
+    emit_with(prefix .. 'events', id, {tenant, sender, guest, ty, lane, conv, ARGV[base + 11], '0'},
+      status, now, {'ch', 'whatsapp'})
+    answer('ok', id, conv, status)
   end
 end
 
-local g = KEYS[9]
--- The guest's opt-out flag as read by guest_refusal (nil: not read).
-local oo = nil
-if ARGV[27] ~= '1' then
-  local why, a, b = guest_refusal(g, now, tonumber(ARGV[23]), ARGV[22] == '1')
-  if why then
-    return {why, a, b}
+for _, prefix in ipairs(shards) do
+  local sq = tq[prefix]
+  for _, t in ipairs(sq.tenants) do
+    redis.call('HINCRBY', prefix .. 'tq', t, sq[t])
   end
-  oo = false
+  for _, s in ipairs(woken[prefix].list) do
+    wake(prefix .. 'wake', prefix .. 'awake', s)
+  end
 end
-local conv, created, fresh = conv_outbound(prefix, g, tenant, sender, guest, ARGV[12], conv_id_for(id), now, ARGV[25])
-if not conv then
-  return {created}
-end
-if #KEYS >= 10 then
-  redis.call('SET', KEYS[10], id .. '\n' .. ARGV[5], 'EX', ARGV[4])
-end
-
-local due = tonumber(ARGV[14])
-local status = 'queued'
-if due > tonumber(now) then
-  status = 'scheduled'
-end
-local st = {'st', status, 't', tenant, 'f', sender, 'r', guest,
-  'ty', ARGV[9], 'b', ARGV[10], 'l', ARGV[11], 'c', conv, 'sm', ARGV[13],
-  'qa', now, 'a', 0, 'cp', ARGV[15], 'qk', ARGV[19]}
-local function opt(k, v) st[#st + 1] = k; st[#st + 1] = v end
-if ARGV[16] ~= '0' then opt('x', ARGV[16]) end
-if ARGV[17] ~= '' then opt('ft', ARGV[17]) end
-if ARGV[18] ~= '0' then opt('fas', ARGV[18]) end
-if status == 'scheduled' then opt('due', ARGV[14]) end
-redis.call('HSET', KEYS[1], unpack(st))
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('HINCRBY', KEYS[7], tenant, 1)
-local fb = '0'
-if ARGV[17] ~= '' then fb = '1' end
-if status == 'scheduled' then
-  redis.call('ZADD', KEYS[2], due, id .. '\n' .. ARGV[19] .. '\n' .. guest .. '\n' .. sender .. '\n' .. ARGV[20] .. '\n' .. fb)
-else
-  ensure_queue(KEYS[2], KEYS[4], KEYS[5], sender, ARGV[20])
-  redis.call('XADD', KEYS[2], '*', 'id', id, 'r', guest, 'fb', fb)
-  wake(KEYS[6], KEYS[8], sender)
-end
-
-local ttl = ARGV[24]
-conv_add(prefix, conv, tenant, sender, guest, out_entry(id, now, ARGV[9], ARGV[25], ARGV[13]), ARGV[25], 'out', now, ttl, created, fresh)
-conv_meta(prefix, tenant, conv, ARGV[26])
-if not fresh then
-  keep_guest(g, ttl, oo)
-end
-
-emit_with(KEYS[3], id, {tenant, sender, guest, ARGV[9], ARGV[11], conv, ARGV[13], '0'},
-  status, now, {'ch', 'whatsapp'})
-return {'ok', id, conv}
+return out

@@ -55,7 +55,8 @@ for i = 8, #KEYS do
     skipped = skipped + 1
   else
     local g = guest_key(prefix, sender, recipient)
-    local why = guest_refusal(g, now, window, checkwin and ty ~= 'template')
+    local gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
+    local why = guest_refusal(gv, now, window, checkwin and ty ~= 'template')
     if why then
       local ec, et = '', 'GUEST_OPTED_OUT: the guest has opted out of this number\'s messages'
       if why == 'window' then
@@ -69,7 +70,7 @@ for i = 8, #KEYS do
         'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
       refused = refused + 1
     else
-      local conv, created, fresh = conv_outbound(prefix, g, tenant, sender, recipient, '', conv_id_for(id), now, preview)
+      local conv, created = conv_outbound(prefix, g, gv, tenant, sender, recipient, '', 'conv_' .. string.sub(id, 5), now, convttl)
       local st = {'st', status, 't', tenant, 'f', sender, 'r', recipient,
         'ty', ty, 'b', ARGV[a + 3], 'l', ARGV[5], 'c', conv, 'sm', '',
         'qa', now, 'a', 0, 'cp', ARGV[6], 'qk', ARGV[9]}
@@ -81,10 +82,8 @@ for i = 8, #KEYS do
         redis.call('XADD', KEYS[1], '*', 'id', id, 'r', recipient, 'fb', fb)
       end
       redis.call('EXPIRE', msg, ttl)
-      conv_add(prefix, conv, tenant, sender, recipient, out_entry(id, now, ty, preview, ''), preview, 'out', now, convttl, created, fresh)
-      if not fresh then
-        keep_guest(g, convttl, false)
-      end
+      file_add(prefix, 'o', tenant, conv, sender, recipient, now,
+        cjson.encode({d = 'out', id = id, at = tonumber(now), ty = ty, p = preview}), preview, created)
       emit_with(KEYS[2], id, {tenant, sender, recipient, ty, ARGV[5], conv, '', '0'},
         status, now, {'ch', 'whatsapp'})
       queued = queued + 1

@@ -191,7 +191,7 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 				continue
 			}
 			r := &sts[i].Result
-			cmds[i] = s.scripts.transition.EvalSha(ctx, p,
+			cmds[i] = s.scripts.transition.FCall(ctx, p,
 				[]string{s.keys.Msg(shard, sts[i].MessageID), s.keys.Events(shard), s.keys.TenantQueued(shard), s.keys.FallbackChecks(shard)},
 				string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID, r.code(), r.ErrorTitle, r.channel(),
 				r.PricingCategory, r.Billable, r.ConversationID, s.stateTTL, s.nowMS())

@@ -1,13 +1,15 @@
--- inbound.lua: file a guest's message to a business number, atomically:
+-- inbound.lua: take a guest's message to a business number, atomically:
 -- once per provider message id, the 24-hour window, the conversation
 -- (opened, or reopened when archived; a closed one is left and a new one
--- begun), the history entry, the unread count, an opt-out or opt-in the
--- message asked for, and the events for the tenant's webhook.
+-- begun), an opt-out or opt-in the message asked for, the events for the
+-- tenant's webhook, and the entry that files it into its conversation
+-- (history, unread count, summary: file_pending, in order with the
+-- messages sent to the guest).
 --
 -- KEYS[1] guest hash           wa:{sNN}:g:<sender>:<guest>
 -- KEYS[2] seen marker          wa:{sNN}:in:<provider message id>
--- Conversation keys (cv:, cvh:, cvi:, cvg:) and the notify stream are built
--- from ARGV[1].
+-- Conversation keys (cv:), the file and notify streams are built from
+-- ARGV[1].
 --
 -- ARGV[1]  shard prefix          ARGV[2]  tenant
 -- ARGV[3]  sender                ARGV[4]  guest
@@ -19,7 +21,7 @@
 -- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
 -- ARGV[16] notify data (JSON)  ARGV[17] window (ms)
 --
--- Returns {"dup"} for a message filed before, else {"ok", conversation,
+-- Returns {"dup"} for a message taken before, else {"ok", conversation,
 -- change ("created", "reopened" or ""), opt change ("out", "in" or "")}.
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[14]) then
   return {'dup'}
@@ -28,15 +30,19 @@ local prefix, tenant, sender, guest = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local g = KEYS[1]
 local at, now, ttl = ARGV[6], ARGV[7], ARGV[13]
 
-local li = tonumber(redis.call('HGET', g, 'li') or '0') or 0
-if tonumber(at) > li then
-  redis.call('HSET', g, 'li', at)
+local gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
+local set = {}
+if tonumber(at) > (tonumber(gv[4] or '0') or 0) then
+  set[#set + 1] = 'li'; set[#set + 1] = at
 end
 if ARGV[5] ~= '' then
-  redis.call('HSET', g, 'nm', ARGV[5])
+  set[#set + 1] = 'nm'; set[#set + 1] = ARGV[5]
+end
+if #set > 0 then
+  redis.call('HSET', g, unpack(set))
 end
 
-local conv = redis.call('HGET', g, 'cv')
+local conv = gv[5]
 local change = ''
 local st = nil
 if conv then
@@ -44,23 +50,13 @@ if conv then
 end
 if not st or st == 'closed' then
   conv = ARGV[10]
-  conv_create(prefix, conv, tenant, sender, guest, now, ARGV[9], 'in')
-  redis.call('HSET', g, 'cv', conv)
+  conv_create(prefix, g, gv, conv, tenant, sender, guest, now, ttl)
   change = 'created'
 elseif st == 'archived' then
   redis.call('HSET', conv_key(prefix, tenant, conv), 'st', 'open')
   change = 'reopened'
 end
-local ck = conv_key(prefix, tenant, conv)
-conv_add(prefix, conv, tenant, sender, guest, ARGV[8], ARGV[9], 'in', now, ttl, change == 'created', false)
-redis.call('HINCRBY', ck, 'un', 1)
-local cli = tonumber(redis.call('HGET', ck, 'li') or '0') or 0
-if tonumber(at) > cli then
-  redis.call('HSET', ck, 'li', at)
-end
-if ARGV[5] ~= '' then
-  redis.call('HSET', ck, 'nm', ARGV[5])
-end
+file_add(prefix, 'i', tenant, conv, sender, guest, now, ARGV[8], ARGV[9], change == 'created', {'li', at, 'nm', ARGV[5]})
 
 if change ~= '' then
   -- As conv_action.lua's events: the API's status names, the action.
@@ -71,7 +67,7 @@ end
 notify(prefix, ARGV[15], tenant, sender, guest, conv, at, ARGV[16])
 
 local opt = ''
-local oo = redis.call('HGET', g, 'oo')
+local oo = gv[1]
 if ARGV[11] == 'out' and oo ~= '1' then
   redis.call('HSET', g, 'oo', '1', 'ooa', at, 'oos', 'keyword')
   redis.call('PERSIST', g)
@@ -84,5 +80,5 @@ elseif ARGV[11] == 'in' and oo == '1' then
   notify(prefix, 'guest_opted_in', tenant, sender, guest, conv, at,
     cjson.encode({source = 'keyword', keyword = ARGV[12]}))
 end
-keep_guest(g, ttl)
+keep_guest(g, ttl, opt == 'out' or (oo == '1' and opt ~= 'in'))
 return {'ok', conv, change, opt}

@@ -16,6 +16,9 @@ type Keys struct {
 	prefix string
 	shards []string // "wa:{s07}:" per shard, built once
 	parts  []string // "wa:{i03}:" per inbound partition
+	// eventsKeys and fileKeys are each shard's events and file stream as
+	// a function call's KEYS, built once.
+	eventsKeys, fileKeys [][]string
 }
 
 // NewKeys returns the key names for prefix ("wa" by default), shards message
@@ -27,6 +30,8 @@ func NewKeys(prefix string, shards, parts int) *Keys {
 	k := &Keys{prefix: prefix, shards: make([]string, shards), parts: make([]string, parts)}
 	for i := range k.shards {
 		k.shards[i] = fmt.Sprintf("%s:{s%02d}:", prefix, i)
+		k.eventsKeys = append(k.eventsKeys, []string{k.Events(i)})
+		k.fileKeys = append(k.fileKeys, []string{k.File(i)})
 	}
 	for i := range k.parts {
 		k.parts[i] = fmt.Sprintf("%s:{i%02d}:", prefix, i)
@@ -129,12 +134,6 @@ func (k *Keys) Conversations(shard int, tenant string) string {
 	return k.shards[shard] + "cvi:" + tenant
 }
 
-// GuestConversations is the zset of a guest's conversations with sender,
-// by creation time.
-func (k *Keys) GuestConversations(shard int, sender, guest string) string {
-	return k.shards[shard] + "cvg:" + sender + ":" + guest
-}
-
 // Notify is the shard's stream of conversation, inbound-message and
 // opt-out events, for the tenants' webhooks.
 func (k *Keys) Notify(shard int) string { return k.shards[shard] + "notify" }
@@ -148,6 +147,10 @@ func (k *Keys) InboundSeen(shard int, providerID string) string {
 // configuration and deliveries, templates): hash-tagged by the tenant, so
 // that a tenant's keys share a Cluster slot, and no shard's.
 func (k *Keys) Tenant(tenant string) string { return k.prefix + ":t:{" + tenant + "}:" }
+
+// File is the shard's stream of messages accepted or received and not yet
+// filed into their conversations (the filer's input).
+func (k *Keys) File(shard int) string { return k.shards[shard] + "file" }
 
 // Events is the shard's status events stream.
 func (k *Keys) Events(shard int) string { return k.shards[shard] + "events" }

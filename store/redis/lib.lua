@@ -1,5 +1,6 @@
--- lib.lua: what the scripts share. scripts.go puts it in front of each
--- script's source, so every script is self-contained in Redis's cache.
+-- lib.lua: what wagate's Redis functions share. functions.go makes one
+-- library of it and every function's source (FUNCTION LOAD once per
+-- server), so these locals are defined once, not sent with each call.
 -- Every key a script touches is passed in KEYS or built from a shard prefix
 -- passed in ARGV, and all carry the shard's hash tag: one slot per script.
 
@@ -77,7 +78,7 @@ end
 -- tenant's count in tq. Returns moved (0/1), first (0/1) and the previous
 -- status, or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl)
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a')
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'sg')
   if not cur[1] then
     return nil
   end
@@ -96,6 +97,8 @@ local function record(msgkey, events, tq, new, at, f, ttl)
     if n and n >= at then at = n + 1 end
   end
   after(cur[2])
+  -- A provider may answer within the millisecond of the "sending" event.
+  if r >= 2 then after(cur[13]) end
   if r >= 3 then after(cur[3]) end
   if r == 5 then after(cur[4]) end
   at = string.format('%d', at)
@@ -135,8 +138,11 @@ local function record(msgkey, events, tq, new, at, f, ttl)
 end
 
 -- Guests and conversations, all on the shard of the business number:
---   g:<sender>:<guest>  hash  cv current conversation, li last inbound (ms),
---                             oo "1" opted out, ooa when, oos how (keyword, api)
+--   g:<sender>:<guest>  hash  cv current conversation, cvl the guest's
+--                             conversations ("<id> <created ms>" pairs,
+--                             oldest first, the newest CVL_MAX), li last
+--                             inbound (ms), nm profile name, oo "1" opted
+--                             out, ooa when, oos how (keyword, api)
 --   cv:<tenant>:<id>    hash  t tenant, f sender, g guest, st open|archived|closed,
 --                             ca created, la last activity, lp last preview, ld
 --                             last direction (in|out), n messages, un unread,
@@ -147,30 +153,42 @@ end
 -- A conversation's keys hold its tenant: ids are the tenant's own names
 -- (callers may choose them), so one tenant's id never meets another's.
 --   cvi:<tenant>        zset  the tenant's conversations by last activity
---   cvg:<sender>:<guest> zset the guest's conversations by creation time
+--   file                stream messages accepted or received and not yet
+--                             filed into their conversations (file_pending)
 --   notify              stream conversation, inbound and opt-out events for
 --                             client webhooks
 -- Their keys are built from the shard prefix the caller passes (same slot).
+--
+-- What decides where a message goes (the guest's current conversation, a
+-- new one, a closed one refused) is written when the message is accepted;
+-- the rest (history, summary, unread, index, TTL renewals) is filed later
+-- from the file stream, in the stream's order, in batches (file_pending).
 
--- HISTORY_MAX bounds a conversation's history list.
+-- HISTORY_MAX bounds a conversation's history list; CVL_MAX the
+-- conversations a guest's hash lists.
 local HISTORY_MAX = 5000
+local CVL_MAX = 50
 
 local function guest_key(prefix, sender, guest)
   return prefix .. 'g:' .. sender .. ':' .. guest
 end
 
--- guest_refusal says why guest may not get a message now: 'optout' (and
--- since when, how), 'window' (and the last inbound time, '' if none) when
--- check_window and the 24-hour window is closed, or nil.
-local function guest_refusal(g, now, window_ms, check_window)
-  local v = redis.call('HMGET', g, 'oo', 'ooa', 'oos', 'li')
-  if v[1] == '1' then
-    return 'optout', v[2] or '', v[3] or ''
+-- GUEST_FIELDS are what the accept path reads of a guest's hash, in the
+-- order guest_refusal and conv_outbound take them.
+local GUEST_FIELDS = {'oo', 'ooa', 'oos', 'li', 'cv', 'cvl'}
+
+-- guest_refusal says why the guest whose GUEST_FIELDS are gv may not get a
+-- message now: 'optout' (and since when, how), 'window' (and the last
+-- inbound time, '' if none) when check_window and the 24-hour window is
+-- closed, or nil.
+local function guest_refusal(gv, now, window_ms, check_window)
+  if gv[1] == '1' then
+    return 'optout', gv[2] or '', gv[3] or ''
   end
   if check_window then
-    local li = tonumber(v[4] or '0') or 0
+    local li = tonumber(gv[4] or '0') or 0
     if li == 0 or tonumber(now) - li >= window_ms then
-      return 'window', v[4] or '', ''
+      return 'window', gv[4] or '', ''
     end
   end
   return nil
@@ -189,9 +207,8 @@ local function keep_guest(g, ttl, oo)
 end
 
 -- RENEW_MS: a conversation active within this time had its keys' TTLs
--- (and its guest's) renewed then, so a message now leaves them be: they
--- expire between TTL - RENEW_MS and TTL after the last activity, and a
--- send to a guest spoken to lately saves four EXPIREs.
+-- (and its guest's) renewed then, so filing a message now leaves them be:
+-- they expire between TTL - RENEW_MS and TTL after the last activity.
 local RENEW_MS = 3600000
 
 -- notify appends a client-webhook event of kind k to the shard's notify
@@ -219,30 +236,51 @@ local function conv_api_status(g, st, conv_li, now, window_ms)
   return 'expired'
 end
 
--- conv_create makes conversation id holding its first message (inbox
--- preview, direction dir: in|out) and files it under the guest's
--- conversations (cvg:<sender>:<guest>, a zset by creation time); conv_add
--- with created set then only appends the history entry.
-local function conv_create(prefix, id, tenant, sender, guest, now, preview, dir)
-  redis.call('HSET', conv_key(prefix, tenant, id), 't', tenant, 'f', sender, 'g', guest, 'st', 'open',
-    'ca', now, 'la', now, 'lp', preview, 'ld', dir, 'n', 1, 'un', 0)
-  redis.call('ZADD', prefix .. 'cvg:' .. sender .. ':' .. guest, now, id)
+-- cvl_add appends conversation id, created at now, to a guest's list of
+-- conversations cvl ("<id> <ms>" pairs), keeping the newest CVL_MAX.
+local function cvl_add(cvl, id, now)
+  local out = id .. ' ' .. now
+  if not cvl or cvl == '' then return out end
+  out = cvl .. ' ' .. out
+  if #out > CVL_MAX * 48 then
+    local pairs_ = {}
+    for cid, ms in string.gmatch(out, '(%S+) (%S+)') do pairs_[#pairs_ + 1] = cid .. ' ' .. ms end
+    if #pairs_ > CVL_MAX then
+      out = table.concat(pairs_, ' ', #pairs_ - CVL_MAX + 1, #pairs_)
+    end
+  end
+  return out
+end
+
+-- conv_create makes conversation id of sender and guest, created now: its
+-- hash (empty until its first message is filed), the guest's current
+-- conversation and list of conversations; gv holds the guest's
+-- GUEST_FIELDS. The hash and the guest get their TTLs here; the history
+-- gets its own when the first message is filed.
+local function conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl)
+  local ck = conv_key(prefix, tenant, id)
+  redis.call('HSET', ck, 't', tenant, 'f', sender, 'g', guest, 'st', 'open', 'ca', now, 'la', now, 'n', 0, 'un', 0)
+  redis.call('EXPIRE', ck, ttl)
+  redis.call('HSET', g, 'cv', id, 'cvl', cvl_add(gv[6], id, now))
+  if gv[1] ~= '1' then
+    redis.call('EXPIRE', g, ttl)
+  end
 end
 
 -- conv_outbound finds the conversation an outbound message joins: want
 -- (the caller's id) when given, else the guest's current one, else a new
--- one named newid, holding preview. An archived conversation opens again.
--- Returns the id, whether it was created and whether it was active within
--- RENEW_MS (see conv_add), or nil and why not: 'conv_other' (want is
--- another guest's or number's) or 'conv_closed'.
-local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now, preview)
+-- one named newid. An archived conversation opens again. gv holds the
+-- guest's GUEST_FIELDS. Returns the id and whether it was created, or nil
+-- and why not: 'conv_other' (want is another guest's or number's) or
+-- 'conv_closed'.
+local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, now, ttl)
   local id = want
   if id == '' then
-    id = redis.call('HGET', g, 'cv') or ''
+    id = gv[5] or ''
   end
   if id ~= '' then
     local ck = conv_key(prefix, tenant, id)
-    local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st', 'la')
+    local c = redis.call('HMGET', ck, 't', 'f', 'g', 'st')
     if c[1] then
       if c[1] ~= tenant or c[2] ~= sender or c[3] ~= guest then
         if want ~= '' then return nil, 'conv_other' end
@@ -254,59 +292,144 @@ local function conv_outbound(prefix, g, tenant, sender, guest, want, newid, now,
         if c[4] == 'archived' then
           redis.call('HSET', ck, 'st', 'open')
         end
-        if want ~= '' then redis.call('HSET', g, 'cv', id) end
-        return id, false, tonumber(now) - (tonumber(c[5] or '0') or 0) < RENEW_MS
+        if want ~= '' and gv[5] ~= want then redis.call('HSET', g, 'cv', id) end
+        return id, false
       end
     elseif want == '' then
       id = ''
     end
   end
   if id == '' then id = newid end
-  conv_create(prefix, id, tenant, sender, guest, now, preview, 'out')
-  redis.call('HSET', g, 'cv', id)
-  return id, true, false
+  conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl)
+  return id, true
 end
 
--- conv_add appends entry (JSON) to conversation id of sender and guest:
--- its history, its summary (already written when created) and its place
--- in the tenant's index; the keys' TTLs are renewed unless fresh (active
--- within RENEW_MS).
-local function conv_add(prefix, id, tenant, sender, guest, entry, preview, dir, now, ttl, created, fresh)
-  local ck = conv_key(prefix, tenant, id)
-  local hk = prefix .. 'cvh:' .. tenant .. ':' .. id
-  if not created then
-    redis.call('HSET', ck, 'la', now, 'lp', preview, 'ld', dir)
-    redis.call('HINCRBY', ck, 'n', 1)
+-- file_add appends a message to the shard's file stream, to be filed into
+-- conversation conv by file_pending: k 'o' (outbound) or 'i' (inbound),
+-- at the time of its activity, entry its history entry (JSON), preview
+-- what the inbox shows, created '1' when the message made the
+-- conversation, and extra fields (li, nm for inbound; md metadata).
+local function file_add(prefix, k, tenant, conv, sender, guest, at, entry, preview, created, extra)
+  local args = {'k', k, 't', tenant, 'c', conv, 'f', sender, 'g', guest, 'at', at, 'e', entry, 'p', preview}
+  if created then
+    args[#args + 1] = 'nw'
+    args[#args + 1] = '1'
   end
-  if redis.call('RPUSH', hk, entry) > HISTORY_MAX then
-    redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+  if extra then
+    for i = 1, #extra do args[#args + 1] = extra[i] end
   end
-  redis.call('ZADD', prefix .. 'cvi:' .. tenant, now, id)
-  if not fresh then
-    redis.call('EXPIRE', ck, ttl)
-    redis.call('EXPIRE', hk, ttl)
-    redis.call('EXPIRE', prefix .. 'cvg:' .. sender .. ':' .. guest, ttl)
+  redis.call('XADD', prefix .. 'file', '*', unpack(args))
+end
+
+-- next_stream_id is the smallest stream id after id ("ms-seq").
+local function next_stream_id(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
+end
+
+-- file_pending files up to max of the oldest entries of the shard's file
+-- stream into their conversations and deletes them, in one go: the
+-- history entries (one RPUSH per conversation), the summary (last
+-- activity, preview, direction, message and unread counts, the guest's
+-- last message and name, metadata), the tenant's index (one ZADD per
+-- tenant), and TTL renewals for conversations not active within RENEW_MS.
+-- Entries are filed in the stream's order and each exactly once: the
+-- filing and the deletion are one atomic call. Returns how many were
+-- filed and the stream id of the first of them ('' when none). upto, when
+-- given, is the newest stream id to file.
+local function file_pending(prefix, max, ttl, upto)
+  local stream = prefix .. 'file'
+  local es = redis.call('XRANGE', stream, '-', upto or '+', 'COUNT', max)
+  if #es == 0 then
+    return 0, ''
   end
-end
-
--- conv_meta merges a JSON object of strings into the conversation's metadata.
-local function conv_meta(prefix, tenant, id, md)
-  if md == '' then return end
-  local ck = conv_key(prefix, tenant, id)
-  local cur = redis.call('HGET', ck, 'md')
-  local m = {}
-  if cur then m = cjson.decode(cur) end
-  for k, v in pairs(cjson.decode(md)) do m[k] = v end
-  redis.call('HSET', ck, 'md', cjson.encode(m))
-end
-
--- conv_id_for derives a conversation id from a message id: unique, and on
--- the message's shard like every id ("msg_X_7" → "conv_X_7").
-local function conv_id_for(msgid)
-  return 'conv_' .. string.sub(msgid, 5)
-end
-
--- out_entry is the history entry of an outbound message.
-local function out_entry(id, now, ty, preview, staff)
-  return cjson.encode({d = 'out', id = id, at = tonumber(now), ty = ty, p = preview, sm = staff})
+  local convs, order = {}, {}
+  for _, e in ipairs(es) do
+    local kv, f = e[2], {}
+    for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+    local key = f.t .. '\n' .. f.c
+    local c = convs[key]
+    if not c then
+      c = {t = f.t, id = f.c, f = f.f, g = f.g, es = {}, n = 0, un = 0}
+      convs[key] = c
+      order[#order + 1] = c
+    end
+    c.es[#c.es + 1] = f.e
+    c.n = c.n + 1
+    c.la, c.lp = f.at, f.p
+    if f.nw == '1' and c.n == 1 then c.nw = true end
+    if f.k == 'i' then
+      c.ld = 'in'
+      c.un = c.un + 1
+      if f.li and (not c.li or tonumber(f.li) > tonumber(c.li)) then c.li = f.li end
+      if f.nm and f.nm ~= '' then c.nm = f.nm end
+    else
+      c.ld = 'out'
+    end
+    if f.md then
+      c.md = c.md or {}
+      for k, v in pairs(cjson.decode(f.md)) do c.md[k] = v end
+    end
+  end
+  local idx, tenants = {}, {}
+  for _, c in ipairs(order) do
+    local ck = conv_key(prefix, c.t, c.id)
+    local hk = prefix .. 'cvh:' .. c.t .. ':' .. c.id
+    local set = {'la', c.la, 'lp', c.lp, 'ld', c.ld}
+    local fresh = false
+    if c.nw then
+      -- Made by this message: the hash is as conv_create left it.
+      set[#set + 1] = 'n'; set[#set + 1] = c.n
+      set[#set + 1] = 'un'; set[#set + 1] = c.un
+      if c.li then set[#set + 1] = 'li'; set[#set + 1] = c.li end
+      if c.md then set[#set + 1] = 'md'; set[#set + 1] = cjson.encode(c.md) end
+    else
+      local cur = redis.call('HMGET', ck, 'la', 'li', 'md')
+      fresh = tonumber(c.la) - (tonumber(cur[1] or '0') or 0) < RENEW_MS
+      if c.li and (tonumber(c.li) > (tonumber(cur[2] or '0') or 0)) then
+        set[#set + 1] = 'li'; set[#set + 1] = c.li
+      end
+      if c.md then
+        local m = {}
+        if cur[3] then m = cjson.decode(cur[3]) end
+        for k, v in pairs(c.md) do m[k] = v end
+        set[#set + 1] = 'md'; set[#set + 1] = cjson.encode(m)
+      end
+      redis.call('HINCRBY', ck, 'n', c.n)
+      if c.un > 0 then redis.call('HINCRBY', ck, 'un', c.un) end
+    end
+    if c.nm then set[#set + 1] = 'nm'; set[#set + 1] = c.nm end
+    redis.call('HSET', ck, unpack(set))
+    local len = 0
+    for i = 1, #c.es, 1000 do
+      len = redis.call('RPUSH', hk, unpack(c.es, i, math.min(i + 999, #c.es)))
+    end
+    if len > HISTORY_MAX then
+      redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+    end
+    if c.nw then
+      redis.call('EXPIRE', hk, ttl)
+    elseif not fresh then
+      redis.call('EXPIRE', ck, ttl)
+      redis.call('EXPIRE', hk, ttl)
+      keep_guest(guest_key(prefix, c.f, c.g), ttl)
+    end
+    local z = idx[c.t]
+    if not z then
+      z = {}
+      idx[c.t] = z
+      tenants[#tenants + 1] = c.t
+    end
+    z[#z + 1] = c.la
+    z[#z + 1] = c.id
+  end
+  for _, t in ipairs(tenants) do
+    local z = idx[t]
+    -- ZADD in slices: unpack takes at most a few thousand values.
+    for i = 1, #z, 2000 do
+      redis.call('ZADD', prefix .. 'cvi:' .. t, unpack(z, i, math.min(i + 1999, #z)))
+    end
+  end
+  redis.call('XTRIM', stream, 'MINID', next_stream_id(es[#es][1]))
+  return #es, es[1][1]
 end

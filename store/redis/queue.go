@@ -236,7 +236,7 @@ type beginJob struct {
 
 func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	s, j := b.s, b.job
-	b.cmd = s.scripts.begin.EvalSha(ctx, p,
+	b.cmd = s.scripts.begin.FCall(ctx, p,
 		[]string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
 			j.Stream, s.keys.TenantQueued(j.Shard)},
 		b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL)
@@ -359,7 +359,7 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 		if f.uncounted {
 			uncounted = "1"
 		}
-		f.cmd = s.scripts.retry.EvalSha(ctx, p, []string{msgKey, s.keys.Events(j.Shard), lease},
+		f.cmd = s.scripts.retry.FCall(ctx, p, []string{msgKey, s.keys.Events(j.Shard), lease},
 			j.Lease.Value, f.dueMS, r.code(), r.ErrorTitle, f.now, uncounted, s.stateTTL)
 		return
 	}
@@ -379,7 +379,7 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	if f.opts.DeadLetter {
 		dlq = "1"
 	}
-	f.cmd = s.scripts.finish.EvalSha(ctx, p,
+	f.cmd = s.scripts.finish.FCall(ctx, p,
 		[]string{msgKey, s.keys.Events(j.Shard), lease, j.Stream,
 			s.keys.TenantQueued(j.Shard), s.keys.DLQ(j.Shard), s.keys.FallbackChecks(j.Shard)},
 		j.Lease.Value, GroupDispatch, j.EntryID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID,

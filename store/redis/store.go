@@ -39,6 +39,9 @@ type Config struct {
 	Pipelines int
 	// PipelineMax caps the callers sharing one pipeline (256).
 	PipelineMax int
+	// FileWait bounds how long a conversation read files what waits to be
+	// filed before it answers (1 s; see FileNow).
+	FileWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -72,6 +75,9 @@ func (c *Config) setDefaults() {
 	if c.PipelineMax == 0 {
 		c.PipelineMax = 256
 	}
+	if c.FileWait == 0 {
+		c.FileWait = time.Second
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -100,6 +106,8 @@ type Store struct {
 	batch   *batcher
 
 	stateTTL, idemTTL, convTTL string // seconds, as script arguments
+	// cluster: rdb is a Redis Cluster, where one call's keys share a slot.
+	cluster bool
 	windowMS                   string
 	now                        func() time.Time
 	inboundSeq                 atomic.Uint64 // spreads webhooks over partitions
@@ -150,6 +158,7 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 		windowMS: fmt.Sprint(cfg.Window.Milliseconds()),
 		now:      time.Now,
 	}
+	_, s.cluster = rdb.(*goredis.ClusterClient)
 	if err := s.scripts.load(ctx, rdb); err != nil {
 		return nil, err
 	}
@@ -193,6 +202,17 @@ func (s *Store) createGroups(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// callShard is the shard a merged call of shard's messages is filed under:
+// on a Redis Cluster the shard itself (a call's keys must share a slot);
+// on one server every shard's messages may share one call (-1), which
+// pays a call's fixed cost once per flush rather than once per shard.
+func (s *Store) callShard(shard int) int {
+	if s.cluster {
+		return shard
+	}
+	return -1
 }
 
 // nowMS is the store's clock in Unix milliseconds.

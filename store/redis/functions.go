@@ -1,0 +1,181 @@
+package redis
+
+import (
+	"context"
+	"crypto/sha1"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// The Lua sources: lib.lua's shared local functions, then one file per
+// function, each documenting its KEYS and ARGV.
+var (
+	//go:embed lib.lua
+	libSrc string
+	//go:embed enqueue.lua
+	enqueueSrc string
+	//go:embed begin.lua
+	beginSrc string
+	//go:embed finish.lua
+	finishSrc string
+	//go:embed transition.lua
+	transitionSrc string
+	//go:embed retry.lua
+	retrySrc string
+	//go:embed promote.lua
+	promoteSrc string
+	//go:embed lease.lua
+	leaseSrc string
+	//go:embed gc.lua
+	gcSrc string
+	//go:embed requeue.lua
+	requeueSrc string
+	//go:embed enqueue_many.lua
+	enqueueManySrc string
+	//go:embed cancel_many.lua
+	cancelManySrc string
+	//go:embed inbound.lua
+	inboundSrc string
+	//go:embed optset.lua
+	optsetSrc string
+	//go:embed conv_action.lua
+	convActionSrc string
+	//go:embed claim_due.lua
+	claimDueSrc string
+	//go:embed file.lua
+	fileSrc string
+)
+
+// library is wagate's Redis Functions library: lib.lua once, then every
+// function. It is loaded once per server (FUNCTION LOAD, on every master of
+// a Cluster) and called with FCALL: no script is sent or re-parsed per
+// call, and the shared code is not prepended to each.
+//
+// The library's name and its functions' names end in a hash of the whole
+// source, so two builds of wagate on one Redis (a rolling upgrade) each
+// call their own code; a library of an older build stays loaded, unused.
+type library struct {
+	name string
+	src  string
+	// mu serializes loads; loaded is set once a load succeeded (a later
+	// "function not found" clears it: Redis lost the library).
+	mu sync.Mutex
+}
+
+// function is one function of the library.
+type function struct {
+	lib  *library
+	name string
+}
+
+// scripts holds wagate's functions. They run with FCALL, inside pipelines
+// or alone; after Redis lost them (a new server, FUNCTION FLUSH) a call
+// answers "function not found": the library is loaded again and the call
+// repeated (see batcher and function.Run).
+type scripts struct {
+	lib                                                                    *library
+	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *function
+	enqueueMany, cancelMany, inbound, optset, convAction, claimDue, file   *function
+}
+
+func newScripts() *scripts {
+	type def struct {
+		fn   **function
+		name string
+		src  string
+	}
+	s := &scripts{}
+	defs := []def{
+		{&s.enqueue, "enqueue", enqueueSrc}, {&s.begin, "begin", beginSrc}, {&s.finish, "finish", finishSrc},
+		{&s.transition, "transition", transitionSrc}, {&s.retry, "retry", retrySrc}, {&s.promote, "promote", promoteSrc},
+		{&s.lease, "lease", leaseSrc}, {&s.gc, "gc", gcSrc}, {&s.requeue, "requeue", requeueSrc},
+		{&s.enqueueMany, "enqueue_many", enqueueManySrc}, {&s.cancelMany, "cancel_many", cancelManySrc},
+		{&s.inbound, "inbound", inboundSrc}, {&s.optset, "optset", optsetSrc}, {&s.convAction, "conv_action", convActionSrc},
+		{&s.claimDue, "claim_due", claimDueSrc}, {&s.file, "file", fileSrc},
+	}
+	h := sha1.New()
+	h.Write([]byte(libSrc))
+	for _, d := range defs {
+		h.Write([]byte(d.name))
+		h.Write([]byte(d.src))
+	}
+	tag := hex.EncodeToString(h.Sum(nil))[:12]
+	var b strings.Builder
+	fmt.Fprintf(&b, "#!lua name=wagate_%s\n", tag)
+	b.WriteString(libSrc)
+	s.lib = &library{name: "wagate_" + tag}
+	for _, d := range defs {
+		name := d.name + "_" + tag
+		// The function's parameters are named as a script's globals, so
+		// each source reads KEYS and ARGV as it would under EVAL.
+		fmt.Fprintf(&b, "\nredis.register_function('%s', function(KEYS, ARGV)\n%s\nend)\n", name, d.src)
+		*d.fn = &function{lib: s.lib, name: name}
+	}
+	s.lib.src = b.String()
+	return s
+}
+
+// load puts the library into every master (one server, or each master of
+// a Cluster). A library loaded already is left as it is.
+func (s *scripts) load(ctx context.Context, rdb goredis.UniversalClient) error {
+	return s.lib.load(ctx, rdb)
+}
+
+func (l *library) load(ctx context.Context, rdb goredis.UniversalClient) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	one := func(ctx context.Context, c goredis.Cmdable) error {
+		err := c.FunctionLoad(ctx, l.src).Err()
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			return err
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return one(ctx, c) })
+	} else {
+		err = one(ctx, rdb)
+	}
+	if err != nil {
+		return fmt.Errorf("load redis functions: %w", err)
+	}
+	return nil
+}
+
+// FCall queues a call of the function in pipeline p (or runs it on a
+// client); a "function not found" answer is the caller's to handle.
+func (f *function) FCall(ctx context.Context, p goredis.Cmdable, keys []string, args ...any) *goredis.Cmd {
+	return p.FCall(ctx, f.name, keys, args...)
+}
+
+// Run calls the function on rdb, loading the library first when Redis
+// does not have it.
+func (f *function) Run(ctx context.Context, rdb goredis.UniversalClient, keys []string, args ...any) *goredis.Cmd {
+	cmd := rdb.FCall(ctx, f.name, keys, args...)
+	if isNoScript(cmd.Err()) {
+		if err := f.lib.load(ctx, rdb); err != nil {
+			c := goredis.NewCmd(ctx)
+			c.SetErr(err)
+			return c
+		}
+		cmd = rdb.FCall(ctx, f.name, keys, args...)
+	}
+	return cmd
+}
+
+// isNoScript reports whether err says Redis does not have the function
+// called (a new or flushed server): nothing ran.
+func isNoScript(err error) bool {
+	if err == nil || errors.Is(err, goredis.Nil) {
+		return false
+	}
+	m := err.Error()
+	return strings.HasPrefix(m, "NOSCRIPT") || strings.Contains(m, "Function not found")
+}
