@@ -107,10 +107,10 @@ type Store struct {
 
 	stateTTL, idemTTL, convTTL string // seconds, as script arguments
 	// cluster: rdb is a Redis Cluster, where one call's keys share a slot.
-	cluster bool
-	windowMS                   string
-	now                        func() time.Time
-	inboundSeq                 atomic.Uint64 // spreads webhooks over partitions
+	cluster    bool
+	windowMS   string
+	now        func() time.Time
+	inboundSeq atomic.Uint64 // spreads webhooks over partitions
 }
 
 // Consumer groups of wagate's streams.
