@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,7 +25,12 @@ type cpuSample struct {
 	// machine is the CPU time every process of the machine used
 	// (/proc/stat), so that what others ran during a run shows.
 	machine float64
+	// cmds is Redis's INFO commandstats: time (µs) and calls per command.
+	cmds map[string]cmdStat
 }
+
+// cmdStat is one command's line of INFO commandstats.
+type cmdStat struct{ calls, usec int64 }
 
 // cpuMeter takes the samples; it needs the gateway's metrics and Redis.
 type cpuMeter struct {
@@ -56,10 +62,11 @@ func (m *cpuMeter) sample() cpuSample {
 	}
 	if m.rdb != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		info, err := m.rdb.Info(ctx, "cpu").Result()
+		info, err := m.rdb.Info(ctx, "cpu", "commandstats").Result()
 		cancel()
 		if err == nil {
 			s.redis = redisCPU(info)
+			s.cmds = commandStats(info)
 		}
 	}
 	return s
@@ -127,6 +134,76 @@ func redisCPU(info string) float64 {
 	return u + s
 }
 
+// commandStats reads the "cmdstat_<name>:calls=N,usec=N,…" lines of INFO.
+func commandStats(info string) map[string]cmdStat {
+	out := map[string]cmdStat{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, ok2 := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !ok2 {
+			continue
+		}
+		var st cmdStat
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				st.calls = n
+			case "usec":
+				st.usec = n
+			}
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// inFunctions are the commands wagate's Redis functions run. Their time is
+// in the calling FCALL's, and INFO commandstats lists them on their own as
+// well; so the time Redis spent on a run's commands is FCALL's plus that of
+// the commands not in this set (wagate's own direct reads, the consumers'
+// XREADGROUPs, the bench's INFO…). The same commands sent directly (the
+// loader's XACK, say) are left out of that sum: the per-command figures
+// show them.
+var inFunctions = map[string]bool{"hset": true, "hmget": true, "hget": true, "expire": true, "pexpire": true,
+	"xadd": true, "rpush": true, "ltrim": true, "zadd": true, "zrem": true, "xrange": true, "xrevrange": true,
+	"xtrim": true, "hincrby": true, "hsetnx": true, "hdel": true, "exists": true, "set": true, "get": true,
+	"del": true, "incr": true, "persist": true, "xgroup|create": true, "xdel": true, "xack": true, "xlen": true,
+	"zrangebyscore": true}
+
+// redisCommandFigures are what Redis's commands cost between a and b per
+// unit (µs, from INFO commandstats): the total (see inFunctions), the
+// functions' part, and the costliest commands one by one.
+func redisCommandFigures(a, b cpuSample, units int64, unit string, out map[string]float64) {
+	if a.cmds == nil || b.cmds == nil || units <= 0 {
+		return
+	}
+	type row struct {
+		name string
+		usec int64
+	}
+	var rows []row
+	var total int64
+	for name, st := range b.cmds {
+		d := st.usec - a.cmds[name].usec
+		if d <= 0 || name == "info" {
+			continue
+		}
+		rows = append(rows, row{name, d})
+		if !inFunctions[name] {
+			total += d
+		}
+	}
+	per := func(us int64) float64 { return float64(us) / float64(units) }
+	out["Redis commands per "+unit+" (µs, commandstats)"] = per(total)
+	out["Redis functions (FCALL) per "+unit+" (µs, commandstats)"] = per(b.cmds["fcall"].usec - a.cmds["fcall"].usec)
+	slices.SortFunc(rows, func(x, y row) int { return int(y.usec - x.usec) })
+	for _, r := range rows[:min(len(rows), 8)] {
+		out["Redis cmd "+r.name+" per "+unit+" (µs)"] = per(r.usec)
+	}
+}
+
 // cpuFigures are the CPU used between a and b: cores busy on average,
 // and microseconds per unit (message, request, row) of each process.
 func cpuFigures(a, b cpuSample, units int64, unit string) map[string]float64 {
@@ -146,6 +223,7 @@ func cpuFigures(a, b cpuSample, units int64, unit string) map[string]float64 {
 	}
 	f("gateway", a.gateway, b.gateway)
 	f("redis", a.redis, b.redis)
+	redisCommandFigures(a, b, units, unit, out)
 	f("wabench", a.bench, b.bench)
 	if a.machine >= 0 && b.machine >= 0 {
 		busy := (b.machine - a.machine) / el

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"container/heap"
+	"context"
 	"errors"
 	"time"
 
@@ -26,7 +27,17 @@ type job struct {
 	via       Step      // "" for the primary provider, else the fallback step
 	// hasFallback: the message carries a fallback text for SMS.
 	hasFallback bool
-	heapIndex   int
+	// chunk is the batch's chunk the message came in (nil for a single
+	// send): its entry is acknowledged when all its messages are settled.
+	chunk     *chunk
+	heapIndex int
+}
+
+// chunk is a batch's chunk in a pump's hands: one queue entry standing
+// for left more messages to settle.
+type chunk struct {
+	stream, entryID, batch string
+	index, left            int
 }
 
 // lineKey names a recipient's line in one lane: order is kept per lane, so
@@ -96,8 +107,10 @@ type outcome struct {
 	kind outcomeKind
 	// due: when a job that stays (outRetry) may go again.
 	due time.Time
-	// holdFor holds the whole sender (spam limit, locked account).
-	holdFor time.Duration
+	// holdFor holds the whole sender (spam limit, locked account), for
+	// holdReason ("hold", "stop").
+	holdFor    time.Duration
+	holdReason string
 }
 
 type outcomeKind uint8
@@ -153,6 +166,20 @@ type pump struct {
 	holdUntil                 time.Time
 	fenced                    bool
 	lastActive                time.Time
+	// plain marks the bulk streams last seen to hold single messages;
+	// the others are read a chunk at a time (an entry may be a batch's
+	// chunk of ChunkSize messages).
+	plain map[string]bool
+	// batches caches the options of the batches whose chunks are read.
+	batches map[string]*redis.BatchInfo
+	// unloaded are chunk entries read whose record could not be read yet.
+	unloaded []unloadedChunk
+}
+
+// unloadedChunk is a chunk entry to expand again.
+type unloadedChunk struct {
+	e   redis.Entry
+	ref redis.QueueRef
 }
 
 func newPump(w *shardWorker, sender string) *pump {
@@ -160,7 +187,8 @@ func newPump(w *shardWorker, sender string) *pump {
 	return &pump{w: w, sender: sender, lim: d.rates.Get(sender), pairs: d.pairsFor(sender),
 		done: make(chan outcome, d.cfg.InFlight), poke: make(chan struct{}, 1),
 		exited: make(chan struct{}), bulk: map[string]*fifo{}, caps: map[string]*rate.Limiter{},
-		lines: map[lineKey]*line{}, poked: true, lastActive: time.Now()}
+		lines: map[lineKey]*line{}, poked: true, lastActive: time.Now(),
+		plain: map[string]bool{}, batches: map[string]*redis.BatchInfo{}}
 }
 
 // wake tells the pump there are new messages.
@@ -195,6 +223,9 @@ func (p *pump) run() {
 		}
 		now := time.Now()
 		p.due(now)
+		if len(p.unloaded) > 0 {
+			p.retryUnloaded()
+		}
 		if p.poked || (p.moreTx && p.txHeld < d.cfg.ReadAhead/2) || (p.moreBulk && p.bulkHeld < d.cfg.ReadAhead/2) {
 			p.read()
 		}
@@ -212,6 +243,9 @@ func (p *pump) run() {
 		if j == nil {
 			if next := p.nextTimed(); !next.IsZero() && (until.IsZero() || next.Before(until)) {
 				until = next
+			}
+			if len(p.unloaded) > 0 && (until.IsZero() || now.Add(time.Second).Before(until)) {
+				until = now.Add(time.Second)
 			}
 			if until.IsZero() {
 				// Idle: look at the queues now and then (wake-ups are the
@@ -278,6 +312,9 @@ func (p *pump) handle(o outcome) {
 	p.w.d.m.inFlight.Dec()
 	j := o.j
 	if o.holdFor > 0 {
+		// Counted once the pump holds the sender: from then on it sends
+		// nothing more of the number's until the hold ends.
+		p.w.d.m.held.WithLabelValues(p.sender, o.holdReason).Inc()
 		if until := time.Now().Add(o.holdFor); until.After(p.holdUntil) {
 			p.holdUntil = until
 		}
@@ -285,6 +322,11 @@ func (p *pump) handle(o outcome) {
 	switch o.kind {
 	case outDone:
 		p.settle(j)
+		if c := j.chunk; c != nil {
+			if c.left--; c.left == 0 {
+				go p.chunkDone(c)
+			}
+		}
 	case outRetry:
 		// The head stays where it is, in its line and its queue, until due.
 		j.notBefore = o.due
@@ -333,13 +375,96 @@ func (p *pump) settle(j *job) {
 	p.ready(next)
 }
 
-// arrive takes a read entry into its recipient's line.
+// arrive takes a read entry into its recipient's line; a batch's chunk
+// brings each of its messages.
 func (p *pump) arrive(e *redis.Entry, ref redis.QueueRef) {
+	if e.BatchID != "" {
+		if !p.expand(e, ref) {
+			p.unloaded = append(p.unloaded, unloadedChunk{*e, ref})
+		}
+		return
+	}
 	j := &job{rj: redis.NewJob(p.w.lease, p.w.shard, p.sender, e), msgID: e.MessageID, recipient: e.Recipient,
 		lane: ref.Lane, campaign: ref.Campaign, hasFallback: e.HasFallback}
 	if j.lane != message.LaneBulk {
 		j.lane = message.LaneTx
 	}
+	p.place(j)
+}
+
+// expand brings the messages of a batch's chunk into their lines, each
+// with what makes its state when it is begun. false: the batch or the
+// record could not be read now (retried later).
+func (p *pump) expand(e *redis.Entry, ref redis.QueueRef) bool {
+	d := p.w.d
+	b := p.batches[e.BatchID]
+	if b == nil {
+		var err error
+		if b, err = d.store.BatchSpec(p.w.ctx, e.BatchID); err != nil && !errors.Is(err, redis.ErrNotFound) {
+			return false
+		}
+		if len(p.batches) > 1000 {
+			clear(p.batches)
+		}
+		p.batches[e.BatchID] = b
+	}
+	var items []redis.BatchItem
+	if b != nil {
+		var err error
+		if items, err = d.store.BatchChunk(p.w.ctx, e.BatchID, e.Chunk); err != nil && !errors.Is(err, redis.ErrNotFound) {
+			return false
+		}
+	}
+	c := &chunk{stream: e.Stream, entryID: e.ID, batch: e.BatchID, index: e.Chunk, left: len(items)}
+	if len(items) == 0 {
+		// Settled already (its record is dropped once every message of
+		// it is), or its batch is gone: only the entry is left.
+		go p.chunkDone(c)
+		return true
+	}
+	for i := range items {
+		id := message.BatchMessageID(e.BatchID, e.Chunk*redis.ChunkSize+i)
+		rj := &redis.Job{Lease: p.w.lease, Shard: p.w.shard, Stream: e.Stream,
+			Msg: message.Message{ID: id, Sender: p.sender, Recipient: items[i].Recipient}, Batch: b, Item: &items[i]}
+		p.place(&job{rj: rj, msgID: id, recipient: items[i].Recipient, lane: message.LaneBulk, campaign: ref.Campaign,
+			hasFallback: e.HasFallback, chunk: c})
+	}
+	return true
+}
+
+// retryUnloaded expands the chunks whose records could not be read before.
+func (p *pump) retryUnloaded() {
+	left := p.unloaded[:0]
+	for _, u := range p.unloaded {
+		if !p.expand(&u.e, u.ref) {
+			left = append(left, u)
+		}
+	}
+	clear(p.unloaded[len(left):])
+	p.unloaded = left
+}
+
+// chunkDone acknowledges a chunk whose messages are all settled, retrying
+// while Redis fails (see persist); the next owner does it when this one
+// cannot.
+func (p *pump) chunkDone(c *chunk) {
+	d := p.w.d
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RecordTimeout)
+		err := d.store.ChunkDone(ctx, p.w.lease, p.w.shard, c.stream, c.entryID, c.batch, c.index)
+		cancel()
+		if err == nil || errors.Is(err, redis.ErrFenced) || p.w.lost.Load() {
+			return
+		}
+		d.log.Warn("acknowledging a batch's chunk fails; retrying", "batch", c.batch, "chunk", c.index, "err", err)
+		time.Sleep(wait)
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// place puts j into its recipient's line.
+func (p *pump) place(j *job) {
 	k := lineKey{j.lane, j.recipient}
 	ln := p.lines[k]
 	if ln == nil {
@@ -528,10 +653,16 @@ func (p *pump) loadQueues() bool {
 
 // prune forgets the campaigns whose queue is gone and that hold nothing.
 func (p *pump) prune() {
-	live := map[string]bool{}
+	live, streams := map[string]bool{}, map[string]bool{}
 	for _, r := range p.queues {
+		streams[r.Stream] = true
 		if r.Lane == message.LaneBulk {
 			live[r.Campaign] = true
+		}
+	}
+	for st := range p.plain {
+		if !streams[st] {
+			delete(p.plain, st)
 		}
 	}
 	kept := p.rr[:0]
@@ -580,12 +711,14 @@ func (p *pump) readOnce() int {
 	txRoom, bulkRoom := d.cfg.ReadAhead-p.txHeld, d.cfg.ReadAhead-p.bulkHeld
 	readTx := txRoom > 0 && (poked || p.moreTx)
 	readBulk := bulkRoom > 0 && (poked || p.moreBulk)
-	var txStreams, bulkStreams []string
+	var txStreams, bulkStreams, chunkStreams []string
 	refs := map[string]redis.QueueRef{}
 	for _, r := range p.queues {
 		switch {
-		case r.Lane == message.LaneBulk && readBulk:
+		case r.Lane == message.LaneBulk && readBulk && p.plain[r.Stream]:
 			bulkStreams = append(bulkStreams, r.Stream)
+		case r.Lane == message.LaneBulk && readBulk:
+			chunkStreams = append(chunkStreams, r.Stream)
 		case r.Lane != message.LaneBulk && readTx:
 			txStreams = append(txStreams, r.Stream)
 		default:
@@ -594,11 +727,12 @@ func (p *pump) readOnce() int {
 		refs[r.Stream] = r
 	}
 	txCount := min(txRoom, 500)
-	bulkCount := 0
-	if len(bulkStreams) > 0 {
-		bulkCount = min(max(1, bulkRoom/len(bulkStreams)), 500)
+	bulkCount, chunkCount := 0, 0
+	if n := len(bulkStreams) + len(chunkStreams); n > 0 {
+		bulkCount = min(max(1, bulkRoom/n), 500)
+		chunkCount = max(1, bulkRoom/n/redis.ChunkSize)
 	}
-	es, err := d.store.ReadLanes(p.w.ctx, d.cfg.Instance, txStreams, txCount, bulkStreams, bulkCount)
+	es, err := d.store.ReadLanes(p.w.ctx, d.cfg.Instance, txStreams, txCount, bulkStreams, bulkCount, chunkStreams, chunkCount)
 	if errors.Is(err, redis.ErrQueueGone) {
 		p.refreshed = time.Time{}
 		p.poked = true
@@ -612,8 +746,12 @@ func (p *pump) readOnce() int {
 	}
 	per := map[string]int{}
 	for i := range es {
-		p.arrive(&es[i], refs[es[i].Stream])
-		per[es[i].Stream]++
+		e := &es[i]
+		if refs[e.Stream].Lane == message.LaneBulk {
+			p.plain[e.Stream] = e.BatchID == ""
+		}
+		p.arrive(e, refs[e.Stream])
+		per[e.Stream]++
 	}
 	if len(es) > 0 {
 		p.lastActive = time.Now()
@@ -626,7 +764,7 @@ func (p *pump) readOnce() int {
 	}
 	for stream, n := range per {
 		if refs[stream].Lane == message.LaneBulk {
-			p.moreBulk = p.moreBulk || n >= bulkCount
+			p.moreBulk = p.moreBulk || n >= bulkCount || (n >= chunkCount && !p.plain[stream])
 		} else {
 			p.moreTx = p.moreTx || n >= txCount
 		}

@@ -65,6 +65,12 @@ func (p *pump) deliver(j *job) outcome {
 		if up, _, until = d.breakerFor(prov).allow(); up == nil {
 			// Half-open with its probes out: nothing was written; wait.
 			d.m.sends.WithLabelValues(prov.Name(), "held").Inc()
+			if j.via == "" && d.breakerFor(prov).open() {
+				// The breaker opened after the job was routed to the
+				// primary: route it again now, the fallback chain may
+				// carry it (the pump waits on the breaker if none can).
+				until = time.Now()
+			}
 			return outcome{j: j, kind: outRetry, due: until}
 		}
 	}
@@ -155,6 +161,12 @@ func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) 
 		d.m.sends.WithLabelValues(prov.Name(), outcomeName).Inc()
 		o := p.retry(j, due, r, uncounted)
 		o.holdFor = hold
+		if hold > 0 {
+			o.holdReason = "hold"
+			if pe.Class == provider.ClassStopSender {
+				o.holdReason = "stop"
+			}
+		}
 		return o
 	}
 	switch pe.Class {
@@ -166,11 +178,10 @@ func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) 
 	case provider.ClassPairThrottle:
 		return retry("pair_throttled", p.pairs.Defer(j.recipient, now, pe.RetryAfter), true, 0)
 	case provider.ClassHoldSender, provider.ClassStopSender:
-		hold, reason := d.cfg.HoldFor, "hold"
+		hold := d.cfg.HoldFor
 		if pe.Class == provider.ClassStopSender {
-			hold, reason = d.cfg.StopFor, "stop"
+			hold = d.cfg.StopFor
 		}
-		d.m.held.WithLabelValues(p.sender, reason).Inc()
 		d.log.Error("provider stopped a sender; holding it", "sender", p.sender, "provider", prov.Name(),
 			"for", hold, "code", pe.Code, "error", pe.Title)
 		return retry("held", now.Add(hold), true, hold)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
@@ -54,6 +55,11 @@ type batchMessage struct {
 	TemplateName string          `json:"template_name"`
 	Language     string          `json:"language"`
 	Parameters   json.RawMessage `json:"parameters"`
+	// text is the content's text, read while parsing when the content is
+	// a string or {"text": …} (textErr says why it is not usable).
+	text    string
+	hasText bool
+	textErr string
 }
 
 // itemError is one refused message of a batch.
@@ -66,7 +72,9 @@ type itemError struct {
 // decodeBatch parses and checks a batch; the whole batch is refused when a
 // message is wrong, so that nothing is queued by half.
 func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateResolver) *apiError {
-	if e := decodeJSON(body, r); e != nil {
+	p := batchParsers.Get()
+	defer batchParsers.Put(p)
+	if e := readBatch(p, body, r); e != nil {
 		return e
 	}
 	switch n := len(r.Messages); {
@@ -142,28 +150,162 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 	return nil
 }
 
+// batchParsers are the batch decoder's parsers: a batch body is large, and
+// a parser keeps its memory from one to the next.
+var batchParsers fastjson.ParserPool
+
+// readBatch parses a batch body into r with p, refusing unknown fields and
+// wrong types as decodeJSON does. A message's text content is read here,
+// not decoded again per message.
+func readBatch(p *fastjson.Parser, body []byte, r *batchRequest) *apiError {
+	o, e := parseObject(p, body)
+	if e != nil {
+		return e
+	}
+	var fr fieldReader
+	var buf []byte // the messages' raw content and parameters
+	return fr.visit(o, "", func(k string, v *fastjson.Value) bool {
+		switch k {
+		case "messages":
+			vs, err := v.Array()
+			if err != nil {
+				fr.fail(k, "an array", v)
+				return true
+			}
+			if len(vs) > MaxBatch {
+				// Refused below by its count; no need to read it.
+				r.Messages = make([]batchMessage, len(vs))
+				return true
+			}
+			r.Messages = make([]batchMessage, len(vs))
+			for i, mv := range vs {
+				if fr.err != nil {
+					break
+				}
+				readBatchMessage(&fr, &r.Messages[i], mv, &buf)
+			}
+		case "from":
+			fr.str(&r.From, v, k)
+		case "template_name":
+			fr.str(&r.TemplateName, v, k)
+		case "language":
+			fr.str(&r.Language, v, k)
+		case "rate_limit":
+			r.RateLimit = &struct {
+				MessagesPerSecond float64 `json:"messages_per_second"`
+				BatchSize         int     `json:"batch_size"`
+			}{}
+			if ro := fr.object(v, k); ro != nil {
+				fr.visit(ro, k, func(k2 string, v2 *fastjson.Value) bool {
+					switch k2 {
+					case "messages_per_second":
+						fr.float(&r.RateLimit.MessagesPerSecond, v2, "rate_limit."+k2)
+					case "batch_size":
+						var n int64
+						fr.int(&n, v2, "rate_limit."+k2)
+						r.RateLimit.BatchSize = int(max(min(n, 1<<31-1), -1<<31))
+					default:
+						return false
+					}
+					return true
+				})
+			}
+		case "delivery_options":
+			r.DeliveryOptions = &struct {
+				RetryFailed   *bool `json:"retry_failed"`
+				TrackDelivery *bool `json:"track_delivery"`
+			}{}
+			if do := fr.object(v, k); do != nil {
+				fr.visit(do, k, func(k2 string, v2 *fastjson.Value) bool {
+					var b bool
+					switch k2 {
+					case "retry_failed":
+						fr.bool(&b, v2, "delivery_options."+k2)
+						r.DeliveryOptions.RetryFailed = &b
+					case "track_delivery":
+						fr.bool(&b, v2, "delivery_options."+k2)
+						r.DeliveryOptions.TrackDelivery = &b
+					default:
+						return false
+					}
+					return true
+				})
+			}
+		default:
+			return fr.deliveryField(&r.delivery, k, v)
+		}
+		return true
+	})
+}
+
+// readBatchMessage reads one message of a batch.
+func readBatchMessage(fr *fieldReader, m *batchMessage, v *fastjson.Value, buf *[]byte) {
+	const path = "messages"
+	o := fr.object(v, path)
+	if o == nil {
+		return
+	}
+	fr.visit(o, path, func(k string, v *fastjson.Value) bool {
+		switch k {
+		case "phone":
+			fr.str(&m.Phone, v, path+"."+k)
+		case "guest_phone":
+			fr.str(&m.GuestPhone, v, path+"."+k)
+		case "message_type":
+			fr.str(&m.MessageType, v, path+"."+k)
+		case "template_name":
+			fr.str(&m.TemplateName, v, path+"."+k)
+		case "language":
+			fr.str(&m.Language, v, path+"."+k)
+		case "parameters":
+			m.Parameters = fr.raw(buf, v)
+		case "content":
+			m.Content = fr.raw(buf, v)
+			readBatchText(m, v)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// readBatchText reads a message's content as its text: a string, or an
+// object holding text.
+func readBatchText(m *batchMessage, v *fastjson.Value) {
+	var b []byte
+	switch v.Type() {
+	case fastjson.TypeString:
+		b = v.GetStringBytes()
+	case fastjson.TypeObject:
+		if t := v.Get("text"); t != nil && t.Type() != fastjson.TypeString && t.Type() != fastjson.TypeNull {
+			m.textErr = "content must be a string or {\"text\": …}"
+			return
+		}
+		b = v.GetStringBytes("text")
+	default:
+		m.textErr = "content must be a string or {\"text\": …}"
+		return
+	}
+	if !utf8.Valid(b) {
+		m.textErr = "the text is not valid UTF-8"
+		return
+	}
+	m.text, m.hasText = string(b), true
+}
+
 // batchText returns a batch message's text, or why it has none.
 func batchText(m *batchMessage) (string, string) {
 	if m.MessageType != "" && m.MessageType != "text" {
 		return "", "message_type must be text in a batch"
 	}
-	c := bytes.TrimSpace(m.Content)
 	var text string
 	switch {
-	case len(c) == 0:
+	case m.textErr != "":
+		return "", m.textErr
+	case m.hasText:
+		text = m.text
+	case len(bytes.TrimSpace(m.Content)) == 0:
 		return "", "content is required"
-	case c[0] == '"':
-		if json.Unmarshal(c, &text) != nil {
-			return "", "content is not a valid JSON string"
-		}
-	case c[0] == '{':
-		var o struct {
-			Text string `json:"text"`
-		}
-		if json.Unmarshal(c, &o) != nil {
-			return "", "content must be a string or {\"text\": …}"
-		}
-		text = o.Text
 	default:
 		return "", "content must be a string or {\"text\": …}"
 	}
@@ -224,7 +366,10 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	h.Write([]byte(sender))
 	h.Write(ctx.PostBody())
 	a.Fingerprint = h.Sum64()
-	if e := s.backpressure(p, int64(len(a.Items)), sender, key); e != nil {
+	bctx, bcancel := s.apiCtx()
+	e = s.backpressure(bctx, p, int64(len(a.Items)), sender, key)
+	bcancel()
+	if e != nil {
 		writeError(ctx, e)
 		return
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
 
 	"encoding/json"
 	"fmt"
@@ -68,6 +69,46 @@ func (h *harness) windowRuleOff() {
 	h.srv.settings.forget("grand-plaza")
 }
 
+// takeBulk takes every bulk message of sender as the dispatcher's pump
+// would, without sending any: each gets its state (refused ones "failed")
+// and the others are begun ("sending").
+func (h *harness) takeBulk(sender string) {
+	h.t.Helper()
+	ctx := context.Background()
+	shard := message.ShardFor(sender, h.store.Config().Shards)
+	l, ok, err := h.store.TakeLease(ctx, "dispatch", shard, "test-pump", time.Minute)
+	if err != nil || !ok {
+		h.t.Fatalf("lease: %v %v", ok, err)
+	}
+	defer h.store.ReleaseLease(ctx, l)
+	refs, err := h.store.SenderQueueRefs(ctx, shard, sender)
+	must(h.t, err)
+	for _, ref := range refs {
+		if ref.Lane != message.LaneBulk {
+			continue
+		}
+		es, err := h.store.ReadEntries(ctx, "test-pump", []string{ref.Stream}, 100, nil)
+		must(h.t, err)
+		for _, e := range es {
+			b, err := h.store.BatchSpec(ctx, e.BatchID)
+			must(h.t, err)
+			items, err := h.store.BatchChunk(ctx, e.BatchID, e.Chunk)
+			must(h.t, err)
+			for i := range items {
+				id := message.BatchMessageID(e.BatchID, e.Chunk*redis.ChunkSize+i)
+				j := &redis.Job{Lease: l, Shard: shard, Stream: e.Stream, Batch: b, Item: &items[i],
+					Msg: message.Message{ID: id, Sender: sender, Recipient: items[i].Recipient}}
+				if _, err := h.store.Begin(ctx, j); err != nil {
+					h.t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+// A batch of 10 000 is stored in ten packed records and answers for every
+// message before any of it was sent: its counts, each message's status,
+// the listing and a cancel.
 func TestBatchOfTenThousandInOneRequest(t *testing.T) {
 	h := newHarness(t)
 	h.windowRuleOff()
@@ -75,12 +116,65 @@ func TestBatchOfTenThousandInOneRequest(t *testing.T) {
 	if code != 202 || v["accepted"] != float64(10_000) {
 		t.Fatalf("%d %v", code, v)
 	}
-	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+v["batch_id"].(string), staffToken, "")
+	id := v["batch_id"].(string)
+	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
 	if b["counts"].(map[string]any)["queued"] != float64(10_000) {
 		t.Fatalf("%v", b)
 	}
 	if q := h.queued(); q != 10_000 {
 		t.Fatalf("%d queued", q)
+	}
+	// Nothing per message was written: no message has a state of its own.
+	ctx := context.Background()
+	if keys, _, err := h.store.Client().Scan(ctx, 0, h.store.Keys().Prefix()+":*:msg:*", 100_000).Result(); err != nil || len(keys) != 0 {
+		t.Fatalf("message states written by the API: %d %v", len(keys), err)
+	}
+	for _, i := range []int{0, 999, 1000, 9999} {
+		_, st, _ := h.do("GET", "/api/v1/whatsapp/messages/"+message.BatchMessageID(id, i)+"/status", staffToken, "")
+		if st["status"] != "queued" || st["guest_phone"] != fmt.Sprintf("+1234%06d", i) {
+			t.Fatalf("message %d: %v", i, st)
+		}
+	}
+	if code, _, _ := h.do("GET", "/api/v1/whatsapp/messages/"+message.BatchMessageID(id, 10_000)+"/status", staffToken, ""); code != 404 {
+		t.Fatalf("a position past the batch: %d", code)
+	}
+	if code, _, _ := h.do("GET", "/api/v1/whatsapp/messages/"+message.BatchMessageID(id, 5)+"/status", otherToken, ""); code != 404 {
+		t.Fatalf("another tenant's view: %d", code)
+	}
+	seen, cursor := 0, ""
+	for page := 0; page < 20; page++ {
+		_, l, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id+"/messages?limit=1000"+cursor, staffToken, "")
+		for _, m := range l["messages"].([]any) {
+			m := m.(map[string]any)
+			if m["status"] != "queued" || m["guest_phone"] != fmt.Sprintf("+1234%06d", seen) || m["message_id"] != message.BatchMessageID(id, seen) {
+				t.Fatalf("listed %d: %v", seen, m)
+			}
+			seen++
+		}
+		if l["next_cursor"] == nil {
+			break
+		}
+		cursor = "&cursor=" + l["next_cursor"].(string)
+	}
+	if seen != 10_000 {
+		t.Fatalf("listed %d", seen)
+	}
+	_, c, _ := h.do("POST", "/api/v1/whatsapp/batches/"+id+"/cancel", staffToken, "")
+	if counts := c["counts"].(map[string]any); counts["canceled"] != float64(10_000) || c["status"] != "canceled" {
+		t.Fatalf("cancel: %v", c)
+	}
+	_, st, _ := h.do("GET", "/api/v1/whatsapp/messages/"+message.BatchMessageID(id, 7777)+"/status", staffToken, "")
+	if st["status"] != "canceled" {
+		t.Fatalf("a canceled message: %v", st)
+	}
+	if n, _ := h.store.TenantOpen(ctx, "grand-plaza"); n != 0 {
+		t.Fatalf("%d open after the cancel", n)
+	}
+	// The dispatcher, coming to the chunks, sends none of them.
+	h.takeBulk("+15550001000")
+	_, b, _ = h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
+	if b["counts"].(map[string]any)["canceled"] != float64(10_000) {
+		t.Fatalf("after the dispatcher came: %v", b["counts"])
 	}
 }
 
@@ -125,6 +219,9 @@ func TestBatchIdempotencyAndBackpressure(t *testing.T) {
 	}
 	if q := h.queued(); q != 4 {
 		t.Fatalf("%d queued after a repeat", q)
+	}
+	if n, _ := h.store.TenantOpen(context.Background(), "grand-plaza"); n != 4 {
+		t.Fatalf("%d open after a repeat", n)
 	}
 	h.srv.cfg.DefaultMaxQueued = 10
 	code, v, _ := h.do("POST", batchPath, staffToken, batchBody(7, ""))
@@ -178,23 +275,37 @@ func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 	h.guestSays("100000000000001", "+14155550002", "wamid.b3", "STOP")
 	body := `{"messages":[{"phone":"+14155550001","content":"Spa is open"},{"phone":"+14155550002","content":"Spa is open"},
 		{"phone":"+14155550003","content":"Spa is open"},{"phone":"+14155550004","content":"Spa is open"}]}`
-	before := h.queued()
+	before, _ := h.store.TenantOpen(context.Background(), "grand-plaza")
 	code, v, _ := h.do("POST", batchPath, staffToken, body)
 	if code != 202 || v["accepted"] != 4.0 {
 		t.Fatalf("%d %v", code, v)
 	}
 	id := v["batch_id"].(string)
-	_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
-	counts := b["counts"].(map[string]any)
-	sum := 0.0
-	for _, n := range counts {
-		sum += n.(float64)
+	sums := func() map[string]any {
+		t.Helper()
+		_, b, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id, staffToken, "")
+		counts := b["counts"].(map[string]any)
+		sum := 0.0
+		for _, n := range counts {
+			sum += n.(float64)
+		}
+		if sum != b["total"] {
+			t.Fatalf("counts %v of %v", counts, b["total"])
+		}
+		return counts
 	}
-	if counts["queued"] != 1.0 || counts["failed"] != 3.0 || sum != b["total"] {
-		t.Fatalf("counts %v of %v", counts, b["total"])
+	// Accepted whole; each guest's opt-out and window are checked when
+	// the dispatcher takes the message.
+	if counts := sums(); counts["queued"] != 4.0 {
+		t.Fatalf("counts %v", counts)
 	}
-	if q := h.queued(); q-before != 1 {
-		t.Fatalf("%d queued, want the one guest in the window", q-before)
+	h.takeBulk("+15550001000")
+	counts := sums()
+	if counts["sending"] != 1.0 || counts["failed"] != 3.0 {
+		t.Fatalf("counts %v", counts)
+	}
+	if n, _ := h.store.TenantOpen(context.Background(), "grand-plaza"); n-before != 1 {
+		t.Fatalf("%d open, want the one guest in the window", n-before)
 	}
 	// Each refused message says why.
 	reasons := map[string]bool{}
@@ -229,7 +340,7 @@ func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 		t.Fatalf("failed messages %v", listed)
 	}
 	_, all, _ := h.do("GET", "/api/v1/whatsapp/batches/"+id+"/messages", staffToken, "")
-	if ms := all["messages"].([]any); len(ms) != 4 || ms[0].(map[string]any)["status"] != "queued" || ms[0].(map[string]any)["failure_reason"] != nil || all["next_cursor"] != nil {
+	if ms := all["messages"].([]any); len(ms) != 4 || ms[0].(map[string]any)["status"] != "sending" || ms[0].(map[string]any)["failure_reason"] != nil || all["next_cursor"] != nil {
 		t.Fatalf("every message: %v", all)
 	}
 	for _, q := range []string{"?status=gone", "?limit=0", "?cursor=x"} {
@@ -237,10 +348,10 @@ func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 			t.Fatalf("%s: %d %v", q, code, v)
 		}
 	}
-	// Canceling the rest keeps them adding up.
+	// A cancel leaves the message being sent, and the counts add up.
 	_, c, _ := h.do("POST", "/api/v1/whatsapp/batches/"+id+"/cancel", staffToken, "")
 	counts = c["counts"].(map[string]any)
-	if counts["canceled"] != 1.0 || counts["failed"] != 3.0 || c["status"] != "canceled" {
+	if counts["canceled"] != 0.0 || counts["sending"] != 1.0 || counts["failed"] != 3.0 {
 		t.Fatalf("after cancel %v", c)
 	}
 }

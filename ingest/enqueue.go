@@ -73,10 +73,12 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 			return out
 		}
 	}
+	// One deadline for the request's Redis work: its settings, its
+	// tenant's count and the enqueue.
+	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
+	defer cancel()
 	if o.Type != message.TypeTemplate {
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-		st, err := s.settings.get(sctx, p.Tenant.ID)
-		cancel()
+		st, err := s.settings.get(rctx, p.Tenant.ID)
 		if err != nil {
 			// The safe choice: the defaults, which enforce the window.
 			s.log.Warn("tenant settings", "err", err)
@@ -84,24 +86,22 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 		a.WindowCheck = st.WindowEnforcement
 	}
 	a.Fingerprint = fingerprint(a)
-	if e := s.backpressure(p, 1, sender, key); e != nil {
+	if e := s.backpressure(rctx, p, 1, sender, key); e != nil {
 		writeError(ctx, e)
 		return out
 	}
-	return s.enqueueAndAnswer(ctx, a, out)
+	return s.enqueueAndAnswer(rctx, ctx, a, out)
 }
 
 // backpressure refuses n more messages of p's tenant when its messages not
 // yet sent are at its cap, so that Redis does not grow without bound. A
 // repeat of an accepted request (its Idempotency-Key is known) passes: it
 // queues nothing and must get its first answer back.
-func (s *Server) backpressure(p Principal, n int64, sender, idemKey string) *apiError {
+func (s *Server) backpressure(ctx context.Context, p Principal, n int64, sender, idemKey string) *apiError {
 	limit := p.Tenant.MaxQueued
 	if limit == 0 {
 		limit = s.cfg.DefaultMaxQueued
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	defer cancel()
 	open := s.depth.get(ctx, p.Tenant.ID)
 	if open+n <= limit {
 		s.depth.add(p.Tenant.ID, n)
@@ -120,12 +120,11 @@ func (s *Server) backpressure(p Principal, n int64, sender, idemKey string) *api
 		RetryAfter:      5}
 }
 
-// enqueueAndAnswer queues a and answers 202 with the message id once Redis
-// holds it. out is scratch for the answer, returned for reuse.
-func (s *Server) enqueueAndAnswer(ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, out []byte) []byte {
-	ectx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	res, err := s.store.Enqueue(ectx, a)
-	cancel()
+// enqueueAndAnswer queues a (within rctx's deadline) and answers 202 with
+// the message id once Redis holds it. out is scratch for the answer,
+// returned for reuse.
+func (s *Server) enqueueAndAnswer(rctx context.Context, ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, out []byte) []byte {
+	res, err := s.store.Enqueue(rctx, a)
 	if err != nil {
 		s.log.Warn("enqueue failed", "err", err)
 		if errors.Is(err, redis.ErrUnconfirmed) {

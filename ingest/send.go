@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
@@ -30,6 +31,9 @@ type sendRequest struct {
 	delivery
 	// text is Content decoded, for a text message.
 	text textContent
+	// buf holds Content's bytes; it keeps its memory from request to
+	// request.
+	buf []byte
 }
 
 // textContent is the content of a text message.
@@ -159,6 +163,7 @@ const maxRefLen = 255
 // sendState is the per-request scratch of a send; it comes from sendPool and
 // the handler owns it until it returns.
 type sendState struct {
+	parser  fastjson.Parser
 	req     sendRequest
 	o       outbound
 	content []byte
@@ -168,13 +173,56 @@ type sendState struct {
 
 var sendPool = sync.Pool{New: func() any { return &sendState{content: make([]byte, 0, 512), out: make([]byte, 0, 128)} }}
 
-// decodeSend parses and checks a send body. The error names the field.
-// Unknown fields are refused, as Meta does: a misspelt or misplaced field
-// silently ignored would send something else than the caller meant.
-func decodeSend(body []byte, r *sendRequest) *apiError {
-	*r = sendRequest{}
-	if e := decodeJSON(body, r); e != nil {
+// decodeSend parses and checks a send body with p. The error names the
+// field. Unknown fields are refused, as Meta does: a misspelt or misplaced
+// field silently ignored would send something else than the caller meant.
+func decodeSend(p *fastjson.Parser, body []byte, r *sendRequest) *apiError {
+	*r = sendRequest{buf: r.buf[:0]}
+	o, e := parseObject(p, body)
+	if e != nil {
 		return e
+	}
+	var fr fieldReader
+	var content *fastjson.Value
+	if e := fr.visit(o, "", func(k string, v *fastjson.Value) bool {
+		switch k {
+		case "guest_phone":
+			fr.str(&r.GuestPhone, v, k)
+		case "message_type":
+			fr.str(&r.MessageType, v, k)
+		case "content":
+			content = v
+			r.Content = fr.raw(&r.buf, v)
+		case "conversation_id":
+			fr.str(&r.ConversationID, v, k)
+		case "staff_member_id":
+			fr.str(&r.StaffMemberID, v, k)
+		case "from":
+			fr.str(&r.From, v, k)
+		default:
+			return fr.deliveryField(&r.delivery, k, v)
+		}
+		return true
+	}); e != nil {
+		return e
+	}
+	if r.MessageType == "text" && content != nil {
+		if content.Type() != fastjson.TypeObject {
+			return invalidRequest("content must be an object", map[string]any{"field": "content"})
+		}
+		if e := fr.visit(fr.object(content, "content"), "content", func(k string, v *fastjson.Value) bool {
+			switch k {
+			case "text":
+				fr.str(&r.text.Text, v, "content.text")
+			case "preview_url":
+				fr.bool(&r.text.PreviewURL, v, "content.preview_url")
+			default:
+				return false
+			}
+			return true
+		}); e != nil {
+			return e
+		}
 	}
 	if r.GuestPhone == "" {
 		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is required",
@@ -191,12 +239,6 @@ func decodeSend(body []byte, r *sendRequest) *apiError {
 	case "":
 		return invalidRequest("message_type is required", map[string]any{"field": "message_type", "allowed": sendTypes})
 	case "text":
-		if len(bytes.TrimSpace(r.Content)) == 0 {
-			return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
-		}
-		if e := decodeField(r.Content, &r.text, "content"); e != nil {
-			return e
-		}
 		if strings.TrimSpace(r.text.Text) == "" {
 			return invalidRequest("content.text is required", map[string]any{"field": "content.text"})
 		}
@@ -344,7 +386,7 @@ func fingerprint(a *redis.EnqueueArgs) uint64 {
 func (s *Server) handleSend(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	st := sendPool.Get().(*sendState)
 	defer sendPool.Put(st)
-	if e := decodeSend(ctx.PostBody(), &st.req); e != nil {
+	if e := decodeSend(&st.parser, ctx.PostBody(), &st.req); e != nil {
 		writeError(ctx, e)
 		return
 	}

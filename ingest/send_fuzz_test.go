@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"github.com/valyala/fastjson"
 	"testing"
 	"unicode/utf8"
 
@@ -21,7 +22,8 @@ func FuzzDecodeSend(f *testing.F) {
 	f.Add([]byte(``))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var r sendRequest
-		if e := decodeSend(body, &r); e != nil {
+		var p fastjson.Parser
+		if e := decodeSend(&p, body, &r); e != nil {
 			if e.Code == "" || e.Message == "" {
 				t.Fatalf("error without code or message: %+v", e)
 			}

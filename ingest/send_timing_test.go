@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"github.com/valyala/fastjson"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -58,10 +59,11 @@ func BenchmarkAppendTextContent(b *testing.B) {
 // hands on to Enqueue.
 func BenchmarkDecodeSend(b *testing.B) {
 	var r sendRequest
+	var p fastjson.Parser
 	b.SetBytes(int64(len(benchSendBody)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if e := decodeSend(benchSendBody, &r); e != nil {
+		if e := decodeSend(&p, benchSendBody, &r); e != nil {
 			b.Fatal(e.Message)
 		}
 	}
@@ -71,9 +73,10 @@ func BenchmarkDecodeSend(b *testing.B) {
 func BenchmarkDecodeSendInvalid(b *testing.B) {
 	body := []byte(`{"guest_phone":"1234567890","message_type":"text","content":{"text":"x"}}`)
 	var r sendRequest
+	var p fastjson.Parser
 	b.ReportAllocs()
 	for b.Loop() {
-		if e := decodeSend(body, &r); e == nil {
+		if e := decodeSend(&p, body, &r); e == nil {
 			b.Fatal("accepted a number without +")
 		}
 	}
@@ -91,7 +94,7 @@ func BenchmarkFingerprint(b *testing.B) {
 // benchServer is the API server over the test Redis (a prefix of its own),
 // without a listener: requests go to its handler directly, so what is
 // measured is the gateway's work per request, network excluded.
-func benchServer(b *testing.B) fasthttp.RequestHandler {
+func benchServer(b testing.TB) fasthttp.RequestHandler {
 	b.Helper()
 	rdb := redistest.Client(b)
 	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(b, rdb)})

@@ -44,29 +44,52 @@ func appendID(dst []byte, prefix string, shard int, nowMS int64, r uint64) []byt
 	return strconv.AppendInt(dst, int64(shard), 10)
 }
 
+// BatchIndexBits are the low bits of a batch id's random part that are
+// zero in the batch's id and hold a message's position in its messages'
+// ids: a batch takes at most 1 << BatchIndexBits messages.
+const BatchIndexBits = 14
+
 // NewBatchID returns a new batch id for shard: like a message id, with
-// BatchPrefix.
+// BatchPrefix, and the low BatchIndexBits of its random part zero.
 func NewBatchID(shard int, nowMS int64) string {
 	var b [40]byte
-	return string(appendID(b[:0], BatchPrefix, shard, nowMS, rand.Uint64()))
+	return string(appendID(b[:0], BatchPrefix, shard, nowMS, rand.Uint64()&^(1<<BatchIndexBits-1)))
 }
 
-// BatchMessageID is the id of message index of a batch: derived from the
-// batch's, so that queueing a batch again (a retry with the same
-// Idempotency-Key) finds the messages it queued the first time.
+// BatchMessageID is the id of message index of a batch: the batch's time,
+// random part and shard, with index in the random part's low bits. So a
+// batch needs no list of its messages' ids, queueing a batch again (a retry
+// with the same Idempotency-Key) finds the messages it queued the first
+// time, and BatchOf finds a message's batch and position from its id alone
+// (a message not yet materialised from its batch's packed record is
+// answered from that record).
 func BatchMessageID(batchID string, index int) string {
 	shard, _ := shardOf(BatchPrefix, batchID)
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(batchID); i++ {
-		h ^= uint64(batchID[i])
-		h *= 1099511628211
-	}
-	for x := uint64(index) + 1; x > 0; x >>= 8 {
-		h ^= x & 0xff
-		h *= 1099511628211
-	}
+	r := randomPart(batchID, BatchPrefix) | uint64(index)&(1<<BatchIndexBits-1)
 	var b [40]byte
-	return string(appendID(b[:0], IDPrefix, shard, IDTimeMS(batchID), h))
+	return string(appendID(b[:0], IDPrefix, shard, IDTimeMS(batchID), r))
+}
+
+// BatchOf returns the batch id and position that message id would have if
+// it were a batch's message. Any valid message id has an answer: whether
+// that batch exists, and holds that position, is the store's to say.
+func BatchOf(id string) (string, int, error) {
+	shard, err := ShardOf(id)
+	if err != nil {
+		return "", 0, err
+	}
+	r := randomPart(id, IDPrefix)
+	var b [40]byte
+	return string(appendID(b[:0], BatchPrefix, shard, IDTimeMS(id), r&^(1<<BatchIndexBits-1))), int(r & (1<<BatchIndexBits - 1)), nil
+}
+
+// randomPart decodes the 64 random bits of a valid id with prefix.
+func randomPart(id, prefix string) uint64 {
+	var r uint64
+	for i := len(prefix) + 10; i < len(prefix)+idBodyLen && i < len(id); i++ {
+		r = r<<5 | uint64(crockfordValue(id[i]))
+	}
+	return r
 }
 
 // BatchShardOf returns the shard encoded in a batch id, or ErrBadID.

@@ -112,6 +112,12 @@ func TestBatchIDs(t *testing.T) {
 			t.Fatalf("message %d of the batch: %s %d %v (seen %v)", i, id, sh, err, seen[id])
 		}
 		seen[id] = true
+		if bb, k, err := BatchOf(id); err != nil || bb != b || k != i {
+			t.Fatalf("BatchOf(%s) = %s %d %v, want %s %d", id, bb, k, err, b, i)
+		}
+	}
+	if _, _, err := BatchOf(b); err == nil {
+		t.Fatal("BatchOf took a batch id")
 	}
 	if BatchMessageID(b, 3) != BatchMessageID(b, 3) || BatchMessageID(b, 3) == BatchMessageID(NewBatchID(7, 1700000000000), 3) {
 		t.Fatal("batch message ids must be a function of the batch and the index")

@@ -14,10 +14,6 @@ import (
 	"github.com/wagate/wagate/message"
 )
 
-// batchChunk is how many messages of a batch one script call queues: large
-// enough to amortize the call, small enough not to hold Redis long.
-const batchChunk = 500
-
 // BatchItem is one message of a batch.
 type BatchItem struct {
 	Recipient string
@@ -44,7 +40,8 @@ type BatchArgs struct {
 	// NoRetry sends each message once: a failed attempt is final.
 	NoRetry bool
 	// WindowCheck records free-form messages to guests whose 24-hour
-	// window is closed as failed instead of queueing them.
+	// window is closed as failed instead of sending them (when the
+	// dispatcher comes to them).
 	WindowCheck bool
 	// IdempotencyKey and Fingerprint make a repeated request find the first
 	// batch (see EnqueueBatch).
@@ -58,29 +55,44 @@ func (s *Store) NewBatchID(sender string) string {
 	return message.NewBatchID(message.ShardFor(sender, s.cfg.Shards), s.nowMS())
 }
 
-// manyJob carries one chunk of a batch through the batcher.
-type manyJob struct {
-	script *function
-	keys   []string
-	args   []any
-	cmd    *goredis.Cmd
-	err    error
-	done   chan struct{}
+// chunksJob carries a batch's chunks through the batcher: one call per
+// chunk, all in one pipeline, so that they are queued in the batch's order
+// (one recipient's messages of a batch go out in order).
+type chunksJob struct {
+	fn   *function
+	keys []string
+	args [][]any
+	cmds []*goredis.Cmd
+	err  error
+	done chan struct{}
 }
 
-func (j *manyJob) queue(ctx context.Context, p goredis.Pipeliner) {
-	j.cmd = j.script.FCall(ctx, p, j.keys, j.args...)
+func (j *chunksJob) queue(ctx context.Context, p goredis.Pipeliner) {
+	j.cmds = j.cmds[:0]
+	for _, a := range j.args {
+		j.cmds = append(j.cmds, j.fn.FCall(ctx, p, j.keys, a...))
+	}
 }
-func (j *manyJob) noScript() bool { return j.cmd != nil && isNoScript(j.cmd.Err()) }
-func (j *manyJob) finish(err error) {
+
+func (j *chunksJob) noScript() bool {
+	return slices.ContainsFunc(j.cmds, func(c *goredis.Cmd) bool { return isNoScript(c.Err()) })
+}
+
+func (j *chunksJob) finish(err error) {
 	j.err = err
 	j.done <- struct{}{}
 }
 
-// EnqueueBatch queues a batch, a chunk of messages per script call, the
-// chunks sharing pipelines with other callers. With an IdempotencyKey, a
+// ErrBatchTooLarge: a batch holds more messages than its ids can number.
+var ErrBatchTooLarge = errors.New("a batch takes at most 16384 messages")
+
+// EnqueueBatch queues a batch: its hash (the options every message shares)
+// and, per chunk of up to ChunkSize messages, one packed record and one
+// queue entry (enqueue_chunk.lua), the chunks sharing pipelines with other
+// callers. Each message's state, conversation and "queued" event are made
+// by the dispatcher when it takes the message. With an IdempotencyKey, a
 // request seen before answers the first batch's id (Outcome Duplicate, or
-// Conflict when it asked for something else) and queues again whatever of
+// Conflict when it asked for something else) and stores whatever chunk of
 // that batch is missing, so that a request cut short by a Redis failure is
 // completed by its retry without duplicates. It returns how many messages
 // were queued now.
@@ -88,6 +100,9 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	shard := message.ShardFor(a.Sender, s.cfg.Shards)
 	if sh, err := message.BatchShardOf(a.ID); err != nil || sh != shard {
 		return EnqueueResult{}, 0, fmt.Errorf("enqueue batch: id %q is not one of this sender's", a.ID)
+	}
+	if len(a.Items) > 1<<message.BatchIndexBits {
+		return EnqueueResult{}, 0, fmt.Errorf("enqueue batch: %w", ErrBatchTooLarge)
 	}
 	res := EnqueueResult{ID: a.ID, Outcome: Queued, Status: message.StatusQueued}
 	now := s.nowMS()
@@ -117,68 +132,59 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	if campaign == "" {
 		campaign = a.ID
 	}
-	lane := string(message.LaneBulk)
-	ttl := s.cfg.StateTTL
 	queue := s.keys.SenderQueue(shard, a.Sender, message.LaneBulk, campaign)
-	target := queue
-	due := max(a.DueMS, now)
-	if due > now {
-		target = s.keys.Delay(shard)
-		ttl += time.Duration(due-now) * time.Millisecond
+	due := int64(0)
+	if a.DueMS > now {
+		due = a.DueMS
+	}
+	chunks := (len(a.Items) + ChunkSize - 1) / ChunkSize
+	maxAttempts := 0
+	if a.NoRetry {
+		maxAttempts = 1
 	}
 	meta := s.keys.Batch(shard, a.ID)
 	p := s.rdb.TxPipeline()
-	p.HSet(ctx, meta, "t", a.TenantID, "f", a.Sender, "n", len(a.Items), "mps", a.RatePerSecond, "cp", campaign)
+	// The hash lives until every chunk is settled (chunk_done.lua): a
+	// campaign may wait longer than any TTL for its number's rate.
+	p.HSet(ctx, meta, "t", a.TenantID, "f", a.Sender, "n", len(a.Items), "mps", a.RatePerSecond, "cp", campaign,
+		"ck", chunks, "x", a.ExpiresMS, "ft", a.FallbackText, "fas", int64(a.FallbackAfter/time.Second),
+		"ma", maxAttempts, "wc", flag(a.WindowCheck))
 	// A replay (the same Idempotency-Key) keeps the batch's first times.
 	p.HSetNX(ctx, meta, "ca", now)
-	p.HSetNX(ctx, meta, "due", due)
-	p.Expire(ctx, meta, ttl)
-	p.HSet(ctx, s.keys.Batch(shard, campaign), "mps", a.RatePerSecond)
-	p.Expire(ctx, s.keys.Batch(shard, campaign), ttl)
+	p.HSetNX(ctx, meta, "due", max(due, now))
+	if campaign != a.ID {
+		ck := s.keys.Batch(shard, campaign)
+		p.HSet(ctx, ck, "mps", a.RatePerSecond)
+		p.Expire(ctx, ck, s.cfg.StateTTL+time.Duration(max(due-now, 0))*time.Millisecond)
+	}
 	if _, err := p.Exec(ctx); err != nil {
 		return res, 0, fmt.Errorf("enqueue batch: %w", classify(err))
 	}
-	jobs := make([]*manyJob, 0, (len(a.Items)+batchChunk-1)/batchChunk)
-	for lo := 0; lo < len(a.Items); lo += batchChunk {
-		hi := min(lo+batchChunk, len(a.Items))
-		j := &manyJob{script: s.scripts.enqueueMany, done: make(chan struct{}, 1),
-			keys: make([]string, 0, 7+hi-lo), args: make([]any, 0, 17+5*(hi-lo))}
-		j.keys = append(j.keys, target, s.keys.Events(shard), s.keys.Senders(shard), s.keys.SenderQueues(shard, a.Sender),
-			s.keys.Wake(shard), s.keys.TenantQueued(shard), s.keys.Awake(shard))
-		maxAttempts := 0
-		if a.NoRetry {
-			maxAttempts = 1
-		}
-		j.args = append(j.args, now, int64(ttl/time.Second), a.TenantID, a.Sender, lane, campaign, due, a.ExpiresMS,
-			queue, lane+"\t"+campaign, a.FallbackText, int64(a.FallbackAfter/time.Second), maxAttempts,
-			s.keys.ShardPrefix(shard), flag(a.WindowCheck), s.windowMS, s.convTTL)
-		for i := lo; i < hi; i++ {
-			id := message.BatchMessageID(a.ID, i)
-			it := &a.Items[i]
-			j.keys = append(j.keys, s.keys.Msg(shard, id))
-			j.args = append(j.args, id, it.Recipient, string(it.Type), it.Content, it.Preview)
-		}
-		jobs = append(jobs, j)
-		s.batch.submit(ctx, j)
+	fb := flag(a.FallbackText != "")
+	regval := string(message.LaneBulk) + "\t" + campaign
+	j := &chunksJob{fn: s.scripts.enqueueChunk, done: make(chan struct{}, 1), keys: []string{meta}}
+	for k := 0; k < chunks; k++ {
+		lo, hi := k*ChunkSize, min((k+1)*ChunkSize, len(a.Items))
+		j.args = append(j.args, []any{s.keys.ShardPrefix(shard), a.ID, k, appendChunk(nil, a.Items[lo:hi]), hi - lo,
+			a.TenantID, a.Sender, queue, regval, due, fb})
 	}
+	s.batch.submit(ctx, j)
 	queued := 0
 	var firstErr error
-	for _, j := range jobs {
-		if !waitDone(ctx, j.done) {
-			firstErr = fmt.Errorf("%w: %w", ErrUnconfirmed, ctx.Err())
-			continue
-		}
-		err := j.err
-		if err == nil {
-			err = j.cmd.Err()
-		}
-		if err != nil {
+	if !waitDone(ctx, j.done) {
+		return res, 0, fmt.Errorf("enqueue batch: %w: %w", ErrUnconfirmed, ctx.Err())
+	}
+	if j.err != nil {
+		firstErr = classify(j.err)
+	}
+	for _, c := range j.cmds {
+		if err := c.Err(); err != nil {
 			if firstErr == nil {
 				firstErr = classify(err)
 			}
 			continue
 		}
-		if v, _ := j.cmd.Slice(); len(v) == 3 {
+		if v, _ := c.Slice(); len(v) == 2 {
 			n, _ := v[0].(int64)
 			queued += int(n)
 		}
@@ -189,7 +195,7 @@ func (s *Store) EnqueueBatch(ctx context.Context, a *BatchArgs) (EnqueueResult, 
 	return res, queued, nil
 }
 
-// BatchInfo is a batch and how its messages stand.
+// BatchInfo is a batch, its options and how its messages stand.
 type BatchInfo struct {
 	ID            string
 	TenantID      string
@@ -199,29 +205,93 @@ type BatchInfo struct {
 	RatePerSecond float64
 	CreatedMS     int64
 	DueMS         int64
-	// Counts are the batch's messages by status.
+	// The options every message of the batch shares.
+	ExpiresMS     int64
+	FallbackText  string
+	FallbackAfter time.Duration
+	MaxAttempts   int
+	WindowCheck   bool
+	// Chunks is how many packed records the batch was stored in.
+	Chunks int
+	// Counts are the batch's messages by status (Batch only).
 	Counts map[message.Status]int
 }
 
-// Batch returns batch id with its counts by status, or ErrNotFound.
-func (s *Store) Batch(ctx context.Context, id string) (*BatchInfo, error) {
+// batchMeta reads batch id's hash, or ErrNotFound.
+func (s *Store) batchMeta(ctx context.Context, id string) (*BatchInfo, int, error) {
+	shard, err := message.BatchShardOf(id)
+	if err != nil || shard >= s.cfg.Shards {
+		return nil, 0, ErrNotFound
+	}
+	m, err := s.rdb.HGetAll(ctx, s.keys.Batch(shard, id)).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("batch %s: %w", id, err)
+	}
+	if m["t"] == "" {
+		return nil, 0, ErrNotFound
+	}
+	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
+	rate, _ := strconv.ParseFloat(m["mps"], 64)
+	return &BatchInfo{ID: id, TenantID: m["t"], Sender: m["f"], Campaign: m["cp"], Total: int(num("n")),
+		RatePerSecond: rate, CreatedMS: num("ca"), DueMS: num("due"), ExpiresMS: num("x"), FallbackText: m["ft"],
+		FallbackAfter: time.Duration(num("fas")) * time.Second, MaxAttempts: int(num("ma")), WindowCheck: m["wc"] == "1",
+		Chunks: int(num("ck"))}, shard, nil
+}
+
+// BatchSpec returns batch id's options (for the dispatcher), or ErrNotFound.
+func (s *Store) BatchSpec(ctx context.Context, id string) (*BatchInfo, error) {
+	b, _, err := s.batchMeta(ctx, id)
+	return b, err
+}
+
+// BatchChunk returns the messages of chunk k of batch id, or ErrNotFound
+// when the record is gone (every message of it is settled).
+func (s *Store) BatchChunk(ctx context.Context, id string, k int) ([]BatchItem, error) {
 	shard, err := message.BatchShardOf(id)
 	if err != nil || shard >= s.cfg.Shards {
 		return nil, ErrNotFound
 	}
-	m, err := s.rdb.HGetAll(ctx, s.keys.Batch(shard, id)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("batch %s: %w", id, err)
-	}
-	if m["t"] == "" {
+	b, err := s.rdb.Get(ctx, s.keys.BatchChunk(shard, id, k)).Bytes()
+	if errors.Is(err, goredis.Nil) {
 		return nil, ErrNotFound
 	}
-	num := func(k string) int64 { n, _ := strconv.ParseInt(m[k], 10, 64); return n }
-	rate, _ := strconv.ParseFloat(m["mps"], 64)
-	b := &BatchInfo{ID: id, TenantID: m["t"], Sender: m["f"], Campaign: m["cp"], Total: int(num("n")),
-		RatePerSecond: rate, CreatedMS: num("ca"), DueMS: num("due"), Counts: map[message.Status]int{}}
-	ids := batchMessageIDs(id, 0, b.Total)
+	if err != nil {
+		return nil, fmt.Errorf("batch %s chunk %d: %w", id, k, err)
+	}
+	items, err := decodeChunk(b)
+	if err != nil {
+		return nil, fmt.Errorf("batch %s chunk %d: %w", id, k, err)
+	}
+	return items, nil
+}
+
+// unsent is the status of a batch's message the dispatcher has not taken
+// yet: scheduled until the batch is due, then queued.
+func (s *Store) unsent(b *BatchInfo) message.Status {
+	if b.DueMS > s.nowMS() {
+		return message.StatusScheduled
+	}
+	return message.StatusQueued
+}
+
+// Batch returns batch id with its counts by status, or ErrNotFound. A
+// message the dispatcher has not taken yet (no state of its own, its chunk's
+// record still there) counts as queued, or scheduled.
+func (s *Store) Batch(ctx context.Context, id string) (*BatchInfo, error) {
+	b, shard, err := s.batchMeta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b.Counts = map[message.Status]int{}
+	// The records first, then the states: a record is dropped only once
+	// every message of it has a state, so a state missing after its
+	// record was seen is a message not taken yet.
 	p := s.rdb.Pipeline()
+	recs := make([]*goredis.IntCmd, b.Chunks)
+	for k := range recs {
+		recs[k] = p.Exists(ctx, s.keys.BatchChunk(shard, id, k))
+	}
+	ids := batchMessageIDs(id, 0, b.Total)
 	cmds := make([]*goredis.StringCmd, len(ids))
 	for i, mid := range ids {
 		cmds[i] = p.HGet(ctx, s.keys.Msg(shard, mid), "st")
@@ -229,9 +299,13 @@ func (s *Store) Batch(ctx context.Context, id string) (*BatchInfo, error) {
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("batch %s: %w", id, err)
 	}
-	for _, c := range cmds {
-		if st := c.Val(); st != "" {
+	unsent := s.unsent(b)
+	for i, c := range cmds {
+		switch st := c.Val(); {
+		case st != "":
 			b.Counts[message.Status(st)]++
+		case recs[i/ChunkSize].Val() == 1:
+			b.Counts[unsent]++
 		}
 	}
 	return b, nil
@@ -256,17 +330,12 @@ const batchScanMax = 5000
 // (all when empty), at most limit. next is where the following page
 // begins, -1 after the last message. The caller checks the tenant (Batch).
 func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Status, cursor, limit int) ([]BatchMessage, int, error) {
-	shard, err := message.BatchShardOf(id)
-	if err != nil || shard >= s.cfg.Shards {
-		return nil, -1, ErrNotFound
-	}
-	total, err := s.rdb.HGet(ctx, s.keys.Batch(shard, id), "n").Int()
-	if errors.Is(err, goredis.Nil) {
-		return nil, -1, ErrNotFound
-	}
+	b, shard, err := s.batchMeta(ctx, id)
 	if err != nil {
-		return nil, -1, fmt.Errorf("batch %s messages: %w", id, err)
+		return nil, -1, err
 	}
+	total := b.Total
+	unsent := s.unsent(b)
 	var out []BatchMessage
 	for scanned := 0; scanned < batchScanMax && len(out) < limit; {
 		n := min(500, batchScanMax-scanned, total-cursor)
@@ -275,6 +344,12 @@ func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Sta
 		}
 		ids := batchMessageIDs(id, cursor, n)
 		p := s.rdb.Pipeline()
+		// The records of the page's chunks first (see Batch).
+		first, last := cursor/ChunkSize, (cursor+n-1)/ChunkSize
+		recs := make([]*goredis.StringCmd, last-first+1)
+		for k := range recs {
+			recs[k] = p.Get(ctx, s.keys.BatchChunk(shard, id, first+k))
+		}
 		cmds := make([]*goredis.SliceCmd, len(ids))
 		for i, mid := range ids {
 			cmds[i] = p.HMGet(ctx, s.keys.Msg(shard, mid), "st", "r", "ec", "et")
@@ -282,13 +357,25 @@ func (s *Store) BatchMessages(ctx context.Context, id string, want []message.Sta
 		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, -1, fmt.Errorf("batch %s messages: %w", id, err)
 		}
+		items := make([][]BatchItem, len(recs))
+		for k, r := range recs {
+			if raw, err := r.Bytes(); err == nil {
+				items[k], _ = decodeChunk(raw)
+			}
+		}
 		for i, c := range cmds {
 			v := c.Val()
 			st, _ := v[0].(string)
+			r, _ := v[1].(string)
+			if st == "" {
+				pos := cursor + i
+				if its := items[pos/ChunkSize-first]; pos%ChunkSize < len(its) {
+					st, r = string(unsent), its[pos%ChunkSize].Recipient
+				}
+			}
 			if st == "" || (len(want) > 0 && !slices.Contains(want, message.Status(st))) {
 				continue
 			}
-			r, _ := v[1].(string)
 			ec, _ := v[2].(string)
 			et, _ := v[3].(string)
 			code, _ := strconv.Atoi(ec)
@@ -321,25 +408,33 @@ func batchMessageIDs(id string, from, n int) []string {
 }
 
 // CancelBatch cancels tenant's batch's messages not sent yet and returns
-// how many. ErrNotFound: no such batch of tenant.
+// how many, chunk by chunk (cancel_chunk.lua): a message the dispatcher
+// has not taken yet gets a state "canceled", one it has taken and not
+// begun sending is canceled as a single send would be. ErrNotFound: no
+// such batch of tenant.
 func (s *Store) CancelBatch(ctx context.Context, tenant, id string) (int, error) {
-	b, err := s.Batch(ctx, id)
+	b, shard, err := s.batchMeta(ctx, id)
 	if err != nil {
 		return 0, err
 	}
 	if b.TenantID != tenant {
 		return 0, ErrNotFound
 	}
-	shard, _ := message.BatchShardOf(id)
-	ids := batchMessageIDs(id, 0, b.Total)
 	n := 0
-	for lo := 0; lo < len(ids); lo += batchChunk {
-		hi := min(lo+batchChunk, len(ids))
-		keys := []string{s.keys.Events(shard), s.keys.TenantQueued(shard)}
-		for _, mid := range ids[lo:hi] {
-			keys = append(keys, s.keys.Msg(shard, mid))
+	for k := 0; k < b.Chunks; k++ {
+		items, err := s.BatchChunk(ctx, id, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // every message of the chunk is settled
 		}
-		c, err := s.scripts.cancelMany.Run(ctx, s.rdb, keys, s.nowMS(), s.stateTTL, tenant).Int()
+		if err != nil {
+			return n, fmt.Errorf("cancel batch %s: %w", id, err)
+		}
+		args := make([]any, 0, 7+3*len(items))
+		args = append(args, s.keys.ShardPrefix(shard), s.nowMS(), s.stateTTL, tenant, b.Sender, b.Campaign, b.CreatedMS)
+		for i := range items {
+			args = append(args, message.BatchMessageID(id, k*ChunkSize+i), items[i].Recipient, string(items[i].Type))
+		}
+		c, err := s.scripts.cancelChunk.Run(ctx, s.rdb, s.keys.eventsKeys[shard], args...).Int()
 		if err != nil {
 			return n, fmt.Errorf("cancel batch %s: %w", id, err)
 		}

@@ -30,12 +30,25 @@ func TestBatchQueuesEveryMessageOnce(t *testing.T) {
 	}
 	shard := message.ShardFor(testSender, 4)
 	q := s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)
-	if got := rdb.XLen(ctx, q).Val(); got != 1200 {
-		t.Fatalf("queue holds %d", got)
+	// Two chunks: one packed record and one queue entry each.
+	if got := rdb.XLen(ctx, q).Val(); got != 2 {
+		t.Fatalf("queue holds %d entries, want a chunk of 1000 and one of 200", got)
+	}
+	es, _ := s.ReadEntries(ctx, "w1", []string{q}, 10, nil)
+	if len(es) != 2 || es[0].BatchID != a.ID || es[0].Chunk != 0 || es[0].Count != 1000 || es[1].Chunk != 1 || es[1].Count != 200 {
+		t.Fatalf("entries %+v", es)
+	}
+	// No message has a state yet; each is answered from its chunk.
+	if n := rdb.Exists(ctx, s.keys.Msg(shard, message.BatchMessageID(a.ID, 1199))).Val(); n != 0 {
+		t.Fatal("the API made a message's state")
 	}
 	st, err := s.State(ctx, message.BatchMessageID(a.ID, 1199))
-	if err != nil || st.Recipient != "+15550001199" || st.Lane != message.LaneBulk || st.Campaign != a.ID || st.Status != message.StatusQueued {
+	if err != nil || st.Recipient != "+15550001199" || st.Lane != message.LaneBulk || st.Campaign != a.ID ||
+		st.Status != message.StatusQueued || string(st.Content) != `{"body":"offer 1199"}` || st.TenantID != "hotel" {
 		t.Fatalf("last message: %+v %v", st, err)
+	}
+	if _, err := s.State(ctx, message.BatchMessageID(a.ID, 1200)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a position past the batch: %v", err)
 	}
 	// The same request again (a client retry) queues nothing more.
 	again := testBatch(s, 1200)
@@ -44,7 +57,7 @@ func TestBatchQueuesEveryMessageOnce(t *testing.T) {
 	if err != nil || n != 0 || res.Outcome != Duplicate || res.ID != a.ID {
 		t.Fatalf("retry: %+v %d %v", res, n, err)
 	}
-	if got := rdb.XLen(ctx, q).Val(); got != 1200 {
+	if got := rdb.XLen(ctx, q).Val(); got != 2 {
 		t.Fatalf("after the retry the queue holds %d", got)
 	}
 	other := testBatch(s, 3)
@@ -64,8 +77,30 @@ func TestBatchQueuesEveryMessageOnce(t *testing.T) {
 	}
 }
 
+// chunkJobs are the jobs of a read chunk entry, as the dispatcher's pump
+// makes them.
+func chunkJobs(t *testing.T, s *Store, l *Lease, shard int, e *Entry) []*Job {
+	t.Helper()
+	ctx := context.Background()
+	b, err := s.BatchSpec(ctx, e.BatchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := s.BatchChunk(ctx, e.BatchID, e.Chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*Job, len(items))
+	for i := range items {
+		id := message.BatchMessageID(e.BatchID, e.Chunk*ChunkSize+i)
+		out[i] = &Job{Lease: l, Shard: shard, Stream: e.Stream, Batch: b, Item: &items[i],
+			Msg: message.Message{ID: id, Sender: b.Sender, Recipient: items[i].Recipient}}
+	}
+	return out
+}
+
 func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
-	s, _ := newTestStore(t)
+	s, rdb := newTestStore(t)
 	ctx := context.Background()
 	a := testBatch(s, 10)
 	if _, _, err := s.EnqueueBatch(ctx, a); err != nil {
@@ -74,11 +109,16 @@ func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
 	shard := message.ShardFor(testSender, 4)
 	l := testLease(t, s, shard, "w1")
 	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 2, nil)
-	sent := NewJob(l, shard, testSender, &es[0])
-	s.Begin(ctx, sent)
-	s.Finish(ctx, sent, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, FinishOptions{})
-	sending := NewJob(l, shard, testSender, &es[1])
-	s.Begin(ctx, sending)
+	if len(es) != 1 || es[0].Count != 10 {
+		t.Fatalf("entries %+v", es)
+	}
+	jobs := chunkJobs(t, s, l, shard, &es[0])
+	// The first is sent, the second being sent, the rest not taken yet.
+	if b, err := s.Begin(ctx, jobs[0]); err != nil || b != BeginGo || jobs[0].Msg.TenantID != "hotel" || string(jobs[0].Msg.Content) != `{"body":"offer 0"}` {
+		t.Fatalf("begin of a batch's message: %v %v %+v", b, err, jobs[0].Msg)
+	}
+	s.Finish(ctx, jobs[0], &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli()}, FinishOptions{})
+	s.Begin(ctx, jobs[1])
 	if _, err := s.CancelBatch(ctx, "resort", a.ID); err != ErrNotFound {
 		t.Fatalf("another tenant's cancel: %v", err)
 	}
@@ -93,9 +133,18 @@ func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
 	if open, _ := s.TenantOpen(ctx, "hotel"); open != 1 {
 		t.Fatalf("open %d, want the one sending", open)
 	}
-	rest, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 100, nil)
-	for i := range rest {
-		if b, err := s.Begin(ctx, NewJob(l, shard, testSender, &rest[i])); err != nil || b != BeginDone {
+	// A canceled message not taken before has its events all the same.
+	var got []string
+	for _, ev := range rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val() {
+		if ev.Values["m"] == jobs[9].Msg.ID {
+			got = append(got, ev.Values["s"].(string))
+		}
+	}
+	if fmt.Sprint(got) != "[queued canceled]" {
+		t.Fatalf("events of a canceled message: %v", got)
+	}
+	for _, j := range jobs[2:] {
+		if b, err := s.Begin(ctx, j); err != nil || b != BeginDone {
 			t.Fatalf("begin of a canceled message: %v %v", b, err)
 		}
 	}
@@ -111,12 +160,19 @@ func TestScheduledBatchWaits(t *testing.T) {
 		t.Fatalf("%+v %d %v", res, n, err)
 	}
 	shard := message.ShardFor(testSender, 4)
-	if z := rdb.ZCard(ctx, s.keys.Delay(shard)).Val(); z != 5 {
-		t.Fatalf("delay set %d", z)
+	if z := rdb.ZCard(ctx, s.keys.Delay(shard)).Val(); z != 1 {
+		t.Fatalf("delay set %d, want the one chunk", z)
+	}
+	if st, err := s.State(ctx, message.BatchMessageID(a.ID, 4)); err != nil || st.Status != message.StatusScheduled || st.DueMS != a.DueMS {
+		t.Fatalf("a scheduled batch's message: %+v %v", st, err)
 	}
 	time.Sleep(150 * time.Millisecond)
-	if moved, _ := s.Promote(ctx, shard, 100); moved != 5 {
+	if moved, _ := s.Promote(ctx, shard, 100); moved != 1 {
 		t.Fatalf("promoted %d", moved)
+	}
+	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 10, nil)
+	if len(es) != 1 || es[0].BatchID != a.ID || es[0].Count != 5 {
+		t.Fatalf("entries after promotion %+v", es)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -34,9 +33,10 @@ type mergeKey struct {
 type mergedJob interface {
 	pipeJob
 	mergeKey() mergeKey
-	// mergeHead appends to dst the arguments before the jobs' own and
-	// returns the call's keys; the first job of a group gives them.
-	mergeHead(dst []any) ([]string, []any)
+	// mergeHead returns the call's keys and the arguments before the
+	// jobs' own; the first job of a group gives them. Both are the
+	// store's, built once: the caller must not change them.
+	mergeHead() (keys, head []any)
 	// mergeArgs appends the job's own arguments.
 	mergeArgs(dst []any) []any
 	mergeWidth() int
@@ -45,10 +45,11 @@ type mergedJob interface {
 	merged(vals []any, err error)
 }
 
-// callGroup is one merged call of a flush.
+// callGroup is one merged call of a flush; a flusher reuses its groups.
 type callGroup struct {
 	key  mergeKey
 	jobs []mergedJob
+	args []any
 	cmd  *goredis.Cmd
 }
 
@@ -100,8 +101,45 @@ func (b *batcher) submit(ctx context.Context, j pipeJob) {
 	}
 }
 
+// flushScratch is one flusher's memory, reused from flush to flush.
+type flushScratch struct {
+	singles []pipeJob
+	groups  []*callGroup
+	spare   []*callGroup
+	again   []pipeJob
+	gagain  []*callGroup
+}
+
+// group returns a cleared call group for key, reusing a spare one.
+func (f *flushScratch) group(key mergeKey) *callGroup {
+	var g *callGroup
+	if n := len(f.spare); n > 0 {
+		g, f.spare = f.spare[n-1], f.spare[:n-1]
+		g.jobs, g.cmd, g.args = g.jobs[:0], nil, g.args[:0]
+	} else {
+		g = &callGroup{}
+	}
+	g.key = key
+	return g
+}
+
+// reset returns the groups to the spares and clears the job lists.
+func (f *flushScratch) reset() {
+	for _, g := range f.groups {
+		clear(g.jobs)
+		clear(g.args)
+		f.spare = append(f.spare, g)
+	}
+	clear(f.singles)
+	clear(f.groups)
+	clear(f.again)
+	clear(f.gagain)
+	f.singles, f.groups, f.again, f.gagain = f.singles[:0], f.groups[:0], f.again[:0], f.gagain[:0]
+}
+
 func (b *batcher) run() {
 	defer b.wg.Done()
+	var scratch flushScratch
 	batch := make([]pipeJob, 0, b.max)
 	for {
 		select {
@@ -119,70 +157,65 @@ func (b *batcher) run() {
 				break fill
 			}
 		}
-		b.exec(batch)
+		b.exec(batch, &scratch)
 		clear(batch)
+		scratch.reset()
 	}
 }
 
-// execTimeout bounds one pipeline; callers' contexts are not used for the
-// pipeline because it carries other callers' commands too.
-const execTimeout = 10 * time.Second
-
-func (b *batcher) exec(batch []pipeJob) {
-	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
-	defer cancel()
-	var singles []pipeJob
-	var groups []*callGroup
+func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
+	// No deadline of its own: the client's read and write timeouts bound
+	// each round trip, and a context with a timer per flush would cost
+	// every flush three allocations.
+	ctx := context.Background()
 	for _, j := range batch {
 		m, ok := j.(mergedJob)
 		if !ok {
-			singles = append(singles, j)
+			f.singles = append(f.singles, j)
 			continue
 		}
 		k := m.mergeKey()
 		var g *callGroup
-		for _, x := range groups {
+		for _, x := range f.groups {
 			if x.key == k {
 				g = x
 				break
 			}
 		}
 		if g == nil {
-			g = &callGroup{key: k}
-			groups = append(groups, g)
+			g = f.group(k)
+			f.groups = append(f.groups, g)
 		}
 		g.jobs = append(g.jobs, m)
 	}
-	b.pipeline(ctx, singles, groups)
+	b.pipeline(ctx, f.singles, f.groups)
 	// After a Redis restart or FUNCTION FLUSH the functions answer
 	// "function not found" and did nothing: load them and send those jobs,
 	// and only those, again.
-	var again []pipeJob
-	for _, j := range singles {
+	for _, j := range f.singles {
 		if j.noScript() {
-			again = append(again, j)
+			f.again = append(f.again, j)
 		} else {
 			j.finish(nil)
 		}
 	}
-	var gagain []*callGroup
-	for _, g := range groups {
+	for _, g := range f.groups {
 		if isNoScript(g.cmd.Err()) {
-			gagain = append(gagain, g)
+			f.gagain = append(f.gagain, g)
 		} else {
 			g.answer()
 		}
 	}
-	if len(again) == 0 && len(gagain) == 0 {
+	if len(f.again) == 0 && len(f.gagain) == 0 {
 		return
 	}
 	if err := b.scripts.load(ctx, b.rdb); err == nil {
-		b.pipeline(ctx, again, gagain)
+		b.pipeline(ctx, f.again, f.gagain)
 	}
-	for _, j := range again {
+	for _, j := range f.again {
 		j.finish(nil) // each job reads its own commands' errors
 	}
-	for _, g := range gagain {
+	for _, g := range f.gagain {
 		g.answer()
 	}
 }
@@ -202,16 +235,16 @@ func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob, groups []*callGr
 
 // queue adds the group's one call to p.
 func (g *callGroup) queue(ctx context.Context, p goredis.Pipeliner) {
-	keys, head := g.jobs[0].mergeHead(nil)
-	args := make([]any, 0, 3+len(keys)+len(head)+len(g.jobs)*24)
-	args = append(args, "fcall", g.key.fn.name, len(keys))
-	for _, k := range keys {
-		args = append(args, k)
-	}
+	// The arguments are laid out as FCALL takes them, in the group's
+	// reused slice: the command holds it until the pipeline has run.
+	keys, head := g.jobs[0].mergeHead()
+	args := append(g.args[:0], "fcall", g.key.fn.name, len(keys))
+	args = append(args, keys...)
 	args = append(args, head...)
 	for _, j := range g.jobs {
 		args = j.mergeArgs(args)
 	}
+	g.args = args
 	g.cmd = goredis.NewCmd(ctx, args...)
 	if len(keys) > 0 {
 		g.cmd.SetFirstKeyPos(3)

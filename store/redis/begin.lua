@@ -7,15 +7,32 @@
 -- KEYS[5] tenants' open count  wa:{sNN}:tq
 --
 -- ARGV[1] now (unix ms)        ARGV[2] lease value (fencing token)
--- ARGV[3] consumer group       ARGV[4] queue entry id
+-- ARGV[3] consumer group       ARGV[4] queue entry id ('' for a message of
+--                              a batch's chunk: the chunk's entry is
+--                              acknowledged once all of it is settled)
 -- ARGV[5] state TTL (s)
+-- For a message of a batch's chunk whose state is not made yet, what makes
+-- it (the batch's and the packed record's fields), from ARGV[6]:
+-- ARGV[6]  shard prefix        ARGV[7]  tenant
+-- ARGV[8]  sender              ARGV[9]  recipient
+-- ARGV[10] type                ARGV[11] content
+-- ARGV[12] campaign            ARGV[13] the batch's acceptance time (ms)
+-- ARGV[14] expires (ms, 0)     ARGV[15] fallback text
+-- ARGV[16] fallback after (s)  ARGV[17] max attempts (0: the dispatcher's)
+-- ARGV[18] "1": free-form, needs the window open
+-- ARGV[19] window (ms)         ARGV[20] conversation TTL (s)
+-- ARGV[21] inbox preview       ARGV[22] history entry (JSON)
 --
 -- Marks the message "sending", counts the attempt and writes a "sending"
 -- event before the provider is called, so that a worker dying between the
 -- provider's answer and the state write is visible to whoever takes the
 -- message next (previous status "sending"): that is the one case in which a
 -- message may be sent twice. A message whose validity has passed ends
--- "expired" here and is never sent.
+-- "expired" here and is never sent. A batch's message is made first: its
+-- guest's opt-out and window are checked now (a refusal is recorded as
+-- "failed", so the batch's counts add up), it joins the guest's
+-- conversation (filed later, file_pending) and its "queued" event is
+-- written with the batch's acceptance time.
 --
 -- Returns {"fenced"} when the caller no longer owns the shard; false when
 -- the message is gone; {status} when it is not sendable any more (the entry
@@ -27,21 +44,27 @@
 if fenced(KEYS[3], ARGV[2]) then
   return {'fenced'}
 end
-local f = redis.call('HMGET', KEYS[1], 'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa',
-  'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd')
+local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd'}
+local f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
+if not f[1] and #ARGV >= 22 then
+  if not materialize(KEYS[1], KEYS[2], KEYS[5], ARGV) then
+    return {'failed'}
+  end
+  f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
+end
 local st = f[1]
 if not st then
-  ack(KEYS[4], ARGV[3], ARGV[4])
+  if ARGV[4] ~= '' then ack(KEYS[4], ARGV[3], ARGV[4]) end
   return false
 end
 if st ~= 'queued' and st ~= 'scheduled' and st ~= 'sending' then
-  ack(KEYS[4], ARGV[3], ARGV[4])
+  if ARGV[4] ~= '' then ack(KEYS[4], ARGV[3], ARGV[4]) end
   return {st}
 end
 if f[15] and tonumber(ARGV[1]) > tonumber(f[15]) then
   record(KEYS[1], KEYS[2], KEYS[5], 'expired', ARGV[1],
     {ec = '', et = 'validity passed before the message could be sent', ch = 'whatsapp'}, ARGV[5])
-  ack(KEYS[4], ARGV[3], ARGV[4])
+  if ARGV[4] ~= '' then ack(KEYS[4], ARGV[3], ARGV[4]) end
   return {'expired'}
 end
 if st == 'queued' and f[17] and tonumber(ARGV[1]) < tonumber(f[17]) then

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,22 +299,42 @@ func TestBatchRefusesOptedOutAndClosedWindowPerMessage(t *testing.T) {
 			{Recipient: "+14155550003", Type: message.TypeTemplate, Content: []byte(`{"name":"t","language":{"code":"en"}}`), Preview: "t"},
 		}}
 	_, queued, err := s.EnqueueBatch(ctx, a)
-	if err != nil || queued != 2 {
+	if err != nil || queued != 4 {
 		t.Fatalf("queued %d %v", queued, err)
 	}
+	// The guest's opt-out and window are checked when the dispatcher takes
+	// each message: a guest who opts out after the batch was accepted is
+	// not messaged either.
+	inbound(t, s, "+14155550001", "wamid.3", "STOP", time.Now(), "out")
+	shard := message.ShardFor(testSender, 4)
+	l := testLease(t, s, shard, "w1")
+	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 10, nil)
+	var begun []Begun
+	for _, j := range chunkJobs(t, s, l, shard, &es[0]) {
+		b, err := s.Begin(ctx, j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		begun = append(begun, b)
+	}
+	if fmt.Sprint(begun) != fmt.Sprint([]Begun{BeginDone, BeginDone, BeginDone, BeginGo}) {
+		t.Fatalf("begun %v: only the template to the guest who never wrote goes", begun)
+	}
 	b, err := s.Batch(ctx, a.ID)
-	if err != nil || b.Counts[message.StatusQueued] != 2 || b.Counts[message.StatusFailed] != 2 {
+	if err != nil || b.Counts[message.StatusSending] != 1 || b.Counts[message.StatusFailed] != 3 {
 		t.Fatalf("counts %v %v", b.Counts, err)
 	}
-	st, _ := s.State(ctx, message.BatchMessageID(a.ID, 1))
-	if st.Status != message.StatusFailed || st.ErrorTitle == "" {
-		t.Fatalf("opted-out guest's message %+v", st)
+	for _, i := range []int{0, 1} {
+		st, _ := s.State(ctx, message.BatchMessageID(a.ID, i))
+		if st.Status != message.StatusFailed || !strings.HasPrefix(st.ErrorTitle, "GUEST_OPTED_OUT") {
+			t.Fatalf("opted-out guest's message %+v", st)
+		}
 	}
-	st, _ = s.State(ctx, message.BatchMessageID(a.ID, 2))
+	st, _ := s.State(ctx, message.BatchMessageID(a.ID, 2))
 	if st.Status != message.StatusFailed || st.ErrorCode != 131047 {
 		t.Fatalf("closed window's message %+v", st)
 	}
-	if open, _ := s.TenantOpen(ctx, "hotel"); open != 2 {
+	if open, _ := s.TenantOpen(ctx, "hotel"); open != 1 {
 		t.Fatalf("tenant counts %d open", open)
 	}
 }

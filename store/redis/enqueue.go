@@ -127,9 +127,8 @@ func (j *enqueueJob) mergeKey() mergeKey {
 	return mergeKey{fn: j.s.scripts.enqueue, shard: j.s.callShard(j.shard)}
 }
 
-func (j *enqueueJob) mergeHead(dst []any) ([]string, []any) {
-	s := j.s
-	return s.keys.eventsKeys[j.shard], append(dst, s.stateTTL, s.idemTTL, s.windowMS, s.convTTL)
+func (j *enqueueJob) mergeHead() (keys, head []any) {
+	return j.s.eventsKeyArgs[j.shard], j.s.enqueueHead
 }
 
 func (j *enqueueJob) mergeArgs(dst []any) []any { return append(dst, j.args...) }
@@ -159,9 +158,9 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	if due < now {
 		due = 0
 	}
-	idem := ""
+	idem, fp := "", ""
 	if a.IdempotencyKey != "" {
-		idem = s.keys.Idem(shard, a.TenantID, a.IdempotencyKey)
+		idem, fp = s.keys.Idem(shard, a.TenantID, a.IdempotencyKey), strconv.FormatUint(a.Fingerprint, 36)
 	}
 	flags := ""
 	switch {
@@ -174,10 +173,12 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	j := enqueuePool.Get().(*enqueueJob)
 	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
 	j.entry = appendOutEntry(j.entry[:0], id, now, a)
-	j.args = append(j.args[:0], s.keys.ShardPrefix(shard), id, now, a.TenantID, a.Sender, a.Recipient, string(a.Type), a.Content,
-		string(lane), a.Campaign, s.keys.SenderQueue(shard, a.Sender, lane, a.Campaign), a.ConversationID,
+	c := &s.args
+	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
+		a.Recipient, c.str(string(a.Type)), a.Content, c.str(string(lane)), a.Campaign,
+		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
 		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
-		idem, strconv.FormatUint(a.Fingerprint, 36), a.Preview, j.entry, metaJSON(a.ConversationMeta))
+		idem, fp, a.Preview, j.entry, metaJSON(a.ConversationMeta))
 
 	s.batch.submit(ctx, j)
 	if !waitDone(ctx, j.done) {

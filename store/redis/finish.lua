@@ -10,7 +10,8 @@
 -- KEYS[7] fallback checks      wa:{sNN}:fbcheck
 --
 -- ARGV[1]  lease value          ARGV[2]  consumer group
--- ARGV[3]  queue entry id       ARGV[4]  status
+-- ARGV[3]  queue entry id ('' for a message of a batch's chunk)
+-- ARGV[4]  status
 -- ARGV[5]  at (unix ms)         ARGV[6]  provider
 -- ARGV[7]  provider message id  ARGV[8]  error code
 -- ARGV[9]  error title          ARGV[10] channel
@@ -23,7 +24,9 @@
 if fenced(KEYS[3], ARGV[1]) then
   return {'fenced'}
 end
-ack(KEYS[4], ARGV[2], ARGV[3])
+if ARGV[3] ~= '' then
+  ack(KEYS[4], ARGV[2], ARGV[3])
+end
 local id = message_id(KEYS[1])
 local moved, first = record(KEYS[1], KEYS[2], KEYS[5], ARGV[4], ARGV[5],
   {p = ARGV[6], pid = ARGV[7], ec = ARGV[8], et = ARGV[9], ch = ARGV[10]}, ARGV[11])

@@ -36,10 +36,12 @@ var (
 	gcSrc string
 	//go:embed requeue.lua
 	requeueSrc string
-	//go:embed enqueue_many.lua
-	enqueueManySrc string
-	//go:embed cancel_many.lua
-	cancelManySrc string
+	//go:embed enqueue_chunk.lua
+	enqueueChunkSrc string
+	//go:embed chunk_done.lua
+	chunkDoneSrc string
+	//go:embed cancel_chunk.lua
+	cancelChunkSrc string
 	//go:embed inbound.lua
 	inboundSrc string
 	//go:embed optset.lua
@@ -81,7 +83,8 @@ type function struct {
 type scripts struct {
 	lib                                                                    *library
 	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *function
-	enqueueMany, cancelMany, inbound, optset, convAction, claimDue, file   *function
+	enqueueChunk, inbound, optset, convAction, claimDue, file              *function
+	chunkDone, cancelChunk                                                 *function
 }
 
 func newScripts() *scripts {
@@ -95,7 +98,8 @@ func newScripts() *scripts {
 		{&s.enqueue, "enqueue", enqueueSrc}, {&s.begin, "begin", beginSrc}, {&s.finish, "finish", finishSrc},
 		{&s.transition, "transition", transitionSrc}, {&s.retry, "retry", retrySrc}, {&s.promote, "promote", promoteSrc},
 		{&s.lease, "lease", leaseSrc}, {&s.gc, "gc", gcSrc}, {&s.requeue, "requeue", requeueSrc},
-		{&s.enqueueMany, "enqueue_many", enqueueManySrc}, {&s.cancelMany, "cancel_many", cancelManySrc},
+		{&s.enqueueChunk, "enqueue_chunk", enqueueChunkSrc},
+		{&s.chunkDone, "chunk_done", chunkDoneSrc}, {&s.cancelChunk, "cancel_chunk", cancelChunkSrc},
 		{&s.inbound, "inbound", inboundSrc}, {&s.optset, "optset", optsetSrc}, {&s.convAction, "conv_action", convActionSrc},
 		{&s.claimDue, "claim_due", claimDueSrc}, {&s.file, "file", fileSrc},
 	}

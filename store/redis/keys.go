@@ -6,6 +6,7 @@ package redis
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/wagate/wagate/message"
 )
@@ -87,6 +88,12 @@ func (k *Keys) FallbackChecks(shard int) string { return k.shards[shard] + "fbch
 
 // Batch is a batch's hash (tenant, sender, total, rate, created, canceled).
 func (k *Keys) Batch(shard int, id string) string { return k.shards[shard] + "batch:" + id }
+
+// BatchChunk is chunk k of a batch: the packed record of its messages
+// (chunk.go), until every one of them is settled.
+func (k *Keys) BatchChunk(shard int, id string, chunk int) string {
+	return k.shards[shard] + "bk:" + id + ":" + strconv.Itoa(chunk)
+}
 
 // ShardPrefix is the prefix of every key of shard ("wa:{s07}:").
 func (k *Keys) ShardPrefix(shard int) string { return k.shards[shard] }

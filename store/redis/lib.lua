@@ -433,3 +433,48 @@ local function file_pending(prefix, max, ttl, upto)
   redis.call('XTRIM', stream, 'MINID', next_stream_id(es[#es][1]))
   return #es, es[1][1]
 end
+
+-- materialize makes the state of a batch's message from the fields begin.lua
+-- passes (ARGV, from ARGV[6]; msgkey its state hash): the guest's opt-out
+-- and window, then the conversation, the state "queued" with the batch's
+-- acceptance time, its "queued" event and its file entry. A message the
+-- guest may not get is recorded "failed" with the reason (and taken off
+-- the tenant's open count, which the chunk counted) and false returned.
+local function materialize(msgkey, events, tq, a)
+  local prefix, tenant, sender, guest, ty = a[6], a[7], a[8], a[9], a[10]
+  local now, qa, campaign = a[1], a[13], a[12]
+  local g = guest_key(prefix, sender, guest)
+  local gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
+  local id = message_id(msgkey)
+  local why = guest_refusal(gv, now, tonumber(a[19]), a[18] == '1')
+  if why then
+    -- Its events in order even within the millisecond it was accepted in.
+    if tonumber(now) <= tonumber(qa) then now = string.format('%d', tonumber(qa) + 1) end
+    local ec, et = '', 'GUEST_OPTED_OUT: the guest has opted out of this number\'s messages'
+    if why == 'window' then
+      ec, et = '131047', 'MESSAGE_WINDOW_EXPIRED: free-form message outside the 24-hour window; use a template'
+    end
+    local st = {'st', 'failed', 't', tenant, 'f', sender, 'r', guest, 'ty', ty, 'b', a[11], 'l', 'bulk',
+      'qa', qa, 'fa', now, 'ec', ec, 'et', et}
+    if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
+    redis.call('HSET', msgkey, unpack(st))
+    redis.call('EXPIRE', msgkey, a[5])
+    local m8 = {tenant, sender, guest, ty, 'bulk', '', '', '0'}
+    emit_with(events, id, m8, 'queued', qa, {'ch', 'whatsapp'})
+    emit_with(events, id, m8, 'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
+    redis.call('HINCRBY', tq, tenant, -1)
+    return false
+  end
+  local conv, created = conv_outbound(prefix, g, gv, tenant, sender, guest, '', 'conv_' .. string.sub(id, 5), now, a[20])
+  local st = {'st', 'queued', 't', tenant, 'f', sender, 'r', guest, 'ty', ty, 'b', a[11], 'l', 'bulk',
+    'c', conv, 'qa', qa}
+  if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
+  if a[14] ~= '0' then st[#st + 1] = 'x'; st[#st + 1] = a[14] end
+  if a[15] ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = a[15] end
+  if a[16] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = a[16] end
+  if a[17] ~= '0' then st[#st + 1] = 'ma'; st[#st + 1] = a[17] end
+  redis.call('HSET', msgkey, unpack(st))
+  file_add(prefix, 'o', tenant, conv, sender, guest, now, a[22], a[21], created)
+  emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0'}, 'queued', qa, {'ch', 'whatsapp'})
+  return true
+end

@@ -28,14 +28,20 @@ type QueueRef struct {
 	Campaign string
 }
 
-// Entry is one read queue entry: a message waiting to be sent.
+// Entry is one read queue entry: a message waiting to be sent, or a chunk
+// of a batch (BatchID set: Count messages, in its packed record).
 type Entry struct {
 	Stream    string
 	ID        string
 	MessageID string
 	Recipient string
-	// HasFallback says the message carries a fallback text for SMS.
+	// HasFallback says the message (or the batch's) carries a fallback
+	// text for SMS.
 	HasFallback bool
+	// BatchID, Chunk and Count name a batch's chunk (enqueue_chunk.lua).
+	BatchID string
+	Chunk   int
+	Count   int
 }
 
 // ShardSenders returns the senders that have queues on shard.
@@ -91,15 +97,16 @@ func (s *Store) ReadEntries(ctx context.Context, consumer string, streams []stri
 }
 
 // ReadLanes reads, in one round trip, up to txCount new entries of each of
-// the transactional streams and bulkCount of each bulk stream, for
-// consumer, without waiting.
-func (s *Store) ReadLanes(ctx context.Context, consumer string, tx []string, txCount int, bulk []string, bulkCount int) ([]Entry, error) {
+// the transactional streams, bulkCount of each bulk stream and chunkCount
+// of each of the bulk streams that carry batches' chunks (an entry there
+// may stand for ChunkSize messages), for consumer, without waiting.
+func (s *Store) ReadLanes(ctx context.Context, consumer string, tx []string, txCount int, bulk []string, bulkCount int, chunked []string, chunkCount int) ([]Entry, error) {
 	p := s.rdb.Pipeline()
 	var cmds []*goredis.XStreamSliceCmd
 	for _, lane := range []struct {
 		streams []string
 		count   int
-	}{{tx, txCount}, {bulk, bulkCount}} {
+	}{{tx, txCount}, {bulk, bulkCount}, {chunked, chunkCount}} {
 		if len(lane.streams) == 0 || lane.count <= 0 {
 			continue
 		}
@@ -141,11 +148,36 @@ func repeat(s string, n int) []string {
 
 func appendEntries(dst []Entry, stream string, msgs []goredis.XMessage) []Entry {
 	for _, m := range msgs {
-		id, _ := m.Values["id"].(string)
-		r, _ := m.Values["r"].(string)
-		dst = append(dst, Entry{Stream: stream, ID: m.ID, MessageID: id, Recipient: r, HasFallback: m.Values["fb"] == "1"})
+		e := Entry{Stream: stream, ID: m.ID, HasFallback: m.Values["fb"] == "1"}
+		if b, ok := m.Values["bk"].(string); ok {
+			k, _ := m.Values["k"].(string)
+			n, _ := m.Values["n"].(string)
+			e.BatchID = b
+			e.Chunk, _ = strconv.Atoi(k)
+			e.Count, _ = strconv.Atoi(n)
+		} else {
+			e.MessageID, _ = m.Values["id"].(string)
+			e.Recipient, _ = m.Values["r"].(string)
+		}
+		dst = append(dst, e)
 	}
 	return dst
+}
+
+// ChunkDone records that every message of a batch's chunk is settled: the
+// chunk's queue entry is acknowledged and its packed record dropped
+// (chunk_done.lua). ErrFenced: the shard has a new owner.
+func (s *Store) ChunkDone(ctx context.Context, l *Lease, shard int, stream, entryID, batchID string, chunk int) error {
+	v, err := s.scripts.chunkDone.Run(ctx, s.rdb,
+		[]string{s.keys.Batch(shard, batchID), stream, s.keys.Lease(shard, l.Role)},
+		l.Value, GroupDispatch, entryID, s.keys.BatchChunk(shard, batchID, chunk), s.stateTTL).Result()
+	if err != nil {
+		return fmt.Errorf("chunk %d of %s done: %w", chunk, batchID, err)
+	}
+	if vs, ok := v.([]any); ok && len(vs) == 1 && vs[0] == "fenced" {
+		return fmt.Errorf("chunk %d of %s done: %w", chunk, batchID, ErrFenced)
+	}
+	return nil
 }
 
 // ClaimEntries takes over, for consumer, the pending entries of stream from
@@ -194,6 +226,11 @@ type Job struct {
 	// RetryDue is when a message taken over while waiting for its retry
 	// may be tried again (BeginLater).
 	RetryDue time.Time
+	// Batch and Item make the state of a batch's message that has none
+	// yet (begin.lua); EntryID is then "" (the chunk's entry is the
+	// caller's to acknowledge, ChunkDone).
+	Batch *BatchInfo
+	Item  *BatchItem
 }
 
 // Counted is how many attempts count against the retry budget.
@@ -236,10 +273,18 @@ type beginJob struct {
 
 func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	s, j := b.s, b.job
-	b.cmd = s.scripts.begin.FCall(ctx, p,
-		[]string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
-			j.Stream, s.keys.TenantQueued(j.Shard)},
-		b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL)
+	keys := []string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
+		j.Stream, s.keys.TenantQueued(j.Shard)}
+	if j.Batch == nil {
+		b.cmd = s.scripts.begin.FCall(ctx, p, keys, b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL)
+		return
+	}
+	bt, it := j.Batch, j.Item
+	entry := appendOutEntry(nil, j.Msg.ID, b.now, &EnqueueArgs{Type: it.Type, Preview: it.Preview})
+	b.cmd = s.scripts.begin.FCall(ctx, p, keys, b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL,
+		s.keys.ShardPrefix(j.Shard), bt.TenantID, bt.Sender, j.Msg.Recipient, string(it.Type), it.Content,
+		bt.Campaign, bt.CreatedMS, bt.ExpiresMS, bt.FallbackText, int64(bt.FallbackAfter/time.Second), bt.MaxAttempts,
+		flag(bt.WindowCheck && it.Type != message.TypeTemplate), s.windowMS, s.convTTL, it.Preview, entry)
 }
 
 func (b *beginJob) noScript() bool { return b.cmd != nil && isNoScript(b.cmd.Err()) }
@@ -521,8 +566,14 @@ func (s *Store) CollectQueue(ctx context.Context, shard int, sender, stream stri
 	return n == 1, nil
 }
 
+// depthExact is the longest queue (or delay set) QueueDepth reads whole to
+// count its messages; a longer one is estimated from its first entries.
+const depthExact = 2000
+
 // QueueDepth returns the messages waiting in all shards' queue streams by
-// lane (read or not) and the delayed ones (retries, scheduled).
+// lane (read or not) and the delayed ones (retries, scheduled). A batch's
+// chunk counts as its messages; a bulk queue or delay set longer than
+// depthExact entries is estimated from its first ones.
 func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err error) {
 	p := s.rdb.Pipeline()
 	senders := make([]*goredis.StringSliceCmd, s.cfg.Shards)
@@ -536,42 +587,93 @@ func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err er
 	}
 	p = s.rdb.Pipeline()
 	var queues []*goredis.MapStringStringCmd
+	delayMembers := make([]*goredis.StringSliceCmd, s.cfg.Shards)
 	for sh := 0; sh < s.cfg.Shards; sh++ {
-		delayed += delays[sh].Val()
+		if n := delays[sh].Val(); n > 0 {
+			delayMembers[sh] = p.ZRange(ctx, s.keys.Delay(sh), 0, depthExact-1)
+		}
 		for _, sender := range senders[sh].Val() {
 			queues = append(queues, p.HGetAll(ctx, s.keys.SenderQueues(sh, sender)))
 		}
 	}
-	if len(queues) == 0 {
-		return 0, 0, delayed, nil
-	}
-	if _, err := p.Exec(ctx); err != nil {
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	}
+	for sh, c := range delayMembers {
+		if c != nil {
+			delayed += scaled(delays[sh].Val(), c.Val(), delayMessages)
+		}
 	}
 	p = s.rdb.Pipeline()
 	type lenCmd struct {
-		bulk bool
-		cmd  *goredis.IntCmd
+		stream string
+		bulk   bool
+		cmd    *goredis.IntCmd
 	}
 	var lens []lenCmd
 	for _, q := range queues {
 		for stream, reg := range q.Val() {
-			lens = append(lens, lenCmd{strings.HasPrefix(reg, string(message.LaneBulk)), p.XLen(ctx, stream)})
+			lens = append(lens, lenCmd{stream, strings.HasPrefix(reg, string(message.LaneBulk)), p.XLen(ctx, stream)})
 		}
 	}
-	if len(lens) > 0 {
-		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-			return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	if len(lens) == 0 {
+		return 0, 0, delayed, nil
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	}
+	// A bulk queue's entries may be chunks: read them to count.
+	p = s.rdb.Pipeline()
+	ranges := make([]*goredis.XMessageSliceCmd, len(lens))
+	for i, l := range lens {
+		if l.bulk && l.cmd.Val() > 0 {
+			ranges[i] = p.XRangeN(ctx, l.stream, "-", "+", depthExact)
 		}
 	}
-	for _, l := range lens {
-		if l.bulk {
-			bulk += l.cmd.Val()
-		} else {
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	}
+	for i, l := range lens {
+		switch {
+		case !l.bulk:
 			tx += l.cmd.Val()
+		case ranges[i] != nil:
+			bulk += scaled(l.cmd.Val(), ranges[i].Val(), entryMessages)
 		}
 	}
 	return tx, bulk, delayed, nil
+}
+
+// scaled counts the messages of n entries of which first are the first
+// ones: exactly when first holds them all, else in proportion.
+func scaled[T any](n int64, first []T, count func(T) int64) int64 {
+	var m int64
+	for _, e := range first {
+		m += count(e)
+	}
+	if len(first) == 0 || int64(len(first)) >= n {
+		return m
+	}
+	return m * n / int64(len(first))
+}
+
+// entryMessages is how many messages a queue entry stands for.
+func entryMessages(m goredis.XMessage) int64 {
+	if n, ok := m.Values["n"].(string); ok {
+		v, _ := strconv.ParseInt(n, 10, 64)
+		return v
+	}
+	return 1
+}
+
+// delayMessages is how many messages a delay set member stands for (see
+// promote.lua).
+func delayMessages(member string) int64 {
+	if !strings.HasPrefix(member, "@") {
+		return 1
+	}
+	v, _ := strconv.ParseInt(member[strings.LastIndexByte(member, '\n')+1:], 10, 64)
+	return v
 }
 
 // TenantOpen returns how many of tenant's messages are not sent yet

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -65,7 +66,48 @@ func (s *Store) State(ctx context.Context, id string) (*State, error) {
 	}
 	st := decodeState(id, v)
 	if st == nil {
+		return s.unsentState(ctx, id)
+	}
+	return st, nil
+}
+
+// unsentState answers for a batch's message the dispatcher has not taken
+// yet, from its batch and its chunk's packed record; ErrNotFound when id
+// is no such message.
+func (s *Store) unsentState(ctx context.Context, id string) (*State, error) {
+	bid, pos, err := message.BatchOf(id)
+	if err != nil {
 		return nil, ErrNotFound
+	}
+	b, _, err := s.batchMeta(ctx, bid)
+	if err != nil || pos >= b.Total {
+		if errors.Is(err, ErrNotFound) || err == nil {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	items, err := s.BatchChunk(ctx, bid, pos/ChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	if pos%ChunkSize >= len(items) {
+		return nil, ErrNotFound
+	}
+	// The record was read after the state: if the message was taken and
+	// settled meanwhile, its state is there now.
+	v, err := s.rdb.HMGet(ctx, s.keys.Msg(message.ShardFor(b.Sender, s.cfg.Shards), id), stateFields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("message state: %w", err)
+	}
+	if st := decodeState(id, v); st != nil {
+		return st, nil
+	}
+	it := &items[pos%ChunkSize]
+	st := &State{ID: id, TenantID: b.TenantID, Sender: b.Sender, Recipient: it.Recipient, Status: s.unsent(b),
+		Type: it.Type, Lane: message.LaneBulk, QueuedMS: b.CreatedMS, Campaign: b.Campaign, ExpiresMS: b.ExpiresMS,
+		FallbackText: b.FallbackText, FallbackAfterS: int64(b.FallbackAfter / time.Second), Content: it.Content}
+	if st.Status == message.StatusScheduled {
+		st.DueMS = b.DueMS
 	}
 	return st, nil
 }

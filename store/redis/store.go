@@ -107,7 +107,13 @@ type Store struct {
 
 	stateTTL, idemTTL, convTTL string // seconds, as script arguments
 	// cluster: rdb is a Redis Cluster, where one call's keys share a slot.
-	cluster    bool
+	cluster bool
+	// eventsKeyArgs are each shard's events stream as a call's keys, and
+	// enqueueHead the enqueue function's leading arguments: built once.
+	eventsKeyArgs [][]any
+	enqueueHead   []any
+	// args caches the enqueue's recurring arguments as interfaces.
+	args       argCache
 	windowMS   string
 	now        func() time.Time
 	inboundSeq atomic.Uint64 // spreads webhooks over partitions
@@ -159,6 +165,10 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 		now:      time.Now,
 	}
 	_, s.cluster = rdb.(*goredis.ClusterClient)
+	for sh := 0; sh < cfg.Shards; sh++ {
+		s.eventsKeyArgs = append(s.eventsKeyArgs, []any{s.keys.Events(sh)})
+	}
+	s.enqueueHead = []any{s.stateTTL, s.idemTTL, s.windowMS, s.convTTL}
 	if err := s.scripts.load(ctx, rdb); err != nil {
 		return nil, err
 	}
