@@ -9,6 +9,11 @@
 # profiles of the gateway) and NAME.gateway.log in $OUT. Then it stops the
 # gateway and cleans up again (keys and database dropped). Redis and
 # ClickHouse must be running (scripts/services up); they are never stopped.
+# With PEER=1 it also builds and starts the peer gateway (bench/peers/asynq,
+# its own module) on 127.0.0.1:18085 against the same Redis, with
+# PEER_FLAGS (default "-rate 1": its workers as idle as wagate's dispatcher
+# at -rate 1), and passes -peer to wabench; its asynq:* keys are deleted
+# before and after.
 #
 #   bench/run.sh single-api "-numbers 16 -rate 1 -sim-webhooks=false" -scenario single -numbers 16
 set -euo pipefail
@@ -20,6 +25,9 @@ OUT=${OUT:-$WB/results}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$WB" "$OUT"
 (cd "$repo" && go build -o "$WB/wagate" ./cmd/wagate && go build -o "$WB/wabench" ./cmd/wabench)
+if [[ ${PEER:-} == 1 ]]; then
+  (cd "$repo/bench/peers/asynq" && go build -o "$WB/asynq-gateway" .)
+fi
 
 stop_gateway() {
   if [[ -f $WB/gw.pid ]]; then
@@ -29,13 +37,19 @@ stop_gateway() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.3; done
     rm -f "$WB/gw.pid"
   fi
+  if [[ -f $WB/peer.pid ]]; then
+    kill "$(cat "$WB/peer.pid")" 2>/dev/null || true
+    rm -f "$WB/peer.pid"
+    sleep 1
+  fi
   redis-cli --scan --pattern 'bench:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
+  redis-cli --scan --pattern 'asynq:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
   clickhouse-client -q "DROP DATABASE IF EXISTS wagate_bench"
   # The ports lie below Linux's ephemeral range (32768-60999), so that no
   # client socket (the simulator retrying a webhook to the stopped API, say)
   # can take one of them; wait for the old gateway's listeners to be gone.
   for _ in $(seq 1 90); do
-    ss -ltn | awk '$4 ~ /:(18080|18090|18060)$/' | grep -q . || break
+    ss -ltn | awk '$4 ~ /:(18080|18090|18060|18085)$/' | grep -q . || break
     sleep 1
   done
 }
@@ -52,10 +66,18 @@ sleep 1.5
 for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.2; done
 curl -sf http://127.0.0.1:18080/healthz >/dev/null || { cat "$WB/gw.log"; exit 1; }
 sleep 2
+peerflag=()
+if [[ ${PEER:-} == 1 ]]; then
+  # shellcheck disable=SC2086 # the peer's flags are words
+  nohup "$WB/asynq-gateway" -addr 127.0.0.1:18085 -sim http://127.0.0.1:18090 ${PEER_FLAGS:--rate 1} >"$WB/peer.log" 2>&1 &
+  echo $! >"$WB/peer.pid"
+  sleep 1
+  peerflag=(-peer http://127.0.0.1:18085)
+fi
 rc=0
 "$WB/wabench" -target http://127.0.0.1:18080 -sim http://127.0.0.1:18090 -clickhouse-db wagate_bench \
   -profile http://127.0.0.1:18060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
-  -gateway-cmd "$gwcmd" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.progress.txt" || rc=$?
+  -gateway-cmd "$gwcmd" "${peerflag[@]}" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.progress.txt" || rc=$?
 { date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.after.txt"
 cp "$WB/gw.log" "$OUT/$name.gateway.log"
 cat "$OUT/$name.txt"

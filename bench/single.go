@@ -6,11 +6,21 @@ import (
 	"time"
 )
 
-// Targets of issue 5.
+// Targets (issue 14 for single and bulk, issue 5 for the rest).
 const (
-	targetHTTPRatio   = 0.60
-	targetP99         = 10 * time.Millisecond
-	targetBulkMPS     = 300_000
+	// single: at least targetPeerRatio times the asynq peer's req/s and
+	// targetHTTPRatio of the bare fasthttp handler (http/send), p99 under
+	// targetP99, Redis at most targetRedisSend µs per accepted send.
+	targetPeerRatio = 2.0
+	targetHTTPRatio = 0.35
+	// webhooks (issue 5): targetWebhookRatio of http/webhook.
+	targetWebhookRatio = 0.60
+	targetP99          = 10 * time.Millisecond
+	targetRedisSend    = 25.0
+	// bulk: at least targetBulkRatio of the pipelined XADD ceiling,
+	// Redis at most targetRedisBulk µs per message.
+	targetBulkRatio   = 0.50
+	targetRedisBulk   = 3.0
 	targetE2EMPS      = 10_000
 	targetE2ESustain  = 60 * time.Second
 	targetBacklogRSS  = 300 << 20
@@ -28,7 +38,8 @@ func (s *Suite) single(ctx context.Context) error {
 	src := newSendSource(s.cfg.Token, s.senders, s.base, s.cfg.Text, s.cfg.Concurrency, true)
 	s.base += 100_000_000
 	r := Result{Scenario: "single", Name: "single", Unit: "req/s",
-		Goal: fmt.Sprintf("≥ %.0f%% of http/send, p99 < %d ms, every accepted message in Redis", targetHTTPRatio*100, targetP99.Milliseconds())}
+		Goal: fmt.Sprintf("≥ %.0f× the asynq peer, ≥ %.0f%% of http/send, p99 < %d ms, Redis ≤ %.0f µs per send, every accepted message in Redis",
+			targetPeerRatio, targetHTTPRatio*100, targetP99.Milliseconds(), targetRedisSend)}
 	l, err := s.measure(ctx, s.load("single", s.cfg.Concurrency, s.cfg.Duration, 0, 0), src, &r)
 	if err != nil {
 		return err
@@ -52,9 +63,54 @@ func (s *Suite) single(ctx context.Context) error {
 	if ceil == nil {
 		r.Notes = append(r.Notes, "no ceiling measured (-no-ceilings): the ratio is not judged")
 	}
-	r.judge(ceil == nil || r.Ratio >= targetHTTPRatio, r.Latency != nil && p99 < targetP99)
+	peerOK := true
+	if s.cfg.Peer != "" {
+		peer, err := s.peerRun(ctx)
+		if err != nil {
+			return err
+		}
+		x := r.Throughput / peer.Throughput
+		r.figure("× the asynq peer's req/s", x)
+		r.Notes = append(r.Notes, fmt.Sprintf("%.2f× the asynq peer (%.0f req/s, same load, same Redis, same run)", x, peer.Throughput))
+		peerOK = x >= targetPeerRatio
+	} else {
+		r.Notes = append(r.Notes, "no peer measured (-peer): the ratio to it is not judged")
+	}
+	redisOK := true
+	if us, ok := r.Figures["Redis commands per message (µs, commandstats)"]; ok {
+		redisOK = us <= targetRedisSend
+	}
+	r.judge(ceil == nil || r.Ratio >= targetHTTPRatio, r.Latency != nil && p99 < targetP99, peerOK, redisOK)
 	s.report.Results = append(s.report.Results, r)
 	return nil
+}
+
+// peerRun drives the single scenario's load at the peer gateway (-peer:
+// bench/peers/asynq, net/http + asynq + x/time/rate against the same
+// Redis), right after wagate's run, and records it as a result of its own.
+func (s *Suite) peerRun(ctx context.Context) (*Result, error) {
+	src := newSendSource(s.cfg.Token, s.senders, s.base, s.cfg.Text, s.cfg.Concurrency, false)
+	s.base += 100_000_000
+	r := Result{Scenario: "single", Name: "single/asynq-peer", Unit: "req/s",
+		Goal: "the gateway a Go team would write instead (bench/peers/asynq), for comparison"}
+	lc := s.load("single/asynq-peer", s.cfg.Concurrency, s.cfg.Duration, 0, 0)
+	lc.Target = s.cfg.Peer
+	a := s.cpu.sample()
+	l, err := Run(ctx, lc, src)
+	b := s.cpu.sample()
+	if err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
+	for k, v := range cpuFigures(a, b, l.Messages, "message") {
+		if k == "CPU gateway (cores)" || k == "CPU gateway per message (µs)" {
+			continue // wagate's, idle meanwhile: the peer's own is in "everything else"
+		}
+		r.figure(k, v)
+	}
+	r.fromLoad(l)
+	r.Throughput = r.RPS
+	s.report.Results = append(s.report.Results, r)
+	return &s.report.Results[len(s.report.Results)-1], nil
 }
 
 // bareRun drives the single scenario's sends at a target that is not a

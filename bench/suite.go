@@ -26,6 +26,10 @@ type Config struct {
 	// with -sim-webhooks=false).
 	Target string
 	Sim    string
+	// Peer is the peer gateway's API (bench/peers/asynq, e.g.
+	// http://127.0.0.1:18085): the single scenario drives it with the same
+	// load right after wagate. Empty: no peer.
+	Peer string
 	// Token is a staff token of the tenant (dev-staff-token), AppSecret
 	// the Meta app secret the gateway verifies webhooks with
 	// (dev-app-secret).
@@ -155,6 +159,11 @@ func (c Config) Validate() error {
 	if c.Sim != "" {
 		if _, err := hostOf(c.Sim); err != nil {
 			return fmt.Errorf("-sim: %w", err)
+		}
+	}
+	if c.Peer != "" {
+		if _, err := hostOf(c.Peer); err != nil {
+			return fmt.Errorf("-peer: %w", err)
 		}
 	}
 	if c.ProfileURL != "" {

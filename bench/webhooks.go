@@ -122,7 +122,7 @@ func (s *Suite) webhooks(ctx context.Context) error {
 	newBefore := before.Value("wagate_inbound_statuses_total", "result", "new")
 
 	rOne := Result{Scenario: "webhooks", Name: oneName, Unit: "req/s",
-		Goal: fmt.Sprintf("≥ %.0f%% of http/webhook with one status per request, every status applied", targetHTTPRatio*100)}
+		Goal: fmt.Sprintf("≥ %.0f%% of http/webhook with one status per request, every status applied", targetWebhookRatio*100)}
 	rBatch := Result{Scenario: "webhooks", Name: batchName, Unit: "statuses/s"}
 	srcOne := newWebhookSource(oneBodies, oneSigs, oneCounts, false)
 	lOne, err := s.measure(ctx, s.load(oneName, s.cfg.Concurrency, s.cfg.Duration, uint64(len(oneBodies)), 0), srcOne, &rOne)
@@ -200,7 +200,7 @@ func (s *Suite) webhooks(ctx context.Context) error {
 	}
 	rOne.Checks = append(rOne.Checks, checkOf(one))
 	rBatch.Checks = append(rBatch.Checks, checkOf(batched))
-	rOne.judge(ceilOne == nil || rOne.Ratio >= targetHTTPRatio)
+	rOne.judge(ceilOne == nil || rOne.Ratio >= targetWebhookRatio)
 	s.report.Results = append(s.report.Results, rOne, rBatch)
 	return nil
 }

@@ -37,6 +37,7 @@ func run() error {
 	scenario := fs.String("scenario", "all", "what to run, comma-separated: "+strings.Join(bench.Scenarios, ", ")+", or all (the first four)")
 	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:38080", "the gateway's API")
 	fs.StringVar(&cfg.Sim, "sim", "http://127.0.0.1:38090", "the gateway's provider simulator (\"\" for none)")
+	fs.StringVar(&cfg.Peer, "peer", "", "the peer gateway to compare the single scenario with (bench/peers/asynq, e.g. http://127.0.0.1:18085; \"\" for none)")
 	fs.StringVar(&cfg.Token, "token", "dev-staff-token", "a staff token of the tenant")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "dev-admin-token", "an admin token of the tenant: the run turns its 24-hour window rule off and back")
 	fs.StringVar(&cfg.AppSecret, "app-secret", "dev-app-secret", "the Meta app secret webhooks are signed with")
