@@ -100,7 +100,7 @@ func chunkJobs(t *testing.T, s *Store, l *Lease, shard int, e *Entry) []*Job {
 }
 
 func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
-	s, rdb := newTestStore(t)
+	s, _ := newTestStore(t)
 	ctx := context.Background()
 	a := testBatch(s, 10)
 	if _, _, err := s.EnqueueBatch(ctx, a); err != nil {
@@ -135,9 +135,9 @@ func TestCancelBatchStopsWhatIsNotSent(t *testing.T) {
 	}
 	// A canceled message not taken before has its events all the same.
 	var got []string
-	for _, ev := range rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val() {
-		if ev.Values["m"] == jobs[9].Msg.ID {
-			got = append(got, ev.Values["s"].(string))
+	for _, ev := range events(t, s, shard) {
+		if ev.MessageID == jobs[9].Msg.ID {
+			got = append(got, string(ev.Status))
 		}
 	}
 	if fmt.Sprint(got) != "[queued canceled]" {

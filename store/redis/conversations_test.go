@@ -453,3 +453,46 @@ func TestConversationEventsNameTheAPIStatuses(t *testing.T) {
 		t.Fatalf("events %v\nwant   %s", got, want)
 	}
 }
+
+// A conversation the accept path made has no hash until its first message
+// is filed; meanwhile sends that name it are judged as if it had one.
+func TestConversationNotFiledYetIsKnownByItsMessage(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	first, err := s.Enqueue(ctx, textArgs("+14155550301", "hi"))
+	if err != nil || first.Outcome != Queued {
+		t.Fatalf("%+v %v", first, err)
+	}
+	sh := message.ShardFor(testSender, 4)
+	if rdb.Exists(ctx, s.keys.Conversation(sh, "hotel", first.Conversation)).Val() != 0 {
+		t.Fatal("the accept path wrote the conversation's hash")
+	}
+	name := func(to, tenant string) EnqueueResult {
+		t.Helper()
+		a := textArgs(to, "again")
+		a.TenantID, a.ConversationID = tenant, first.Conversation
+		res, err := s.Enqueue(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := name("+14155550302", "hotel"); res.Outcome != ConversationOther {
+		t.Fatalf("another guest naming it: %+v", res)
+	}
+	if res := name("+14155550301", "hotel"); res.Outcome != Queued || res.Conversation != first.Conversation {
+		t.Fatalf("its guest naming it: %+v", res)
+	}
+	// Another tenant's name space is its own: the name is free there.
+	if res := name("+14155550302", "resort"); res.Outcome != Queued || res.Conversation != first.Conversation {
+		t.Fatalf("another tenant naming it: %+v", res)
+	}
+	c, err := s.FindConversation(ctx, "hotel", []string{testSender}, first.Conversation)
+	if err != nil || c.Messages != 2 || c.Guest != "+14155550301" || c.State != ConvOpen || c.CreatedMS == 0 {
+		t.Fatalf("filed: %+v %v", c, err)
+	}
+	other, err := s.FindConversation(ctx, "resort", []string{testSender}, first.Conversation)
+	if err != nil || other.Messages != 1 || other.Guest != "+14155550302" {
+		t.Fatalf("the other tenant's: %+v %v", other, err)
+	}
+}

@@ -12,7 +12,7 @@ import (
 )
 
 func TestDeadLettersListAndRequeue(t *testing.T) {
-	s, rdb := newTestStore(t)
+	s, _ := newTestStore(t)
 	ctx := context.Background()
 	j := claimOne(t, s, "w1")
 	if err := s.Finish(ctx, j, &Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(), ErrorCode: 131000, ErrorTitle: "Something went wrong"}, FinishOptions{DeadLetter: true}); err != nil {
@@ -52,8 +52,8 @@ func TestDeadLettersListAndRequeue(t *testing.T) {
 		t.Fatalf("second failure: %+v", st)
 	}
 	n := 0
-	for _, ev := range rdb.XRange(ctx, s.keys.Events(j.Shard), "-", "+").Val() {
-		if ev.Values["s"] == "failed" {
+	for _, ev := range events(t, s, j.Shard) {
+		if ev.Status == "failed" {
 			n++
 		}
 	}

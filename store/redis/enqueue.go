@@ -106,7 +106,11 @@ type enqueueJob struct {
 	s     *Store
 	shard int
 	args  []any
-	entry []byte
+	// content (a copy of the caller's: the job may outlive the call when
+	// its caller gives up waiting), the history entry and the packed
+	// "queued" event around its conversation id are the job's own buffers,
+	// passed as pointers so that boxing them allocates nothing.
+	content, entry, evPre, evPost bytesArg
 	vals  []any
 	err   error
 	done  chan struct{}
@@ -115,12 +119,12 @@ type enqueueJob struct {
 // enqFields is how many arguments one message takes (enqueue.lua's
 // ENQ_FIELDS); enqAnswer how many values it is answered with.
 const (
-	enqFields = 23
+	enqFields = 25
 	enqAnswer = 4
 )
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{args: make([]any, 0, enqFields), entry: make([]byte, 0, 256), done: make(chan struct{}, 1)}
+	return &enqueueJob{args: make([]any, 0, enqFields), done: make(chan struct{}, 1)}
 }}
 
 func (j *enqueueJob) mergeKey() mergeKey {
@@ -172,13 +176,19 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 
 	j := enqueuePool.Get().(*enqueueJob)
 	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
-	j.entry = appendOutEntry(j.entry[:0], id, now, a)
+	j.content.b = append(j.content.b[:0], a.Content...)
+	j.entry.b = appendOutEntry(j.entry.b[:0], id, now, a)
+	status := message.StatusQueued
+	if due > 0 {
+		status = message.StatusScheduled
+	}
+	j.evPre.b, j.evPost.b = appendQueuedEvent(j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
 	c := &s.args
 	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
-		a.Recipient, c.str(string(a.Type)), a.Content, c.str(string(lane)), a.Campaign,
+		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
 		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
 		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
-		idem, fp, a.Preview, j.entry, metaJSON(a.ConversationMeta))
+		idem, fp, a.Preview, &j.entry, metaJSON(a.ConversationMeta), &j.evPre, &j.evPost)
 
 	s.batch.submit(ctx, j)
 	if !waitDone(ctx, j.done) {
@@ -306,3 +316,10 @@ func (j *enqueueJob) finish(err error) { j.merged(nil, err) }
 // queue and noScript are never used: the batcher merges enqueue jobs.
 func (j *enqueueJob) queue(context.Context, goredis.Pipeliner) {}
 func (j *enqueueJob) noScript() bool                           { return false }
+
+// bytesArg is a byte slice as a command argument: go-redis writes it
+// through MarshalBinary, and a pointer to it boxes without allocating.
+type bytesArg struct{ b []byte }
+
+// MarshalBinary implements encoding.BinaryMarshaler.
+func (a *bytesArg) MarshalBinary() ([]byte, error) { return a.b, nil }

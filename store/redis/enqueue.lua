@@ -33,12 +33,14 @@
 --   +19 request fingerprint    +20 inbox preview
 --   +21 history entry (JSON)
 --   +22 conversation metadata (JSON object or '')
+--   +23, +24 the "queued" event, packed (eventcodec.go), before and after
+--       its conversation id
 --
 -- A queued message's state gets its TTL when the dispatcher first takes
 -- it (begin.lua): it waits as long as it must, and writing the TTL here
 -- would cost every send a command.
 --
-local ENQ_FIELDS = 23
+local ENQ_FIELDS = 25
 local statettl, idemttl = ARGV[1], ARGV[2]
 local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
@@ -152,8 +154,7 @@ for b = 5, #ARGV, ENQ_FIELDS do
     local extra = nil
     if ARGV[base + 21] ~= '' then extra = {'md', ARGV[base + 21]} end
     file_add(prefix, 'o', tenant, conv, sender, guest, now, ARGV[base + 20], ARGV[base + 19], created, extra)
-    emit_with(prefix .. 'events', id, {tenant, sender, guest, ty, lane, conv, ARGV[base + 11], '0'},
-      status, now, {'ch', 'whatsapp'})
+    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 22] .. #conv .. ':' .. conv .. ARGV[base + 23])
     answer('ok', id, conv, status)
   end
 end

@@ -200,6 +200,18 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 // transition.lua) into an Event.
 func decodeEvent(shard int, m goredis.XMessage) message.Event {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	if e, ok := m.Values["e"].(string); ok {
+		var v [len(eventSlots)]string
+		decodePacked(e, &v)
+		str = func(k string) string {
+			for i, name := range eventSlots {
+				if name == k {
+					return v[i]
+				}
+			}
+			return ""
+		}
+	}
 	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
 	return message.Event{
 		Shard: shard, StreamID: m.ID,

@@ -46,11 +46,14 @@ local conv = gv[5]
 local change = ''
 local st = nil
 if conv then
-  st = redis.call('HGET', conv_key(prefix, tenant, conv), 'st')
+  -- A current conversation without a hash is one not filed yet: open.
+  st = redis.call('HGET', conv_key(prefix, tenant, conv), 'st') or 'open'
 end
 if not st or st == 'closed' then
   conv = ARGV[10]
-  conv_create(prefix, g, gv, conv, tenant, sender, guest, now, ttl)
+  -- Its id is not a message's: its hash is made now, so that a send
+  -- naming it meanwhile finds whose it is.
+  conv_create(prefix, g, gv, conv, tenant, sender, guest, now, ttl, true)
   change = 'created'
 elseif st == 'archived' then
   redis.call('HSET', conv_key(prefix, tenant, conv), 'st', 'open')

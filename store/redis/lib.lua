@@ -252,27 +252,38 @@ local function cvl_add(cvl, id, now)
   return out
 end
 
--- conv_create makes conversation id of sender and guest, created now: its
--- hash (empty until its first message is filed), the guest's current
--- conversation and list of conversations; gv holds the guest's
--- GUEST_FIELDS. The hash and the guest get their TTLs here; the history
--- gets its own when the first message is filed.
-local function conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl)
-  local ck = conv_key(prefix, tenant, id)
-  redis.call('HSET', ck, 't', tenant, 'f', sender, 'g', guest, 'st', 'open', 'ca', now, 'la', now, 'n', 0, 'un', 0)
-  redis.call('EXPIRE', ck, ttl)
+-- conv_create makes conversation id of sender and guest, created now: the
+-- guest's current conversation and list of conversations (with the guest's
+-- TTL); gv holds the guest's GUEST_FIELDS. The conversation's hash is made
+-- when its first message is filed (file_pending), except with skeleton: a
+-- caller-named id gets its hash at once, so that no other guest can take
+-- the name meanwhile (ids wagate makes are unique by construction).
+local function conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl, skeleton)
+  if skeleton then
+    local ck = conv_key(prefix, tenant, id)
+    redis.call('HSET', ck, 't', tenant, 'f', sender, 'g', guest, 'st', 'open', 'ca', now, 'la', now, 'n', 0, 'un', 0)
+    redis.call('EXPIRE', ck, ttl)
+  end
   redis.call('HSET', g, 'cv', id, 'cvl', cvl_add(gv[6], id, now))
   if gv[1] ~= '1' then
     redis.call('EXPIRE', g, ttl)
   end
 end
 
+-- made_id reports whether a conversation id has the shape of the ids
+-- wagate makes ("conv_<time and random>_<shard>").
+local function made_id(id)
+  return string.match(id, '^conv_%w+_%d+$') ~= nil
+end
+
 -- conv_outbound finds the conversation an outbound message joins: want
 -- (the caller's id) when given, else the guest's current one, else a new
--- one named newid. An archived conversation opens again. gv holds the
--- guest's GUEST_FIELDS. Returns the id and whether it was created, or nil
--- and why not: 'conv_other' (want is another guest's or number's) or
--- 'conv_closed'.
+-- one named newid (from the message's id). An archived conversation opens
+-- again. A conversation made by a message not filed yet has no hash: it
+-- is known by the guest's current one, or by the message that made it.
+-- gv holds the guest's GUEST_FIELDS. Returns the id and whether it was
+-- created, or nil and why not: 'conv_other' (want is another guest's or
+-- number's) or 'conv_closed'.
 local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, now, ttl)
   local id = want
   if id == '' then
@@ -295,12 +306,28 @@ local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, 
         if want ~= '' and gv[5] ~= want then redis.call('HSET', g, 'cv', id) end
         return id, false
       end
+    elseif id == gv[5] then
+      -- Not filed yet (or gone: filing makes it again).
+      return id, false
     elseif want == '' then
       id = ''
+    elseif made_id(want) then
+      -- Perhaps made by a message accepted moments ago and not filed yet:
+      -- that message says whose it is. Another tenant's is none of this
+      -- one's business (its keys are the tenant's own): the name is free.
+      local m = redis.call('HMGET', prefix .. 'msg:msg_' .. string.sub(want, 6), 't', 'f', 'r', 'c')
+      if m[4] == want and m[1] == tenant then
+        if m[2] ~= sender or m[3] ~= guest then return nil, 'conv_other' end
+        redis.call('HSET', g, 'cv', want)
+        return want, false
+      end
     end
   end
-  if id == '' then id = newid end
-  conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl)
+  if id == '' then
+    conv_create(prefix, g, gv, newid, tenant, sender, guest, now, ttl, false)
+    return newid, true
+  end
+  conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl, true)
   return id, true
 end
 
@@ -350,7 +377,7 @@ local function file_pending(prefix, max, ttl, upto)
     local key = f.t .. '\n' .. f.c
     local c = convs[key]
     if not c then
-      c = {t = f.t, id = f.c, f = f.f, g = f.g, es = {}, n = 0, un = 0}
+      c = {t = f.t, id = f.c, f = f.f, g = f.g, ca = f.at, es = {}, n = 0, un = 0}
       convs[key] = c
       order[#order + 1] = c
     end
@@ -377,14 +404,22 @@ local function file_pending(prefix, max, ttl, upto)
     local hk = prefix .. 'cvh:' .. c.t .. ':' .. c.id
     local set = {'la', c.la, 'lp', c.lp, 'ld', c.ld}
     local fresh = false
+    local cur = nil
+    if not c.nw then
+      cur = redis.call('HMGET', ck, 't', 'la', 'li', 'md')
+      -- No hash: the conversation expired while the guest's hash still
+      -- named it; it is made again.
+      if not cur[1] then c.nw = true end
+    end
     if c.nw then
-      -- Made by this message: the hash is as conv_create left it.
-      set[#set + 1] = 'n'; set[#set + 1] = c.n
-      set[#set + 1] = 'un'; set[#set + 1] = c.un
+      -- The conversation's first messages: its hash is made here.
+      for _, kv in ipairs({{'t', c.t}, {'f', c.f}, {'g', c.g}, {'st', 'open'}, {'ca', c.ca}, {'n', c.n}, {'un', c.un}}) do
+        set[#set + 1] = kv[1]; set[#set + 1] = kv[2]
+      end
       if c.li then set[#set + 1] = 'li'; set[#set + 1] = c.li end
       if c.md then set[#set + 1] = 'md'; set[#set + 1] = cjson.encode(c.md) end
     else
-      local cur = redis.call('HMGET', ck, 'la', 'li', 'md')
+      cur = {cur[2], cur[3], cur[4]}
       fresh = tonumber(c.la) - (tonumber(cur[1] or '0') or 0) < RENEW_MS
       if c.li and (tonumber(c.li) > (tonumber(cur[2] or '0') or 0)) then
         set[#set + 1] = 'li'; set[#set + 1] = c.li
@@ -408,6 +443,7 @@ local function file_pending(prefix, max, ttl, upto)
       redis.call('LTRIM', hk, -HISTORY_MAX, -1)
     end
     if c.nw then
+      redis.call('EXPIRE', ck, ttl)
       redis.call('EXPIRE', hk, ttl)
     elseif not fresh then
       redis.call('EXPIRE', ck, ttl)

@@ -39,6 +39,20 @@ func textArgs(to, text string) *EnqueueArgs {
 
 const testSender = "+15550001000"
 
+// events are the events of shard's stream, decoded as the loader reads them.
+func events(t *testing.T, s *Store, shard int) []message.Event {
+	t.Helper()
+	ms, err := s.rdb.XRange(context.Background(), s.keys.Events(shard), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]message.Event, len(ms))
+	for i, m := range ms {
+		out[i] = decodeEvent(shard, m)
+	}
+	return out
+}
+
 // testLease takes shard's dispatch lease for instance.
 func testLease(t *testing.T, s *Store, shard int, instance string) *Lease {
 	t.Helper()
@@ -103,8 +117,9 @@ func TestEnqueueMakesMessageDurable(t *testing.T) {
 	if wakes, _, _ := s.ReadWakes(ctx, shard, "0-0", -1, nil); len(wakes) != 1 || wakes[0] != testSender {
 		t.Fatalf("wake-ups %v", wakes)
 	}
-	evs := rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val()
-	if len(evs) != 1 || evs[0].Values["s"] != "queued" || evs[0].Values["m"] != res.ID {
+	evs := events(t, s, shard)
+	if len(evs) != 1 || evs[0].Status != "queued" || evs[0].MessageID != res.ID || evs[0].TenantID != "hotel" ||
+		evs[0].ConversationID != "conv_abc123" || evs[0].Channel != "whatsapp" || evs[0].AtMS == 0 {
 		t.Fatalf("events %v", evs)
 	}
 	// A queued message waits as long as it must: its state gets its TTL
@@ -348,8 +363,8 @@ func TestRetryKeepsTheEntryInPlace(t *testing.T) {
 		t.Fatalf("the retried entry left its place: pending %d", p.Count)
 	}
 	n := 0
-	for _, e := range rdb.XRange(ctx, s.keys.Events(j.Shard), "-", "+").Val() {
-		if e.Values["s"] == "queued" && e.Values["ec"] == "131000" {
+	for _, e := range events(t, s, j.Shard) {
+		if e.Status == "queued" && e.ErrorCode == 131000 {
 			n++
 		}
 	}
@@ -409,8 +424,8 @@ func TestExpiredMessagesAreNeverSent(t *testing.T) {
 		t.Fatalf("an expired message counts as open: %d", n)
 	}
 	var statuses []string
-	for _, ev := range rdb.XRange(ctx, s.keys.Events(shard), "-", "+").Val() {
-		statuses = append(statuses, ev.Values["s"].(string))
+	for _, ev := range events(t, s, shard) {
+		statuses = append(statuses, string(ev.Status))
 	}
 	if fmt.Sprint(statuses) != "[queued expired]" {
 		t.Fatalf("events %v", statuses)
@@ -439,7 +454,7 @@ func TestBeginDropsCanceledAndVanishedMessages(t *testing.T) {
 }
 
 func TestStatusesMoveForwardOnly(t *testing.T) {
-	s, rdb := newTestStore(t)
+	s, _ := newTestStore(t)
 	ctx := context.Background()
 	f := func(name string, seq []message.Status, want message.Status, wantEvents int) {
 		t.Run(name, func(t *testing.T) {
@@ -457,8 +472,8 @@ func TestStatusesMoveForwardOnly(t *testing.T) {
 				t.Fatalf("after %v: %s, want %s", seq, got.Status, want)
 			}
 			n := 0
-			for _, e := range rdb.XRange(ctx, s.keys.Events(j.Shard), "-", "+").Val() {
-				if e.Values["m"] == j.Msg.ID {
+			for _, e := range events(t, s, j.Shard) {
+				if e.MessageID == j.Msg.ID {
 					n++
 				}
 			}

@@ -1,0 +1,48 @@
+package redis
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/wagate/wagate/message"
+)
+
+// FuzzDecodeChunk: any bytes decode to items or an error, never a panic;
+// what decodes packs back to the same bytes.
+func FuzzDecodeChunk(f *testing.F) {
+	f.Add(appendChunk(nil, []BatchItem{{Recipient: "+14155550100", Type: message.TypeText, Content: []byte(`{"body":"hi"}`), Preview: "hi"}}))
+	f.Add(appendChunk(nil, []BatchItem{{}, {Recipient: "+1", Content: []byte{0, 255}}}))
+	f.Add([]byte{chunkVersion, 200, 1})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		items, err := decodeChunk(b)
+		if err != nil {
+			return
+		}
+		if again := appendChunk(nil, items); !bytes.Equal(again, b) {
+			t.Fatalf("%q decoded to %d items that pack to %q", b, len(items), again)
+		}
+	})
+}
+
+// FuzzDecodePackedEvent: any string decodes or is refused, never a panic;
+// a queued event laid out by appendQueuedEvent decodes to its values.
+func FuzzDecodePackedEvent(f *testing.F) {
+	f.Add("+14155550100", "conv_x", "staff:1", "hotel")
+	f.Add("", "", "", "")
+	f.Add("1:2:3", "9999999999:", "\x00", "é")
+	f.Fuzz(func(t *testing.T, guest, conv, staff, tenant string) {
+		a := &EnqueueArgs{TenantID: tenant, Sender: "+15550001000", Recipient: guest, Type: message.TypeText, StaffMemberID: staff}
+		pre, post := appendQueuedEvent(nil, nil, "msg_1", a, message.LaneTx, message.StatusQueued, 1700000000123)
+		packed := string(pre) + string(appendPacked(nil, conv)) + string(post)
+		var v [len(eventSlots)]string
+		if !decodePacked(packed, &v) {
+			t.Fatalf("refused its own %q", packed)
+		}
+		if v[0] != "msg_1" || v[1] != tenant || v[3] != guest || v[4] != "queued" || v[5] != "1700000000123" ||
+			v[8] != conv || v[9] != staff || v[11] != "whatsapp" {
+			t.Fatalf("decoded %q", v)
+		}
+		decodePacked(guest+conv+staff, &v) // anything else: no panic
+	})
+}
