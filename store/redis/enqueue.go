@@ -111,9 +111,9 @@ type enqueueJob struct {
 	// "queued" event around its conversation id are the job's own buffers,
 	// passed as pointers so that boxing them allocates nothing.
 	content, entry, evPre, evPost bytesArg
-	vals  []any
-	err   error
-	done  chan struct{}
+	vals                          []any
+	err                           error
+	done                          chan struct{}
 }
 
 // enqFields is how many arguments one message takes (enqueue.lua's
