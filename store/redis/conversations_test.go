@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -494,5 +495,63 @@ func TestConversationNotFiledYetIsKnownByItsMessage(t *testing.T) {
 	other, err := s.FindConversation(ctx, "resort", []string{testSender}, first.Conversation)
 	if err != nil || other.Messages != 1 || other.Guest != "+14155550302" {
 		t.Fatalf("the other tenant's: %+v %v", other, err)
+	}
+}
+
+// Sends that share one call of the enqueue function (group commit) are each
+// judged on their own: a guest who just wrote STOP gets none of them, a
+// guest in the window gets theirs, and an Idempotency-Key repeated within
+// the call queues one message.
+func TestSendsSharingACallAreEachJudged(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	inbound(t, s, "+14155550401", "wamid.s1", "hello", time.Now(), "")
+	inbound(t, s, "+14155550401", "wamid.s2", "STOP", time.Now(), "out")
+	inbound(t, s, "+14155550402", "wamid.s3", "hello", time.Now(), "")
+	type sent struct {
+		res EnqueueResult
+		err error
+	}
+	const each = 16
+	out := make(chan sent, 3*each)
+	var start sync.WaitGroup
+	start.Add(1)
+	for i := range 3 * each {
+		go func() {
+			start.Wait()
+			a := textArgs("+14155550401", "to the one who left")
+			switch i % 3 {
+			case 1:
+				a = textArgs("+14155550402", "to the one who stays")
+				a.WindowCheck = true
+			case 2:
+				a = textArgs("+14155550403", "once")
+				a.IdempotencyKey = "same-request"
+			}
+			res, err := s.Enqueue(ctx, a)
+			out <- sent{res, err}
+		}()
+	}
+	start.Done()
+	counts := map[Outcome]int{}
+	ids := map[string]bool{}
+	for range 3 * each {
+		r := <-out
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		counts[r.res.Outcome]++
+		if r.res.Outcome == Queued || r.res.Outcome == Duplicate {
+			ids[r.res.ID] = true
+		}
+	}
+	if counts[OptedOut] != each || counts[Queued] != each+1 || counts[Duplicate] != each-1 {
+		t.Fatalf("outcomes %v: want %d opted out, %d queued, %d duplicates", counts, each, each+1, each-1)
+	}
+	if len(ids) != each+1 {
+		t.Fatalf("%d distinct messages, want %d", len(ids), each+1)
+	}
+	if n, _ := s.TenantOpen(ctx, "hotel"); n != each+1 {
+		t.Fatalf("%d open", n)
 	}
 }
