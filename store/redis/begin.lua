@@ -21,7 +21,7 @@
 -- ARGV[16] fallback after (s)  ARGV[17] max attempts (0: the dispatcher's)
 -- ARGV[18] "1": free-form, needs the window open
 -- ARGV[19] window (ms)         ARGV[20] conversation TTL (s)
--- ARGV[21] inbox preview       ARGV[22] history entry (JSON)
+-- ARGV[21] the file entry, packed (filecodec.go) up to its conversation
 --
 -- Marks the message "sending", counts the attempt and writes a "sending"
 -- event before the provider is called, so that a worker dying between the
@@ -31,7 +31,7 @@
 -- "expired" here and is never sent. A batch's message is made first: its
 -- guest's opt-out and window are checked now (a refusal is recorded as
 -- "failed", so the batch's counts add up), it joins the guest's
--- conversation (filed later, file_pending) and its "queued" event is
+-- conversation (filed later by the filer) and its "queued" event is
 -- written with the batch's acceptance time.
 --
 -- Returns {"fenced"} when the caller no longer owns the shard; false when
@@ -46,7 +46,7 @@ if fenced(KEYS[3], ARGV[2]) then
 end
 local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd'}
 local f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
-if not f[1] and #ARGV >= 22 then
+if not f[1] and #ARGV >= 21 then
   if not materialize(KEYS[1], KEYS[2], KEYS[5], ARGV) then
     return {'failed'}
   end

@@ -6,11 +6,10 @@
 --
 -- ARGV[1] shard prefix   ARGV[2] tenant   ARGV[3] action   ARGV[4] now (ms)
 -- ARGV[5] the action's fields (JSON object)   ARGV[6] window (ms)
--- ARGV[7] conversation TTL (s)
 --
--- Messages of the shard accepted or received before the action and not
--- filed yet are filed first (file_pending), so that the action comes after
--- them: "read" covers every message the guest sent before it.
+-- The caller files what waits on the shard first (Store.FileNow), so that
+-- the action comes after the messages accepted or received before it:
+-- "read" covers every message the guest sent before it.
 --
 -- Actions: resolve {resolution_notes, satisfaction_rating,
 -- follow_up_required, resolved_by} archives it with its resolution; assign
@@ -20,7 +19,6 @@
 --
 -- Returns {"ok", previous status, status}, {"missing"} (no such
 -- conversation of the tenant) or {"closed"}.
-file_pending(ARGV[1], 5000, ARGV[7])
 local ck = KEYS[1]
 local c = redis.call('HMGET', ck, 't', 'st', 'f', 'g', 'li')
 if not c[1] or c[1] ~= ARGV[2] then

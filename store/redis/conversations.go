@@ -456,8 +456,12 @@ func (s *Store) ConversationAction(ctx context.Context, c *Conversation, action 
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}
+	// The action comes after what was accepted or received before it.
+	if err := s.FileNow(ctx, []int{c.Shard}); err != nil {
+		return "", "", fmt.Errorf("conversation %s: %w", action, err)
+	}
 	v, err := s.scripts.convAction.Run(ctx, s.rdb, []string{s.keys.Conversation(c.Shard, c.TenantID, c.ID)},
-		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f), s.cfg.Window.Milliseconds(), s.convTTL).StringSlice()
+		s.keys.ShardPrefix(c.Shard), c.TenantID, action, s.nowMS(), string(f), s.cfg.Window.Milliseconds()).StringSlice()
 	if err != nil {
 		return "", "", fmt.Errorf("conversation %s: %w", action, err)
 	}

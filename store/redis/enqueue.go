@@ -110,16 +110,18 @@ type enqueueJob struct {
 	// its caller gives up waiting), the history entry and the packed
 	// "queued" event around its conversation id are the job's own buffers,
 	// passed as pointers so that boxing them allocates nothing.
-	content, entry, evPre, evPost bytesArg
-	vals                          []any
-	err                           error
-	done                          chan struct{}
+	content, file, evPre, evPost bytesArg
+	// entry is scratch for the history entry.
+	entry []byte
+	vals  []any
+	err   error
+	done  chan struct{}
 }
 
 // enqFields is how many arguments one message takes (enqueue.lua's
 // ENQ_FIELDS); enqAnswer how many values it is answered with.
 const (
-	enqFields = 25
+	enqFields = 23
 	enqAnswer = 4
 )
 
@@ -151,44 +153,8 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 	if a.ConversationID != "" && !ValidConversationID(a.ConversationID) {
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", ErrBadConversationID)
 	}
-	shard := message.ShardFor(a.Sender, s.cfg.Shards)
-	now := s.nowMS()
-	id := message.NewID(shard, now)
-	lane := a.Lane
-	if lane == "" {
-		lane = message.LaneTx
-	}
-	due := a.DueMS
-	if due < now {
-		due = 0
-	}
-	idem, fp := "", ""
-	if a.IdempotencyKey != "" {
-		idem, fp = s.keys.Idem(shard, a.TenantID, a.IdempotencyKey), strconv.FormatUint(a.Fingerprint, 36)
-	}
-	flags := ""
-	switch {
-	case a.Force:
-		flags = "f"
-	case a.WindowCheck:
-		flags = "w"
-	}
-
 	j := enqueuePool.Get().(*enqueueJob)
-	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
-	j.content.b = append(j.content.b[:0], a.Content...)
-	j.entry.b = appendOutEntry(j.entry.b[:0], id, now, a)
-	status := message.StatusQueued
-	if due > 0 {
-		status = message.StatusScheduled
-	}
-	j.evPre.b, j.evPost.b = appendQueuedEvent(j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
-	c := &s.args
-	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
-		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
-		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
-		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
-		idem, fp, a.Preview, &j.entry, metaJSON(a.ConversationMeta), &j.evPre, &j.evPost)
+	s.prepareEnqueue(j, a)
 
 	s.batch.submit(ctx, j)
 	if !waitDone(ctx, j.done) {
@@ -228,6 +194,51 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		return EnqueueResult{Outcome: ConversationClosed}, nil
 	}
 	return EnqueueResult{}, fmt.Errorf("enqueue: unexpected answer %q", kind)
+}
+
+// prepareEnqueue lays out a's message as the enqueue function's arguments
+// in job j.
+func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
+	shard := message.ShardFor(a.Sender, s.cfg.Shards)
+	now := s.nowMS()
+	id := message.NewID(shard, now)
+	lane := a.Lane
+	if lane == "" {
+		lane = message.LaneTx
+	}
+	due := a.DueMS
+	if due < now {
+		due = 0
+	}
+	idem, fp := "", ""
+	if a.IdempotencyKey != "" {
+		idem, fp = s.keys.Idem(shard, a.TenantID, a.IdempotencyKey), strconv.FormatUint(a.Fingerprint, 36)
+	}
+	flags := ""
+	switch {
+	case a.Force:
+		flags = "f"
+	case a.WindowCheck:
+		flags = "w"
+	}
+
+	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
+	j.content.b = append(j.content.b[:0], a.Content...)
+	j.entry = appendOutEntry(j.entry[:0], id, now, a)
+	j.file.b = appendFilePre(j.file.b[:0], "o", a.TenantID, a.Sender, a.Recipient, now, a.Preview, j.entry, 0, "",
+		metaJSON(a.ConversationMeta))
+	status := message.StatusQueued
+	if due > 0 {
+		status = message.StatusScheduled
+	}
+	j.evPre.b, j.evPost.b = appendQueuedEvent(j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
+	c := &s.args
+	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
+		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
+		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
+		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
+		idem, fp, &j.file, &j.evPre, &j.evPost)
+
 }
 
 // appendOutEntry appends the history entry (HistoryEntry's JSON) of an

@@ -3,7 +3,7 @@
 -- guest's opt-out and 24-hour window, the conversation it joins (found, or
 -- made now so that its id can be answered), the state, the queue entry,
 -- the "queued" event and the entry that files it into its conversation
--- later (file_pending). One call per shard per flush: the call's fixed
+-- later (the filer, file.lua). One call per shard per flush: the call's fixed
 -- cost and the counters every message shares (tenants' open counts,
 -- wake-ups, queue registrations) are paid once.
 --
@@ -30,17 +30,16 @@
 --   +17 flags: 'w' the message needs the window open, 'f' send even to an
 --       opted-out guest (the opt-out confirmation), '' neither
 --   +18 idempotency key        wa:{sNN}:idem:<tenant>:<key>, or ''
---   +19 request fingerprint    +20 inbox preview
---   +21 history entry (JSON)
---   +22 conversation metadata (JSON object or '')
---   +23, +24 the "queued" event, packed (eventcodec.go), before and after
+--   +19 request fingerprint
+--   +20 the file entry, packed (filecodec.go) up to its conversation
+--   +21, +22 the "queued" event, packed (eventcodec.go), before and after
 --       its conversation id
 --
 -- A queued message's state gets its TTL when the dispatcher first takes
 -- it (begin.lua): it waits as long as it must, and writing the TTL here
 -- would cost every send a command.
 --
-local ENQ_FIELDS = 25
+local ENQ_FIELDS = 23
 local statettl, idemttl = ARGV[1], ARGV[2]
 local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
@@ -151,10 +150,8 @@ for b = 5, #ARGV, ENQ_FIELDS do
         w.list[#w.list + 1] = sender
       end
     end
-    local extra = nil
-    if ARGV[base + 21] ~= '' then extra = {'md', ARGV[base + 21]} end
-    file_add(prefix, 'o', tenant, conv, sender, guest, now, ARGV[base + 20], ARGV[base + 19], created, extra)
-    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 22] .. #conv .. ':' .. conv .. ARGV[base + 23])
+    file_add(prefix, ARGV[base + 19], conv, created)
+    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. #conv .. ':' .. conv .. ARGV[base + 21])
     answer('ok', id, conv, status)
   end
 end

@@ -53,27 +53,5 @@ func appendQueuedEvent(pre, post []byte, id string, a *EnqueueArgs, lane message
 // decodePacked reads a packed event's values into v; false when it is
 // not one this code wrote.
 func decodePacked(s string, v *[len(eventSlots)]string) bool {
-	if len(s) == 0 || s[0] != packedVersion {
-		return false
-	}
-	s = s[1:]
-	for i := range v {
-		colon := -1
-		for k := 0; k < len(s) && k < 10; k++ {
-			if s[k] == ':' {
-				colon = k
-				break
-			}
-		}
-		if colon <= 0 {
-			return false
-		}
-		n, err := strconv.Atoi(s[:colon])
-		if err != nil || n < 0 || n > len(s)-colon-1 {
-			return false
-		}
-		v[i] = s[colon+1 : colon+1+n]
-		s = s[colon+1+n:]
-	}
-	return s == ""
+	return len(s) > 0 && s[0] == packedVersion && unpack(s[1:], v[:])
 }

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,9 +18,9 @@ import (
 const fileBatch = 1000
 
 // FileNow files the messages of shards that wait to be filed into their
-// conversations (the file function; the filer role does the same in the
-// background), so that a read that follows sees every message accepted or
-// received before it. It files what was waiting when it began, or what
+// conversations (the filer role does the same in the background), so
+// that a read or a staff action that follows sees every message accepted
+// or received before it. It files what was waiting when it began, or what
 // it can within Config.FileWait, and then returns: a read is never held
 // longer by a backlog.
 func (s *Store) FileNow(ctx context.Context, shards []int) error {
@@ -26,92 +28,192 @@ func (s *Store) FileNow(ctx context.Context, shards []int) error {
 		return nil
 	}
 	deadline := time.Now().Add(s.cfg.FileWait)
-	upto := make([]string, len(shards))
-	for i := range upto {
-		upto[i] = "+"
+	// What waits now: each shard's newest entry.
+	p := s.rdb.Pipeline()
+	tails := make([]*goredis.XMessageSliceCmd, len(shards))
+	for i, sh := range shards {
+		tails[i] = p.XRevRangeN(ctx, s.keys.File(sh), "+", "-", 1)
 	}
-	for len(shards) > 0 {
-		cmds, err := s.fileCalls(ctx, shards, upto, true)
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("file conversations: %w", err)
+	}
+	var todo []int
+	var upto []string
+	for i, c := range tails {
+		if v := c.Val(); len(v) > 0 {
+			todo, upto = append(todo, shards[i]), append(upto, v[0].ID)
+		}
+	}
+	for len(todo) > 0 {
+		res, err := s.fileRound(ctx, todo, upto)
 		if err != nil {
 			return err
 		}
-		more, moreUpto := shards[:0:0], upto[:0:0]
-		for i, c := range cmds {
-			v, _ := c.Slice()
-			if n, _ := v[0].(int64); n == fileBatch {
-				tail, _ := v[2].(string)
-				if upto[i] != "+" {
-					tail = upto[i]
-				}
-				more, moreUpto = append(more, shards[i]), append(moreUpto, tail)
+		more, moreUpto := todo[:0:0], upto[:0:0]
+		for i, r := range res {
+			if r.More {
+				more, moreUpto = append(more, todo[i]), append(moreUpto, upto[i])
 			}
 		}
 		if time.Now().After(deadline) {
 			return nil
 		}
-		shards, upto = more, moreUpto
+		todo, upto = more, moreUpto
 	}
 	return nil
 }
 
-// fileCalls runs the file function once for each of shards (up to the
-// stream id in upto, "+" for any) in one round trip; with tail each answer
-// holds the newest id left.
-func (s *Store) fileCalls(ctx context.Context, shards []int, upto []string, tail bool) ([]*goredis.Cmd, error) {
-	cmds := make([]*goredis.Cmd, len(shards))
-	for attempt := 0; ; attempt++ {
-		p := s.rdb.Pipeline()
-		for i, sh := range shards {
-			cmds[i] = s.scripts.file.FCall(ctx, p, s.keys.fileKeys[sh], s.keys.ShardPrefix(sh), fileBatch, s.convTTL, upto[i], flag(tail))
-		}
-		_, _ = p.Exec(ctx)
-		if attempt == 0 && slices.ContainsFunc(cmds, func(c *goredis.Cmd) bool { return isNoScript(c.Err()) }) {
-			if err := s.scripts.load(ctx, s.rdb); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		for _, c := range cmds {
-			if err := c.Err(); err != nil {
-				return nil, fmt.Errorf("file conversations: %w", err)
-			}
-		}
-		return cmds, nil
-	}
-}
-
-// Filed is what one call of the file function did on a shard.
+// Filed is what one round of filing did on a shard.
 type Filed struct {
 	Shard int
 	// N messages were filed; the oldest of them was accepted or received
 	// at FirstMS (Redis's clock, Unix ms; 0 when none).
 	N       int
 	FirstMS int64
-	// More: the call filed as many as it may, more are waiting.
+	// More: more may be waiting (the round filed a whole batch, or
+	// another caller filed the same entries first).
 	More bool
 }
 
 // FileShards files, for each of shards, the oldest messages waiting to be
-// filed into their conversations (at most a batch each), in one round
-// trip.
+// filed into their conversations (at most a batch each).
 func (s *Store) FileShards(ctx context.Context, shards []int) ([]Filed, error) {
 	upto := make([]string, len(shards))
 	for i := range upto {
 		upto[i] = "+"
 	}
-	cmds, err := s.fileCalls(ctx, shards, upto, false)
-	if err != nil {
-		return nil, err
+	return s.fileRound(ctx, shards, upto)
+}
+
+// fileRound reads up to fileBatch waiting entries of each of shards (up to
+// the stream id upto[i], "+" for any) in one round trip, groups them by
+// conversation, and files each shard's in one call of the file function
+// (which files nothing if another caller filed them first).
+func (s *Store) fileRound(ctx context.Context, shards []int, upto []string) ([]Filed, error) {
+	p := s.rdb.Pipeline()
+	reads := make([]*goredis.XMessageSliceCmd, len(shards))
+	for i, sh := range shards {
+		reads[i] = p.XRangeN(ctx, s.keys.File(sh), "-", upto[i], fileBatch)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("file conversations: %w", err)
 	}
 	out := make([]Filed, len(shards))
+	args := make([][]any, len(shards))
+	for i, sh := range shards {
+		out[i].Shard = sh
+		if ms := reads[i].Val(); len(ms) > 0 {
+			args[i] = s.fileArgs(sh, ms)
+			out[i].N, out[i].FirstMS, out[i].More = len(ms), streamIDMS(ms[0].ID), len(ms) == fileBatch
+		}
+	}
+	cmds := make([]*goredis.Cmd, len(shards))
+	for attempt := 0; ; attempt++ {
+		p := s.rdb.Pipeline()
+		for i, sh := range shards {
+			if args[i] != nil {
+				cmds[i] = s.scripts.file.FCall(ctx, p, s.keys.fileKeys[sh], args[i]...)
+			}
+		}
+		if _, err := p.Exec(ctx); err != nil && !isNoScript(err) && !errors.Is(err, goredis.Nil) {
+			return nil, fmt.Errorf("file conversations: %w", err)
+		}
+		if attempt == 0 && slices.ContainsFunc(cmds, func(c *goredis.Cmd) bool { return c != nil && isNoScript(c.Err()) }) {
+			if err := s.scripts.load(ctx, s.rdb); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		break
+	}
 	for i, c := range cmds {
-		v, _ := c.Slice()
-		n, _ := v[0].(int64)
-		first, _ := v[1].(string)
-		ms, _ := strconv.ParseInt(first[:max(strings.IndexByte(first, '-'), 0)], 10, 64)
-		out[i] = Filed{Shard: shards[i], N: int(n), FirstMS: ms, More: n == fileBatch}
+		if c == nil {
+			continue
+		}
+		n, err := c.Int()
+		if err != nil {
+			return nil, fmt.Errorf("file conversations: %w", err)
+		}
+		if n == 0 { // filed by another caller meanwhile
+			out[i].N, out[i].FirstMS, out[i].More = 0, 0, true
+		}
 	}
 	return out, nil
+}
+
+// convShare is one conversation's share of a filing round.
+type convShare struct {
+	tenant, id, sender, guest string
+	made                      bool
+	created, last             int64
+	preview, dir              string
+	n, unread                 int
+	li                        int64
+	name                      string
+	md                        map[string]string
+	entries                   []any
+}
+
+// fileArgs groups the read entries ms of shard by conversation, in the
+// order they were first met, as the file function takes them.
+func (s *Store) fileArgs(shard int, ms []goredis.XMessage) []any {
+	type key struct{ tenant, id string }
+	var order []*convShare
+	byKey := map[key]*convShare{}
+	for _, m := range ms {
+		raw, _ := m.Values["e"].(string)
+		e, ok := decodeFileEntry(m.ID, raw)
+		if !ok {
+			continue // not ours: dropped with the rest
+		}
+		c := byKey[key{e.tenant, e.conv}]
+		if c == nil {
+			c = &convShare{tenant: e.tenant, id: e.conv, sender: e.sender, guest: e.guest, made: e.newlyMade, created: e.at}
+			byKey[key{e.tenant, e.conv}] = c
+			order = append(order, c)
+		}
+		c.entries = append(c.entries, e.entry)
+		c.n++
+		c.last, c.preview = e.at, e.preview
+		if e.kind == "i" {
+			c.dir = "in"
+			c.unread++
+			c.li = max(c.li, e.li)
+			if e.nm != "" {
+				c.name = e.nm
+			}
+		} else {
+			c.dir = "out"
+		}
+		if e.md != "" {
+			var md map[string]string
+			if json.Unmarshal([]byte(e.md), &md) == nil {
+				if c.md == nil {
+					c.md = map[string]string{}
+				}
+				maps.Copy(c.md, md)
+			}
+		}
+	}
+	args := make([]any, 0, 4+len(order)*15+len(ms))
+	args = append(args, s.keys.ShardPrefix(shard), s.convTTL, ms[0].ID, ms[len(ms)-1].ID)
+	for _, c := range order {
+		md := ""
+		if c.md != nil {
+			b, _ := json.Marshal(c.md) // a map of strings always encodes
+			md = string(b)
+		}
+		args = append(args, c.tenant, c.id, c.sender, c.guest, flag(c.made), c.created, c.last, c.preview, c.dir,
+			c.n, c.unread, c.li, c.name, md, len(c.entries))
+		args = append(args, c.entries...)
+	}
+	return args
+}
+
+// streamIDMS is the time part of a stream id ("1700000000000-3").
+func streamIDMS(id string) int64 {
+	ms, _ := strconv.ParseInt(id[:max(strings.IndexByte(id, '-'), 0)], 10, 64)
+	return ms
 }
 
 // AwaitFile waits up to block until one of shards has messages waiting to

@@ -118,7 +118,8 @@ func (s *Store) RecordInbound(ctx context.Context, a *InboundArgs) (InboundResul
 	now := s.nowMS()
 	v, err := s.scripts.inbound.Run(ctx, s.rdb,
 		[]string{s.keys.Guest(sh, a.Sender, a.Guest), s.keys.InboundSeen(sh, a.ProviderMessageID)},
-		s.keys.ShardPrefix(sh), a.TenantID, a.Sender, a.Guest, a.Name, a.AtMS, now, entry, a.Entry.Preview,
+		s.keys.ShardPrefix(sh), a.TenantID, a.Sender, a.Guest, a.Name, a.AtMS, now,
+		appendFilePre(nil, "i", a.TenantID, a.Sender, a.Guest, now, a.Entry.Preview, entry, a.AtMS, a.Name, ""), "",
 		message.NewConversationID(sh, now), a.Opt, a.Keyword, s.convTTL, int64(inboundSeenTTL/time.Second),
 		a.NotifyKind, data, s.cfg.Window.Milliseconds()).StringSlice()
 	if err != nil {

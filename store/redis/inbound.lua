@@ -3,7 +3,7 @@
 -- (opened, or reopened when archived; a closed one is left and a new one
 -- begun), an opt-out or opt-in the message asked for, the events for the
 -- tenant's webhook, and the entry that files it into its conversation
--- (history, unread count, summary: file_pending, in order with the
+-- (history, unread count, summary: the filer, in order with the
 -- messages sent to the guest).
 --
 -- KEYS[1] guest hash           wa:{sNN}:g:<sender>:<guest>
@@ -14,8 +14,9 @@
 -- ARGV[1]  shard prefix          ARGV[2]  tenant
 -- ARGV[3]  sender                ARGV[4]  guest
 -- ARGV[5]  guest's profile name  ARGV[6]  when the guest sent it (unix ms)
--- ARGV[7]  now (unix ms)         ARGV[8]  history entry (JSON)
--- ARGV[9]  inbox preview         ARGV[10] id for a new conversation
+-- ARGV[7]  now (unix ms)
+-- ARGV[8]  the file entry, packed (filecodec.go) up to its conversation
+-- ARGV[9]  (unused)              ARGV[10] id for a new conversation
 -- ARGV[11] "out", "in" or "": the opt-out or opt-in keyword it holds
 -- ARGV[12] the keyword           ARGV[13] conversation TTL (s)
 -- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
@@ -59,7 +60,7 @@ elseif st == 'archived' then
   redis.call('HSET', conv_key(prefix, tenant, conv), 'st', 'open')
   change = 'reopened'
 end
-file_add(prefix, 'i', tenant, conv, sender, guest, now, ARGV[8], ARGV[9], change == 'created', {'li', at, 'nm', ARGV[5]})
+file_add(prefix, ARGV[8], conv, change == 'created')
 
 if change ~= '' then
   -- As conv_action.lua's events: the API's status names, the action.

@@ -154,7 +154,7 @@ end
 -- (callers may choose them), so one tenant's id never meets another's.
 --   cvi:<tenant>        zset  the tenant's conversations by last activity
 --   file                stream messages accepted or received and not yet
---                             filed into their conversations (file_pending)
+--                             filed into their conversations (file.lua)
 --   notify              stream conversation, inbound and opt-out events for
 --                             client webhooks
 -- Their keys are built from the shard prefix the caller passes (same slot).
@@ -162,7 +162,7 @@ end
 -- What decides where a message goes (the guest's current conversation, a
 -- new one, a closed one refused) is written when the message is accepted;
 -- the rest (history, summary, unread, index, TTL renewals) is filed later
--- from the file stream, in the stream's order, in batches (file_pending).
+-- from the file stream, in the stream's order, in batches (file.lua).
 
 -- HISTORY_MAX bounds a conversation's history list; CVL_MAX the
 -- conversations a guest's hash lists.
@@ -255,7 +255,7 @@ end
 -- conv_create makes conversation id of sender and guest, created now: the
 -- guest's current conversation and list of conversations (with the guest's
 -- TTL); gv holds the guest's GUEST_FIELDS. The conversation's hash is made
--- when its first message is filed (file_pending), except with skeleton: a
+-- when its first message is filed (by the filer, file.lua), except with skeleton: a
 -- caller-named id gets its hash at once, so that no other guest can take
 -- the name meanwhile (ids wagate makes are unique by construction).
 local function conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl, skeleton)
@@ -332,142 +332,19 @@ local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, 
 end
 
 -- file_add appends a message to the shard's file stream, to be filed into
--- conversation conv by file_pending: k 'o' (outbound) or 'i' (inbound),
--- at the time of its activity, entry its history entry (JSON), preview
--- what the inbox shows, created '1' when the message made the
--- conversation, and extra fields (li, nm for inbound; md metadata).
-local function file_add(prefix, k, tenant, conv, sender, guest, at, entry, preview, created, extra)
-  local args = {'k', k, 't', tenant, 'c', conv, 'f', sender, 'g', guest, 'at', at, 'e', entry, 'p', preview}
-  if created then
-    args[#args + 1] = 'nw'
-    args[#args + 1] = '1'
-  end
-  if extra then
-    for i = 1, #extra do args[#args + 1] = extra[i] end
-  end
-  redis.call('XADD', prefix .. 'file', '*', unpack(args))
+-- conversation conv by the filer: pre is its packed file entry as Go laid
+-- it out (store/redis/filecodec.go) up to the conversation, which is added
+-- here with whether the message made it.
+local function file_add(prefix, pre, conv, created)
+  local nw = '1:0'
+  if created then nw = '1:1' end
+  redis.call('XADD', prefix .. 'file', '*', 'e', pre .. #conv .. ':' .. conv .. nw)
 end
 
 -- next_stream_id is the smallest stream id after id ("ms-seq").
 local function next_stream_id(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return ms .. '-' .. string.format('%d', tonumber(seq) + 1)
-end
-
--- file_pending files up to max of the oldest entries of the shard's file
--- stream into their conversations and deletes them, in one go: the
--- history entries (one RPUSH per conversation), the summary (last
--- activity, preview, direction, message and unread counts, the guest's
--- last message and name, metadata), the tenant's index (one ZADD per
--- tenant), and TTL renewals for conversations not active within RENEW_MS.
--- Entries are filed in the stream's order and each exactly once: the
--- filing and the deletion are one atomic call. Returns how many were
--- filed and the stream id of the first of them ('' when none). upto, when
--- given, is the newest stream id to file.
-local function file_pending(prefix, max, ttl, upto)
-  local stream = prefix .. 'file'
-  local es = redis.call('XRANGE', stream, '-', upto or '+', 'COUNT', max)
-  if #es == 0 then
-    return 0, ''
-  end
-  local convs, order = {}, {}
-  for _, e in ipairs(es) do
-    local kv, f = e[2], {}
-    for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
-    local key = f.t .. '\n' .. f.c
-    local c = convs[key]
-    if not c then
-      c = {t = f.t, id = f.c, f = f.f, g = f.g, ca = f.at, es = {}, n = 0, un = 0}
-      convs[key] = c
-      order[#order + 1] = c
-    end
-    c.es[#c.es + 1] = f.e
-    c.n = c.n + 1
-    c.la, c.lp = f.at, f.p
-    if f.nw == '1' and c.n == 1 then c.nw = true end
-    if f.k == 'i' then
-      c.ld = 'in'
-      c.un = c.un + 1
-      if f.li and (not c.li or tonumber(f.li) > tonumber(c.li)) then c.li = f.li end
-      if f.nm and f.nm ~= '' then c.nm = f.nm end
-    else
-      c.ld = 'out'
-    end
-    if f.md then
-      c.md = c.md or {}
-      for k, v in pairs(cjson.decode(f.md)) do c.md[k] = v end
-    end
-  end
-  local idx, tenants = {}, {}
-  for _, c in ipairs(order) do
-    local ck = conv_key(prefix, c.t, c.id)
-    local hk = prefix .. 'cvh:' .. c.t .. ':' .. c.id
-    local set = {'la', c.la, 'lp', c.lp, 'ld', c.ld}
-    local fresh = false
-    local cur = nil
-    if not c.nw then
-      cur = redis.call('HMGET', ck, 't', 'la', 'li', 'md')
-      -- No hash: the conversation expired while the guest's hash still
-      -- named it; it is made again.
-      if not cur[1] then c.nw = true end
-    end
-    if c.nw then
-      -- The conversation's first messages: its hash is made here.
-      for _, kv in ipairs({{'t', c.t}, {'f', c.f}, {'g', c.g}, {'st', 'open'}, {'ca', c.ca}, {'n', c.n}, {'un', c.un}}) do
-        set[#set + 1] = kv[1]; set[#set + 1] = kv[2]
-      end
-      if c.li then set[#set + 1] = 'li'; set[#set + 1] = c.li end
-      if c.md then set[#set + 1] = 'md'; set[#set + 1] = cjson.encode(c.md) end
-    else
-      cur = {cur[2], cur[3], cur[4]}
-      fresh = tonumber(c.la) - (tonumber(cur[1] or '0') or 0) < RENEW_MS
-      if c.li and (tonumber(c.li) > (tonumber(cur[2] or '0') or 0)) then
-        set[#set + 1] = 'li'; set[#set + 1] = c.li
-      end
-      if c.md then
-        local m = {}
-        if cur[3] then m = cjson.decode(cur[3]) end
-        for k, v in pairs(c.md) do m[k] = v end
-        set[#set + 1] = 'md'; set[#set + 1] = cjson.encode(m)
-      end
-      redis.call('HINCRBY', ck, 'n', c.n)
-      if c.un > 0 then redis.call('HINCRBY', ck, 'un', c.un) end
-    end
-    if c.nm then set[#set + 1] = 'nm'; set[#set + 1] = c.nm end
-    redis.call('HSET', ck, unpack(set))
-    local len = 0
-    for i = 1, #c.es, 1000 do
-      len = redis.call('RPUSH', hk, unpack(c.es, i, math.min(i + 999, #c.es)))
-    end
-    if len > HISTORY_MAX then
-      redis.call('LTRIM', hk, -HISTORY_MAX, -1)
-    end
-    if c.nw then
-      redis.call('EXPIRE', ck, ttl)
-      redis.call('EXPIRE', hk, ttl)
-    elseif not fresh then
-      redis.call('EXPIRE', ck, ttl)
-      redis.call('EXPIRE', hk, ttl)
-      keep_guest(guest_key(prefix, c.f, c.g), ttl)
-    end
-    local z = idx[c.t]
-    if not z then
-      z = {}
-      idx[c.t] = z
-      tenants[#tenants + 1] = c.t
-    end
-    z[#z + 1] = c.la
-    z[#z + 1] = c.id
-  end
-  for _, t in ipairs(tenants) do
-    local z = idx[t]
-    -- ZADD in slices: unpack takes at most a few thousand values.
-    for i = 1, #z, 2000 do
-      redis.call('ZADD', prefix .. 'cvi:' .. t, unpack(z, i, math.min(i + 1999, #z)))
-    end
-  end
-  redis.call('XTRIM', stream, 'MINID', next_stream_id(es[#es][1]))
-  return #es, es[1][1]
 end
 
 -- materialize makes the state of a batch's message from the fields begin.lua
@@ -510,7 +387,7 @@ local function materialize(msgkey, events, tq, a)
   if a[16] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = a[16] end
   if a[17] ~= '0' then st[#st + 1] = 'ma'; st[#st + 1] = a[17] end
   redis.call('HSET', msgkey, unpack(st))
-  file_add(prefix, 'o', tenant, conv, sender, guest, now, a[22], a[21], created)
+  file_add(prefix, a[21], conv, created)
   emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0'}, 'queued', qa, {'ch', 'whatsapp'})
   return true
 end

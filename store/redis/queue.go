@@ -281,10 +281,11 @@ func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	}
 	bt, it := j.Batch, j.Item
 	entry := appendOutEntry(nil, j.Msg.ID, b.now, &EnqueueArgs{Type: it.Type, Preview: it.Preview})
+	file := appendFilePre(nil, "o", bt.TenantID, bt.Sender, j.Msg.Recipient, b.now, it.Preview, entry, 0, "", "")
 	b.cmd = s.scripts.begin.FCall(ctx, p, keys, b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL,
 		s.keys.ShardPrefix(j.Shard), bt.TenantID, bt.Sender, j.Msg.Recipient, string(it.Type), it.Content,
 		bt.Campaign, bt.CreatedMS, bt.ExpiresMS, bt.FallbackText, int64(bt.FallbackAfter/time.Second), bt.MaxAttempts,
-		flag(bt.WindowCheck && it.Type != message.TypeTemplate), s.windowMS, s.convTTL, it.Preview, entry)
+		flag(bt.WindowCheck && it.Type != message.TypeTemplate), s.windowMS, s.convTTL, file)
 }
 
 func (b *beginJob) noScript() bool { return b.cmd != nil && isNoScript(b.cmd.Err()) }
