@@ -65,8 +65,8 @@ var (
 type library struct {
 	name string
 	src  string
-	// mu serializes loads; loaded is set once a load succeeded (a later
-	// "function not found" clears it: Redis lost the library).
+	// mu serializes loads (a burst of "function not found" answers after
+	// Redis lost the library loads it once at a time).
 	mu sync.Mutex
 }
 
