@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/wagate/wagate/internal/redisinfo"
 )
 
 // backlog: queue BacklogMessages with the dispatcher unable to keep up
@@ -45,7 +47,7 @@ func (s *Suite) backlog(ctx context.Context) error {
 	}
 	if s.cpu.rdb != nil {
 		if info, err := s.cpu.rdb.Info(ctx, "memory").Result(); err == nil {
-			redisMem = infoField(info, "used_memory")
+			redisMem = redisinfo.Field(info, "used_memory")
 		}
 	}
 	r := Result{Scenario: "backlog", Name: "backlog", Unit: "MB RSS",

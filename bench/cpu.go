@@ -14,6 +14,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/internal/redisinfo"
 )
 
 // cpuSample is the CPU time used so far by the three processes that share
@@ -26,11 +28,8 @@ type cpuSample struct {
 	// (/proc/stat), so that what others ran during a run shows.
 	machine float64
 	// cmds is Redis's INFO commandstats: time (µs) and calls per command.
-	cmds map[string]cmdStat
+	cmds map[string]redisinfo.CommandStat
 }
-
-// cmdStat is one command's line of INFO commandstats.
-type cmdStat struct{ calls, usec int64 }
 
 // cpuMeter takes the samples; it needs the gateway's metrics and Redis.
 type cpuMeter struct {
@@ -65,8 +64,8 @@ func (m *cpuMeter) sample() cpuSample {
 		info, err := m.rdb.Info(ctx, "cpu", "commandstats").Result()
 		cancel()
 		if err == nil {
-			s.redis = redisCPU(info)
-			s.cmds = commandStats(info)
+			s.redis = redisinfo.CPUSeconds(info)
+			s.cmds = redisinfo.CommandStats(info)
 		}
 	}
 	return s
@@ -112,68 +111,8 @@ func parseProcStat(stat string) float64 {
 	return busy / 100
 }
 
-// infoField is a number of Redis's INFO, or -1.
-func infoField(info, name string) float64 {
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && k == name {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return f
-			}
-		}
-	}
-	return -1
-}
-
-// redisCPU adds used_cpu_user and used_cpu_sys of INFO cpu, or -1.
-func redisCPU(info string) float64 {
-	u, s := infoField(info, "used_cpu_user"), infoField(info, "used_cpu_sys")
-	if u < 0 || s < 0 {
-		return -1
-	}
-	return u + s
-}
-
-// commandStats reads the "cmdstat_<name>:calls=N,usec=N,…" lines of INFO.
-func commandStats(info string) map[string]cmdStat {
-	out := map[string]cmdStat{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		name, ok2 := strings.CutPrefix(name, "cmdstat_")
-		if !ok || !ok2 {
-			continue
-		}
-		var st cmdStat
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				st.calls = n
-			case "usec":
-				st.usec = n
-			}
-		}
-		out[name] = st
-	}
-	return out
-}
-
-// inFunctions are the commands wagate's Redis functions run. Their time is
-// in the calling FCALL's, and INFO commandstats lists them on their own as
-// well; so the time Redis spent on a run's commands is FCALL's plus that of
-// the commands not in this set (wagate's own direct reads, the consumers'
-// XREADGROUPs, the bench's INFO…). The same commands sent directly (the
-// loader's XACK, say) are left out of that sum: the per-command figures
-// show them.
-var inFunctions = map[string]bool{"hset": true, "hmget": true, "hget": true, "expire": true, "pexpire": true,
-	"xadd": true, "rpush": true, "ltrim": true, "zadd": true, "zrem": true, "xrange": true, "xrevrange": true,
-	"xtrim": true, "hincrby": true, "hsetnx": true, "hdel": true, "exists": true, "set": true, "get": true,
-	"del": true, "incr": true, "persist": true, "xgroup|create": true, "xdel": true, "xack": true, "xlen": true,
-	"zrangebyscore": true}
-
 // redisCommandFigures are what Redis's commands cost between a and b per
-// unit (µs, from INFO commandstats): the total (see inFunctions), the
+// unit (µs, from INFO commandstats): the total (redisinfo.Usec), the
 // functions' part, and the costliest commands one by one.
 func redisCommandFigures(a, b cpuSample, units int64, unit string, out map[string]float64) {
 	if a.cmds == nil || b.cmds == nil || units <= 0 {
@@ -184,20 +123,15 @@ func redisCommandFigures(a, b cpuSample, units int64, unit string, out map[strin
 		usec int64
 	}
 	var rows []row
-	var total int64
 	for name, st := range b.cmds {
-		d := st.usec - a.cmds[name].usec
-		if d <= 0 || name == "info" {
-			continue
-		}
-		rows = append(rows, row{name, d})
-		if !inFunctions[name] {
-			total += d
+		if d := st.Usec - a.cmds[name].Usec; d > 0 && name != "info" {
+			rows = append(rows, row{name, d})
 		}
 	}
+	total := redisinfo.Usec(a.cmds, b.cmds)
 	per := func(us int64) float64 { return float64(us) / float64(units) }
 	out["Redis commands per "+unit+" (µs, commandstats)"] = per(total)
-	out["Redis functions (FCALL) per "+unit+" (µs, commandstats)"] = per(b.cmds["fcall"].usec - a.cmds["fcall"].usec)
+	out["Redis functions (FCALL) per "+unit+" (µs, commandstats)"] = per(b.cmds["fcall"].Usec - a.cmds["fcall"].Usec)
 	slices.SortFunc(rows, func(x, y row) int { return int(y.usec - x.usec) })
 	for _, r := range rows[:min(len(rows), 8)] {
 		out["Redis cmd "+r.name+" per "+unit+" (µs)"] = per(r.usec)

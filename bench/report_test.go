@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wagate/wagate/internal/redisinfo"
 )
 
 func sampleReport() *Report {
@@ -149,7 +151,7 @@ func TestCPUFigures(t *testing.T) {
 	if got := parseProcStat("cpu  100 0 50 1000 20 5 5 0 0 0\ncpu0 1 2 3\n"); got != 1.6 {
 		t.Errorf("busy %v s, want 1.6 (user+system+irq+softirq)", got)
 	}
-	if got := redisCPU("# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.25\r\nused_cpu_sys_children:9\r\n"); got != 3.75 {
+	if got := redisinfo.CPUSeconds("# CPU\r\nused_cpu_sys:1.5\r\nused_cpu_user:2.25\r\nused_cpu_sys_children:9\r\n"); got != 3.75 {
 		t.Errorf("redis cpu %v, want 3.75", got)
 	}
 	t0 := time.Now()

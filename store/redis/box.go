@@ -10,15 +10,11 @@ import (
 // (shard prefixes, tenants, senders, types, lanes, queue keys) as the
 // interface values go-redis takes: converting a string to an interface
 // allocates every time, so a send would pay for each; these are converted
-// once. It forgets everything when it grows past argCacheMax.
+// once.
 type argCache struct {
-	mu     sync.RWMutex
-	strs   map[string]any
-	queues map[queueRef]any
+	strs   boxes[string]
+	queues boxes[queueRef]
 }
-
-// argCacheMax bounds each of argCache's maps.
-const argCacheMax = 10_000
 
 // queueRef names one queue stream.
 type queueRef struct {
@@ -29,37 +25,36 @@ type queueRef struct {
 }
 
 // str returns s as an interface value.
-func (c *argCache) str(s string) any {
-	c.mu.RLock()
-	v, ok := c.strs[s]
-	c.mu.RUnlock()
-	if ok {
-		return v
-	}
-	v = s
-	c.mu.Lock()
-	if c.strs == nil || len(c.strs) >= argCacheMax {
-		c.strs = make(map[string]any)
-	}
-	c.strs[s] = v
-	c.mu.Unlock()
-	return v
-}
+func (c *argCache) str(s string) any { return c.strs.get(s, func() any { return s }) }
 
 // queue returns the key of a queue stream as an interface value.
 func (c *argCache) queue(k *Keys, r queueRef) any {
-	c.mu.RLock()
-	v, ok := c.queues[r]
-	c.mu.RUnlock()
+	return c.queues.get(r, func() any { return k.SenderQueue(r.shard, r.sender, r.lane, r.campaign) })
+}
+
+// boxesMax bounds a boxes map: past it, it forgets everything.
+const boxesMax = 10_000
+
+// boxes maps keys to interface values made once.
+type boxes[K comparable] struct {
+	mu sync.RWMutex
+	m  map[K]any
+}
+
+// get returns k's value, making it with mk the first time.
+func (b *boxes[K]) get(k K, mk func() any) any {
+	b.mu.RLock()
+	v, ok := b.m[k]
+	b.mu.RUnlock()
 	if ok {
 		return v
 	}
-	v = k.SenderQueue(r.shard, r.sender, r.lane, r.campaign)
-	c.mu.Lock()
-	if c.queues == nil || len(c.queues) >= argCacheMax {
-		c.queues = make(map[queueRef]any)
+	v = mk()
+	b.mu.Lock()
+	if b.m == nil || len(b.m) >= boxesMax {
+		b.m = map[K]any{}
 	}
-	c.queues[r] = v
-	c.mu.Unlock()
+	b.m[k] = v
+	b.mu.Unlock()
 	return v
 }

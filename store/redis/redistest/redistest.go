@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/internal/redisinfo"
 )
 
 // URL is where tests find Redis: $WAGATE_TEST_REDIS_URL, else
@@ -76,45 +77,11 @@ func Prefix(t testing.TB, rdb *goredis.Client) string {
 
 // CommandStats returns the time Redis has spent in each command (µs) and
 // the calls, from INFO commandstats: deltas of two readings tell what a
-// piece of work cost Redis. The time of a function's or script's call
-// (fcall, evalsha) holds the time of the commands it ran, which are also
-// listed on their own.
-func CommandStats(ctx context.Context, rdb goredis.UniversalClient) (map[string]CommandStat, error) {
+// piece of work cost Redis (redisinfo.Usec adds them up).
+func CommandStats(ctx context.Context, rdb goredis.UniversalClient) (map[string]redisinfo.CommandStat, error) {
 	info, err := rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return nil, err
 	}
-	return ParseCommandStats(info), nil
-}
-
-// CommandStat is one command's line of INFO commandstats.
-type CommandStat struct {
-	Calls int64
-	Usec  int64
-}
-
-// ParseCommandStats reads the lines "cmdstat_<name>:calls=N,usec=N,…" of
-// an INFO commandstats answer.
-func ParseCommandStats(info string) map[string]CommandStat {
-	out := map[string]CommandStat{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		name, ok2 := strings.CutPrefix(name, "cmdstat_")
-		if !ok || !ok2 {
-			continue
-		}
-		var st CommandStat
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				st.Calls = n
-			case "usec":
-				st.Usec = n
-			}
-		}
-		out[name] = st
-	}
-	return out
+	return redisinfo.CommandStats(info), nil
 }
