@@ -434,7 +434,7 @@ func (s *Store) CancelBatch(ctx context.Context, tenant, id string) (int, error)
 		for i := range items {
 			args = append(args, message.BatchMessageID(id, k*ChunkSize+i), items[i].Recipient, string(items[i].Type))
 		}
-		c, err := s.scripts.cancelChunk.Run(ctx, s.rdb, s.keys.eventsKeys[shard], args...).Int()
+		c, err := s.scripts.cancelChunk.Run(ctx, s.rdb, []string{s.keys.Events(shard)}, args...).Int()
 		if err != nil {
 			return n, fmt.Errorf("cancel batch %s: %w", id, err)
 		}

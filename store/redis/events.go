@@ -196,31 +196,27 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 	return nil
 }
 
-// decodeEvent turns an events stream entry (written by enqueue.lua or
-// transition.lua) into an Event.
+// decodeEvent turns an events stream entry into an Event: a packed one
+// (field "e": the accept path's, eventcodec.go) or one of fields (the
+// other functions', lib.lua's emit_with).
 func decodeEvent(shard int, m goredis.XMessage) message.Event {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	var v [len(eventSlots)]string
 	if e, ok := m.Values["e"].(string); ok {
-		var v [len(eventSlots)]string
 		decodePacked(e, &v)
-		str = func(k string) string {
-			for i, name := range eventSlots {
-				if name == k {
-					return v[i]
-				}
-			}
-			return ""
+	} else {
+		for i, k := range eventSlots {
+			v[i], _ = m.Values[k].(string)
 		}
 	}
-	num := func(k string) int64 { n, _ := strconv.ParseInt(str(k), 10, 64); return n }
+	num := func(i int) int64 { n, _ := strconv.ParseInt(v[i], 10, 64); return n }
+	// v holds eventSlots' values: m t f r s ts ty l c sm a ch p pid ec et pc b pcv.
 	return message.Event{
 		Shard: shard, StreamID: m.ID,
-		MessageID: str("m"), TenantID: str("t"), Sender: str("f"), Recipient: str("r"),
-		Status: message.Status(str("s")), AtMS: num("ts"), Channel: str("ch"),
-		Provider: str("p"), ProviderMessageID: str("pid"), Type: message.Type(str("ty")),
-		Lane: message.Lane(str("l")), Attempt: int(num("a")), ErrorCode: int(num("ec")),
-		ErrorTitle: str("et"), PricingCategory: str("pc"), Billable: str("b") == "1",
-		ProviderConversationID: str("pcv"), ConversationID: str("c"), StaffMemberID: str("sm"),
+		MessageID: v[0], TenantID: v[1], Sender: v[2], Recipient: v[3],
+		Status: message.Status(v[4]), AtMS: num(5), Type: message.Type(v[6]), Lane: message.Lane(v[7]),
+		ConversationID: v[8], StaffMemberID: v[9], Attempt: int(num(10)), Channel: v[11],
+		Provider: v[12], ProviderMessageID: v[13], ErrorCode: int(num(14)), ErrorTitle: v[15],
+		PricingCategory: v[16], Billable: v[17] == "1", ProviderConversationID: v[18],
 	}
 }
 

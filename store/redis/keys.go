@@ -17,9 +17,9 @@ type Keys struct {
 	prefix string
 	shards []string // "wa:{s07}:" per shard, built once
 	parts  []string // "wa:{i03}:" per inbound partition
-	// eventsKeys and fileKeys are each shard's events and file stream as
-	// a function call's KEYS, built once.
-	eventsKeys, fileKeys [][]string
+	// fileKeys are each shard's file stream as a function call's KEYS,
+	// built once.
+	fileKeys [][]string
 }
 
 // NewKeys returns the key names for prefix ("wa" by default), shards message
@@ -31,7 +31,6 @@ func NewKeys(prefix string, shards, parts int) *Keys {
 	k := &Keys{prefix: prefix, shards: make([]string, shards), parts: make([]string, parts)}
 	for i := range k.shards {
 		k.shards[i] = fmt.Sprintf("%s:{s%02d}:", prefix, i)
-		k.eventsKeys = append(k.eventsKeys, []string{k.Events(i)})
 		k.fileKeys = append(k.fileKeys, []string{k.File(i)})
 	}
 	for i := range k.parts {
