@@ -40,6 +40,9 @@ type batchRequest struct {
 	TemplateName string `json:"template_name"`
 	Language     string `json:"language"`
 	delivery
+	// count is how many messages the body holds (Messages is left empty
+	// when they are too many).
+	count int
 }
 
 // batchMessage is one message of a batch: the seed's {phone, content}, or
@@ -77,7 +80,7 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 	if e := readBatch(p, body, r); e != nil {
 		return e
 	}
-	switch n := len(r.Messages); {
+	switch n := r.count; {
 	case n == 0:
 		return invalidRequest("messages is required", map[string]any{"field": "messages"})
 	case n > MaxBatch:
@@ -172,10 +175,9 @@ func readBatch(p *fastjson.Parser, body []byte, r *batchRequest) *apiError {
 				fr.fail(k, "an array", v)
 				return true
 			}
+			r.count = len(vs)
 			if len(vs) > MaxBatch {
-				// Refused below by its count; no need to read it.
-				r.Messages = make([]batchMessage, len(vs))
-				return true
+				return true // refused by its count: nothing of it is read or kept
 			}
 			r.Messages = make([]batchMessage, len(vs))
 			for i, mv := range vs {

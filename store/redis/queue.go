@@ -439,14 +439,6 @@ func (f *finishJob) finish(err error) {
 	f.done <- struct{}{}
 }
 
-// campaignOf returns the campaign of a bulk queue stream key.
-func campaignOf(stream string) string {
-	if i := strings.LastIndex(stream, ":b:"); i >= 0 {
-		return stream[i+3:]
-	}
-	return ""
-}
-
 // Finish records the outcome of a job's send (sent, failed, fallback…),
 // writes its event and acknowledges its queue entry, in one script (see
 // finish.lua). It returns after Redis has it; until then the entry stays
