@@ -47,10 +47,10 @@ end
 local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd'}
 local f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
 if not f[1] and #ARGV >= 21 then
-  if not materialize(KEYS[1], KEYS[2], KEYS[5], ARGV) then
+  f = materialize(KEYS[1], KEYS[2], KEYS[5], ARGV)
+  if not f then
     return {'failed'}
   end
-  f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
 end
 local st = f[1]
 if not st then

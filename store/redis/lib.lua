@@ -352,7 +352,9 @@ end
 -- and window, then the conversation, the state "queued" with the batch's
 -- acceptance time, its "queued" event and its file entry. A message the
 -- guest may not get is recorded "failed" with the reason (and taken off
--- the tenant's open count, which the chunk counted) and false returned.
+-- the tenant's open count, which the chunk counted) and false returned;
+-- else the state's fields as begin.lua reads them (BEGIN_FIELDS), so that
+-- it need not read back what was just written.
 local function materialize(msgkey, events, tq, a)
   local prefix, tenant, sender, guest, ty = a[6], a[7], a[8], a[9], a[10]
   local now, qa, campaign = a[1], a[13], a[12]
@@ -389,5 +391,8 @@ local function materialize(msgkey, events, tq, a)
   redis.call('HSET', msgkey, unpack(st))
   file_add(prefix, a[21], conv, created)
   emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0'}, 'queued', qa, {'ch', 'whatsapp'})
-  return true
+  local function given(v, none) if v ~= none then return v end return nil end
+  -- st t f r ty b l c sm qa tc ab ft fas x ma rd
+  return {'queued', tenant, sender, guest, ty, a[11], 'bulk', conv, nil, qa, nil, nil,
+    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil}
 end
