@@ -10,6 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/redis"
@@ -618,7 +619,7 @@ func (p *pump) take(j *job) {
 func (p *pump) takeOver() {
 	ctx := p.w.ctx
 	for ctx.Err() == nil && !p.loadQueues() {
-		sleepCtx(ctx, time.Second)
+		_ = ctxsleep.Sleep(ctx, time.Second)
 	}
 	for _, ref := range p.queues {
 		start := "0-0"
@@ -626,7 +627,7 @@ func (p *pump) takeOver() {
 			es, next, err := p.w.d.store.ClaimEntries(ctx, ref.Stream, p.w.d.cfg.Instance, start, 500, nil)
 			if err != nil {
 				p.w.d.log.Warn("taking over pending messages", "sender", p.sender, "err", err)
-				sleepCtx(ctx, time.Second)
+				_ = ctxsleep.Sleep(ctx, time.Second)
 				continue
 			}
 			for i := range es {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -66,7 +67,7 @@ func (w *shardWorker) run() {
 			break
 		}
 		d.log.Warn("starting a shard", "shard", w.shard, "err", err)
-		sleepCtx(w.ctx, time.Second)
+		_ = ctxsleep.Sleep(w.ctx, time.Second)
 	}
 	for _, s := range senders {
 		w.pump(s)
@@ -124,7 +125,7 @@ func (w *shardWorker) listen(after string) {
 				w.d.log.Warn("reading wake-ups fails; retrying", "shard", w.shard, "err", err)
 				failing = true
 			}
-			sleepCtx(w.ctx, time.Second)
+			_ = ctxsleep.Sleep(w.ctx, time.Second)
 			continue
 		}
 		failing = false
@@ -186,14 +187,5 @@ func (w *shardWorker) collect() {
 		}
 		p.sweep()
 		p.refresh()
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

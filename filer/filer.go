@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/store/redis"
 )
 
@@ -189,7 +190,7 @@ func (f *Filer) run() {
 			failing = true
 		}
 		f.calls.WithLabelValues("error").Inc()
-		sleep(f.ctx, time.Second)
+		_ = ctxsleep.Sleep(f.ctx, time.Second)
 	}
 	for f.ctx.Err() == nil {
 		shards := f.Owned()
@@ -212,7 +213,7 @@ func (f *Filer) run() {
 		if !waiting {
 			continue
 		}
-		sleep(f.ctx, f.cfg.Gather)
+		_ = ctxsleep.Sleep(f.ctx, f.cfg.Gather)
 		for more := true; more && f.ctx.Err() == nil; {
 			res, err := f.store.FileShards(f.ctx, shards)
 			if err != nil {
@@ -238,14 +239,5 @@ func (f *Filer) run() {
 				more = more || r.More
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

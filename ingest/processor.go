@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
@@ -185,22 +186,13 @@ func (p *Processor) readLoop(part int) {
 				failing = true
 			}
 			pending = true // what was read is still pending: take it again
-			sleep(ctx, time.Second)
+			_ = ctxsleep.Sleep(ctx, time.Second)
 			continue
 		}
 		if failing {
 			p.log.Info("inbound processing works again", "partition", part)
 			failing = false
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/message"
 )
 
@@ -27,11 +28,19 @@ type EventReader struct {
 	pending     []bool
 	cursor      []string
 	lastReclaim time.Time
+	// lastRead is when the last read that was not full began: the next
+	// waits until Poll after it, so that a busy stream is read in batches
+	// of Poll's worth rather than a few entries per round trip.
+	lastRead time.Time
 	// ReclaimIdle is how long another consumer may hold events before this
 	// one takes them over (5 min): that consumer is taken to be dead. A live
 	// loader holds a batch while ClickHouse is down, so this errs long.
 	ReclaimIdle time.Duration
-	// Poll is how long to wait between empty reads (50 ms).
+	// Poll is the least time between two reads of the streams unless the
+	// first came back full (50 ms): an empty read waits as long for the
+	// next, and one that found a few entries too. Without it a reader
+	// keeping up with a busy gateway read every shard for a handful of
+	// events per round trip (half an XREADGROUP per message accepted).
 	Poll time.Duration
 }
 
@@ -64,22 +73,31 @@ func (s *Store) eventReader(group, consumer string) *EventReader {
 func (r *EventReader) Read(ctx context.Context, dst []message.Event, max int, block time.Duration) ([]message.Event, error) {
 	deadline := time.Now().Add(block)
 	for {
+		if next := r.lastRead.Add(r.Poll); time.Now().Before(next) {
+			if !next.Before(deadline) {
+				if err := ctxsleep.Sleep(ctx, time.Until(deadline)); err != nil {
+					return dst, err
+				}
+				return dst, nil
+			}
+			if err := ctxsleep.Sleep(ctx, time.Until(next)); err != nil {
+				return dst, err
+			}
+		}
 		n := len(dst)
+		began := time.Now()
 		var err error
 		var switched bool
 		dst, switched, err = r.readOnce(ctx, dst, max)
 		if switched && len(dst) == n && err == nil {
 			continue // caught up with the pending entries: read new ones now
 		}
+		r.lastRead = time.Time{}
+		if len(dst)-n < max/2 {
+			r.lastRead = began
+		}
 		if err != nil || len(dst) > n || !time.Now().Before(deadline) {
 			return dst, err
-		}
-		t := time.NewTimer(min(r.Poll, time.Until(deadline)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return dst, ctx.Err()
-		case <-t.C:
 		}
 	}
 }
