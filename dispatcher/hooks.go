@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -36,6 +37,11 @@ type HookConfig struct {
 	// RetryLease hides a retry from other instances while one delivers it
 	// (1 min): longer than Timeout.
 	RetryLease time.Duration
+	// Allow lists the internal networks (CIDR, or addresses) a tenant's
+	// webhook may reach; none by default: every delivery is dialed by
+	// internal/netguard, which refuses loopback, private, link-local and
+	// metadata addresses after resolving the name.
+	Allow []string
 	// Now is the clock (time.Now).
 	Now func() time.Time
 }
@@ -118,9 +124,13 @@ func NewHookDeliverer(cfg HookConfig, store *redis.Store, reg prometheus.Registe
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	guard, err := netguard.New(cfg.Allow, cfg.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("hooks: allow-list: %w", err)
+	}
 	d := &HookDeliverer{cfg: cfg, store: store, events: store.HookEventReader(cfg.Consumer), log: log,
 		client: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
-			MaxConnsPerHost: cfg.Workers, MaxResponseBodySize: 64 << 10,
+			MaxConnsPerHost: cfg.Workers, MaxResponseBodySize: 64 << 10, Dial: guard.Dial,
 			// A POST is not repeated by the transport: the retry schedule is ours.
 			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false }},
 		configs: map[string]cachedHook{}, stop: make(chan struct{})}

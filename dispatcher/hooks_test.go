@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
@@ -79,9 +81,15 @@ func configureHook(t *testing.T, store *redis.Store, url string, events []string
 	}
 }
 
-func startHooks(t *testing.T, store *redis.Store) *HookDeliverer {
-	d, err := NewHookDeliverer(HookConfig{Consumer: "h1", Poll: 20 * time.Millisecond, Timeout: 2 * time.Second, RetryLease: 5 * time.Second,
-		ConfigTTL: 50 * time.Millisecond}, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+// startHooks starts a deliverer that may reach loopback (the tests' sinks
+// listen there), unless opts say otherwise.
+func startHooks(t *testing.T, store *redis.Store, opts ...func(*HookConfig)) *HookDeliverer {
+	cfg := HookConfig{Consumer: "h1", Poll: 20 * time.Millisecond, Timeout: 2 * time.Second, RetryLease: 5 * time.Second,
+		ConfigTTL: 50 * time.Millisecond, Allow: netguard.Loopback()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	d, err := NewHookDeliverer(cfg, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,4 +219,34 @@ func TestHooksRetryThenDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a delivery", func() bool { return len(sink.events()) == 1 })
+}
+
+// TestHooksNeverReachInternalAddresses: a webhook stored with an internal
+// address (before the API refused them, or a name that resolves inside)
+// gets no delivery by default: every attempt is refused when dialing, and
+// the tenant sees why.
+func TestHooksNeverReachInternalAddresses(t *testing.T) {
+	ctx := context.Background()
+	sink := &hookSink{t: t, secret: "s3cret-s3cret-s3cret"}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	for _, url := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
+		store := hookStore(t)
+		configureHook(t, store, url, []string{message.EventMessageQueued}, 0)
+		startHooks(t, store, func(c *HookConfig) { c.Allow = nil; c.Consumer = "h-" + url })
+		if _, err := store.Enqueue(ctx, &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550199",
+			Type: message.TypeTemplate, Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a refused delivery", func() bool {
+			st, _ := store.HookStats(ctx, "hotel", 10)
+			return strings.Contains(st.LastError, "internal address")
+		})
+		sink.mu.Lock()
+		calls := sink.calls
+		sink.mu.Unlock()
+		if calls != 0 {
+			t.Fatalf("%s: the internal endpoint got %d requests", url, calls)
+		}
+	}
 }

@@ -34,8 +34,10 @@ type webhookRequest struct {
 }
 
 // checkWebhookURL refuses what a gateway must not post to: not absolute
-// http(s), or plain http anywhere but this machine.
-func checkWebhookURL(raw string) *apiError {
+// http(s), plain http anywhere but this machine, or a host that is (or
+// resolves to) an internal address the operator did not allow. Every
+// delivery checks the address again when it connects (the guard dials).
+func (s *Server) checkWebhookURL(ctx context.Context, raw string) *apiError {
 	u, err := url.Parse(raw)
 	bad := func(why string) *apiError {
 		return invalidRequest("webhook_url "+why, map[string]any{"field": "webhook_url", "value": raw})
@@ -51,6 +53,10 @@ func checkWebhookURL(raw string) *apiError {
 		return bad("must not carry a user name or password: use verify_token and the signature")
 	case u.Scheme == "http" && !loopback(u.Hostname()):
 		return bad("must use https (plain http is taken only for this machine: localhost, 127.0.0.1, ::1)")
+	}
+	if err := s.guard.CheckHost(ctx, u.Hostname()); err != nil {
+		return bad("reaches an internal address (loopback, private, link-local or metadata), " +
+			"which the gateway does not post to unless its operator allows that network")
 	}
 	return nil
 }
@@ -72,7 +78,10 @@ func (s *Server) handleWebhookConfigure(ctx *fasthttp.RequestCtx, p Principal, _
 		writeError(ctx, e)
 		return
 	}
-	if e := checkWebhookURL(r.WebhookURL); e != nil {
+	uctx, ucancel := s.apiCtx()
+	e := s.checkWebhookURL(uctx, r.WebhookURL)
+	ucancel()
+	if e != nil {
 		writeError(ctx, e)
 		return
 	}

@@ -1,13 +1,19 @@
 package ingest
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
 )
 
 // seedWebhookConfig is seed 001's configure call.
@@ -67,8 +73,12 @@ func TestWebhookConfiguration(t *testing.T) {
 	f("GET", "/api/v1/whatsapp/webhooks", adminToken, "", 404, "NOT_FOUND")
 }
 
+// allowLoopback lets webhooks reach this machine, as `wagate dev` does:
+// the tests' receivers listen on loopback.
+func allowLoopback(c *Config) { c.WebhookAllow = netguard.Loopback() }
+
 func TestWebhookTestDelivery(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, allowLoopback)
 	var status atomic.Int32
 	status.Store(200)
 	var secret atomic.Value
@@ -104,5 +114,60 @@ func TestWebhookTestDelivery(t *testing.T) {
 	code, v, _ = h.do("POST", "/api/v1/whatsapp/webhooks/test", adminToken, "")
 	if code != 500 || errCode(t, v) != "WEBHOOK_DELIVERY_FAILED" || errDetails(v)["reason"] == nil {
 		t.Fatalf("unreachable endpoint: %d %v", code, v)
+	}
+}
+
+// TestWebhookURLsReachingInternalAddressesAreRefused: a tenant admin
+// cannot point its webhook at the gateway's own network (Redis,
+// ClickHouse, cloud metadata), neither when configuring it nor through a
+// configuration stored before the rule, and the test delivery never shows
+// what such an address answers.
+func TestWebhookURLsReachingInternalAddressesAreRefused(t *testing.T) {
+	var hits atomic.Int32
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(500)
+		io.WriteString(w, "ClickHouse server version 18.16.1 secret-banner")
+	}))
+	defer internal.Close()
+	h := newHarness(t)
+	path := "/api/v1/whatsapp/webhooks/configure"
+	for _, u := range []string{
+		"http://127.0.0.1:6379/",
+		"http://localhost:9000/",
+		internal.URL + "/hook",
+		"https://10.0.0.5/hook",
+		"https://192.168.1.10/hook",
+		"https://169.254.169.254/latest/meta-data/",
+		"https://[::1]:8123/",
+		"https://[fd00:ec2::254]/latest/meta-data/",
+		"https://0.0.0.0:9000/",
+	} {
+		code, v, _ := h.do("POST", path, adminToken, `{"webhook_url":"`+u+`","events":["message_read"]}`)
+		if code != 400 || errCode(t, v) != "INVALID_REQUEST" || errDetails(v)["field"] != "webhook_url" {
+			t.Errorf("%s: %d %v, want 400 INVALID_REQUEST on webhook_url", u, code, v)
+		}
+	}
+	if code, v, _ := h.do("GET", "/api/v1/whatsapp/webhooks", adminToken, ""); code != 404 {
+		t.Fatalf("a refused webhook was stored: %d %v", code, v)
+	}
+	// A configuration written before the rule (straight into Redis): the
+	// test delivery is refused when dialing, and shows nothing of the
+	// internal server.
+	doc, _ := json.Marshal(message.WebhookConfig{URL: internal.URL + "/hook", Events: []string{"message_read"},
+		Secret: strings.Repeat("ab", 32), MaxRetries: 3, RetryDelayMS: 5000})
+	must(t, h.store.PutTenantDoc(context.Background(), "grand-plaza", redis.DocWebhook, doc))
+	code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/test", adminToken, "")
+	if code != 500 || errCode(t, v) != "WEBHOOK_DELIVERY_FAILED" {
+		t.Fatalf("test delivery to an internal address: %d %v", code, v)
+	}
+	if strings.Contains(fmt.Sprint(v), "secret-banner") || hits.Load() != 0 {
+		t.Fatalf("the internal server was reached (%d requests) or shown: %v", hits.Load(), v)
+	}
+	// The operator's allow-list opens it.
+	h2 := newHarness(t, allowLoopback)
+	code, v, _ = h2.do("POST", path, adminToken, `{"webhook_url":"`+internal.URL+`/hook","events":["message_read"]}`)
+	if code != 200 {
+		t.Fatalf("allowed network refused: %d %v", code, v)
 	}
 }

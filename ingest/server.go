@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
@@ -59,6 +60,11 @@ type Config struct {
 	// Media configures uploads: where files are kept and how their URLs
 	// are signed.
 	Media MediaConfig
+	// WebhookAllow lists the internal networks (CIDR, or addresses) a
+	// tenant's webhook_url may reach: none by default, so that no tenant
+	// can make the gateway post to loopback, private, link-local or
+	// metadata addresses (internal/netguard). `wagate dev` allows loopback.
+	WebhookAllow []string
 }
 
 func (c *Config) setDefaults() {
@@ -122,8 +128,10 @@ type Server struct {
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
 	settings  *settingsCache
-	// hookClient posts POST /webhooks/test's deliveries.
+	// hookClient posts POST /webhooks/test's deliveries, through guard:
+	// only to addresses a tenant may reach.
 	hookClient *fasthttp.Client
+	guard      *netguard.Guard
 	media      mediaState
 	srv        *fasthttp.Server
 	ln         net.Listener
@@ -136,11 +144,15 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
+	guard, err := netguard.New(cfg.WebhookAllow, 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: webhook allow-list: %w", err)
+	}
+	s := &Server{guard: guard, cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
 		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints(),
 		settings: newSettingsCache(store, 2*time.Second),
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
-			MaxResponseBodySize: 64 << 10}}
+			MaxResponseBodySize: 64 << 10, Dial: guard.Dial}}
 	if err := s.initMedia(); err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@ type harness struct {
 	reg   *prometheus.Registry
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts an API server on a private key prefix; opts adjust its
+// configuration.
+func newHarness(t *testing.T, opts ...func(*Config)) *harness {
 	t.Helper()
 	rdb := redistest.Client(t)
 	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(t, rdb), Shards: 4, InboundParts: 2})
@@ -52,8 +54,11 @@ func newHarness(t *testing.T) *harness {
 	must(t, ts.Add(adminToken, Principal{Tenant: hotel, Role: RoleAdmin}))
 	must(t, ts.Add(otherToken, Principal{Tenant: other, Role: RoleStaff}))
 	reg := prometheus.NewRegistry()
-	srv, err := NewServer(Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me"},
-		store, ts, reg, reg, slog.New(slog.DiscardHandler))
+	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := NewServer(cfg, store, ts, reg, reg, slog.New(slog.DiscardHandler))
 	must(t, err)
 	must(t, srv.Start())
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis"
@@ -135,6 +136,10 @@ func cmdDev(args []string) error {
 	fs.Parse(args)
 	if g.media.signingKey == "" {
 		g.media.signingKey = devMediaSigningKey // links survive a dev restart
+	}
+	if g.webhookAllow == "" {
+		// A developer's webhook receiver runs on the same machine.
+		g.webhookAllow = strings.Join(netguard.Loopback(), ",")
 	}
 	log := newLogger(g.logLevel)
 	numbers := devNumbers(*nNumbers)

@@ -42,6 +42,19 @@ type gatewayFlags struct {
 	roles      string
 	pprof      string
 	media      mediaFlags
+	// webhookAllow: internal networks tenants' webhooks may reach.
+	webhookAllow string
+}
+
+// webhookAllowList is -webhook-allow as a list.
+func (g *gatewayFlags) webhookAllowList() []string {
+	var out []string
+	for _, a := range strings.Split(g.webhookAllow, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // The roles one process can run.
@@ -77,6 +90,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.chPassword, "clickhouse-password", env("WAGATE_CLICKHOUSE_PASSWORD", ""), "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
 	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (WAGATE_HTTP_ADDR)")
 	fs.StringVar(&g.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
+	fs.StringVar(&g.webhookAllow, "webhook-allow", env("WAGATE_WEBHOOK_ALLOW", ""),
+		"internal networks (comma-separated CIDRs or addresses) tenants' webhooks may reach; none when empty: loopback, private, link-local and metadata addresses are refused (`dev`: loopback) (WAGATE_WEBHOOK_ALLOW)")
 	fs.StringVar(&g.pprof, "pprof", env("WAGATE_PPROF_ADDR", ""), "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty (WAGATE_PPROF_ADDR)")
 	g.media.register(fs)
 }
@@ -162,7 +177,8 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
-		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg},
+		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg,
+		WebhookAllow: g.webhookAllowList()},
 		store, tokens, reg, reg, log.With("role", "api"))
 	if err != nil {
 		return nil, err
@@ -179,7 +195,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		// The tenants' webhooks go with the dispatcher role: every
 		// deployment runs it, and the events streams are trimmed only
 		// once the hooks group has read them.
-		gw.hooks, err = dispatcher.NewHookDeliverer(dispatcher.HookConfig{Consumer: g.instance}, store, reg, log.With("role", "hooks"))
+		gw.hooks, err = dispatcher.NewHookDeliverer(dispatcher.HookConfig{Consumer: g.instance, Allow: g.webhookAllowList()}, store, reg, log.With("role", "hooks"))
 		if err != nil {
 			return nil, err
 		}
