@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -122,6 +123,9 @@ type TemplateSync struct {
 	store   *redis.Store
 	log     *slog.Logger
 	tenants []string // sorted, for a stable order
+	// shared[tenant]: its account serves other tenants too, so its
+	// listing holds their templates: only the tenant's own are synced.
+	shared map[string]bool
 
 	submissions *prometheus.CounterVec
 	listings    *prometheus.CounterVec
@@ -157,6 +161,7 @@ func NewTemplateSync(cfg TemplateSyncConfig, store *redis.Store, reg prometheus.
 		s.tenants = append(s.tenants, t)
 	}
 	sort.Strings(s.tenants)
+	s.shared = sharedAccounts(cfg.Accounts)
 	if err := reg.Register(s.submissions); err != nil {
 		return nil, fmt.Errorf("template sync metrics: %w", err)
 	}
@@ -361,6 +366,28 @@ func (s *TemplateSync) backoff(n int, err error) time.Duration {
 	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
+// sharedAccounts tells the tenants whose account serves another tenant
+// too (the same account value: gateway configs hand every tenant of a
+// WhatsApp Business Account the same one). An account that cannot be
+// compared is taken as shared: importing nothing is the safe side.
+func sharedAccounts(accounts map[string]TemplateAccount) map[string]bool {
+	users := map[TemplateAccount]int{}
+	shared := map[string]bool{}
+	for t, a := range accounts {
+		if !reflect.TypeOf(a).Comparable() {
+			shared[t] = true
+			continue
+		}
+		users[a]++
+	}
+	for t, a := range accounts {
+		if reflect.TypeOf(a).Comparable() && users[a] > 1 {
+			shared[t] = true
+		}
+	}
+	return shared
+}
+
 // list brings tenant's stored templates in step with its account's.
 func (s *TemplateSync) list(ctx context.Context, tenant string) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
@@ -370,7 +397,7 @@ func (s *TemplateSync) list(ctx context.Context, tenant string) error {
 		s.listings.WithLabelValues("error").Inc()
 		return fmt.Errorf("template sync: list %s: %w", tenant, err)
 	}
-	res, err := s.store.SyncProviderTemplates(ctx, tenant, ts)
+	res, err := s.store.SyncProviderTemplates(ctx, tenant, ts, !s.shared[tenant])
 	if err != nil {
 		s.listings.WithLabelValues("error").Inc()
 		return fmt.Errorf("template sync: %w", err)

@@ -305,3 +305,56 @@ func TestTemplateSendsReachTheProvider(t *testing.T) {
 		t.Fatal("template send not sent")
 	}
 }
+
+// TestTemplateSyncNeverCrossesTenants: two tenants whose numbers share a
+// WhatsApp Business Account each keep their own templates; a tenant alone
+// on its account gets the account's other templates imported.
+func TestTemplateSyncNeverCrossesTenants(t *testing.T) {
+	store := syncStore(t)
+	ctx := context.Background()
+	listing := []message.Template{
+		{Name: "spa_offer", Language: "en", Category: message.CategoryMarketing, Status: message.TemplateApproved, ProviderID: "901"},
+		{Name: "room_ready", Language: "en", Category: message.CategoryUtility, Status: message.TemplateApproved, ProviderID: "902"},
+	}
+	shared := &scripted{listing: listing}
+	alone := &scripted{listing: []message.Template{
+		{Name: "welcome", Language: "en", Category: message.CategoryUtility, Status: message.TemplateApproved, ProviderID: "903"}}}
+	// "grand-plaza" made room_ready itself; "seaside" made nothing.
+	mine := &message.Template{Name: "room_ready", Language: "en", Category: message.CategoryUtility,
+		Components: []message.TemplateComponent{{Type: "BODY", Text: "Your room is ready."}}}
+	if err := store.CreateTemplate(ctx, "grand-plaza", mine); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Now().Add(time.Second)}
+	ts := newSync(t, store, clock, "a", map[string]TemplateAccount{"grand-plaza": shared, "seaside": shared, "harbour": alone})
+	clock.add(2 * time.Hour) // the listing is due
+	for range 2 {
+		if err := ts.step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		tenant string
+		want   []string
+	}{
+		{"grand-plaza", []string{"room_ready"}},
+		{"seaside", nil},
+		{"harbour", []string{"welcome"}},
+	}
+	for _, tt := range tests {
+		got, err := store.Templates(ctx, tt.tenant, redis.TemplateFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range got {
+			names = append(names, g.Name)
+		}
+		if strings.Join(names, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s holds %v, want %v", tt.tenant, names, tt.want)
+		}
+	}
+	if got, _ := store.Template(ctx, "grand-plaza", "room_ready", "en"); got == nil || got.Status != message.TemplateApproved {
+		t.Errorf("grand-plaza's own template was not brought in step: %+v", got)
+	}
+}

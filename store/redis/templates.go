@@ -412,10 +412,12 @@ type SyncResult struct {
 
 // SyncProviderTemplates brings tenant's templates in step with ts, the
 // provider's listing (name, language, status, category, reason, id): known
-// ones take the provider's status and leave the submission queue, unknown
-// ones are imported as they are. A listing is the provider's state now,
-// so it applies over any webhook seen before it.
-func (s *Store) SyncProviderTemplates(ctx context.Context, tenant string, ts []message.Template) (SyncResult, error) {
+// ones take the provider's status and leave the submission queue; unknown
+// ones are imported as they are when importUnknown, else left alone (an
+// account several tenants share holds the others' templates too, which
+// are none of this tenant's business). A listing is the provider's state
+// now, so it applies over any webhook seen before it.
+func (s *Store) SyncProviderTemplates(ctx context.Context, tenant string, ts []message.Template, importUnknown bool) (SyncResult, error) {
 	var res SyncResult
 	if err := checkTenant(tenant); err != nil {
 		return res, err
@@ -430,6 +432,8 @@ func (s *Store) SyncProviderTemplates(ctx context.Context, tenant string, ts []m
 			now := s.nowMS()
 			t, err := getTemplate(ctx, tx, key, ref)
 			switch {
+			case errors.Is(err, ErrNotFound) && !importUnknown:
+				return nil
 			case errors.Is(err, ErrNotFound):
 				t = &pt
 				t.CreatedMS, t.UpdatedMS = now, now

@@ -189,7 +189,7 @@ func TestSyncProviderTemplates(t *testing.T) {
 		{Name: "made_in_manager", Language: "de", Category: message.CategoryUtility, Status: message.TemplateApproved, ProviderID: "9",
 			Components: []message.TemplateComponent{{Type: "BODY", Text: "Hallo!"}}},
 	}
-	res, err := s.SyncProviderTemplates(ctx, "grand-plaza", listing)
+	res, err := s.SyncProviderTemplates(ctx, "grand-plaza", listing, true)
 	must(err)
 	if res != (SyncResult{Updated: 2, Imported: 1}) {
 		t.Fatalf("result %+v", res)
@@ -207,7 +207,7 @@ func TestSyncProviderTemplates(t *testing.T) {
 		t.Fatalf("imported %+v %v", imp, err)
 	}
 	// A second identical listing changes nothing.
-	if res, err := s.SyncProviderTemplates(ctx, "grand-plaza", listing); err != nil || res != (SyncResult{}) {
+	if res, err := s.SyncProviderTemplates(ctx, "grand-plaza", listing, true); err != nil || res != (SyncResult{}) {
 		t.Fatalf("again: %+v %v", res, err)
 	}
 	if ok, _ := s.SetTemplateStatus(ctx, "grand-plaza", TemplateUpdate{ProviderID: "9", Status: message.TemplatePaused}); !ok {
