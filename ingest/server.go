@@ -30,7 +30,9 @@ type Config struct {
 	Addr string
 	// MaxBodyBytes caps an API request body (256 KiB); larger ones get 413.
 	MaxBodyBytes int
-	// MaxWebhookBytes caps a provider webhook body (8 MiB).
+	// MaxWebhookBytes caps a provider webhook body (3 MiB: Meta's are at
+	// most 3 MB). The signature can be checked only once the whole body
+	// is in, so this is what an unsigned post costs before its refusal.
 	MaxWebhookBytes int
 	// ReadTimeout and WriteTimeout bound one request (10 s each);
 	// IdleTimeout closes idle keep-alive connections (60 s).
@@ -75,7 +77,7 @@ func (c *Config) setDefaults() {
 		c.MaxBodyBytes = 256 << 10
 	}
 	if c.MaxWebhookBytes == 0 {
-		c.MaxWebhookBytes = 8 << 20
+		c.MaxWebhookBytes = 3 << 20
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 10 * time.Second
@@ -128,6 +130,8 @@ type Server struct {
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
 	settings  *settingsCache
+	// release gives back the memory of large bodies once answered.
+	release *memReleaser
 	// hookClient posts POST /webhooks/test's deliveries, through guard:
 	// only to addresses a tenant may reach.
 	hookClient *fasthttp.Client
@@ -148,7 +152,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	if err != nil {
 		return nil, fmt.Errorf("ingest: webhook allow-list: %w", err)
 	}
-	s := &Server{guard: guard, cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
+	s := &Server{guard: guard, release: newMemReleaser(1<<20, 2*time.Second), cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
 		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints(),
 		settings: newSettingsCache(store, 2*time.Second),
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
@@ -262,6 +266,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, &apiError{Code: message.CodeInternal, Message: "Internal error; nothing was changed by this request"})
 		}
 		s.metrics.observe(r, ctx.Response.StatusCode(), time.Since(start).Seconds())
+		s.release.done(ctx)
 	}()
 	r = s.route(ctx)
 }
