@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,7 +184,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 				drainRefused(ctx)
 				writeError(ctx, tooLarge(cfg.bodyLimit(ctx.RequestURI())))
 			} else {
-				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": err.Error()}))
+				writeError(ctx, invalidRequest("The HTTP request could not be read", map[string]any{"reason": unreadable(err)}))
 			}
 			ctx.SetConnectionClose()
 		},
@@ -366,5 +367,51 @@ func tooLarge(limit int) *apiError {
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...))
+	l.log.Debug(redactRaw(fmt.Sprintf(format, args...)))
+}
+
+// redactRaw cuts what fasthttp quotes of a request it could not read (its
+// raw bytes, "contents: …", and quoted pieces of it, which may hold the
+// Authorization header) out of one of its messages.
+func redactRaw(msg string) string {
+	if i := strings.Index(msg, ": buffer size="); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, "contents:"); i >= 0 {
+		msg = msg[:i]
+	}
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(msg); i++ {
+		switch c := msg[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			if !quoted {
+				b.WriteString(`"…"`)
+			}
+			quoted = !quoted
+		case !quoted:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// unreadable says in a few words why fasthttp could not read a request,
+// without fasthttp's own message: it quotes the request's bytes, secrets
+// included.
+func unreadable(err error) string {
+	var ne net.Error
+	msg := err.Error()
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+		return "the request did not arrive in time"
+	case strings.Contains(msg, "small read buffer") || strings.Contains(msg, "too big"):
+		return "the request's header is too large"
+	case strings.Contains(msg, "reading request headers") || strings.Contains(msg, "header"):
+		return "the request's header is not valid HTTP/1.1"
+	default:
+		return "the request is not valid HTTP/1.1"
+	}
 }
