@@ -143,7 +143,8 @@ type Server struct {
 }
 
 // NewServer returns a server answering with store and tokens; its metrics
-// are registered on reg and /metrics serves gather.
+// are registered on reg and /metrics serves gather (nil: no /metrics, for
+// a gateway that serves it on another listener).
 func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -161,7 +162,9 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	if err := s.initMedia(); err != nil {
 		return nil, err
 	}
-	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	if gather != nil {
+		s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
+	}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		Name:               "wagate",
@@ -297,7 +300,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
 		return routeWebhookMeta
-	case bytes.Equal(path, pathMetrics):
+	case bytes.Equal(path, pathMetrics) && s.promH != nil:
 		if !ctx.IsGet() && !ctx.IsHead() {
 			writeError(ctx, methodNotAllowed("GET, HEAD"))
 		} else {

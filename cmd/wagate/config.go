@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wagate/wagate/dispatcher"
@@ -147,7 +151,9 @@ type rateConfig struct {
 	PerNumber map[string]float64 `json:"per_number"`
 }
 
-// loadFileConfig reads and checks a config file.
+// loadFileConfig reads and checks a config file. It is strict: a field
+// wagate does not know is refused with where it is, rather than ignored,
+// and a secret "env:NAME" whose variable is not set is refused by name.
 func loadFileConfig(path string) (*fileConfig, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -155,38 +161,89 @@ func loadFileConfig(path string) (*fileConfig, error) {
 	}
 	var fc fileConfig
 	if err := json.Unmarshal(b, &fc); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, withLine(b, err))
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	fc.Meta.AppSecret = secret(fc.Meta.AppSecret)
-	fc.Meta.VerifyToken = secret(fc.Meta.VerifyToken)
-	for i := range fc.Meta.Accounts {
-		fc.Meta.Accounts[i].AccessToken = secret(fc.Meta.Accounts[i].AccessToken)
+	if err := unknownFields(doc, reflect.TypeFor[fileConfig]()); err != nil {
+		return nil, err
 	}
-	for i := range fc.Gallabox.Accounts {
-		a := &fc.Gallabox.Accounts[i]
-		a.APIKey, a.APISecret = secret(a.APIKey), secret(a.APISecret)
-	}
-	for i := range fc.ChatApp.Accounts {
-		a := &fc.ChatApp.Accounts[i]
-		a.AccessKeyID, a.AccessKeySecret = secret(a.AccessKeyID), secret(a.AccessKeySecret)
-	}
-	for i := range fc.SMS.Accounts {
-		fc.SMS.Accounts[i].AuthToken = secret(fc.SMS.Accounts[i].AuthToken)
-	}
-	for i := range fc.Tenants {
-		for j := range fc.Tenants[i].Tokens {
-			fc.Tenants[i].Tokens[j].Token = secret(fc.Tenants[i].Tokens[j].Token)
-		}
+	if err := fc.resolveSecrets(); err != nil {
+		return nil, err
 	}
 	return &fc, fc.validate()
 }
 
-// secret resolves "env:NAME".
-func secret(v string) string {
-	if len(v) > 4 && v[:4] == "env:" {
-		return os.Getenv(v[4:])
+// withLine adds the line and column to a JSON syntax error, which
+// encoding/json gives as a byte offset.
+func withLine(b []byte, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) || se.Offset > int64(len(b)) {
+		return err
 	}
-	return v
+	before := b[:se.Offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(se.Offset) - (bytes.LastIndexByte(before, '\n') + 1)
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// resolveSecrets replaces every secret written "env:NAME" with $NAME. An
+// unset or empty variable is an error naming it and the field (never the
+// value); all of them are reported at once.
+func (fc *fileConfig) resolveSecrets() error {
+	var errs []error
+	res := func(v *string, path string, args ...any) {
+		if err := resolveSecret(v, fmt.Sprintf(path, args...)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	res(&fc.Meta.AppSecret, "meta.app_secret")
+	res(&fc.Meta.VerifyToken, "meta.verify_token")
+	for i := range fc.Meta.Accounts {
+		res(&fc.Meta.Accounts[i].AccessToken, "meta.accounts[%d].access_token", i)
+	}
+	for i := range fc.Gallabox.Accounts {
+		a := &fc.Gallabox.Accounts[i]
+		res(&a.APIKey, "gallabox.accounts[%d].api_key", i)
+		res(&a.APISecret, "gallabox.accounts[%d].api_secret", i)
+	}
+	for i := range fc.ChatApp.Accounts {
+		a := &fc.ChatApp.Accounts[i]
+		res(&a.AccessKeyID, "chatapp.accounts[%d].access_key_id", i)
+		res(&a.AccessKeySecret, "chatapp.accounts[%d].access_key_secret", i)
+	}
+	for i := range fc.SMS.Accounts {
+		res(&fc.SMS.Accounts[i].AuthToken, "sms.accounts[%d].auth_token", i)
+	}
+	for i := range fc.Tenants {
+		for j := range fc.Tenants[i].Tokens {
+			res(&fc.Tenants[i].Tokens[j].Token, "tenants[%d].tokens[%d].token", i, j)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolveSecret resolves *v if it is "env:NAME"; path names the field in
+// errors.
+func resolveSecret(v *string, path string) error {
+	name, ok := strings.CutPrefix(*v, "env:")
+	if !ok {
+		return nil
+	}
+	if name == "" {
+		return fmt.Errorf("config: %s: \"env:\" names no environment variable", path)
+	}
+	val, set := os.LookupEnv(name)
+	switch {
+	case !set:
+		return fmt.Errorf("config: %s: environment variable %s is not set", path, name)
+	case val == "":
+		return fmt.Errorf("config: %s: environment variable %s is empty", path, name)
+	}
+	*v = val
+	return nil
 }
 
 func (fc *fileConfig) validate() error {
@@ -194,7 +251,7 @@ func (fc *fileConfig) validate() error {
 		return fmt.Errorf("config: no tenants")
 	}
 	if len(fc.Meta.Accounts) > 0 && (fc.Meta.AppSecret == "" || fc.Meta.VerifyToken == "") {
-		return fmt.Errorf("config: meta.app_secret and meta.verify_token are required (empty, or an env: variable that is not set): without them Meta's webhooks cannot be verified")
+		return fmt.Errorf("config: meta.app_secret and meta.verify_token are required: without them Meta's webhooks cannot be verified")
 	}
 	routed := map[string]bool{}
 	for _, a := range fc.Meta.Accounts {
@@ -344,4 +401,10 @@ func envDuration(name string, def time.Duration) time.Duration {
 		return v
 	}
 	return def
+}
+
+// envBool reports whether $name is set to a true value (1, true, yes).
+func envBool(name string) bool {
+	v, err := strconv.ParseBool(os.Getenv(name))
+	return err == nil && v || os.Getenv(name) == "yes"
 }

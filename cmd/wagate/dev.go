@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -141,7 +142,10 @@ func cmdDev(args []string) error {
 		// A developer's webhook receiver runs on the same machine.
 		g.webhookAllow = strings.Join(netguard.Loopback(), ",")
 	}
-	log := newLogger(g.logLevel)
+	log, err := startLogging(&g, fs, os.Stderr)
+	if err != nil {
+		return err
+	}
 	numbers := devNumbers(*nNumbers)
 
 	catalogue, err := demoCatalogue()
@@ -181,7 +185,7 @@ func cmdDev(args []string) error {
   provider simulator  http://%s   (Meta Cloud API v23.0; status webhooks to %s/webhooks/meta)
   Redis               %s   (keys %s:*)
   ClickHouse          %s   (database %s, table message_events)
-  metrics             %s/metrics
+  ops                 %s   (/metrics, /healthz, /readyz, /debug/pprof/)
 
 Try: a guest writes to the hotel (the simulator posts Meta's signed webhook), which opens the 24-hour window:
   curl -s -X POST http://%s/_sim/inbound -d '{"phone_number_id":"%s","from":"+1234567890","name":"John Smith","text":"Hi! Can I check in early?"}'
@@ -191,8 +195,8 @@ then answer in free form:
   curl -s '%s/api/v1/whatsapp/conversations?guest_phone=%%2B1234567890' -H 'Authorization: Bearer %s'
 
 Ctrl-C stops it.
-`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, g.redisURL, g.prefix,
-		g.clickhouse, g.chDatabase, api, simulator.Addr(), devPhoneID, api, devStaffToken, api, devStaffToken, api, devStaffToken)
+`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, redactURL(g.redisURL), g.prefix,
+		g.clickhouse, g.chDatabase, gw.opsAddr(), simulator.Addr(), devPhoneID, api, devStaffToken, api, devStaffToken, api, devStaffToken)
 
 	waitForSignal()
 	log.Info("shutting down")

@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -39,9 +39,18 @@ type gatewayFlags struct {
 	chPassword string
 	httpAddr   string
 	logLevel   string
+	logFormat  string
 	roles      string
-	pprof      string
-	media      mediaFlags
+	// ops is the operator's listener (/metrics, /healthz, /readyz,
+	// /debug/pprof/); empty: none. pprof is its old name (-pprof).
+	ops   string
+	pprof string
+	// allowEviction starts the gateway on a Redis that may evict keys.
+	allowEviction bool
+	// readyLoaderLag is the longest an event may wait for ClickHouse
+	// before /readyz fails (0: not checked).
+	readyLoaderLag time.Duration
+	media          mediaFlags
 	// webhookAllow: internal networks tenants' webhooks may reach.
 	webhookAllow string
 }
@@ -75,39 +84,93 @@ func (g *gatewayFlags) has(role string) bool {
 	return false
 }
 
+// defaultOpsAddr is where the operator's listener is by default: loopback,
+// apart from the public API port.
+const defaultOpsAddr = "127.0.0.1:9464"
+
 func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&g.instance, "instance", env("WAGATE_INSTANCE", fmt.Sprintf("%s-%d", host, os.Getpid())),
 		"this instance's name in shard leases and consumer groups, unique among live instances (WAGATE_INSTANCE)")
 	fs.StringVar(&g.roles, "roles", env("WAGATE_ROLES", "api,dispatcher,inbound,loader,filer"),
 		"what this process runs: api (HTTP API and webhooks), dispatcher, inbound (webhook processor), loader (ClickHouse), filer (conversations) (WAGATE_ROLES)")
-	fs.StringVar(&g.redisURL, "redis", env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (WAGATE_REDIS_URL)")
+	// The URL may hold a password: -h shows it redacted.
+	g.redisURL = env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+	fs.Var(secretFlag{&g.redisURL, redactURL}, "redis", "Redis URL (WAGATE_REDIS_URL)")
 	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
 	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
 	fs.StringVar(&g.clickhouse, "clickhouse", env("WAGATE_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (WAGATE_CLICKHOUSE_ADDR)")
 	fs.StringVar(&g.chDatabase, "clickhouse-db", env("WAGATE_CLICKHOUSE_DATABASE", "wagate"), "ClickHouse database (WAGATE_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&g.chUser, "clickhouse-user", env("WAGATE_CLICKHOUSE_USER", "default"), "ClickHouse user (WAGATE_CLICKHOUSE_USER)")
-	fs.StringVar(&g.chPassword, "clickhouse-password", env("WAGATE_CLICKHOUSE_PASSWORD", ""), "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
-	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address (WAGATE_HTTP_ADDR)")
+	g.chPassword = env("WAGATE_CLICKHOUSE_PASSWORD", "")
+	fs.Var(secretFlag{&g.chPassword, hideSecret}, "clickhouse-password", "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
+	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address, the port Meta's webhooks reach (WAGATE_HTTP_ADDR)")
+	fs.StringVar(&g.ops, "ops", env("WAGATE_OPS_ADDR", defaultOpsAddr),
+		"operator listener: /metrics, /healthz, /readyz and /debug/pprof/; keep it off the public network; off when empty (WAGATE_OPS_ADDR)")
 	fs.StringVar(&g.logLevel, "log-level", env("WAGATE_LOG_LEVEL", "info"), "debug, info, warn or error (WAGATE_LOG_LEVEL)")
 	fs.StringVar(&g.webhookAllow, "webhook-allow", env("WAGATE_WEBHOOK_ALLOW", ""),
 		"internal networks (comma-separated CIDRs or addresses) tenants' webhooks may reach; none when empty: loopback, private, link-local and metadata addresses are refused (`dev`: loopback) (WAGATE_WEBHOOK_ALLOW)")
-	fs.StringVar(&g.pprof, "pprof", env("WAGATE_PPROF_ADDR", ""), "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; off when empty (WAGATE_PPROF_ADDR)")
+	fs.StringVar(&g.logFormat, "log-format", env("WAGATE_LOG_FORMAT", "text"), "text or json (one JSON object a line) (WAGATE_LOG_FORMAT)")
+	fs.StringVar(&g.pprof, "pprof", env("WAGATE_PPROF_ADDR", ""), "deprecated: the old name of -ops, which serves the profiles (WAGATE_PPROF_ADDR)")
+	fs.BoolVar(&g.allowEviction, "allow-eviction", envBool("WAGATE_ALLOW_EVICTION"),
+		"start even if Redis's maxmemory-policy may evict keys, losing queued messages (WAGATE_ALLOW_EVICTION)")
+	fs.DurationVar(&g.readyLoaderLag, "ready-loader-lag", envDuration("WAGATE_READY_LOADER_LAG", 5*time.Minute),
+		"with the loader role, /readyz fails once an event has waited longer for ClickHouse; 0: not checked (WAGATE_READY_LOADER_LAG)")
 	g.media.register(fs)
+}
+
+// settle reconciles flags after fs is parsed: -pprof, the old name of
+// -ops, moves the operator listener unless -ops says otherwise. It
+// returns a deprecation notice to log ("" for none).
+func (g *gatewayFlags) settle(fs *flag.FlagSet) (string, error) {
+	if g.pprof == "" || g.pprof == g.ops {
+		return "", nil
+	}
+	opsSet := os.Getenv("WAGATE_OPS_ADDR") != ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ops" {
+			opsSet = true
+		}
+	})
+	if opsSet {
+		return "", fmt.Errorf("-pprof %s and -ops %s: -pprof is the old name of -ops (which serves the profiles too); give -ops alone", g.pprof, g.ops)
+	}
+	g.ops = g.pprof
+	return "-pprof (WAGATE_PPROF_ADDR) is deprecated: use -ops (WAGATE_OPS_ADDR), which serves /metrics, /healthz and /readyz as well as the profiles", nil
+}
+
+// secretFlag is a string flag whose value -h shows through hide.
+type secretFlag struct {
+	v    *string
+	hide func(string) string
+}
+
+// String is the value as -h shows it.
+func (s secretFlag) String() string {
+	if s.v == nil {
+		return ""
+	}
+	return s.hide(*s.v)
+}
+
+// Set takes the flag's value.
+func (s secretFlag) Set(v string) error {
+	*s.v = v
+	return nil
+}
+
+// hideSecret shows whether a secret is set, never what it is.
+func hideSecret(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "xxxxx"
 }
 
 func (g *gatewayFlags) chConfig() clickhouse.Config {
 	c := clickhouse.DefaultConfig()
 	c.Addr, c.Database, c.Username, c.Password = g.clickhouse, g.chDatabase, g.chUser, g.chPassword
 	return c
-}
-
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
 // gateway is every role of wagate wired together in one process.
@@ -122,7 +185,11 @@ type gateway struct {
 	tplSync *dispatcher.TemplateSync
 	filer   *filer.Filer
 	trimmer *redis.Trimmer
-	pprof   *http.Server
+	// ops is the operator's listener (nil: -ops is empty).
+	ops *http.Server
+	// stopping fails /readyz from the start of shutdown, so that load
+	// balancers stop sending before the API stops taking requests.
+	stopping atomic.Bool
 
 	// The loader starts once ClickHouse answers (it may come up later).
 	chMu     sync.Mutex
@@ -140,10 +207,26 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	defer cancel()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := registerBuildInfo(reg, readBuildInfo()); err != nil {
+		return nil, err
+	}
 
+	// url.Parse's errors quote the URL, password and all: say what is
+	// wrong without it.
+	if _, err := url.Parse(g.redisURL); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("redis url (-redis, WAGATE_REDIS_URL) %s: %w", redactURL(g.redisURL), err)
+	}
 	rdb, err := redis.Open(ctx, g.redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w (start local services with scripts/services up)", err)
+	}
+	if err := checkEviction(ctx, rdb, g.allowEviction, log); err != nil {
+		rdb.Close()
+		return nil, err
 	}
 	store, err := redis.New(ctx, rdb, redis.Config{Prefix: g.prefix, Shards: g.shards})
 	if err != nil {
@@ -176,10 +259,12 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if err != nil {
 		return nil, err
 	}
+	// No gatherer: /metrics is the ops listener's alone, off the public
+	// port that Meta's webhooks reach.
 	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
 		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg,
 		WebhookAllow: g.webhookAllowList()},
-		store, tokens, reg, reg, log.With("role", "api"))
+		store, tokens, reg, nil, log.With("role", "api"))
 	if err != nil {
 		return nil, err
 	}
@@ -220,11 +305,12 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	if err := gw.api.Start(); err != nil {
 		return nil, err
 	}
-	if g.pprof != "" {
-		if gw.pprof, err = startPprof(g.pprof); err != nil {
+	if g.ops != "" {
+		if gw.ops, err = startOps(g.ops, reg, gw.readyChecks(g, dcfg.LeaseTTL)); err != nil {
+			gw.api.Shutdown(ctx)
 			return nil, err
 		}
-		log.Info("profiles served", "addr", gw.pprof.Addr)
+		log.Info("ops listener: /metrics, /healthz, /readyz, /debug/pprof/", "addr", gw.ops.Addr)
 	}
 	if gw.proc != nil {
 		gw.proc.Start()
@@ -292,6 +378,7 @@ func (gw *gateway) startLoader(ctx context.Context, g *gatewayFlags, reg prometh
 // shutdown stops taking requests, finishes the sends in flight, processes
 // no more webhooks, flushes the loader, and closes the connections.
 func (gw *gateway) shutdown(ctx context.Context) error {
+	gw.stopping.Store(true)
 	var errs []error
 	errs = append(errs, gw.api.Shutdown(ctx))
 	if gw.disp != nil {
@@ -315,28 +402,12 @@ func (gw *gateway) shutdown(ctx context.Context) error {
 		gw.chConn.Close()
 	}
 	gw.chMu.Unlock()
-	if gw.pprof != nil {
-		gw.pprof.Close()
-	}
 	gw.store.Close()
 	errs = append(errs, gw.rdb.Close())
-	return errors.Join(errs...)
-}
-
-// startPprof serves net/http/pprof's handlers on their own listener, apart
-// from the API: profiles show internals that are not for API clients.
-func startPprof(addr string) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
+	// The ops listener goes last: /metrics and /readyz tell about the
+	// shutdown while it lasts.
+	if gw.ops != nil {
+		gw.ops.Close()
 	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck // returns when closed
-	return srv, nil
+	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@
 //	wagate serve    the same roles against configured services and providers
 //	wagate migrate  create or update the ClickHouse schema, then exit
 //	wagate sim      the Meta Cloud API simulator on its own
+//	wagate version  the version, commit and Go version of this build
 package main
 
 import (
@@ -27,6 +28,8 @@ func main() {
 		err = cmdMigrate(os.Args[2:])
 	case "sim":
 		err = cmdSim(os.Args[2:])
+	case "version", "-version", "--version":
+		err = cmdVersion(os.Stdout, os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return
@@ -52,6 +55,7 @@ commands:
            (-config file.json or WAGATE_CONFIG)
   migrate  create the ClickHouse schema and exit
   sim      the Meta Cloud API simulator alone
+  version  the version, commit and Go version of this build
 
 Run "wagate <command> -h" for its flags. Flags default to WAGATE_* variables.
 `)

@@ -155,16 +155,20 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	http string
-	log  *bytes.Buffer
-	mu   sync.Mutex
+	// ops is the process's ops listener, where its /metrics is.
+	ops string
+	log *bytes.Buffer
+	mu  sync.Mutex
 }
 
 // start runs `wagate serve` with roles, named instance.
 func (f *fleet) start(instance, roles string) *proc {
 	f.t.Helper()
-	addr := freeAddr(f.t)
-	return f.startProcess(instance, addr, "serve", "-config", f.cfg, "-roles", roles, "-instance", instance,
-		"-http", addr, "-redis", redistest.URL(), "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
+	addr, ops := freeAddr(f.t), freeAddr(f.t)
+	p := f.startProcess(instance, addr, "serve", "-config", f.cfg, "-roles", roles, "-instance", instance,
+		"-http", addr, "-ops", ops, "-redis", redistest.URL(), "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
+	p.ops = ops
+	return p
 }
 
 // startProcess runs the wagate binary with args and waits until addr
@@ -249,10 +253,11 @@ func (f *fleet) outage(d time.Duration) {
 	resp.Body.Close()
 }
 
-// metric scrapes one series of the process's /metrics (summing over the
-// labels it leaves out); NaN when the process does not answer.
+// metric scrapes one series of the process's /metrics, on its ops
+// listener (summing over the labels it leaves out); -1 when the process
+// does not answer.
 func (p *proc) metric(name string, labels ...string) float64 {
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	resp, err := http.Get("http://" + p.ops + "/metrics")
 	if err != nil {
 		return -1
 	}

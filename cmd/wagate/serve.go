@@ -26,12 +26,17 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(g.logLevel)
+	log, err := startLogging(&g, fs, os.Stderr)
+	if err != nil {
+		return err
+	}
 	gw, err := startGateway(&g, fc, log)
 	if err != nil {
 		return err
 	}
-	log.Info("wagate serving", "api", gw.api.Addr(), "redis", g.redisURL, "clickhouse", g.clickhouse, "instance", g.instance)
+	bi := readBuildInfo()
+	log.Info("wagate serving", "api", gw.api.Addr(), "ops", gw.opsAddr(), "redis", redactURL(g.redisURL), "clickhouse", redactURL(g.clickhouse),
+		"instance", g.instance, "version", bi.Version, "commit", bi.Commit)
 	waitForSignal()
 	log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

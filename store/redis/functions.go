@@ -183,3 +183,36 @@ func isNoScript(err error) bool {
 	m := err.Error()
 	return strings.HasPrefix(m, "NOSCRIPT") || strings.Contains(m, "Function not found")
 }
+
+// EnsureFunctions makes sure Redis (every master of a Cluster) has this
+// build's functions library, loading it where it is missing as the next
+// call would; the error says it is missing and could not be loaded. For
+// readiness checks: a list of libraries costs less than sending the source.
+func (s *Store) EnsureFunctions(ctx context.Context) error {
+	has := func(ctx context.Context, c goredis.Cmdable) error {
+		libs, err := c.FunctionList(ctx, goredis.FunctionListQuery{LibraryNamePattern: s.scripts.lib.name}).Result()
+		if err != nil {
+			return fmt.Errorf("function list: %w", err)
+		}
+		if len(libs) == 0 {
+			return errNoLibrary
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return has(ctx, c) })
+	} else {
+		err = has(ctx, s.rdb)
+	}
+	if !errors.Is(err, errNoLibrary) {
+		return err
+	}
+	if err := s.scripts.load(ctx, s.rdb); err != nil {
+		return fmt.Errorf("library %s missing: %w", s.scripts.lib.name, err)
+	}
+	return nil
+}
+
+// errNoLibrary: Redis does not have the functions library.
+var errNoLibrary = errors.New("functions library not loaded")
