@@ -358,7 +358,10 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	st, err := s.settings.get(sctx, p.Tenant.ID)
 	scancel()
 	if err != nil {
-		s.log.Warn("tenant settings", "err", err) // the defaults enforce the window
+		// Not knowing the tenant's rules, accept nothing (see enqueue).
+		s.log.Warn("tenant settings", "err", err)
+		writeError(ctx, unavailable("sent"))
+		return
 	}
 	// Free-form messages to guests outside their window (and anything to a
 	// guest who opted out) are recorded failed, not queued.

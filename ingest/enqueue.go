@@ -80,8 +80,12 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 	if o.Type != message.TypeTemplate {
 		st, err := s.settings.get(rctx, p.Tenant.ID)
 		if err != nil {
-			// The safe choice: the defaults, which enforce the window.
+			// Not knowing the tenant's rules, accept nothing: the defaults
+			// could refuse what the tenant allowed, and Redis is not
+			// answering anyway.
 			s.log.Warn("tenant settings", "err", err)
+			writeError(ctx, unavailable("sent"))
+			return out
 		}
 		a.WindowCheck = st.WindowEnforcement
 	}

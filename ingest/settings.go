@@ -230,9 +230,10 @@ func newSettingsCache(store *redis.Store, ttl time.Duration) *settingsCache {
 	return &settingsCache{store: store, ttl: ttl, m: map[string]cachedSettings{}}
 }
 
-// get returns tenant's settings. When Redis fails and nothing is cached,
-// it returns the defaults with the error, so that a caller may go on with
-// the safe choice.
+// get returns tenant's settings. When Redis fails it returns the last
+// settings read, however old; with nothing read yet, the defaults and the
+// error (callers on the send path then refuse with 503: the defaults may
+// refuse what the tenant allowed).
 func (c *settingsCache) get(ctx context.Context, tenant string) (Settings, error) {
 	c.mu.Lock()
 	e, ok := c.m[tenant]

@@ -138,6 +138,13 @@ func Open(ctx context.Context, url string) (goredis.UniversalClient, error) {
 		// Every shard worker blocks on a connection in XREADGROUP.
 		opt.PoolSize = 64
 	}
+	// A call ends at its context's deadline, not only at the client's
+	// read timeout: a frozen Redis (a stalled network, a long fork) must
+	// cost an API request its own bound (503), not the whole freeze.
+	opt.ContextTimeoutEnabled = true
+	if opt.DialTimeout == 0 {
+		opt.DialTimeout = 3 * time.Second
+	}
 	rdb := goredis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
