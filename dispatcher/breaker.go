@@ -56,10 +56,13 @@ type breaker struct {
 	mu       sync.Mutex
 	openedAt time.Time
 	changed  chan struct{}
+	// lastUp says the provider's last answered call showed it working: a
+	// failure right after another one is an outage's, not its message's.
+	lastUp bool
 }
 
 func newBreaker(name string, cfg BreakerConfig, onChange func(name string, to gobreaker.State)) *breaker {
-	b := &breaker{openFor: cfg.OpenFor, name: name, changed: make(chan struct{})}
+	b := &breaker{openFor: cfg.OpenFor, name: name, changed: make(chan struct{}), lastUp: true}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker(gobreaker.Settings{
 		Name:        name,
 		MaxRequests: cfg.Probes,
@@ -101,6 +104,24 @@ func (b *breaker) allow() (done func(up bool), wait <-chan struct{}, until time.
 	}
 	return nil, b.changed, until
 }
+
+// report records a call's outcome (done is allow's) and says whether a
+// failure may count against its message: only when the provider was
+// otherwise accepting. It was not when the breaker is open or half-open
+// now (this failure tripped it, or a probe failed) or when the call
+// answered before this one failed too (an outage, however little traffic
+// there is to trip the breaker).
+func (b *breaker) report(done func(up bool), up bool) (counts bool) {
+	done(up) // first: gobreaker's state change takes b.mu
+	b.mu.Lock()
+	accepting := b.lastUp
+	b.lastUp = up
+	b.mu.Unlock()
+	return !up && accepting && b.cb.State() == gobreaker.StateClosed
+}
+
+// closed reports whether the breaker lets every call through now.
+func (b *breaker) closed() bool { return b.cb.State() == gobreaker.StateClosed }
 
 // open reports whether calls are refused now, without using up a probe.
 func (b *breaker) open() bool {

@@ -43,7 +43,8 @@ type Config struct {
 	ReadAhead int
 	// MaxAttempts is how many provider calls a message gets before it
 	// fails for good and goes to the dead-letter stream (5). Throttled
-	// calls do not count.
+	// calls, and failures while its provider is down (breaker.report), do
+	// not count.
 	MaxAttempts int
 	// RetryBase and RetryMax bound the exponential backoff between
 	// attempts (1 s, 5 min), with full jitter.

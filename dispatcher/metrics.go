@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		sends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_dispatch_sends_total",
-			Help: "Provider calls by provider and outcome (sent, failed, retry, throttled, pair_throttled, held, no_route).",
+			Help: "Provider calls by provider and outcome (sent, failed, retry, throttled, pair_throttled, outage, held, no_route).",
 		}, []string{"provider", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wagate_dispatch_send_duration_seconds", Help: "Time of one provider call.",

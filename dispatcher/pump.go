@@ -28,6 +28,9 @@ type job struct {
 	via       Step      // "" for the primary provider, else the fallback step
 	// hasFallback: the message carries a fallback text for SMS.
 	hasFallback bool
+	// downs counts the failures of j not held against it (its provider was
+	// down): its retries back off by them too.
+	downs int
 	// chunk is the batch's chunk the message came in (nil for a single
 	// send): its entry is acknowledged when all its messages are settled.
 	chunk     *chunk

@@ -115,7 +115,7 @@ func (p *pump) deliver(j *job) outcome {
 	res, err := prov.Send(cctx, msg)
 	cancel()
 	d.m.duration.WithLabelValues(prov.Name()).Observe(time.Since(start).Seconds())
-	up(providerUp(err))
+	counts := d.breakerFor(prov).report(up, providerUp(err))
 	now := time.Now()
 	if err == nil {
 		d.m.sends.WithLabelValues(prov.Name(), "sent").Inc()
@@ -129,12 +129,13 @@ func (p *pump) deliver(j *job) outcome {
 		}
 		return p.record(j, r, false)
 	}
-	return p.failed(j, prov, err, now)
+	return p.failed(j, prov, err, now, counts)
 }
 
 // failed decides what a provider's refusal means for j (PROVIDERS.md's
-// classes) and records it.
-func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) outcome {
+// classes) and records it. counts is false when a transient failure is the
+// provider's rather than the message's (see breaker.report).
+func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time, counts bool) outcome {
 	d := p.w.d
 	rj := j.rj
 	var pe *provider.Error
@@ -192,8 +193,20 @@ func (p *pump) failed(j *job, prov provider.Provider, err error, now time.Time) 
 		if rj.MaxAttempts > 0 {
 			limit = min(limit, rj.MaxAttempts)
 		}
+		if !counts && limit > 1 {
+			// The provider is down: the message keeps its attempts. While
+			// the breaker is open the pump holds it on the breaker (or a
+			// fallback carries it); else it backs off as if counted, so a
+			// lone message does not hammer a provider that is down.
+			j.downs++
+			due := now
+			if d.breakerFor(prov).closed() {
+				due = now.Add(p.backoff(rj.Counted()-1+j.downs, pe.RetryAfter))
+			}
+			return retry("outage", due, true, 0)
+		}
 		if rj.Counted() < limit {
-			return retry("retry", now.Add(p.backoff(rj.Counted(), pe.RetryAfter)), false, 0)
+			return retry("retry", now.Add(p.backoff(rj.Counted()+j.downs, pe.RetryAfter)), false, 0)
 		}
 		d.m.sends.WithLabelValues(prov.Name(), "failed").Inc()
 		return p.record(j, r, true) // retries exhausted: dead letter
