@@ -122,7 +122,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path []byte) route {
 			return r
 		}
 		p, ok := s.auth(ctx)
-		if !ok || (e.admin && !s.admin(ctx, p)) || (e.json && !jsonBody(ctx)) {
+		if !ok || (e.admin && !s.admin(ctx, p)) || (e.json && (!jsonBody(ctx) || !textOK(ctx))) {
 			return r
 		}
 		e.h(s, ctx, p, ps)

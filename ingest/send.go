@@ -123,7 +123,8 @@ func (d *delivery) apply(a *redis.EnqueueArgs, now time.Time) *apiError {
 		}
 		a.ExpiresMS = t.UnixMilli()
 	case d.TTLSeconds != nil:
-		if *d.TTLSeconds < 1 || time.Duration(*d.TTLSeconds)*time.Second > maxSchedule {
+		// Compared in seconds: a huge value times a second would overflow.
+		if *d.TTLSeconds < 1 || *d.TTLSeconds > int64(maxSchedule/time.Second) {
 			return invalidRequest("ttl_seconds must be from 1 to 3024000 (35 days)", map[string]any{"field": "ttl_seconds"})
 		}
 		a.ExpiresMS = start.Add(time.Duration(*d.TTLSeconds) * time.Second).UnixMilli()
