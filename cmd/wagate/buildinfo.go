@@ -9,9 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// version is set at build time (-ldflags "-X main.version=v1.2.3"); it is
-// never written at run time. Empty: the module version Go recorded.
-var version string
+// version and commit are set at build time (-ldflags "-X main.version=v1.2.3
+// -X main.commit=$(git rev-parse HEAD)"), for builds without the VCS
+// information Go records (-buildvcs=false, a Docker context without .git);
+// they are never written at run time. Empty: what Go recorded.
+var version, commit string
 
 // buildInfo says which wagate this is.
 type buildInfo struct {
@@ -25,18 +27,15 @@ type buildInfo struct {
 // binary.
 func readBuildInfo() buildInfo {
 	bi, _ := debug.ReadBuildInfo()
-	return makeBuildInfo(version, bi)
+	return makeBuildInfo(version, commit, bi)
 }
 
 // makeBuildInfo is readBuildInfo's rule, given the -ldflags version and
-// the binary's build information (nil when it has none).
-func makeBuildInfo(ldVersion string, bi *debug.BuildInfo) buildInfo {
-	out := buildInfo{Version: ldVersion, Commit: "unknown", GoVersion: runtime.Version()}
+// commit and the binary's build information (nil when it has none).
+func makeBuildInfo(ldVersion, ldCommit string, bi *debug.BuildInfo) buildInfo {
+	out := buildInfo{Version: ldVersion, Commit: ldCommit, GoVersion: runtime.Version()}
 	if bi == nil {
-		if out.Version == "" {
-			out.Version = "devel"
-		}
-		return out
+		bi = &debug.BuildInfo{}
 	}
 	if out.Version == "" {
 		out.Version = bi.Main.Version
@@ -57,13 +56,16 @@ func makeBuildInfo(ldVersion string, bi *debug.BuildInfo) buildInfo {
 			dirty = s.Value == "true"
 		}
 	}
-	if rev != "" {
+	if out.Commit == "" && rev != "" {
 		out.Commit = rev
 		if dirty {
 			// Built from a checkout with changes: the commit alone does not
 			// say what runs.
 			out.Commit += "-dirty"
 		}
+	}
+	if out.Commit == "" {
+		out.Commit = "unknown"
 	}
 	return out
 }
