@@ -245,14 +245,8 @@ func (d *HookDeliverer) config(ctx context.Context, tenant string) (*message.Web
 }
 
 // delivery is one event on its way to one tenant's webhook; as JSON it is
-// also how a retry is parked.
-type delivery struct {
-	Tenant  string          `json:"t"`
-	Event   string          `json:"e"`
-	ID      string          `json:"id"`
-	Body    json.RawMessage `json:"b"`
-	Attempt int             `json:"a"`
-}
+// also how a retry is parked (the store's, which redelivers dead ones).
+type delivery = redis.HookDelivery
 
 // envelope is the body of every delivery.
 type envelope struct {
@@ -484,7 +478,7 @@ func (d *HookDeliverer) post(cfg *message.WebhookConfig, dl *delivery) string {
 	req.Header.SetContentType("application/json")
 	req.Header.Set(message.HeaderWebhookEvent, dl.Event)
 	req.Header.Set(message.HeaderWebhookDelivery, dl.ID)
-	req.Header.Set(message.HeaderWebhookSignature, message.SignWebhook(cfg.Secret, dl.Body))
+	req.Header.Set(message.HeaderWebhookSignature, message.SignWebhook(cfg.Secret, dl.Body, d.cfg.Now()))
 	if cfg.VerifyToken != "" {
 		req.Header.Set(message.HeaderWebhookVerifyToken, cfg.VerifyToken)
 	}

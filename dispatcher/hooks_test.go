@@ -36,7 +36,7 @@ func (s *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	if sig := r.Header.Get("X-Wagate-Signature-256"); sig != message.SignWebhook(s.secret, body) {
+	if sig := r.Header.Get("X-Wagate-Signature-256"); message.VerifyWebhook(s.secret, sig, body, time.Now(), message.WebhookTolerance) != nil {
 		s.t.Errorf("delivery with signature %q", sig)
 	}
 	if r.Header.Get("X-Wagate-Verify-Token") != "hotel-token" {
@@ -248,5 +248,42 @@ func TestHooksNeverReachInternalAddresses(t *testing.T) {
 		if calls != 0 {
 			t.Fatalf("%s: the internal endpoint got %d requests", url, calls)
 		}
+	}
+}
+
+// TestDeadDeliveriesRedeliveredReachTheEndpoint: a delivery given up on
+// reaches the endpoint once it is redelivered, signed anew (a signature
+// made now, within the receiver's tolerance).
+func TestDeadDeliveriesRedeliveredReachTheEndpoint(t *testing.T) {
+	store := hookStore(t)
+	ctx := context.Background()
+	sink := &hookSink{t: t, secret: "s3cret-s3cret-s3cret", fail: true}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	configureHook(t, store, srv.URL, []string{message.EventMessageQueued}, 0)
+	startHooks(t, store)
+	res, err := store.Enqueue(ctx, &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550199",
+		Type: message.TypeTemplate, Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a dead letter", func() bool {
+		st, _ := store.HookStats(ctx, "hotel", 10)
+		return len(st.DeadLetters) == 1
+	})
+	sink.mu.Lock()
+	sink.fail = false
+	sink.mu.Unlock()
+	ids, err := store.RedeliverHooks(ctx, "hotel", nil)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("redeliver: %v %v", ids, err)
+	}
+	waitFor(t, "the redelivery", func() bool { return len(sink.events()) == 1 })
+	e := sink.events()[0]
+	if e["event"] != "message_queued" || e["event_id"] != ids[0] || e["data"].(map[string]any)["message_id"] != res.ID {
+		t.Fatalf("redelivered %v", e)
+	}
+	if st, _ := store.HookStats(ctx, "hotel", 10); len(st.DeadLetters) != 0 {
+		t.Fatalf("still dead: %v", st.DeadLetters)
 	}
 }

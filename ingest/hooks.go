@@ -265,7 +265,7 @@ func (s *Server) handleWebhookTest(ctx *fasthttp.RequestCtx, p Principal, _ para
 	req.Header.SetContentType("application/json")
 	req.Header.Set(message.HeaderWebhookEvent, message.EventWebhookTest)
 	req.Header.Set(message.HeaderWebhookDelivery, id)
-	req.Header.Set(message.HeaderWebhookSignature, message.SignWebhook(c.Secret, body))
+	req.Header.Set(message.HeaderWebhookSignature, message.SignWebhook(c.Secret, body, time.Now()))
 	if c.VerifyToken != "" {
 		req.Header.Set(message.HeaderWebhookVerifyToken, c.VerifyToken)
 	}
@@ -291,4 +291,45 @@ func (s *Server) handleWebhookTest(ctx *fasthttp.RequestCtx, p Principal, _ para
 			"Check that webhook_url is reachable from the gateway and answers 2xx within 10 s",
 			"Check the endpoint verifies X-Wagate-Signature-256 with the signing secret",
 		}})
+}
+
+// handleWebhookRedeliver serves POST
+// /api/v1/whatsapp/webhooks/dead-letters/{id}/redeliver and
+// .../dead-letters/redeliver (every one kept) (admin): dead deliveries
+// get a new round of attempts now, signed when they are made, and leave
+// the dead letters. 202 with the event ids scheduled; 404 when the id is
+// not among the dead letters.
+func (s *Server) handleWebhookRedeliver(ctx *fasthttp.RequestCtx, p Principal, ps params) {
+	rctx, cancel := s.apiCtx()
+	defer cancel()
+	c, err := s.webhookConfig(rctx, p.Tenant.ID)
+	if err != nil {
+		s.log.Warn("webhook config", "err", err)
+		writeError(ctx, unavailable("scheduled"))
+		return
+	}
+	if c == nil {
+		writeError(ctx, &apiError{Code: message.CodeNotFound, Message: "No webhook is configured",
+			RecoveryOptions: []string{"POST /api/v1/whatsapp/webhooks/configure"}})
+		return
+	}
+	var ids []string
+	if id := ps[0]; id != "" {
+		ids = []string{id}
+	}
+	done, err := s.store.RedeliverHooks(rctx, p.Tenant.ID, ids)
+	if err != nil {
+		s.log.Warn("redeliver webhooks", "err", err)
+		writeError(ctx, unavailable("scheduled"))
+		return
+	}
+	if len(ids) > 0 && len(done) == 0 {
+		writeError(ctx, &apiError{Code: message.CodeNotFound, Message: "No dead letter has this event id",
+			Details: map[string]any{"event_id": ids[0]}, RecoveryOptions: []string{"GET /api/v1/whatsapp/webhooks lists the dead letters"}})
+		return
+	}
+	if done == nil {
+		done = []string{}
+	}
+	writeJSON(ctx, fasthttp.StatusAccepted, map[string]any{"scheduled": len(done), "event_ids": done})
 }

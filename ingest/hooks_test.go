@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
@@ -85,7 +86,7 @@ func TestWebhookTestDelivery(t *testing.T) {
 	secret.Store("")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Header.Get("X-Wagate-Signature-256") != message.SignWebhook(secret.Load().(string), body) ||
+		if message.VerifyWebhook(secret.Load().(string), r.Header.Get("X-Wagate-Signature-256"), body, time.Now(), message.WebhookTolerance) != nil ||
 			r.Header.Get("X-Wagate-Event") != "webhook_test" || r.Header.Get("X-Wagate-Verify-Token") != "tok" {
 			w.WriteHeader(401)
 			return
@@ -169,5 +170,59 @@ func TestWebhookURLsReachingInternalAddressesAreRefused(t *testing.T) {
 	code, v, _ = h2.do("POST", path, adminToken, `{"webhook_url":"`+internal.URL+`/hook","events":["message_read"]}`)
 	if code != 200 {
 		t.Fatalf("allowed network refused: %d %v", code, v)
+	}
+}
+
+// TestDeadWebhookDeliveriesAreRedelivered: an admin gives dead deliveries
+// a new round of attempts, one by its event id or all at once; they leave
+// the dead letters and wait, due now, for the deliverer.
+func TestDeadWebhookDeliveriesAreRedelivered(t *testing.T) {
+	h := newHarness(t, allowLoopback)
+	ctx := context.Background()
+	if code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/dead-letters/redeliver", adminToken, ""); code != 404 {
+		t.Fatalf("without a webhook: %d %v", code, v)
+	}
+	if code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/configure", adminToken,
+		`{"webhook_url":"https://pms.example/hook","events":["message_read"]}`); code != 200 {
+		t.Fatalf("configure: %d %v", code, v)
+	}
+	for _, id := range []string{"evt_0_1-0", "evt_0_2-0", "evt_0_3-0"} {
+		dead, _ := json.Marshal(map[string]any{"event_id": id, "event": "message_read", "attempts": 4, "last_error": "HTTP 500",
+			"body": json.RawMessage(`{"event":"message_read","event_id":"` + id + `"}`)})
+		must(t, h.store.RecordHook(ctx, "grand-plaza", false, "HTTP 500", false, dead))
+	}
+	if code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/dead-letters/evt_0_9-0/redeliver", adminToken, ""); code != 404 ||
+		errCode(t, v) != "NOT_FOUND" {
+		t.Fatalf("an unknown event id: %d %v", code, v)
+	}
+	if code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/dead-letters/evt_0_2-0/redeliver", staffToken, ""); code != 403 {
+		t.Fatalf("a staff token: %d %v", code, v)
+	}
+	code, v, _ := h.do("POST", "/api/v1/whatsapp/webhooks/dead-letters/evt_0_2-0/redeliver", adminToken, "")
+	if code != 202 || v["scheduled"] != 1.0 {
+		t.Fatalf("one: %d %v", code, v)
+	}
+	code, v, _ = h.do("POST", "/api/v1/whatsapp/webhooks/dead-letters/redeliver", adminToken, "")
+	if code != 202 || v["scheduled"] != 2.0 {
+		t.Fatalf("the rest: %d %v", code, v)
+	}
+	_, v, _ = h.do("GET", "/api/v1/whatsapp/webhooks", adminToken, "")
+	if dl := v["deliveries"].(map[string]any)["dead_letters"].([]any); len(dl) != 0 {
+		t.Fatalf("still dead: %v", dl)
+	}
+	due, err := h.store.ClaimHookRetries(ctx, 10, time.Minute)
+	must(t, err)
+	got := map[string]bool{}
+	for _, m := range due {
+		var d redis.HookDelivery
+		must(t, json.Unmarshal([]byte(m), &d))
+		if d.Tenant != "grand-plaza" || d.Event != "message_read" || d.Attempt != 0 ||
+			!strings.Contains(string(d.Body), d.ID) {
+			t.Fatalf("parked %+v", d)
+		}
+		got[d.ID] = true
+	}
+	if len(got) != 3 {
+		t.Fatalf("due now: %v", due)
 	}
 }

@@ -67,6 +67,8 @@ func apiEndpoints() []endpoint {
 		{method: "GET", pattern: "webhooks", route: routeAdmin, admin: true, h: (*Server).handleWebhookGet},
 		{method: "DELETE", pattern: "webhooks", route: routeAdmin, admin: true, h: (*Server).handleWebhookDelete},
 		{method: "POST", pattern: "webhooks/test", route: routeAdmin, admin: true, h: (*Server).handleWebhookTest},
+		{method: "POST", pattern: "webhooks/dead-letters/redeliver", route: routeAdmin, admin: true, h: (*Server).handleWebhookRedeliver},
+		{method: "POST", pattern: "webhooks/dead-letters/{id}/redeliver", route: routeAdmin, admin: true, h: (*Server).handleWebhookRedeliver},
 		{method: "GET", pattern: "settings", route: routeAdmin, admin: true, h: (*Server).handleSettingsGet},
 		{method: "PUT", pattern: "settings", route: routeAdmin, admin: true, json: true, h: (*Server).handleSettingsPut},
 		{method: "GET", pattern: "admin/dead-letters", route: routeAdmin, admin: true, h: (*Server).handleDeadLetterList},

@@ -4,6 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // WebhookConfig is a tenant's own webhook: where wagate posts the events
@@ -14,7 +18,8 @@ type WebhookConfig struct {
 	// VerifyToken is sent back in every delivery's X-Wagate-Verify-Token
 	// header, so that the receiver can tell wagate's calls from others.
 	VerifyToken string `json:"verify_token,omitempty"`
-	// Secret keys the X-Wagate-Signature-256 HMAC of every delivery.
+	// Secret keys the X-Wagate-Signature-256 HMAC of every delivery
+	// (SignWebhook).
 	Secret string `json:"secret"`
 	// MaxRetries is how many times a failed delivery is tried again;
 	// RetryDelayMS the first wait, doubled each time.
@@ -81,13 +86,74 @@ func EventForStatus(st Status) string {
 	return ""
 }
 
-// SignWebhook is the X-Wagate-Signature-256 header of a delivery: "sha256="
-// and the hex HMAC-SHA256 of the exact body, keyed by the webhook's secret
-// (the scheme of Meta's X-Hub-Signature-256).
-func SignWebhook(secret string, body []byte) string {
+// SignWebhook is the X-Wagate-Signature-256 header of a delivery made at
+// t: "t=<unix seconds>,v1=<hex HMAC-SHA256>", the HMAC keyed by the
+// webhook's secret over "<unix seconds>." and the exact body (Stripe's
+// scheme). The time is signed with the body, so a receiver that refuses
+// signatures older than a few minutes (VerifyWebhook) cannot be fed a
+// captured delivery again later.
+func SignWebhook(secret string, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return "t=" + ts + ",v1=" + webhookMAC(secret, ts, body)
+}
+
+func webhookMAC(secret, ts string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// WebhookTolerance is how old a delivery's signature may be when its
+// receiver checks it (VerifyWebhook's tolerance, as Stripe's default).
+const WebhookTolerance = 5 * time.Minute
+
+// Errors of VerifyWebhook.
+var (
+	// ErrWebhookSignature: the header is missing, malformed, or no v1
+	// signature in it matches the body.
+	ErrWebhookSignature = errors.New("webhook signature does not match")
+	// ErrWebhookTooOld: the signature matches but was made more than the
+	// tolerance before now (or as far in the future): a replay.
+	ErrWebhookTooOld = errors.New("webhook signature is outside the tolerance")
+)
+
+// VerifyWebhook checks a delivery's X-Wagate-Signature-256 header against
+// its body, as a receiver should: a v1 signature (several may be given
+// while a secret is rotated) must match, and its time be within tolerance
+// of now.
+func VerifyWebhook(secret, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		switch {
+		case !ok:
+		case k == "t":
+			ts = v
+		case k == "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return ErrWebhookSignature
+	}
+	want := webhookMAC(secret, ts, body)
+	matched := false
+	for _, sig := range sigs {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			matched = true
+		}
+	}
+	if !matched {
+		return ErrWebhookSignature
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return ErrWebhookTooOld
+	}
+	return nil
 }
 
 // Headers of a delivery to a tenant's webhook.

@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -98,6 +100,56 @@ func (s *Store) HookStats(ctx context.Context, tenant string, dead int) (*HookSt
 	return &HookStats{Delivered: num("delivered"), Failed: num("failed"), Retried: num("retried"), DeadLettered: num("dead"),
 		LastSuccessMS: num("last_success"), LastFailureMS: num("last_failure"), LastError: m["last_error"],
 		DeadLetters: l.Val()}, nil
+}
+
+// HookDelivery is one event on its way to a tenant's webhook, as a parked
+// retry holds it (the member of ScheduleHookRetry, JSON).
+type HookDelivery struct {
+	Tenant  string          `json:"t"`
+	Event   string          `json:"e"`
+	ID      string          `json:"id"`
+	Body    json.RawMessage `json:"b"`
+	Attempt int             `json:"a"`
+}
+
+// RedeliverHooks gives tenant's dead deliveries whose event ids are in ids
+// (every one kept when ids is empty) a new round of attempts, due now, and
+// takes them off the dead letters; it returns the event ids scheduled.
+// The retry is parked before the dead letter is dropped: a crash between
+// the two can only deliver an event twice (receivers dedupe by
+// X-Wagate-Delivery), never lose it.
+func (s *Store) RedeliverHooks(ctx context.Context, tenant string, ids []string) ([]string, error) {
+	dlq := s.keys.Tenant(tenant) + "hookdlq"
+	raws, err := s.rdb.LRange(ctx, dlq, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redeliver webhooks: %w", err)
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var done []string
+	now := float64(s.nowMS())
+	for _, raw := range raws {
+		var dead struct {
+			EventID string          `json:"event_id"`
+			Event   string          `json:"event"`
+			Body    json.RawMessage `json:"body"`
+		}
+		if json.Unmarshal([]byte(raw), &dead) != nil || dead.EventID == "" || (len(want) > 0 && !want[dead.EventID]) ||
+			slices.Contains(done, dead.EventID) {
+			continue
+		}
+		member, _ := json.Marshal(HookDelivery{Tenant: tenant, Event: dead.Event, ID: dead.EventID, Body: dead.Body})
+		if err := s.rdb.ZAdd(ctx, s.keys.Prefix()+":hookretry", goredis.Z{Score: now, Member: member}).Err(); err != nil {
+			return done, fmt.Errorf("redeliver webhooks: %w", err)
+		}
+		if err := s.rdb.LRem(ctx, dlq, 1, raw).Err(); err != nil {
+			return done, fmt.Errorf("redeliver webhooks: %w", err)
+		}
+		done = append(done, dead.EventID)
+	}
+	return done, nil
 }
 
 // ScheduleHookRetry parks a delivery (opaque member) until due.
