@@ -12,7 +12,7 @@ import (
 // (run the gateway with -rate 1), then read the gateway's resident memory
 // while they wait in Redis.
 func (s *Suite) backlog(ctx context.Context) error {
-	m0, err := s.api.Scrape()
+	m0, err := s.ops.Scrape()
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (s *Suite) backlog(ctx context.Context) error {
 	var depth, rss, heap, rssMax, redisMem float64
 	for i := 0; i < 15 && ctx.Err() == nil; i++ {
 		time.Sleep(time.Second)
-		m, err := s.api.Scrape()
+		m, err := s.ops.Scrape()
 		if err != nil {
 			return err
 		}

@@ -31,14 +31,15 @@ type cpuSample struct {
 	cmds map[string]redisinfo.CommandStat
 }
 
-// cpuMeter takes the samples; it needs the gateway's metrics and Redis.
+// cpuMeter takes the samples; it needs the gateway's metrics (its ops
+// listener) and Redis.
 type cpuMeter struct {
-	api *Client
+	ops *Client
 	rdb *goredis.Client
 }
 
-func newCPUMeter(api *Client, redisURL string) *cpuMeter {
-	m := &cpuMeter{api: api}
+func newCPUMeter(ops *Client, redisURL string) *cpuMeter {
+	m := &cpuMeter{ops: ops}
 	if opt, err := goredis.ParseURL(redisURL); err == nil {
 		opt.PoolSize = 1
 		m.rdb = goredis.NewClient(opt)
@@ -54,8 +55,8 @@ func (m *cpuMeter) close() {
 
 func (m *cpuMeter) sample() cpuSample {
 	s := cpuSample{at: time.Now(), gateway: -1, redis: -1, bench: selfCPU(), machine: machineCPU()}
-	if m.api != nil {
-		if mt, err := m.api.Scrape(); err == nil && mt["process_cpu_seconds_total"] != nil {
+	if m.ops != nil {
+		if mt, err := m.ops.Scrape(); err == nil && mt["process_cpu_seconds_total"] != nil {
 			s.gateway = mt.Value("process_cpu_seconds_total")
 		}
 	}
@@ -173,7 +174,7 @@ func cpuFigures(a, b cpuSample, units int64, unit string) map[string]float64 {
 	return out
 }
 
-// profiler saves CPU profiles of the gateway (its -pprof endpoint) taken
+// profiler saves CPU profiles of the gateway (its ops listener, -ops) taken
 // during the timed runs, one file per run.
 type profiler struct {
 	url, dir string

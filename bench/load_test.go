@@ -315,6 +315,7 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) {}, "")
 	f(func(c *Config) { c.Target = "127.0.0.1:18080" }, "-target")
 	f(func(c *Config) { c.Sim = "ftp://x" }, "-sim")
+	f(func(c *Config) { c.Ops = "127.0.0.1:18060" }, "-ops")
 	f(func(c *Config) { c.BulkSize = 10_001 }, "bulk size")
 	f(func(c *Config) { c.WebhookBatch = 5000 }, "webhook batch")
 	f(func(c *Config) { c.ClickHouse.Database = "wagate; DROP" }, "clickhouse database")

@@ -22,8 +22,11 @@ func ParseMetrics(text []byte) (Metrics, error) {
 	return fams, nil
 }
 
-// Scrape reads the gateway's /metrics.
+// Scrape reads /metrics of c, the gateway's ops listener.
 func (c *Client) Scrape() (Metrics, error) {
+	if c == nil {
+		return nil, fmt.Errorf("GET %s: no ops listener to read it from (wabench -ops, the gateway's -ops address)", pathMetrics)
+	}
 	status, body, err := c.Do("GET", pathMetrics, nil)
 	if err != nil {
 		return nil, err

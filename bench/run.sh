@@ -4,7 +4,8 @@
 # One measurement of bench/RESULTS.md on a fresh gateway: stops the bench
 # gateway if one runs, drops its ClickHouse database and its Redis keys
 # (prefix bench), starts `wagate dev` on 127.0.0.1:18080 (simulator :18090,
-# profiles :18060) with GATEWAY FLAGS, runs wabench with WABENCH FLAGS, and
+# ops listener with /metrics and the profiles :18060) with GATEWAY FLAGS,
+# runs wabench with WABENCH FLAGS, and
 # leaves NAME.json, NAME.md, NAME.txt (the closing table), NAME-prof/ (CPU
 # profiles of the gateway) and NAME.gateway.log in $OUT. Then it stops the
 # gateway and cleans up again (keys and database dropped). Redis and
@@ -55,11 +56,11 @@ stop_gateway() {
 }
 
 stop_gateway
-gwcmd="wagate dev -http 127.0.0.1:18080 -sim 127.0.0.1:18090 -prefix bench -clickhouse-db wagate_bench -instance bench-1 -pprof 127.0.0.1:18060 $gwflags"
+gwcmd="wagate dev -http 127.0.0.1:18080 -sim 127.0.0.1:18090 -prefix bench -clickhouse-db wagate_bench -instance bench-1 -ops 127.0.0.1:18060 $gwflags"
 { date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.before.txt"
 # shellcheck disable=SC2086 # the gateway flags are words
 nohup "$WB/wagate" dev -http 127.0.0.1:18080 -sim 127.0.0.1:18090 -prefix bench -clickhouse-db wagate_bench \
-  -instance bench-1 -pprof 127.0.0.1:18060 $gwflags >"$WB/gw.log" 2>&1 &
+  -instance bench-1 -ops 127.0.0.1:18060 $gwflags >"$WB/gw.log" 2>&1 &
 echo $! >"$WB/gw.pid"
 trap stop_gateway EXIT
 sleep 1.5
@@ -76,7 +77,7 @@ if [[ ${PEER:-} == 1 ]]; then
 fi
 rc=0
 "$WB/wabench" -target http://127.0.0.1:18080 -sim http://127.0.0.1:18090 -clickhouse-db wagate_bench \
-  -profile http://127.0.0.1:18060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
+  -ops http://127.0.0.1:18060 -profile http://127.0.0.1:18060 -profile-dir "$OUT/$name-prof" -json "$OUT/$name.json" -md "$OUT/$name.md" \
   -gateway-cmd "$gwcmd" "${peerflag[@]}" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.progress.txt" || rc=$?
 { date -u; uptime; ps -eo pcpu,etime,args --sort=-pcpu | head -8; } >"$OUT/$name.after.txt"
 cp "$WB/gw.log" "$OUT/$name.gateway.log"

@@ -88,9 +88,16 @@ type Config struct {
 	BacklogMessages int
 	BacklogSingle   bool
 
-	// ProfileURL is the gateway's -pprof address (http://127.0.0.1:18060):
-	// a CPU profile of the gateway is taken during each timed run and
-	// saved in ProfileDir (".") as <run>.pprof. Empty: none.
+	// Ops is the gateway's ops listener (its -ops address,
+	// http://127.0.0.1:18060), where its /metrics is read: gateway CPU,
+	// memory, queue depth, statuses applied. Empty: none (the webhooks
+	// and backlog scenarios need it).
+	Ops string
+
+	// ProfileURL is where the gateway serves its profiles, its ops
+	// listener (http://127.0.0.1:18060): a CPU profile of the gateway is
+	// taken during each timed run and saved in ProfileDir (".") as
+	// <run>.pprof. Empty: none.
 	ProfileURL string
 	ProfileDir string
 
@@ -166,6 +173,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("-peer: %w", err)
 		}
 	}
+	if c.Ops != "" {
+		if _, err := hostOf(c.Ops); err != nil {
+			return fmt.Errorf("-ops: %w", err)
+		}
+	}
 	if c.ProfileURL != "" {
 		if _, err := hostOf(c.ProfileURL); err != nil {
 			return fmt.Errorf("-profile: %w", err)
@@ -206,8 +218,10 @@ func validIdent(s string) bool {
 
 // Suite runs scenarios against one gateway and collects their report.
 type Suite struct {
-	cfg     Config
-	api     *Client
+	cfg Config
+	api *Client
+	// ops reads the gateway's /metrics (nil: Config.Ops is empty).
+	ops     *Client
 	sim     *Client
 	senders Senders
 	// base spreads this run's guests away from earlier runs', and each
@@ -231,8 +245,14 @@ func NewSuite(cfg Config, command, gatewayCmd string) (*Suite, error) {
 	}
 	// Each scenario moves base on by 10^8 guests; starting below 3×10^8
 	// keeps six of them within the nine digits without wrapping around.
-	s := &Suite{cfg: cfg, api: api, senders: Senders(cfg.Numbers), base: rand.Uint64N(300_000_000),
-		cpu: newCPUMeter(api, cfg.RedisURL)}
+	var ops *Client
+	if cfg.Ops != "" {
+		if ops, err = NewClient(cfg.Ops, "", 2); err != nil {
+			return nil, err
+		}
+	}
+	s := &Suite{cfg: cfg, api: api, ops: ops, senders: Senders(cfg.Numbers), base: rand.Uint64N(300_000_000),
+		cpu: newCPUMeter(ops, cfg.RedisURL)}
 	if cfg.ProfileURL != "" {
 		s.prof = &profiler{url: cfg.ProfileURL, dir: cfg.ProfileDir}
 	}

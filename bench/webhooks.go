@@ -115,7 +115,7 @@ func (s *Suite) webhooks(ctx context.Context) error {
 		return err
 	}
 
-	before, err := s.api.Scrape()
+	before, err := s.ops.Scrape()
 	if err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func (s *Suite) prepareSent(ctx context.Context, n int) ([]whMessage, error) {
 func (s *Suite) waitApplied(ctx context.Context, before, want float64) (float64, time.Time) {
 	last, lastMove := -1.0, time.Now()
 	for ctx.Err() == nil {
-		m, err := s.api.Scrape()
+		m, err := s.ops.Scrape()
 		if err == nil {
 			got := m.Value("wagate_inbound_statuses_total", "result", "new") - before
 			if got >= want {
