@@ -96,14 +96,14 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 		"what this process runs: api (HTTP API and webhooks), dispatcher, inbound (webhook processor), loader (ClickHouse), filer (conversations) (WAGATE_ROLES)")
 	// The URL may hold a password: -h shows it redacted.
 	g.redisURL = env("WAGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-	fs.Var(secretFlag{&g.redisURL, redactURL}, "redis", "Redis URL (WAGATE_REDIS_URL)")
+	fs.Var(secretFlag{&g.redisURL, redactURL}, "redis", "Redis `URL`, redis://[:password@]host:port/db (WAGATE_REDIS_URL)")
 	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
 	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
 	fs.StringVar(&g.clickhouse, "clickhouse", env("WAGATE_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (WAGATE_CLICKHOUSE_ADDR)")
 	fs.StringVar(&g.chDatabase, "clickhouse-db", env("WAGATE_CLICKHOUSE_DATABASE", "wagate"), "ClickHouse database (WAGATE_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&g.chUser, "clickhouse-user", env("WAGATE_CLICKHOUSE_USER", "default"), "ClickHouse user (WAGATE_CLICKHOUSE_USER)")
 	g.chPassword = env("WAGATE_CLICKHOUSE_PASSWORD", "")
-	fs.Var(secretFlag{&g.chPassword, hideSecret}, "clickhouse-password", "ClickHouse password (WAGATE_CLICKHOUSE_PASSWORD)")
+	fs.Var(secretFlag{&g.chPassword, hideSecret}, "clickhouse-password", "ClickHouse `password` (WAGATE_CLICKHOUSE_PASSWORD)")
 	fs.StringVar(&g.httpAddr, "http", env("WAGATE_HTTP_ADDR", "127.0.0.1:8080"), "API listen address, the port Meta's webhooks reach (WAGATE_HTTP_ADDR)")
 	fs.StringVar(&g.ops, "ops", env("WAGATE_OPS_ADDR", defaultOpsAddr),
 		"operator listener: /metrics, /healthz, /readyz and /debug/pprof/; keep it off the public network; off when empty (WAGATE_OPS_ADDR)")

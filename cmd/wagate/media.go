@@ -32,8 +32,9 @@ type mediaFlags struct {
 func (m *mediaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.dir, "media-dir", env("WAGATE_MEDIA_DIR", ".wagate/media"),
 		"folder of uploaded media files; every API and dispatcher instance needs the same one (WAGATE_MEDIA_DIR)")
-	fs.StringVar(&m.signingKey, "media-signing-key", env("WAGATE_MEDIA_SIGNING_KEY", ""),
-		"key of media URL signatures, at least 32 bytes, the same on every instance; empty: a random one, and URLs stop working when the process stops (WAGATE_MEDIA_SIGNING_KEY)")
+	m.signingKey = env("WAGATE_MEDIA_SIGNING_KEY", "")
+	fs.Var(secretFlag{&m.signingKey, hideSecret}, "media-signing-key",
+		"`key` of media URL signatures, at least 32 bytes, the same on every instance; empty: a random one, and URLs stop working when the process stops (WAGATE_MEDIA_SIGNING_KEY)")
 	fs.StringVar(&m.publicURL, "public-url", env("WAGATE_PUBLIC_URL", ""),
 		"where clients reach the API, the start of media URLs, e.g. https://wa.example.com (default: http://<-http address>) (WAGATE_PUBLIC_URL)")
 	fs.DurationVar(&m.urlTTL, "media-url-ttl", envDuration("WAGATE_MEDIA_URL_TTL", 24*time.Hour),

@@ -160,7 +160,7 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 			want: "redis at " + r.addr},
 		{name: "a URL that does not parse", args: []string{"serve", "-config", cfg, "-redis", "redis://:" + pass + "@127.0.0.1:notaport/0"},
 			want: "redis url (-redis, WAGATE_REDIS_URL) xxxxx@127.0.0.1:notaport/0"},
-		{name: "help", args: []string{"serve", "-h"}, env: []string{"WAGATE_REDIS_URL=" + good},
+		{name: "help", args: []string{"serve", "-h"}, env: []string{"WAGATE_REDIS_URL=" + good, "WAGATE_MEDIA_SIGNING_KEY=" + pass + "-and-more-to-make-32-bytes"},
 			want: "redis://:xxxxx@"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
