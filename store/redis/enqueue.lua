@@ -45,7 +45,7 @@ local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
 -- What the call's messages of one shard share, written once at the end:
 -- tenants' open counts and the senders to wake, by shard prefix.
-local shards, tq, woken, ensured = {}, {}, {}, {}
+local shards, tq, woken = {}, {}, {}
 local function answer(a, b, c, d)
   out[#out + 1] = a
   out[#out + 1] = b
@@ -139,11 +139,12 @@ for b = 5, #ARGV, ENQ_FIELDS do
       redis.call('ZADD', prefix .. 'delay', due,
         id .. '\n' .. queue .. '\n' .. guest .. '\n' .. sender .. '\n' .. regval .. '\n' .. fb)
     else
-      if not ensured[queue] then
+      -- The queue is there but for a sender's first message (or the
+      -- first after it was collected empty): no EXISTS per call.
+      if not redis.call('XADD', queue, 'NOMKSTREAM', '*', 'id', id, 'r', guest, 'fb', fb) then
         ensure_queue(queue, prefix .. 'senders', prefix .. 'queues:' .. sender, sender, regval)
-        ensured[queue] = true
+        redis.call('XADD', queue, '*', 'id', id, 'r', guest, 'fb', fb)
       end
-      redis.call('XADD', queue, '*', 'id', id, 'r', guest, 'fb', fb)
       local w = woken[prefix]
       if not w[sender] then
         w[sender] = true
