@@ -18,29 +18,46 @@ import (
 // EventReader drains all shards' events streams for one consumer of the
 // loader group. It implements store/clickhouse's EventSource. One goroutine
 // uses a reader at a time.
+//
+// A reader is a member of its group while the context of its reads lives:
+// it heartbeats into the group's membership (every MemberTTL/3), whether
+// or not it reads meanwhile, so a loader holding a batch while ClickHouse
+// is down keeps its events. Readers take over the events of consumers
+// whose heartbeat is MemberTTL old (a crashed process; a restarted one has
+// a new name) within about half a MemberTTL more.
 type EventReader struct {
 	s        *Store
 	group    string
 	consumer string
+	members  string // the group's membership zset
+	streams  []string
 	// pending[shard] is true until the shard's own unacknowledged entries
 	// (from before a restart) have been read again, once each: cursor[shard]
 	// is the last one read.
-	pending     []bool
-	cursor      []string
-	lastReclaim time.Time
+	pending       []bool
+	cursor        []string
+	lastReclaim   time.Time
+	lastDeadCheck time.Time
+	// alive is the context the heartbeat runs under (the last Read's that
+	// started it).
+	alive context.Context
 	// lastRead is when the last read that was not full began: the next
 	// waits until Poll after it, so that a busy stream is read in batches
 	// of Poll's worth rather than a few entries per round trip.
 	lastRead time.Time
-	// ReclaimIdle is how long another consumer may hold events before this
-	// one takes them over (5 min): that consumer is taken to be dead. A live
-	// loader holds a batch while ClickHouse is down, so this errs long.
+	// MemberTTL is how long after its last heartbeat a consumer is taken
+	// for dead and its events taken over (5 s).
+	MemberTTL time.Duration
+	// ReclaimIdle is how long a consumer that is no member at all (its
+	// membership long gone, or never written) may hold events before this
+	// one takes them over (5 min). A live member's events are never taken.
 	ReclaimIdle time.Duration
 	// Poll is the least time between two reads of the streams unless the
-	// first came back full (50 ms): an empty read waits as long for the
-	// next, and one that found a few entries too. Without it a reader
-	// keeping up with a busy gateway read every shard for a handful of
-	// events per round trip (half an XREADGROUP per message accepted).
+	// first came back full (50 ms). Without it a reader keeping up with a
+	// busy gateway read every shard for a handful of events per round
+	// trip. An idle reader waits in Redis (XREADGROUP BLOCK over every
+	// shard's stream at once; on a Cluster, whose shards are apart, it
+	// reads again each Poll).
 	Poll time.Duration
 }
 
@@ -58,19 +75,22 @@ func (s *Store) HookEventReader(consumer string) *EventReader {
 }
 
 func (s *Store) eventReader(group, consumer string) *EventReader {
-	r := &EventReader{s: s, group: group, consumer: consumer, pending: make([]bool, s.cfg.Shards), cursor: make([]string, s.cfg.Shards),
-		ReclaimIdle: 5 * time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
+	r := &EventReader{s: s, group: group, consumer: consumer, members: s.keys.Members("events-" + group),
+		pending: make([]bool, s.cfg.Shards), cursor: make([]string, s.cfg.Shards),
+		MemberTTL: 5 * time.Second, ReclaimIdle: 5 * time.Minute, Poll: 50 * time.Millisecond, lastReclaim: time.Now()}
 	for i := range r.pending {
 		r.pending[i], r.cursor[i] = true, "0"
+		r.streams = append(r.streams, s.keys.Events(i))
 	}
 	return r
 }
 
 // Read appends up to about max events to dst, waiting up to block for the
 // first. Events it returned before and that were never acknowledged come
-// back after a restart, and those of a consumer idle for ReclaimIdle are
-// taken over.
+// back after a restart, and those of a consumer that is no longer a live
+// member are taken over.
 func (r *EventReader) Read(ctx context.Context, dst []message.Event, max int, block time.Duration) ([]message.Event, error) {
+	r.keepAlive(ctx)
 	deadline := time.Now().Add(block)
 	for {
 		if next := r.lastRead.Add(r.Poll); time.Now().Before(next) {
@@ -88,7 +108,7 @@ func (r *EventReader) Read(ctx context.Context, dst []message.Event, max int, bl
 		began := time.Now()
 		var err error
 		var switched bool
-		dst, switched, err = r.readOnce(ctx, dst, max)
+		dst, switched, err = r.readOnce(ctx, dst, max, time.Until(deadline))
 		if switched && len(dst) == n && err == nil {
 			continue // caught up with the pending entries: read new ones now
 		}
@@ -99,47 +119,136 @@ func (r *EventReader) Read(ctx context.Context, dst []message.Event, max int, bl
 		if err != nil || len(dst) > n || !time.Now().Before(deadline) {
 			return dst, err
 		}
+		if err := ctx.Err(); err != nil {
+			return dst, err
+		}
 	}
 }
 
-// readOnce reads every shard once; switched reports that some shard has
-// just run out of pending entries.
-func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int) (_ []message.Event, switched bool, err error) {
+// keepAlive heartbeats the reader's membership while ctx lives, from a
+// goroutine of its own: a reader that holds events without reading (its
+// caller retrying a batch) is alive all the same.
+func (r *EventReader) keepAlive(ctx context.Context) {
+	if r.alive != nil && r.alive.Err() == nil {
+		return
+	}
+	r.alive = ctx
+	ttl, key, consumer, rdb, now := r.MemberTTL, r.members, r.consumer, r.s.rdb, r.s.nowMS
+	beat := func() {
+		bctx, cancel := context.WithTimeout(ctx, ttl/3)
+		defer cancel()
+		// A failed beat is retried at the next; its cost is a take-over
+		// (and events stored twice) only if they all fail for MemberTTL.
+		rdb.ZAdd(bctx, key, goredis.Z{Score: float64(now()), Member: consumer})
+	}
+	beat()
+	go func() {
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
+}
+
+// readOnce reads every shard once, waiting up to block for the first
+// entry when it may (none of its own pending entries left to read again);
+// switched reports that some shard has just run out of pending entries.
+func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int, block time.Duration) (_ []message.Event, switched bool, err error) {
 	s := r.s
 	shards := s.cfg.Shards
 	per := max / shards
 	if per < 1 {
 		per = 1
 	}
+	n := len(dst)
 	// Reclaimed entries become this consumer's pending ones: take them only
 	// once its own pending ones were read, or they would come twice.
-	if !slices.Contains(r.pending, true) && time.Since(r.lastReclaim) > r.ReclaimIdle/2 {
-		r.lastReclaim = time.Now()
-		if dst, err = r.reclaim(ctx, dst, per); err != nil {
-			return dst, false, err
+	if !slices.Contains(r.pending, true) {
+		if time.Since(r.lastDeadCheck) > r.MemberTTL/2 {
+			r.lastDeadCheck = time.Now()
+			if dst, err = r.reclaimDead(ctx, dst, per); err != nil {
+				return dst, false, err
+			}
+		}
+		if time.Since(r.lastReclaim) > r.ReclaimIdle/2 {
+			r.lastReclaim = time.Now()
+			if dst, err = r.reclaimIdle(ctx, dst, per); err != nil {
+				return dst, false, err
+			}
 		}
 	}
-	p := s.rdb.Pipeline()
-	cmds := make([]*goredis.XStreamSliceCmd, shards)
+	if s.cluster {
+		return r.readShards(ctx, dst, per)
+	}
+	// One call over every shard's stream: it waits in Redis while all are
+	// empty, and comes back with the first entry.
+	args := make([]string, 0, 2*shards)
+	args = append(args, r.streams...)
+	waits := block >= time.Millisecond && len(dst) == n
 	for sh := 0; sh < shards; sh++ {
+		from := ">"
+		if r.pending[sh] {
+			from, waits = r.cursor[sh], false // history: Redis answers at once
+		}
+		args = append(args, from)
+	}
+	wait := time.Duration(-1)
+	if waits {
+		wait = block.Truncate(time.Millisecond)
+	}
+	res, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: r.group, Consumer: r.consumer, Streams: args, Count: int64(per), Block: wait,
+	}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return dst, false, fmt.Errorf("read events: %w", err)
+	}
+	got := make([]int, shards)
+	for _, st := range res {
+		sh := slices.Index(r.streams, st.Stream)
+		if sh < 0 {
+			continue
+		}
+		got[sh] += len(st.Messages)
+		for _, m := range st.Messages {
+			dst = append(dst, decodeEvent(sh, m))
+		}
+		if k := len(st.Messages); k > 0 && r.pending[sh] {
+			r.cursor[sh] = st.Messages[k-1].ID
+		}
+	}
+	for sh := range got {
+		if got[sh] == 0 && r.pending[sh] {
+			switched, r.pending[sh] = true, false
+		}
+	}
+	return dst, switched, nil
+}
+
+// readShards reads every shard once without waiting, a call per shard in
+// one pipeline: on a Cluster one call's keys must share a slot.
+func (r *EventReader) readShards(ctx context.Context, dst []message.Event, per int) (_ []message.Event, switched bool, err error) {
+	p := r.s.rdb.Pipeline()
+	cmds := make([]*goredis.XStreamSliceCmd, len(r.streams))
+	for sh, key := range r.streams {
 		from := ">"
 		if r.pending[sh] {
 			from = r.cursor[sh]
 		}
 		cmds[sh] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{
 			Group: r.group, Consumer: r.consumer,
-			Streams: []string{s.keys.Events(sh), from}, Count: int64(per), Block: -1,
+			Streams: []string{key, from}, Count: int64(per), Block: -1,
 		})
 	}
 	_, _ = p.Exec(ctx)
 	for sh, c := range cmds {
 		streams, err := c.Result()
-		if errors.Is(err, goredis.Nil) {
-			switched = switched || r.pending[sh]
-			r.pending[sh] = false
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			return dst, switched, fmt.Errorf("read events: %w", err)
 		}
 		got := 0
@@ -148,24 +257,93 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 			for _, m := range st.Messages {
 				dst = append(dst, decodeEvent(sh, m))
 			}
-			if n := len(st.Messages); n > 0 && r.pending[sh] {
-				r.cursor[sh] = st.Messages[n-1].ID
+			if k := len(st.Messages); k > 0 && r.pending[sh] {
+				r.cursor[sh] = st.Messages[k-1].ID
 			}
 		}
-		if got == 0 {
-			switched = switched || r.pending[sh]
-			r.pending[sh] = false
+		if got == 0 && r.pending[sh] {
+			switched, r.pending[sh] = true, false
 		}
 	}
 	return dst, switched, nil
 }
 
-// reclaim takes over events other consumers have held for ReclaimIdle. Its
-// own held events are not taken: they are still in its caller's hands.
-func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int) ([]message.Event, error) {
+// reclaimDead takes over the events held by consumers whose heartbeat is
+// MemberTTL old, and forgets those that hold none. Its own are never taken,
+// even when its heartbeat failed: they are in its caller's hands.
+func (r *EventReader) reclaimDead(ctx context.Context, dst []message.Event, per int) ([]message.Event, error) {
 	s := r.s
-	for sh := 0; sh < s.cfg.Shards; sh++ {
-		key := s.keys.Events(sh)
+	ttl := r.MemberTTL
+	dead, err := s.rdb.ZRangeByScore(ctx, r.members, &goredis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(s.nowMS()-ttl.Milliseconds(), 10)}).Result()
+	if err != nil {
+		return dst, fmt.Errorf("reclaim events: members: %w", err)
+	}
+	dead = slices.DeleteFunc(dead, func(c string) bool { return c == r.consumer })
+	if len(dead) == 0 {
+		return dst, nil
+	}
+	p := s.rdb.Pipeline()
+	held := make([][]*goredis.XPendingExtCmd, len(dead))
+	for i, c := range dead {
+		held[i] = make([]*goredis.XPendingExtCmd, len(r.streams))
+		for sh, key := range r.streams {
+			held[i][sh] = p.XPendingExt(ctx, &goredis.XPendingExtArgs{
+				Stream: key, Group: r.group, Start: "-", End: "+", Count: int64(per), Consumer: c})
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return dst, fmt.Errorf("reclaim events: pending: %w", err)
+	}
+	p = s.rdb.Pipeline()
+	var claims []*goredis.XMessageSliceCmd
+	var claimShards []int
+	for i, c := range dead {
+		empty := true
+		for sh, cmd := range held[i] {
+			ids := make([]string, 0, len(cmd.Val()))
+			for _, e := range cmd.Val() {
+				ids = append(ids, e.ID)
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			empty = false
+			if len(ids) >= per {
+				r.lastDeadCheck = time.Time{} // more held: take them at the next read
+			}
+			// MinIdle: a dead consumer touched none of these for most of
+			// a TTL; another reader that claimed them just now did.
+			claims = append(claims, p.XClaim(ctx, &goredis.XClaimArgs{
+				Stream: r.streams[sh], Group: r.group, Consumer: r.consumer, MinIdle: ttl / 2, Messages: ids}))
+			claimShards = append(claimShards, sh)
+		}
+		if empty {
+			p.ZRem(ctx, r.members, c)
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return dst, fmt.Errorf("reclaim events: claim: %w", err)
+	}
+	for i, c := range claims {
+		for _, m := range c.Val() {
+			dst = append(dst, decodeEvent(claimShards[i], m))
+		}
+	}
+	return dst, nil
+}
+
+// reclaimIdle takes over events that consumers which are not live members
+// (a membership long gone, or one from before memberships) have held for
+// ReclaimIdle.
+func (r *EventReader) reclaimIdle(ctx context.Context, dst []message.Event, per int) ([]message.Event, error) {
+	s := r.s
+	live, err := s.rdb.ZRangeByScore(ctx, r.members, &goredis.ZRangeBy{
+		Min: strconv.FormatInt(s.nowMS()-r.MemberTTL.Milliseconds(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return dst, fmt.Errorf("reclaim events: members: %w", err)
+	}
+	for sh, key := range r.streams {
 		idle, err := s.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
 			Stream: key, Group: r.group, Idle: r.ReclaimIdle, Start: "-", End: "+", Count: int64(per),
 		}).Result()
@@ -174,7 +352,7 @@ func (r *EventReader) reclaim(ctx context.Context, dst []message.Event, per int)
 		}
 		var ids []string
 		for _, p := range idle {
-			if p.Consumer != r.consumer {
+			if p.Consumer != r.consumer && !slices.Contains(live, p.Consumer) {
 				ids = append(ids, p.ID)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -683,28 +684,71 @@ func TestStatusTimesNeverPrecedeEarlierStatuses(t *testing.T) {
 	}
 }
 
-func TestEventReaderTakesOverOnlyOthersIdleEvents(t *testing.T) {
-	s, _ := newTestStore(t)
-	ctx := context.Background()
-	for i := 0; i < 3; i++ {
-		s.Enqueue(ctx, textArgs(fmt.Sprintf("+155500030%02d", i), "x"))
-	}
-	a := s.EventReader("loader-a")
-	a.ReclaimIdle = 20 * time.Millisecond
-	held, _ := a.Read(ctx, nil, 100, 0)
-	if len(held) != 3 {
-		t.Fatalf("read %d", len(held))
-	}
-	time.Sleep(40 * time.Millisecond)
-	if dup, _ := a.Read(ctx, nil, 100, 0); len(dup) != 0 {
-		t.Fatalf("a took back %d of its own held events", len(dup))
-	}
-	b := s.EventReader("loader-b")
-	b.ReclaimIdle = 20 * time.Millisecond
-	b.lastReclaim = time.Time{}
-	got, _ := b.Read(ctx, nil, 100, 0)
-	if len(got) != 3 {
-		t.Fatalf("b took over %d of a's idle events, want 3", len(got))
+// A consumer that dies holding events (it stops heartbeating and never
+// acknowledges) has them taken over within seconds of its membership
+// running out; a live one keeps them however long it holds them (a loader
+// while ClickHouse is down). For both groups of the events streams.
+func TestEventReaderTakesOverOnlyDeadConsumersEvents(t *testing.T) {
+	const ttl = time.Second
+	for _, tc := range []struct {
+		group  string
+		reader func(*Store, string) *EventReader
+	}{{"loader", (*Store).EventReader}, {"hooks", (*Store).HookEventReader}} {
+		t.Run(tc.group, func(t *testing.T) {
+			s, _ := newTestStore(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for i := 0; i < 3; i++ {
+				if _, err := s.Enqueue(ctx, textArgs(fmt.Sprintf("+155500030%02d", i), "x")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			actx, die := context.WithCancel(ctx)
+			a := tc.reader(s, "a")
+			a.MemberTTL = ttl
+			held, err := a.Read(actx, nil, 100, 0)
+			if err != nil || len(held) != 3 {
+				t.Fatalf("a read %d: %v", len(held), err)
+			}
+			b := tc.reader(s, "b")
+			b.MemberTTL, b.ReclaimIdle = ttl, 20*time.Millisecond
+			// a holds them without reading, alive, for twice its TTL: b
+			// takes none, not even with its idle rule at 20 ms.
+			for until := time.Now().Add(2 * ttl); time.Now().Before(until); {
+				b.lastReclaim = time.Time{}
+				if got, err := b.Read(ctx, nil, 100, 50*time.Millisecond); err != nil || len(got) != 0 {
+					t.Fatalf("b took %d events of a live consumer (%v)", len(got), err)
+				}
+			}
+			if dup, _ := a.Read(actx, nil, 100, 0); len(dup) != 0 {
+				t.Fatalf("a was handed %d of its own held events again", len(dup))
+			}
+			// a dies: b has them within its TTL and half another (b looks
+			// every half TTL), give or take a read.
+			die()
+			died := time.Now()
+			var got []message.Event
+			for len(got) < 3 {
+				if time.Since(died) > 3*ttl {
+					t.Fatalf("b took over %d of a dead consumer's 3 events in %v", len(got), time.Since(died))
+				}
+				if got, err = b.Read(ctx, got, 100, 50*time.Millisecond); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := func(evs []message.Event) []string {
+				var out []string
+				for _, e := range evs {
+					out = append(out, fmt.Sprint(e.Shard, e.StreamID))
+				}
+				slices.Sort(out)
+				return out
+			}
+			if !slices.Equal(ids(got), ids(held)) {
+				t.Fatalf("b took %v, a held %v", ids(got), ids(held))
+			}
+			t.Logf("taken over %v after a died (TTL %v)", time.Since(died).Round(10*time.Millisecond), ttl)
+		})
 	}
 }
 
