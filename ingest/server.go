@@ -287,6 +287,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		return s.serveAPI(ctx, path[len(apiPrefix):])
 	case bytes.HasPrefix(path, []byte(apiPrefixUnversioned)):
 		return s.serveAPI(ctx, path[len(apiPrefixUnversioned):])
+	case bytes.Equal(path, pathChatAppSend):
+		s.handleChatAppSend(ctx)
+		return routeSend
 	case bytes.Equal(path, pathOpenAPI):
 		s.handleOpenAPI(ctx)
 		return routeOther
