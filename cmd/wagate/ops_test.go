@@ -10,12 +10,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,51 +23,6 @@ import (
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
-
-// privateRedis is a redis-server of one test, on a spare port, for what
-// the shared one must not go through (stopped, evicting, a password).
-type privateRedis struct {
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startPrivateRedis starts redis-server with args added to its defaults
-// (no persistence) and stops it when t ends.
-func startPrivateRedis(t *testing.T, args ...string) *privateRedis {
-	t.Helper()
-	addr := freeAddr(t)
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	all := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)
-	r := &privateRedis{addr: addr, cmd: exec.Command("redis-server", all...)}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(r.stop)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		// Any answer, NOAUTH included, says the server is up.
-		err := rdb.Ping(context.Background()).Err()
-		if err == nil || strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "AUTH") {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s does not answer: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *privateRedis) url() string { return "redis://" + r.addr + "/0" }
-
-// stop kills the server and waits until it is gone.
-func (r *privateRedis) stop() {
-	if r.cmd.ProcessState == nil {
-		r.cmd.Process.Signal(syscall.SIGKILL)
-		r.cmd.Wait()
-	}
-}
 
 // syncBuffer is a log destination the gateway's goroutines share.
 type syncBuffer struct {
@@ -176,8 +129,8 @@ func TestReadyzNamesEachCheck(t *testing.T) {
 		{"api alone", "api", []string{"functions", "redis", "shutdown"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startPrivateRedis(t)
-			gw, g, err := opsGateway(t, r.url(), "ops", tc.roles, nil)
+			r := redistest.StartServer(t)
+			gw, g, err := opsGateway(t, r.URL, "ops", tc.roles, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +147,7 @@ func TestReadyzNamesEachCheck(t *testing.T) {
 			}
 
 			// Redis stops: not ready, and the answer names Redis.
-			r.stop()
+			r.Stop()
 			code, rep := readyz(t, g.ops)
 			if code != 503 || rep.Ready || !slices.Contains(rep.Failing, "redis") || rep.Checks["redis"] == "ok" {
 				t.Fatalf("with Redis stopped /readyz answered %d %+v, want 503 naming redis", code, rep)
@@ -220,12 +173,12 @@ func TestReadyzNamesEachCheck(t *testing.T) {
 // FLUSH, a new server); /readyz loads them again rather than waiting for
 // traffic that a load balancer would not send to an unready API.
 func TestReadyzRestoresLostFunctions(t *testing.T) {
-	r := startPrivateRedis(t)
-	_, g, err := opsGateway(t, r.url(), "ops", "api", nil)
+	r := redistest.StartServer(t)
+	_, g, err := opsGateway(t, r.URL, "ops", "api", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: r.addr})
+	rdb := goredis.NewClient(&goredis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	if err := rdb.FunctionFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/wagate/wagate/store/clickhouse"
+	"github.com/wagate/wagate/store/redis/redistest"
 )
 
 func TestRedisThatMayEvictIsRefused(t *testing.T) {
@@ -42,9 +43,9 @@ func TestRedisThatMayEvictIsRefused(t *testing.T) {
 			wantWarn: "cannot read Redis's maxmemory-policy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := startPrivateRedis(t, tc.args...)
+			r := redistest.StartServer(t, tc.args...)
 			logs := &syncBuffer{}
-			g := &gatewayFlags{instance: "evict", redisURL: r.url(), prefix: "ev", shards: 2, httpAddr: freeAddr(t), roles: "api",
+			g := &gatewayFlags{instance: "evict", redisURL: r.URL, prefix: "ev", shards: 2, httpAddr: freeAddr(t), roles: "api",
 				allowEviction: tc.allow, media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey}}
 			gw, err := startGateway(g, devConfig("http://127.0.0.1:1", devNumbers(1), 80), newTestLogger(logs))
 			if err == nil {
@@ -123,8 +124,8 @@ func TestRedactURL(t *testing.T) {
 // shutdown, at debug level: the password shows nowhere.
 func TestNoSecretInAnyLogLine(t *testing.T) {
 	const pass, chPass = "Redis-Pa55-7f3e", "Click-Pa55-91ab"
-	r := startPrivateRedis(t, "--requirepass", pass)
-	good := "redis://:" + pass + "@" + r.addr + "/0"
+	r := redistest.StartServer(t, "--requirepass", pass)
+	good := "redis://:" + pass + "@" + r.Addr + "/0"
 	cfg := filepath.Join(t.TempDir(), "wagate.json")
 	b, _ := json.Marshal(devConfig("http://127.0.0.1:1", devNumbers(1), 80))
 	if err := os.WriteFile(cfg, b, 0o600); err != nil {
@@ -149,15 +150,15 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 		jsonLines bool   // every line of stderr is JSON
 	}{
 		{name: "serve, text", args: []string{"serve", "-config", cfg, "-redis", good}, runs: true,
-			want: "redis=redis://:xxxxx@" + r.addr},
+			want: "redis=redis://:xxxxx@" + r.Addr},
 		{name: "serve, json", args: []string{"serve", "-config", cfg, "-redis", good, "-log-format", "json"}, runs: true,
-			want: `"redis":"redis://:xxxxx@` + r.addr, jsonLines: true},
+			want: `"redis":"redis://:xxxxx@` + r.Addr, jsonLines: true},
 		{name: "serve, URL from the environment", args: []string{"serve", "-config", cfg}, env: []string{"WAGATE_REDIS_URL=" + good}, runs: true,
 			want: "redis://:xxxxx@"},
 		{name: "dev", args: []string{"dev", "-redis", good, "-sim", "127.0.0.1:0", "-roles", "api,dispatcher,inbound"}, runs: true,
-			want: "redis://:xxxxx@" + r.addr},
-		{name: "Redis refuses the password", args: []string{"serve", "-config", cfg, "-redis", "redis://:" + pass + "x@" + r.addr + "/0"},
-			want: "redis at " + r.addr},
+			want: "redis://:xxxxx@" + r.Addr},
+		{name: "Redis refuses the password", args: []string{"serve", "-config", cfg, "-redis", "redis://:" + pass + "x@" + r.Addr + "/0"},
+			want: "redis at " + r.Addr},
 		{name: "a URL that does not parse", args: []string{"serve", "-config", cfg, "-redis", "redis://:" + pass + "@127.0.0.1:notaport/0"},
 			want: "redis url (-redis, WAGATE_REDIS_URL) xxxxx@127.0.0.1:notaport/0"},
 		{name: "help", args: []string{"serve", "-h"}, env: []string{"WAGATE_REDIS_URL=" + good, "WAGATE_MEDIA_SIGNING_KEY=" + pass + "-and-more-to-make-32-bytes"},

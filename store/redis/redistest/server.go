@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,21 +40,33 @@ func StartServer(t testing.TB, args ...string) *Server {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	s := &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	t.Cleanup(s.Stop)
 	rdb := goredis.NewClient(&goredis.Options{Addr: s.Addr})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
+	for {
+		// Any answer, NOAUTH included (a server started with a
+		// password), says the server is up.
+		err := rdb.Ping(context.Background()).Err()
+		if err == nil || strings.Contains(err.Error(), "NOAUTH") || strings.Contains(err.Error(), "AUTH") {
+			return s
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s does not answer", s.Addr)
+			t.Fatalf("redis-server on %s does not answer: %v", s.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return s
+}
+
+// Stop kills the server (frozen or not) and waits until it is gone; later
+// calls do nothing.
+func (s *Server) Stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
 // Freeze stops the server's process (SIGSTOP) as a long fork or a stalled
