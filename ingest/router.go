@@ -56,6 +56,7 @@ func apiEndpoints() []endpoint {
 		{method: "GET", pattern: "templates/{name}", route: routeTemplates, h: (*Server).handleTemplateGet},
 		{method: "POST", pattern: "media/upload", route: routeMedia, h: (*Server).handleMediaUpload},
 		{method: "GET", pattern: "media/{id}", route: routeMedia, public: true, h: (*Server).handleMediaGet},
+		{method: "GET", pattern: "inbox/stream", route: routeConversations, h: (*Server).handleInboxStream},
 		{method: "GET", pattern: "conversations", route: routeConversations, h: (*Server).handleConversationList},
 		{method: "GET", pattern: "conversations/{id}", route: routeConversations, h: (*Server).handleConversationGet},
 		{method: "GET", pattern: "conversations/{id}/window-status", route: routeConversations, h: (*Server).handleWindowStatus},

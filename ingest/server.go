@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/wagate/wagate/inbox"
 	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
@@ -133,6 +134,8 @@ type Server struct {
 	settings  *settingsCache
 	// release gives back the memory of large bodies once answered.
 	release *memReleaser
+	// live feeds the inbox pages' event streams.
+	live *liveHub
 	// hookClient posts POST /webhooks/test's deliveries, through guard:
 	// only to addresses a tenant may reach.
 	hookClient *fasthttp.Client
@@ -162,6 +165,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	if err := s.initMedia(); err != nil {
 		return nil, err
 	}
+	s.live = newLiveHub(store, log)
 	if gather != nil {
 		s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	}
@@ -245,6 +249,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown stops accepting and waits for requests in flight (bounded by ctx).
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.live.close()
 	return s.srv.ShutdownWithContext(ctx)
 }
 
@@ -287,6 +292,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		return s.serveAPI(ctx, path[len(apiPrefix):])
 	case bytes.HasPrefix(path, []byte(apiPrefixUnversioned)):
 		return s.serveAPI(ctx, path[len(apiPrefixUnversioned):])
+	case bytes.Equal(path, []byte(inbox.Prefix)) || bytes.HasPrefix(path, []byte(inbox.Prefix+"/")):
+		inbox.Serve(ctx)
+		return routeOther
 	case bytes.Equal(path, pathChatAppSend):
 		s.handleChatAppSend(ctx)
 		return routeSend

@@ -1,0 +1,187 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
+)
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	name string
+	data map[string]any
+}
+
+// openStream opens the inbox's event stream for token and sends its
+// events to the channel until the test ends.
+func (h *harness) openStream(token string) <-chan sseEvent {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.t.Cleanup(cancel)
+	out := make(chan sseEvent, 100)
+	ready := make(chan struct{})
+	go func() {
+		defer close(out)
+		once := false
+		for ctx.Err() == nil {
+			req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/api/v1/whatsapp/inbox/stream", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				out <- sseEvent{name: "http-" + resp.Status, data: map[string]any{"body": string(b)}}
+				return
+			}
+			sc := bufio.NewScanner(resp.Body)
+			var name string
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case strings.HasPrefix(line, "event: "):
+					name = strings.TrimPrefix(line, "event: ")
+				case strings.HasPrefix(line, "data: "):
+					var d map[string]any
+					json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &d)
+					if name == "ready" && !once {
+						once = true
+						close(ready)
+					}
+					select {
+					case out <- sseEvent{name: name, data: d}:
+					case <-ctx.Done():
+					}
+				}
+			}
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("the inbox stream did not open")
+	}
+	return out
+}
+
+// next waits for the first event of name on ch.
+func next(t *testing.T, ch <-chan sseEvent, name string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the stream ended before a %s", name)
+			}
+			if strings.HasPrefix(ev.name, "http-") {
+				t.Fatalf("stream: %s %v", ev.name, ev.data)
+			}
+			if ev.name == name && (match == nil || match(ev.data)) {
+				return ev.data
+			}
+		case <-deadline:
+			t.Fatalf("no %s event within 10 s", name)
+		}
+	}
+}
+
+// TestInboxStreamCarriesTheTenantsChanges: a guest's message and a
+// message's new status reach the tenant's inbox stream live, across the
+// stream's reconnections, and nothing of another tenant does.
+func TestInboxStreamCarriesTheTenantsChanges(t *testing.T) {
+	h := newHarness(t)
+	h.startProcessor()
+	mine := h.openStream(staffToken)
+	theirs := h.openStream(otherToken)
+
+	h.guestSays("100000000000001", "+14155550142", "wamid.live1", "Could I get extra towels?")
+	ev := next(t, mine, "inbound_message", nil)
+	conv, _ := ev["conversation_id"].(string)
+	if conv == "" {
+		t.Fatalf("inbound_message without its conversation: %v", ev)
+	}
+	if _, err := time.Parse(time.RFC3339, ev["at"].(string)); err != nil {
+		t.Fatalf("at %v", ev["at"])
+	}
+
+	// An answer, and its status from the provider, after the stream has
+	// reconnected at least once (streams last under 10 s).
+	time.Sleep(9 * time.Second)
+	code, v, _ := h.do("POST", sendPath, staffToken,
+		`{"guest_phone":"+14155550142","message_type":"text","content":{"text":"On their way!"}}`)
+	if code != 202 {
+		t.Fatalf("%d %v", code, v)
+	}
+	id := v["message_id"].(string)
+	if _, err := h.store.ApplyStatuses(context.Background(), []redis.StatusApply{{MessageID: id, Result: redis.Result{
+		Status: message.StatusDelivered, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.out.live"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st := next(t, mine, "message_status", func(d map[string]any) bool { return d["message_id"] == id && d["status"] == "delivered" })
+	if st["conversation_id"] != conv {
+		t.Fatalf("status event %v, want conversation %s", st, conv)
+	}
+
+	// The other tenant's stream saw none of it.
+	for {
+		select {
+		case ev := <-theirs:
+			if ev.name != "ready" {
+				t.Fatalf("another tenant's stream got %s %v", ev.name, ev.data)
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
+func TestInboxStreamNeedsACredential(t *testing.T) {
+	h := newHarness(t)
+	if code, v, _ := h.do("GET", "/api/v1/whatsapp/inbox/stream", "", ""); code != 401 {
+		t.Fatalf("no token: %d %v", code, v)
+	}
+}
+
+// TestInboxPageIsServed: the page and its files come from the binary,
+// with a policy that runs only its own script.
+func TestInboxPageIsServed(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ path, ctype, has string }{
+		{"/inbox", "text/html", `src="/inbox/assets/app.js"`},
+		{"/inbox/", "text/html", "Guest inbox"},
+		{"/inbox/assets/app.js", "javascript", "EventSource"},
+		{"/inbox/assets/app.css", "text/css", ".messages"},
+	} {
+		resp, err := http.Get(h.base + tc.path)
+		must(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), tc.ctype) || !strings.Contains(string(b), tc.has) {
+			t.Fatalf("%s: %d %s", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Fatalf("%s: policy %q", tc.path, csp)
+		}
+	}
+	for _, p := range []string{"/inbox/assets/../inbox.go", "/inbox/assets/nope.js", "/inbox/secret"} {
+		resp, err := http.Get(h.base + p)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("%s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+}
