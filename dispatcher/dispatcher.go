@@ -67,9 +67,15 @@ type Config struct {
 	Pairs ratelimit.PairConfig
 	// Breaker is every provider account's circuit breaker.
 	Breaker BreakerConfig
-	// Tick paces the shard's housekeeping: moving due retries into their
-	// queues and checking fallbacks (100 ms).
+	// Tick is the least time between two looks of a shard's housekeeping
+	// (moving due scheduled sends into their queues, sending due SMS
+	// fallbacks) when told of new work (100 ms). Otherwise it sleeps until
+	// its next due item: scheduled sends wake it (enqueue writes their due
+	// to the wake stream), and so do fallbacks this instance schedules.
 	Tick time.Duration
+	// Rescan is how long a shard's fallback checks sleep at most (5 s): a
+	// provider's "failed" status schedules a fallback without waking them.
+	Rescan time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -114,6 +120,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Tick == 0 {
 		c.Tick = 100 * time.Millisecond
+	}
+	if c.Rescan == 0 {
+		c.Rescan = 5 * time.Second
 	}
 	c.Breaker.setDefaults()
 }

@@ -18,45 +18,71 @@ const fallbackConcurrency = 8
 // fallbackLoop sends the due SMS fallbacks of the shard: for messages that
 // failed on WhatsApp, and for those not delivered within their
 // fallback_after (seed 004's rule). Both outcomes stay recorded: the
-// WhatsApp status goes on, and a "fallback" event tells of the SMS.
+// WhatsApp status goes on, and a "fallback" event tells of the SMS. It
+// sleeps until the next check is due, woken early when this instance
+// schedules one, and looks at least every Rescan for those a provider's
+// "failed" status scheduled.
 func (w *shardWorker) fallbackLoop() {
 	d := w.d
-	t := time.NewTicker(d.cfg.Tick)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-t.C:
+		case <-w.fallbacks:
 		}
-		ids, err := d.store.DueFallbacks(w.ctx, w.shard, 100)
-		if err != nil || len(ids) == 0 {
-			continue
-		}
-		// Only the shard's owner may send: a fallback is a provider send.
-		if ok, err := d.store.HoldsLease(w.ctx, w.lease); err != nil || !ok {
-			continue
-		}
-		var mu sync.Mutex
-		var checked []string
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, fallbackConcurrency)
-		for _, id := range ids {
-			slots <- struct{}{}
-			wg.Add(1)
-			go func(id string) {
-				defer func() { <-slots; wg.Done() }()
-				if w.fallback(id) {
-					mu.Lock()
-					checked = append(checked, id)
-					mu.Unlock()
-				}
-			}(id)
-		}
-		wg.Wait()
-		if len(checked) > 0 {
-			d.store.FallbackChecked(w.ctx, w.shard, checked...)
-		}
+		t.Reset(max(w.fallbackRound(), d.cfg.Tick))
+	}
+}
+
+// fallbackRound sends the due fallbacks, and returns how long to sleep.
+func (w *shardWorker) fallbackRound() time.Duration {
+	d := w.d
+	due, ok, err := d.store.NextFallbackDue(w.ctx, w.shard)
+	switch {
+	case err != nil:
+		return time.Second
+	case !ok:
+		return d.cfg.Rescan
+	case due.After(time.Now()):
+		return min(time.Until(due), d.cfg.Rescan)
+	}
+	w.sendFallbacks()
+	return 0 // the next one may be due already
+}
+
+// sendFallbacks sends up to 100 due fallbacks.
+func (w *shardWorker) sendFallbacks() {
+	d := w.d
+	ids, err := d.store.DueFallbacks(w.ctx, w.shard, 100)
+	if err != nil || len(ids) == 0 {
+		return
+	}
+	// Only the shard's owner may send: a fallback is a provider send.
+	if ok, err := d.store.HoldsLease(w.ctx, w.lease); err != nil || !ok {
+		return
+	}
+	var mu sync.Mutex
+	var checked []string
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, fallbackConcurrency)
+	for _, id := range ids {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(id string) {
+			defer func() { <-slots; wg.Done() }()
+			if w.fallback(id) {
+				mu.Lock()
+				checked = append(checked, id)
+				mu.Unlock()
+			}
+		}(id)
+	}
+	wg.Wait()
+	if len(checked) > 0 {
+		d.store.FallbackChecked(w.ctx, w.shard, checked...)
 	}
 }
 
@@ -96,7 +122,7 @@ func (w *shardWorker) fallback(id string) bool {
 	ctx, cancel := context.WithTimeout(w.ctx, d.cfg.SendTimeout)
 	res, err := r.SMS.Send(ctx, m)
 	cancel()
-	up(providerUp(err))
+	d.breakerFor(r.SMS).report(up, providerUp(err))
 	if err != nil {
 		if provider.ClassOf(err) == provider.ClassPermanent {
 			d.log.Warn("SMS fallback refused", "message", id, "err", err)

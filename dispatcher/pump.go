@@ -152,6 +152,9 @@ type pump struct {
 	queues    []redis.QueueRef
 	refreshed time.Time
 	poked     bool
+	// polled: the read is the idle safety net's, not a wake-up's: one
+	// look is enough.
+	polled bool
 	// moreTx, moreBulk: the last read of the lane filled its page, so more
 	// is likely waiting: read again as soon as there is room.
 	moreTx, moreBulk bool
@@ -254,7 +257,7 @@ func (p *pump) run() {
 			if until.IsZero() {
 				// Idle: look at the queues now and then (wake-ups are the
 				// fast path; this is the safety net), seldom when long idle.
-				poll := time.Second
+				poll := 5 * time.Second
 				if p.idleFor(now) > time.Minute {
 					poll = 30 * time.Second
 				}
@@ -266,10 +269,10 @@ func (p *pump) run() {
 			case o := <-p.done:
 				p.handle(o)
 			case <-p.poke:
-				p.poked = true
+				p.poked, p.polled = true, false
 			case <-wait:
 			case <-idle.C:
-				p.poked = true
+				p.poked, p.polled = true, true
 			}
 			continue
 		}
@@ -304,7 +307,7 @@ func (p *pump) drain() {
 		case o := <-p.done:
 			p.handle(o)
 		case <-p.poke:
-			p.poked = true
+			p.poked, p.polled = true, false
 		default:
 			return
 		}
@@ -693,7 +696,8 @@ func (p *pump) prune() {
 // second with a fresh queue list when a wake-up found nothing: the news
 // was a queue this pump did not know yet.
 func (p *pump) read() {
-	poked := p.poked
+	poked := p.poked && !p.polled
+	p.polled = false
 	if time.Since(p.refreshed) > 200*time.Millisecond {
 		p.loadQueues()
 	}

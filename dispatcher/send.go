@@ -246,7 +246,13 @@ func (p *pump) backoff(counted int, retryAfter time.Duration) time.Duration {
 // record writes j's outcome; dlq sends it to the dead-letter stream.
 func (p *pump) record(j *job, r *redis.Result, dlq bool) outcome {
 	opts := redis.FinishOptions{DeadLetter: dlq, NoReceipts: j.via == StepSecondary}
-	return p.persist(j, outcome{j: j, kind: outDone}, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, opts) })
+	o := p.persist(j, outcome{j: j, kind: outDone}, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, opts) })
+	if o.kind == outDone && j.hasFallback {
+		// Finish may have scheduled its fallback check: the shard's
+		// fallback loop sleeps until the next one it knows of.
+		poke(p.w.fallbacks)
+	}
+	return o
 }
 
 func (p *pump) retry(j *job, due time.Time, r *redis.Result, uncounted bool) outcome {

@@ -22,6 +22,14 @@ type shardWorker struct {
 	ctx    context.Context // ends when the worker stops
 	cancel context.CancelFunc
 
+	// scheduled and fallbacks wake the housekeeping loops (capacity 1):
+	// scheduled carries the due of a send scheduled meanwhile (unix ms, the
+	// earliest not yet taken, 0 when none), fallbacks a fallback check
+	// this instance scheduled.
+	scheduled atomic.Int64
+	promote   chan struct{}
+	fallbacks chan struct{}
+
 	mu    sync.Mutex
 	pumps map[string]*pump
 	// lost is set when the lease is gone: writes still failing then are
@@ -33,7 +41,8 @@ type shardWorker struct {
 
 func newShardWorker(d *Dispatcher, l *redis.Lease) *shardWorker {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &shardWorker{d: d, lease: l, shard: l.Shard, ctx: ctx, cancel: cancel, pumps: map[string]*pump{}}
+	return &shardWorker{d: d, lease: l, shard: l.Shard, ctx: ctx, cancel: cancel, pumps: map[string]*pump{},
+		promote: make(chan struct{}, 1), fallbacks: make(chan struct{}, 1)}
 }
 
 func (w *shardWorker) start() {
@@ -110,13 +119,17 @@ func (w *shardWorker) pump(sender string) *pump {
 	return p
 }
 
-// listen pokes the pumps of the senders that have new messages.
+// wakeBlock is how long one read of the wake-ups waits in Redis: an idle
+// shard costs one command per wakeBlock.
+const wakeBlock = 10 * time.Second
+
+// listen pokes the pumps of the senders that have new messages, and the
+// housekeeping when a send was scheduled.
 func (w *shardWorker) listen(after string) {
 	var senders []string
 	failing := false
 	for w.ctx.Err() == nil {
-		var err error
-		senders, after, err = w.d.store.ReadWakes(w.ctx, w.shard, after, time.Second, senders[:0])
+		wu, err := w.readWakes(after, senders[:0])
 		if err != nil {
 			if w.ctx.Err() != nil {
 				return
@@ -129,6 +142,7 @@ func (w *shardWorker) listen(after string) {
 			continue
 		}
 		failing = false
+		senders, after = wu.Senders, wu.After
 		for i, s := range senders {
 			if i > 0 && senders[i-1] == s {
 				continue
@@ -137,29 +151,105 @@ func (w *shardWorker) listen(after string) {
 				p.wake()
 			}
 		}
+		if !wu.Due.IsZero() {
+			due := wu.Due.UnixMilli()
+			for {
+				old := w.scheduled.Load()
+				if (old != 0 && old <= due) || w.scheduled.CompareAndSwap(old, due) {
+					break
+				}
+			}
+			poke(w.promote)
+		}
 	}
 }
 
+// readWakes waits for the shard's wake-ups, up to wakeBlock. A stop ends
+// the wait at once: the read, which changes nothing in Redis but the
+// wake-up flags the next owner clears anyway, finishes on its own.
+func (w *shardWorker) readWakes(after string, dst []string) (redis.WakeUps, error) {
+	type read struct {
+		wu  redis.WakeUps
+		err error
+	}
+	done := make(chan read, 1)
+	go func() {
+		wu, err := w.d.store.ReadWakeUps(w.ctx, w.shard, after, wakeBlock, dst)
+		done <- read{wu, err}
+	}()
+	select {
+	case <-w.ctx.Done():
+		return redis.WakeUps{}, w.ctx.Err()
+	case r := <-done:
+		return r.wu, r.err
+	}
+}
+
+// poke wakes the loop waiting on c, unless it is awake already.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// idleLook bounds how long the housekeeping trusts the wake-ups alone (a
+// scheduled send whose wake-up was trimmed, or written by an older
+// gateway).
+const idleLook = 30 * time.Second
+
 // housekeep moves due scheduled messages into their queues and collects
-// drained queues. Fallbacks run apart (fallbackLoop): a slow SMS provider
-// must not delay scheduled sends.
+// drained queues. It sleeps until the earliest scheduled send is due, or
+// a wake-up tells of an earlier one. Fallbacks run apart (fallbackLoop): a
+// slow SMS provider must not delay scheduled sends.
 func (w *shardWorker) housekeep() {
 	d := w.d
-	t := time.NewTicker(d.cfg.Tick)
-	defer t.Stop()
 	lastGC := time.Now()
+	next := time.Now() // look at once: what was scheduled before this owner
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-t.C:
+		case <-w.promote:
 		}
-		if _, err := d.store.Promote(w.ctx, w.shard, 1000); err != nil && w.ctx.Err() == nil {
-			d.log.Warn("moving due messages", "shard", w.shard, "err", err)
+		now := time.Now()
+		if due := w.scheduled.Swap(0); due != 0 && time.UnixMilli(due).Before(next) {
+			next = time.UnixMilli(due)
 		}
-		if time.Since(lastGC) > 30*time.Second {
-			lastGC = time.Now()
+		if !now.Before(next) {
+			next = w.promoteDue(now)
+		}
+		if now.Sub(lastGC) > 30*time.Second {
+			lastGC = now
 			w.collect()
+		}
+		wait := min(time.Until(next), time.Until(lastGC.Add(30*time.Second)))
+		t.Reset(max(wait, d.cfg.Tick))
+	}
+}
+
+// promoteDue moves the due scheduled sends into their queues and returns
+// when to look next: when the next one is due, at most idleLook from now.
+func (w *shardWorker) promoteDue(now time.Time) time.Time {
+	d := w.d
+	for {
+		due, ok, err := d.store.NextDue(w.ctx, w.shard)
+		switch {
+		case err != nil:
+			return now.Add(time.Second)
+		case !ok || due.After(now.Add(idleLook)):
+			return now.Add(idleLook)
+		case due.After(now):
+			return due
+		}
+		if _, err := d.store.Promote(w.ctx, w.shard, 1000); err != nil {
+			if w.ctx.Err() == nil {
+				d.log.Warn("moving due messages", "shard", w.shard, "err", err)
+			}
+			return now.Add(time.Second)
 		}
 	}
 }

@@ -109,8 +109,13 @@ func TestLeasesAreExclusiveAndFenced(t *testing.T) {
 	if !ok || b.Value <= a.Value && len(b.Value) <= len(a.Value) {
 		t.Fatalf("b: %v %+v after %+v", ok, b, a)
 	}
-	if ok, _ := s.RenewLease(ctx, a, time.Second); ok {
+	// a's stale renewal fails; at most it sets b's lease to expire after
+	// the role's TTL, as b's own renewal would.
+	if ok, _ := s.RenewLease(ctx, a, 100*time.Millisecond); ok {
 		t.Fatal("a renewed b's lease")
+	}
+	if v, _ := s.rdb.Get(ctx, s.keys.Lease(1, "dispatch")).Result(); v != b.Value {
+		t.Fatalf("after a's stale renewal the lease is %q, want b's %q", v, b.Value)
 	}
 	time.Sleep(150 * time.Millisecond)
 	if _, ok, _ := s.TakeLease(ctx, "dispatch", 1, "c", time.Second); !ok {
@@ -253,5 +258,28 @@ func TestDeadLetterPagesNeitherRepeatNorSkip(t *testing.T) {
 	}
 	if _, _, err := s.DeadLetters(ctx, "hotel", 2, "garbage"); err != ErrBadCursor {
 		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// Scheduling a send tells the shard's owner when it is due (its
+// housekeeping sleeps until then), once per call and shard: the earliest.
+func TestScheduledSendsTellTheirDue(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	now := time.Now()
+	for _, in := range []time.Duration{time.Hour, time.Minute} {
+		a := textArgs("+15550008000", "later")
+		a.DueMS = now.Add(in).UnixMilli()
+		if _, err := s.Enqueue(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wu, err := s.ReadWakeUps(ctx, shard, "0-0", -1, nil)
+	if err != nil || len(wu.Senders) != 0 || wu.Due.UnixMilli() != now.Add(time.Minute).UnixMilli() {
+		t.Fatalf("wake-ups %+v (%v), want only the due in a minute", wu, err)
+	}
+	if next, ok, _ := s.NextDue(ctx, shard); !ok || !next.Equal(wu.Due) {
+		t.Fatalf("next due %v, told %v", next, wu.Due)
 	}
 }

@@ -44,7 +44,8 @@ local statettl, idemttl = ARGV[1], ARGV[2]
 local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
 -- What the call's messages of one shard share, written once at the end:
--- tenants' open counts and the senders to wake, by shard prefix.
+-- tenants' open counts, the senders to wake and the earliest scheduled
+-- send (its due tells the housekeeping), by shard prefix.
 local shards, tq, woken = {}, {}, {}
 local function answer(a, b, c, d)
   out[#out + 1] = a
@@ -138,6 +139,8 @@ for b = 5, #ARGV, ENQ_FIELDS do
     if status == 'scheduled' then
       redis.call('ZADD', prefix .. 'delay', due,
         id .. '\n' .. queue .. '\n' .. guest .. '\n' .. sender .. '\n' .. regval .. '\n' .. fb)
+      local w = woken[prefix]
+      if not w.due or due < w.due then w.due = due end
     else
       -- The queue is there but for a sender's first message (or the
       -- first after it was collected empty): no EXISTS per call.
@@ -164,6 +167,11 @@ for _, prefix in ipairs(shards) do
   end
   for _, s in ipairs(woken[prefix].list) do
     wake(prefix .. 'wake', prefix .. 'awake', s)
+  end
+  if woken[prefix].due then
+    -- The owner's housekeeping sleeps until its next due send: tell it of
+    -- an earlier one (once per call and shard, the earliest).
+    redis.call('XADD', prefix .. 'wake', 'MAXLEN', '~', 1000, '*', 'd', string.format('%d', woken[prefix].due))
   end
 end
 return out

@@ -29,6 +29,8 @@ local due = tonumber(ARGV[10])
 if due > 0 then
   redis.call('ZADD', prefix .. 'delay', due,
     '@' .. batch .. '\n' .. queue .. '\n' .. k .. '\n' .. sender .. '\n' .. regval .. '\n' .. ARGV[11] .. '\n' .. n)
+  -- The owner's housekeeping sleeps until its next due send: tell it.
+  redis.call('XADD', prefix .. 'wake', 'MAXLEN', '~', 1000, '*', 'd', ARGV[10])
 else
   ensure_queue(queue, prefix .. 'senders', prefix .. 'queues:' .. sender, sender, regval)
   redis.call('XADD', queue, '*', 'bk', batch, 'k', k, 'n', n, 'fb', ARGV[11])

@@ -20,7 +20,8 @@ type Lease struct {
 }
 
 // Heartbeat records instance as alive in role's membership and returns the
-// instances alive within ttl, sorted, itself included.
+// instances alive within ttl, sorted, itself included. Members silent for
+// ten TTLs are forgotten.
 func (s *Store) Heartbeat(ctx context.Context, role, instance string, ttl time.Duration) ([]string, error) {
 	key := s.keys.Members(role)
 	now := s.nowMS()
@@ -32,6 +33,17 @@ func (s *Store) Heartbeat(ctx context.Context, role, instance string, ttl time.D
 		return nil, fmt.Errorf("heartbeat: %w", err)
 	}
 	return alive.Val(), nil // ZRANGEBYSCORE orders by score; callers sort
+}
+
+// LiveMembers returns the instances of role alive within ttl, without a
+// heartbeat of the caller's: one command, for looking between heartbeats.
+func (s *Store) LiveMembers(ctx context.Context, role string, ttl time.Duration) ([]string, error) {
+	alive, err := s.rdb.ZRangeByScore(ctx, s.keys.Members(role), &goredis.ZRangeBy{
+		Min: strconv.FormatInt(s.nowMS()-ttl.Milliseconds(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	return alive, nil
 }
 
 // Leave removes instance from role's membership at once (graceful stop).
@@ -56,13 +68,41 @@ func (s *Store) TakeLease(ctx context.Context, role string, shard int, instance 
 }
 
 // RenewLease extends l by ttl; false when l is no longer the shard's lease.
+//
+// It is one GETEX, not a script comparing first: a lease's renewal is its
+// holder's steadiest traffic. When l was lost meanwhile, the renewal sets
+// the new holder's lease to expire after ttl (the role's TTL, which that
+// holder renews to anyway) and reports false, after which l is not renewed
+// again: a new holder that died at once keeps its shard at most one TTL
+// longer.
 func (s *Store) RenewLease(ctx context.Context, l *Lease, ttl time.Duration) (bool, error) {
-	n, err := s.scripts.lease.Run(ctx, s.rdb, []string{s.keys.Lease(l.Shard, l.Role), s.keys.Fence(l.Shard)},
-		"renew", l.Value, ttl.Milliseconds()).Int()
+	held, err := s.RenewLeases(ctx, []*Lease{l}, ttl)
 	if err != nil {
-		return false, fmt.Errorf("renew lease of shard %d: %w", l.Shard, err)
+		return false, err
 	}
-	return n == 1, nil
+	return held[0], nil
+}
+
+// RenewLeases renews ls in one round trip (see RenewLease); held[i] says
+// whether ls[i] is still its shard's lease.
+func (s *Store) RenewLeases(ctx context.Context, ls []*Lease, ttl time.Duration) ([]bool, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(ls))
+	for i, l := range ls {
+		cmds[i] = p.GetEx(ctx, s.keys.Lease(l.Shard, l.Role), ttl)
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	held := make([]bool, len(ls))
+	for i, c := range cmds {
+		v, err := c.Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return nil, fmt.Errorf("renew lease of shard %d: %w", ls[i].Shard, err)
+		}
+		held[i] = err == nil && v == ls[i].Value
+	}
+	return held, nil
 }
 
 // ReleaseLease gives l back at once, so another instance may take the

@@ -1,14 +1,14 @@
--- lease.lua: take, renew or give back a shard's lease.
+-- lease.lua: take or give back a shard's lease (RenewLease renews it with
+-- GETEX, no script).
 --
 -- KEYS[1] lease           wa:{sNN}:lease:<role>
 -- KEYS[2] fence counter   wa:{sNN}:fence
--- ARGV[1] "take" | "renew" | "release"
--- ARGV[2] instance (take) or the lease value held (renew, release)
+-- ARGV[1] "take" | "release"
+-- ARGV[2] instance (take) or the lease value held (release)
 -- ARGV[3] TTL (ms)
 --
 -- take: when nobody holds the lease, takes it with a new fencing token and
 -- returns its value "<instance>\t<token>"; false otherwise.
--- renew: extends the lease if ARGV[2] still holds it; 1 or 0.
 -- release: deletes the lease if ARGV[2] still holds it; 1 or 0.
 local op = ARGV[1]
 if op == 'take' then
@@ -22,9 +22,5 @@ end
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then
   return 0
 end
-if op == 'renew' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-else
-  redis.call('DEL', KEYS[1])
-end
+redis.call('DEL', KEYS[1])
 return 1

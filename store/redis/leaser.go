@@ -33,8 +33,9 @@ type LeaserConfig struct {
 	// TTL is how long a lease outlives its last renewal (5 s): when an
 	// instance dies, its shards move within about that time.
 	TTL time.Duration
-	// Tick is how often membership is refreshed and free shards are taken
-	// (TTL/10). Leases are renewed every TTL/5 (or tick, when longer).
+	// Tick is how often the membership is read and free shards are taken
+	// (TTL/10). Leases are renewed, and the membership written, every
+	// TTL/5 (or tick, when longer).
 	Tick time.Duration
 }
 
@@ -55,6 +56,9 @@ type Leaser struct {
 	stopOnce  sync.Once
 	done      chan struct{}
 	lastRenew time.Time
+	// lastBeat: the membership is written as often as leases are renewed,
+	// and only read on the ticks between.
+	lastBeat time.Time
 	// stopping: Shutdown is giving the shards back; the loop keeps renewing
 	// them until their owners are done, and takes nothing.
 	stopping atomic.Bool
@@ -133,7 +137,15 @@ func (l *Leaser) tick() error {
 	if l.stopping.Load() {
 		return l.renew(ctx, l.heldNow())
 	}
-	members, err := l.s.Heartbeat(ctx, l.cfg.Role, l.cfg.Instance, l.leaseTTL())
+	var members []string
+	var err error
+	if time.Since(l.lastBeat) >= l.renewEvery() {
+		if members, err = l.s.Heartbeat(ctx, l.cfg.Role, l.cfg.Instance, l.leaseTTL()); err == nil {
+			l.lastBeat = time.Now()
+		}
+	} else {
+		members, err = l.s.LiveMembers(ctx, l.cfg.Role, l.leaseTTL())
+	}
 	if err != nil {
 		l.expireUnrenewed()
 		return err
@@ -191,26 +203,37 @@ func (l *Leaser) heldNow() map[int]*heldLease {
 	return held
 }
 
-// renew extends held leases every TTL/5, dropping (and telling the owner
-// of) the ones that are gone; it removes those from held. A lease lives
-// TTL - tick, so a process stalled (GC, a starved CPU) for less than about
-// three quarters of that keeps its shards: a lost lease means the sends
-// in flight on it may go twice.
+// renewEvery is how often leases are renewed and the membership written:
+// TTL/5, or the tick when longer.
+func (l *Leaser) renewEvery() time.Duration { return max(l.cfg.TTL/5, l.cfg.Tick) }
+
+// renew extends held leases every TTL/5, all in one round trip (a command
+// each), dropping (and telling the owner of) the ones that are gone; it
+// removes those from held. A lease lives TTL - tick, so a process stalled
+// (GC, a starved CPU) for less than about three quarters of that keeps its
+// shards: a lost lease means the sends in flight on it may go twice.
 func (l *Leaser) renew(ctx context.Context, held map[int]*heldLease) error {
-	if time.Since(l.lastRenew) < l.cfg.TTL/5 {
+	if time.Since(l.lastRenew) < l.renewEvery() {
 		return nil
 	}
+	shards := make([]int, 0, len(held))
+	leases := make([]*Lease, 0, len(held))
 	for sh, h := range held {
-		ok, err := l.s.RenewLease(ctx, h.lease, l.leaseTTL())
+		shards, leases = append(shards, sh), append(leases, h.lease)
+	}
+	if len(leases) > 0 {
+		ok, err := l.s.RenewLeases(ctx, leases, l.leaseTTL())
 		if err != nil {
 			l.expireUnrenewed()
 			return err
 		}
-		if !ok {
-			l.drop(sh)
-			l.owner.Lost(sh)
-			l.log.Warn("shard lease lost", "role", l.cfg.Role, "shard", sh)
-			delete(held, sh)
+		for i, sh := range shards {
+			if !ok[i] {
+				l.drop(sh)
+				l.owner.Lost(sh)
+				l.log.Warn("shard lease lost", "role", l.cfg.Role, "shard", sh)
+				delete(held, sh)
+			}
 		}
 	}
 	l.lastRenew = time.Now()

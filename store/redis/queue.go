@@ -498,6 +498,19 @@ func (s *Store) NextDue(ctx context.Context, shard int) (time.Time, bool, error)
 	return time.UnixMilli(int64(z[0].Score)), true, nil
 }
 
+// NextFallbackDue is when shard's earliest fallback check is due, or false
+// when none waits.
+func (s *Store) NextFallbackDue(ctx context.Context, shard int) (time.Time, bool, error) {
+	z, err := s.rdb.ZRangeWithScores(ctx, s.keys.FallbackChecks(shard), 0, 0).Result()
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next fallback check of shard %d: %w", shard, err)
+	}
+	if len(z) == 0 {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(int64(z[0].Score)), true, nil
+}
+
 // WakeTail returns the id of shard's last wake-up, to read the ones after,
 // and clears every wake-up flag: the new owner reads all queues at start,
 // and every message queued from then on wakes its sender again.
@@ -521,30 +534,52 @@ func (s *Store) WakeTail(ctx context.Context, shard int) (string, error) {
 // wakes its sender again, and one queued before is in the queue by the time
 // the caller has the sender's pump read it.
 func (s *Store) ReadWakes(ctx context.Context, shard int, after string, block time.Duration, dst []string) ([]string, string, error) {
+	w, err := s.ReadWakeUps(ctx, shard, after, block, dst)
+	return w.Senders, w.After, err
+}
+
+// WakeUps are what one read of a shard's wake-ups found.
+type WakeUps struct {
+	// Senders woken, with repeats.
+	Senders []string
+	// Due is the earliest due time of the sends scheduled meanwhile (zero
+	// when none was): the shard's housekeeping looks at it then.
+	Due time.Time
+	// After is the id to read after next.
+	After string
+}
+
+// ReadWakeUps is ReadWakes telling also of newly scheduled sends.
+func (s *Store) ReadWakeUps(ctx context.Context, shard int, after string, block time.Duration, dst []string) (WakeUps, error) {
+	w := WakeUps{Senders: dst, After: after}
 	res, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
 		Streams: []string{s.keys.Wake(shard), after}, Count: 1000, Block: block,
 	}).Result()
 	if errors.Is(err, goredis.Nil) {
-		return dst, after, nil
+		return w, nil
 	}
 	if err != nil {
-		return dst, after, fmt.Errorf("read wake-ups of shard %d: %w", shard, err)
+		return w, fmt.Errorf("read wake-ups of shard %d: %w", shard, err)
 	}
 	n := len(dst)
 	for _, st := range res {
 		for _, m := range st.Messages {
 			if sender, ok := m.Values["s"].(string); ok {
-				dst = append(dst, sender)
+				w.Senders = append(w.Senders, sender)
+			} else if d, ok := m.Values["d"].(string); ok {
+				if ms, err := strconv.ParseInt(d, 10, 64); err == nil && (w.Due.IsZero() || ms < w.Due.UnixMilli()) {
+					w.Due = time.UnixMilli(ms)
+				}
 			}
-			after = m.ID
+			w.After = m.ID
 		}
 	}
-	if len(dst) > n {
-		if err := s.rdb.HDel(ctx, s.keys.Awake(shard), dst[n:]...).Err(); err != nil {
-			return dst, after, fmt.Errorf("clear wake-ups of shard %d: %w", shard, err)
+	if len(w.Senders) > n {
+		if err := s.rdb.HDel(ctx, s.keys.Awake(shard), w.Senders[n:]...).Err(); err != nil {
+			return w, fmt.Errorf("clear wake-ups of shard %d: %w", shard, err)
 		}
 	}
-	return dst, after, nil
+	return w, nil
 }
 
 // CollectQueue drops sender's queue stream when it is empty with nothing
