@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/wagate/wagate/message"
@@ -125,10 +126,90 @@ type Inbound struct {
 	Text string
 	// ReplyID is the id of an interactive reply (button or list row).
 	ReplyID string
-	// MediaID and MimeType describe an attached media object.
+	// MediaID and MimeType describe an attached media object, as the
+	// provider states them; SHA256 is its stated digest (Meta: base64 or
+	// hex), Filename a document's file name.
 	MediaID  string
 	MimeType string
+	SHA256   string
+	Filename string
+	// Contacts are the contact cards a guest shared (type contacts).
+	Contacts []Contact
 	// ContextID is the provider id of the message this one replies to.
 	ContextID string
 	AtMS      int64
+}
+
+// Contact is a contact card a guest shared, in Meta's (vCard) field names,
+// so that it marshals to the object Meta sends and takes.
+type Contact struct {
+	Name      ContactName      `json:"name"`
+	Phones    []ContactPhone   `json:"phones,omitempty"`
+	Emails    []ContactEmail   `json:"emails,omitempty"`
+	URLs      []ContactURL     `json:"urls,omitempty"`
+	Addresses []ContactAddress `json:"addresses,omitempty"`
+	Org       *ContactOrg      `json:"org,omitempty"`
+	Birthday  string           `json:"birthday,omitempty"`
+}
+
+// ContactName is a contact's name.
+type ContactName struct {
+	FormattedName string `json:"formatted_name,omitempty"`
+	FirstName     string `json:"first_name,omitempty"`
+	LastName      string `json:"last_name,omitempty"`
+	MiddleName    string `json:"middle_name,omitempty"`
+	Suffix        string `json:"suffix,omitempty"`
+	Prefix        string `json:"prefix,omitempty"`
+}
+
+// ContactPhone is one of a contact's numbers; WaID is its WhatsApp id.
+type ContactPhone struct {
+	Phone string `json:"phone,omitempty"`
+	Type  string `json:"type,omitempty"`
+	WaID  string `json:"wa_id,omitempty"`
+}
+
+// ContactEmail is one of a contact's addresses.
+type ContactEmail struct {
+	Email string `json:"email,omitempty"`
+	Type  string `json:"type,omitempty"`
+}
+
+// ContactURL is one of a contact's web sites.
+type ContactURL struct {
+	URL  string `json:"url,omitempty"`
+	Type string `json:"type,omitempty"`
+}
+
+// ContactAddress is one of a contact's postal addresses.
+type ContactAddress struct {
+	Street      string `json:"street,omitempty"`
+	City        string `json:"city,omitempty"`
+	State       string `json:"state,omitempty"`
+	Zip         string `json:"zip,omitempty"`
+	Country     string `json:"country,omitempty"`
+	CountryCode string `json:"country_code,omitempty"`
+	Type        string `json:"type,omitempty"`
+}
+
+// ContactOrg is a contact's employer.
+type ContactOrg struct {
+	Company    string `json:"company,omitempty"`
+	Department string `json:"department,omitempty"`
+	Title      string `json:"title,omitempty"`
+}
+
+// ErrMediaTooLarge says a media file is larger than the caller would take:
+// the provider stated so, or the bytes ran past it.
+var ErrMediaTooLarge = errors.New("media is larger than the limit")
+
+// MediaDownload is a file a provider holds (a guest's photo), opened for
+// reading. The caller reads Body and closes it.
+type MediaDownload struct {
+	Body io.ReadCloser
+	// MIME, Size (-1 when not stated) and SHA256 are what the provider
+	// states of the file: to be checked, not trusted.
+	MIME   string
+	Size   int64
+	SHA256 string
 }

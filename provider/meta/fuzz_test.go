@@ -69,3 +69,28 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMediaInfo: the answer of GET /{media-id} is read without a
+// panic, and a url is only ever taken from a valid JSON object.
+func FuzzParseMediaInfo(f *testing.F) {
+	for _, s := range []string{
+		`{"messaging_product":"whatsapp","url":"https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1&ext=2&hash=3","mime_type":"image/jpeg","sha256":"ab","file_size":303833,"id":"2621233374848975"}`,
+		`{"url":"http://127.0.0.1:8090/x","file_size":"303833"}`,
+		`{"url":"u","file_size":null}`, `{"url":"u","file_size":-1}`, `{"url":"u","file_size":1.5}`,
+		`{"url":""}`, `{"url":1}`, `{}`, `[]`, `null`, ``, `{"url":"\u0000"}`, `{"url":"u"}x`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		info, ok := parseMediaInfo(body)
+		if ok && (!json.Valid(body) || info.url == "") {
+			t.Fatalf("took %q from %q", info.url, body)
+		}
+		if ok && info.size < -1 {
+			t.Fatalf("size %d", info.size)
+		}
+		if info2, ok2 := parseMediaInfo(body); ok2 != ok || info2 != info {
+			t.Fatal("second parse differs")
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
@@ -585,10 +586,16 @@ func (p *parser) message() {
 					in.MimeType = string(s.str())
 				case "caption":
 					in.Text = string(s.str())
+				case "sha256":
+					in.SHA256 = string(p.idString())
+				case "filename":
+					in.Filename = string(s.str())
 				default:
 					s.skip()
 				}
 			}
+		case "contacts":
+			in.Contacts = p.contactCards()
 		case "interactive":
 			if !s.object() {
 				continue
@@ -739,3 +746,139 @@ func typeOf(b []byte) string {
 }
 
 var knownTypes = [...]string{"text", "image", "document", "audio", "video", "sticker", "interactive", "button", "location", "contacts", "reaction", "order", "system", "unsupported"}
+
+// Bounds of a shared contact card as kept: the body is at most a few MB,
+// but a guest's cards end up in the history and in tenants' webhooks.
+const (
+	maxContactCards  = 20
+	maxContactItems  = 10
+	maxContactString = 256
+)
+
+// contactCards reads a message's contacts array (the cards a guest
+// shared), up to maxContactCards of them.
+func (p *parser) contactCards() []provider.Contact {
+	s := &p.s
+	var out []provider.Contact
+	if !s.array() {
+		return nil
+	}
+	for first := true; s.elem(first); first = false {
+		if len(out) >= maxContactCards || s.peek() != '{' {
+			s.skip()
+			continue
+		}
+		out = append(out, p.contactCard())
+	}
+	return out
+}
+
+// contactCard reads one contact object; values that are not what Meta
+// documents (a number where a list goes) are skipped, not refused.
+func (p *parser) contactCard() provider.Contact {
+	s := &p.s
+	var c provider.Contact
+	var k []byte
+	s.object()
+	for first := true; s.key(&k, first); first = false {
+		switch string(k) {
+		case "name":
+			p.textFields(map[string]*string{"formatted_name": &c.Name.FormattedName, "first_name": &c.Name.FirstName,
+				"last_name": &c.Name.LastName, "middle_name": &c.Name.MiddleName, "suffix": &c.Name.Suffix, "prefix": &c.Name.Prefix})
+		case "org":
+			var o provider.ContactOrg
+			p.textFields(map[string]*string{"company": &o.Company, "department": &o.Department, "title": &o.Title})
+			if o != (provider.ContactOrg{}) {
+				c.Org = &o
+			}
+		case "birthday":
+			c.Birthday = p.text()
+		case "phones":
+			p.items(func() {
+				var v provider.ContactPhone
+				p.textFields(map[string]*string{"phone": &v.Phone, "type": &v.Type, "wa_id": &v.WaID})
+				if len(c.Phones) < maxContactItems {
+					c.Phones = append(c.Phones, v)
+				}
+			})
+		case "emails":
+			p.items(func() {
+				var v provider.ContactEmail
+				p.textFields(map[string]*string{"email": &v.Email, "type": &v.Type})
+				if len(c.Emails) < maxContactItems {
+					c.Emails = append(c.Emails, v)
+				}
+			})
+		case "urls":
+			p.items(func() {
+				var v provider.ContactURL
+				p.textFields(map[string]*string{"url": &v.URL, "type": &v.Type})
+				if len(c.URLs) < maxContactItems {
+					c.URLs = append(c.URLs, v)
+				}
+			})
+		case "addresses":
+			p.items(func() {
+				var v provider.ContactAddress
+				p.textFields(map[string]*string{"street": &v.Street, "city": &v.City, "state": &v.State, "zip": &v.Zip,
+					"country": &v.Country, "country_code": &v.CountryCode, "type": &v.Type})
+				if len(c.Addresses) < maxContactItems {
+					c.Addresses = append(c.Addresses, v)
+				}
+			})
+		default:
+			s.skip()
+		}
+	}
+	return c
+}
+
+// items calls read for each object of an array; anything else is skipped.
+func (p *parser) items(read func()) {
+	s := &p.s
+	if s.peek() != '[' {
+		s.skip()
+		return
+	}
+	s.array()
+	for first := true; s.elem(first); first = false {
+		if s.peek() != '{' {
+			s.skip()
+			continue
+		}
+		read()
+	}
+}
+
+// textFields reads an object's fields named in dst as text; an object
+// that is not one is skipped.
+func (p *parser) textFields(dst map[string]*string) {
+	s := &p.s
+	var k []byte
+	if s.peek() != '{' {
+		s.skip()
+		return
+	}
+	s.object()
+	for first := true; s.key(&k, first); first = false {
+		if d, ok := dst[string(k)]; ok {
+			*d = p.text()
+		} else {
+			s.skip()
+		}
+	}
+}
+
+// text reads a string or a number as text, at most maxContactString bytes
+// (cut at a character boundary); anything else reads as nothing.
+func (p *parser) text() string {
+	b := p.idString()
+	if len(b) > maxContactString {
+		i := maxContactString
+		for i > 0 && !utf8.RuneStart(b[i]) {
+			i--
+		}
+		b = b[:i]
+	}
+	return string(b)
+}

@@ -111,7 +111,40 @@ func TestParseWebhook(t *testing.T) {
 		Text:              "Here's the pic",
 		MediaID:           "1003383421387256",
 		MimeType:          "image/jpeg",
+		SHA256:            "ZXJ3c3R1b21vbnR1ZWRvbnRzZW5kbWVoZXJl",
 		AtMS:              1750090702000,
+	})
+	f("inbound_document.json", provider.Inbound{
+		ProviderMessageID: "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgD=",
+		PhoneNumberID:     "106540352242922",
+		From:              "+16505551234",
+		Name:              "Sheena Nelson",
+		Type:              "document",
+		Text:              "My booking",
+		MediaID:           "2621233374848975",
+		MimeType:          "application/pdf",
+		SHA256:            "b1f7a0c2b5d6c4c3e0d6f0a7b1d1b0f3d6c7e2a8f1b9c0d2e3f4a5b6c7d8e9f0",
+		Filename:          "Booking RB123456.pdf",
+		AtMS:              1750090703000,
+	})
+	f("inbound_contacts.json", provider.Inbound{
+		ProviderMessageID: "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgE=",
+		PhoneNumberID:     "106540352242922",
+		From:              "+16505551234",
+		Name:              "Sheena Nelson",
+		Type:              "contacts",
+		Contacts: []provider.Contact{{
+			Name: provider.ContactName{FormattedName: "Kerry Fitzgerald", FirstName: "Kerry", LastName: "Fitzgerald"},
+			Phones: []provider.ContactPhone{{Phone: "+1 (650) 555-1234", Type: "CELL", WaID: "16505551234"},
+				{Phone: "+1 (650) 555-5678", Type: "WORK"}},
+			Emails: []provider.ContactEmail{{Email: "kfitz@example.com", Type: "WORK"}},
+			URLs:   []provider.ContactURL{{URL: "https://taxi.example.com", Type: "WORK"}},
+			Addresses: []provider.ContactAddress{{Street: "1 Hacker Way", City: "Menlo Park", State: "CA", Zip: "94025",
+				Country: "United States", CountryCode: "us", Type: "WORK"}},
+			Org:      &provider.ContactOrg{Company: "Example Taxi", Department: "Dispatch", Title: "Driver"},
+			Birthday: "2012-08-18",
+		}},
+		AtMS: 1750090704000,
 	})
 	f("inbound_button_reply.json", provider.Inbound{
 		ProviderMessageID: "wamid.HBgLMTY0NjcwNDM1OTUVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=",
@@ -175,6 +208,18 @@ func TestParseWebhookBodies(t *testing.T) {
 			ErrorCode: 131049, ErrorTitle: "This message was not delivered to maintain healthy ecosystem engagement."},
 		provider.StatusUpdate{ProviderMessageID: "wamid.G", Status: message.StatusFailed, AtMS: 4000, RecipientID: "1", PhoneNumberID: "77",
 			ErrorCode: 131047, ErrorTitle: "Message failed to send because more than 24 hours have passed since the customer last replied to this number."})
+	// Shared contacts are bounded (cards, items, text) and take numbers as
+	// text; values of the wrong shape are skipped, not refused.
+	many := strings.Repeat(`{"name":{"formatted_name":"A"}},`, 25)
+	long := strings.Repeat("é", 200)
+	f(head+`"messages":[{"from":"1","id":"wamid.C","timestamp":"5","type":"contacts","contacts":[`+many+`{}]},`+
+		`{"from":"1","id":"wamid.D","timestamp":"6","type":"contacts","contacts":[{"name":{"formatted_name":"`+long+`","first_name":7},`+
+		`"phones":[`+strings.Repeat(`{"phone":"1"},`, 12)+`3],"emails":"x","org":{},"urls":[{"url":{"a":1}}]},17]}]`+tail,
+		provider.Inbound{ProviderMessageID: "wamid.C", PhoneNumberID: "77", From: "+1", Type: "contacts", AtMS: 5000,
+			Contacts: slicesRepeat(provider.Contact{Name: provider.ContactName{FormattedName: "A"}}, 20)},
+		provider.Inbound{ProviderMessageID: "wamid.D", PhoneNumberID: "77", From: "+1", Type: "contacts", AtMS: 6000,
+			Contacts: []provider.Contact{{Name: provider.ContactName{FormattedName: strings.Repeat("é", 128), FirstName: "7"},
+				Phones: slicesRepeat(provider.ContactPhone{Phone: "1"}, 10), URLs: []provider.ContactURL{{}}}}})
 	// An envelope with nothing for us, and one with only other fields.
 	f(`{"object":"whatsapp_business_account","entry":[]}`)
 	f(`{"entry":[{"id":"1","changes":[{"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":1}}]}],"object":"whatsapp_business_account"}`)
@@ -310,4 +355,12 @@ func TestScannerStrings(t *testing.T) {
 			t.Fatalf("%s: got %q (%v), want %q", lit, got, s.err, want)
 		}
 	}
+}
+
+func slicesRepeat[T any](v T, n int) []T {
+	out := make([]T, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }

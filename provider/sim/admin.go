@@ -27,6 +27,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleGallabox(ctx)
 		return
 	}
+	if string(path) == attachmentsPath {
+		s.handleAttachment(ctx)
+		return
+	}
 	version, rest, _ := bytes.Cut(bytes.TrimPrefix(path, []byte("/")), []byte("/"))
 	id, edge, _ := bytes.Cut(rest, []byte("/"))
 	if len(version) < 2 || version[0] != 'v' || len(id) == 0 {
@@ -48,6 +52,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleMedia(ctx, id)
 	case "message_templates":
 		s.handleTemplates(ctx, id)
+	case "":
+		if !ctx.IsGet() {
+			s.unsupported(ctx, id)
+			return
+		}
+		s.handleMediaURL(ctx, id)
 	default:
 		s.unknownPath(ctx, path)
 	}
@@ -134,12 +144,18 @@ func (j *runtimeJSON) apply(rt *Runtime) error {
 	return nil
 }
 
-// inboundJSON is the body of POST /_sim/inbound.
+// inboundJSON is the body of POST /_sim/inbound: a text, or with type a
+// media message (text its caption, data the file in base64) or contacts.
 type inboundJSON struct {
-	PhoneNumberID string `json:"phone_number_id"`
-	From          string `json:"from"`
-	Name          string `json:"name"`
-	Text          string `json:"text"`
+	PhoneNumberID string          `json:"phone_number_id"`
+	From          string          `json:"from"`
+	Name          string          `json:"name"`
+	Text          string          `json:"text"`
+	Type          string          `json:"type"`
+	MIMEType      string          `json:"mime_type"`
+	Data          []byte          `json:"data"`
+	Filename      string          `json:"filename"`
+	Contacts      json.RawMessage `json:"contacts"`
 }
 
 // handleAdmin serves the simulator's controls:
@@ -149,7 +165,11 @@ type inboundJSON struct {
 //	POST /_sim/config             change Runtime fields, e.g. {"latency":"50ms","error_rate":0.1}
 //	GET  /_sim/stats              Stats
 //	GET  /_sim/rates?phone_number_id=ID   accepted sends of a number per Unix second
-//	POST /_sim/inbound            {"phone_number_id","from","name","text"}: post an inbound message
+//	POST /_sim/inbound            {"phone_number_id","from","name","text"}: post an inbound message;
+//	                              with "type" (image, document, audio, video, sticker) and optional
+//	                              "mime_type", "data" (base64), "filename" a media message ("text" its
+//	                              caption), with "type":"contacts" and "contacts" (Meta's array) contact cards
+//	POST /_sim/media/outage?seconds=N     media downloads answer 500 for N seconds (0 ends it)
 //	POST /_sim/sms/outage?seconds=N       outage of the SMS endpoint alone
 //	POST /_sim/gallabox/outage?seconds=N  outage of the Gallabox endpoint alone
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
@@ -202,12 +222,29 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 			adminError(ctx, fasthttp.StatusBadRequest, err)
 			return
 		}
-		id, err := s.Inbound(j.PhoneNumberID, j.From, j.Name, j.Text)
+		id, mediaID, err := s.InboundMessage(j.PhoneNumberID, j.From, j.Name, InboundMessage{Type: j.Type, Text: j.Text,
+			MIME: j.MIMEType, Data: j.Data, Filename: j.Filename, Contacts: j.Contacts})
 		if err != nil {
 			adminError(ctx, fasthttp.StatusBadRequest, err)
 			return
 		}
-		adminJSON(ctx, map[string]string{"id": id})
+		out := map[string]string{"id": id}
+		if mediaID != "" {
+			out["media_id"] = mediaID
+		}
+		adminJSON(ctx, out)
+	case what == "media/outage" && post:
+		secs, err := strconv.ParseFloat(string(ctx.QueryArgs().Peek("seconds")), 64)
+		if err != nil || secs < 0 {
+			adminError(ctx, fasthttp.StatusBadRequest, errors.New("seconds must be a number of seconds, 0 to end the outage"))
+			return
+		}
+		until := time.Time{}
+		if secs > 0 {
+			until = time.Now().Add(time.Duration(secs * float64(time.Second)))
+		}
+		s.SetMediaOutage(until)
+		adminJSON(ctx, map[string]any{"outage_until": until})
 	default:
 		adminError(ctx, fasthttp.StatusNotFound, fmt.Errorf("no simulator control %s /_sim/%s", ctx.Method(), what))
 	}

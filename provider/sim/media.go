@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"io"
 	"mime"
 	"net/url"
 	"strconv"
@@ -285,10 +286,13 @@ func (s *Server) handleMedia(ctx *fasthttp.RequestCtx, phoneID []byte) {
 		s.answerError(ctx, &errTransient)
 		return
 	}
-	head := make([]byte, sniffLen)
-	n, _ := f.ReadAt(head, 0)
+	data, err := io.ReadAll(f)
 	f.Close()
-	head = head[:n]
+	if err != nil {
+		s.answerError(ctx, &errTransient)
+		return
+	}
+	head := data[:min(len(data), sniffLen)]
 	switch limit := mediaLimit(mt, head); {
 	case fh.Size == 0:
 		e = errParam("(#100) Param file must be a non-empty file.", "The uploaded file is empty.")
@@ -303,8 +307,10 @@ func (s *Server) handleMedia(ctx *fasthttp.RequestCtx, phoneID []byte) {
 		return
 	}
 	s.stats.media.Add(1)
+	id := s.newMediaID(typ)
+	s.files.hold(id, string(phoneID), mt, data)
 	b := append(make([]byte, 0, 32), `{"id":"`...)
-	b = append(b, s.newMediaID(typ)...)
+	b = append(b, id...)
 	b = append(b, `"}`...)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)

@@ -64,6 +64,8 @@ type Server struct {
 	gallabox gallaboxState
 	// templates are the accounts' message templates (templates.go).
 	templates templateState
+	// files are the media bytes served for download (download.go).
+	files mediaFiles
 }
 
 const (

@@ -488,36 +488,9 @@ var (
 // the number's webhook, as Meta does when a guest writes. It returns the
 // message's wamid.
 func (s *Server) Inbound(phoneNumberID, from, name, text string) (string, error) {
-	n := s.numbers[phoneNumberID]
-	switch {
-	case n == nil:
-		return "", ErrUnknownNumber
-	case s.cfg.WebhookURL == "":
-		return "", ErrNoWebhook
-	case from == "" || !validTo(from) || text == "":
+	if text == "" {
 		return "", ErrBadInbound
 	}
-	if from[0] == '+' {
-		from = from[1:]
-	}
-	wamid := s.newWAMID()
-	p := newPost(n)
-	p.inbound = true
-	b := appendEnvelopeHead(p.body[:0], n)
-	b = append(b, `"contacts":[{"profile":{"name":`...)
-	b = message.AppendJSONString(b, name)
-	b = append(b, `},"wa_id":"`...)
-	b = append(b, from...)
-	b = append(b, `"}],"messages":[{"from":"`...)
-	b = append(b, from...)
-	b = append(b, `","id":"`...)
-	b = append(b, wamid...)
-	b = append(b, `","timestamp":"`...)
-	b = strconv.AppendInt(b, time.Now().Unix(), 10)
-	b = append(b, `","type":"text","text":{"body":`...)
-	b = message.AppendJSONString(b, text)
-	b = append(b, `}}]`...)
-	p.body = append(b, envelopeTail...)
-	s.push(item{due: time.Now().UnixNano(), post: p})
-	return wamid, nil
+	id, _, err := s.InboundMessage(phoneNumberID, from, name, InboundMessage{Type: "text", Text: text})
+	return id, err
 }

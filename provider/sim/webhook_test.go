@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -247,7 +248,7 @@ func TestInbound(t *testing.T) {
 	now := time.Now().UnixMilli()
 	want := provider.Inbound{ProviderMessageID: ans.ID, PhoneNumberID: testPhoneID2, From: "+4915112345678", Name: `Ana "Room 12"`,
 		Type: "text", Text: "Can I check out at 2pm?\nThanks", AtMS: got[0].AtMS}
-	if got[0] != want || now-got[0].AtMS > 10000 {
+	if !reflect.DeepEqual(got[0], want) || now-got[0].AtMS > 10000 {
 		t.Fatalf("got %+v\nwant %+v", got[0], want)
 	}
 	if got[1].ProviderMessageID != id2 || got[1].From != "+15550009999" || got[1].Text != "STOP" || got[1].PhoneNumberID != testPhoneID {
