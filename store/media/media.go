@@ -107,6 +107,14 @@ func ValidSum(sum string) bool {
 // Put stores what r yields, at most limit bytes (ErrTooLarge past it, and
 // nothing is kept). Bytes already stored are not written again.
 func (s *Store) Put(r io.Reader, limit int64) (Blob, error) {
+	return s.PutChecked(r, limit, nil)
+}
+
+// PutChecked is Put with a check of the bytes before they are kept: check
+// reads the complete file (size bytes) and its error, returned as it is,
+// keeps nothing. Bytes from elsewhere (a guest's upload) are judged by
+// their content before a name in the store points at them.
+func (s *Store) PutChecked(r io.Reader, limit int64, check func(f io.ReaderAt, size int64) error) (Blob, error) {
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), "put-*")
 	if err != nil {
 		return Blob{}, fmt.Errorf("media put: %w", err)
@@ -125,6 +133,11 @@ func (s *Store) Put(r io.Reader, limit int64) (Blob, error) {
 	}
 	if n > limit {
 		return Blob{}, ErrTooLarge
+	}
+	if check != nil {
+		if err := check(tmp, n); err != nil {
+			return Blob{}, err
+		}
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	b := Blob{SHA256: sum, Size: n}

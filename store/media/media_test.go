@@ -190,3 +190,44 @@ func TestNewRemovesStaleTemporaryFiles(t *testing.T) {
 		t.Fatal("a store without a folder was made")
 	}
 }
+
+// TestPutCheckedKeepsOnlyWhatPassesItsCheck: the check sees the whole
+// file, and its refusal keeps nothing, not even a temporary file.
+func TestPutCheckedKeepsOnlyWhatPassesItsCheck(t *testing.T) {
+	s := newStore(t)
+	errNotPDF := errors.New("not a PDF")
+	isPDF := func(f io.ReaderAt, size int64) error {
+		b := make([]byte, size)
+		if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if !bytes.HasPrefix(b, []byte("%PDF-")) || !bytes.HasSuffix(b, []byte("%%EOF")) {
+			return errNotPDF
+		}
+		return nil
+	}
+	tests := []struct {
+		name string
+		data string
+		want error
+	}{
+		{"a PDF", "%PDF-1.4 body %%EOF", nil},
+		{"a JPEG", "\xff\xd8\xff\xe0 body", errNotPDF},
+		{"a PDF cut short", "%PDF-1.4 body", errNotPDF},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := s.PutChecked(strings.NewReader(tc.data), 1<<20, isPDF)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			_, serr := s.Stat(sum([]byte(tc.data)))
+			if stored := serr == nil; stored != (tc.want == nil) || tc.want == nil && b.SHA256 != sum([]byte(tc.data)) {
+				t.Fatalf("stored %v (%v), blob %+v", stored, serr, b)
+			}
+			if names := tmpFiles(t, s); len(names) != 0 {
+				t.Fatalf("temporary files left: %v", names)
+			}
+		})
+	}
+}
