@@ -83,6 +83,10 @@ type InboundArgs struct {
 	// (JSON) are the event for the tenant's webhook.
 	NotifyKind string
 	NotifyData []byte
+	// MediaJob, when the message carries media, is its download job: a
+	// JSON object, given its conversation ("c") and queued in the shard's
+	// MediaQueue with the message.
+	MediaJob []byte
 }
 
 // InboundResult says what RecordInbound did.
@@ -121,7 +125,7 @@ func (s *Store) RecordInbound(ctx context.Context, a *InboundArgs) (InboundResul
 		s.keys.ShardPrefix(sh), a.TenantID, a.Sender, a.Guest, a.Name, a.AtMS, now,
 		appendFilePre(nil, "i", a.TenantID, a.Sender, a.Guest, now, a.Entry.Preview, entry, a.AtMS, a.Name, ""), "",
 		message.NewConversationID(sh, now), a.Opt, a.Keyword, s.convTTL, int64(inboundSeenTTL/time.Second),
-		a.NotifyKind, data, s.cfg.Window.Milliseconds()).StringSlice()
+		a.NotifyKind, data, s.cfg.Window.Milliseconds(), a.MediaJob).StringSlice()
 	if err != nil {
 		return InboundResult{}, fmt.Errorf("record inbound: %w", err)
 	}

@@ -21,6 +21,8 @@
 -- ARGV[12] the keyword           ARGV[13] conversation TTL (s)
 -- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
 -- ARGV[16] notify data (JSON)  ARGV[17] window (ms)
+-- ARGV[18] a download job for the media the message carries (JSON object,
+--          without its conversation), or ''
 --
 -- Returns {"dup"} for a message taken before, else {"ok", conversation,
 -- change ("created", "reopened" or ""), opt change ("out", "in" or "")}.
@@ -69,6 +71,12 @@ if change ~= '' then
   notify(prefix, 'conversation_updated', tenant, sender, guest, conv, now, cjson.encode(ev))
 end
 notify(prefix, ARGV[15], tenant, sender, guest, conv, at, ARGV[16])
+if ARGV[18] ~= '' then
+  -- The job learns its conversation here, where it is decided; it is due
+  -- now, in the same call as the message: no kill loses it.
+  local job = '{"c":' .. cjson.encode(conv) .. ',' .. string.sub(ARGV[18], 2)
+  redis.call('ZADD', prefix .. 'mediaq', now, job)
+end
 
 local opt = ''
 local oo = gv[1]

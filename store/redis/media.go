@@ -35,7 +35,19 @@ type MediaRecord struct {
 	// Filename is the uploaded file's name, cleaned.
 	Filename  string
 	CreatedMS int64
+	// Source is "in" for a file a guest sent (downloaded from the
+	// provider), "" for an upload. ProviderMediaID is the provider's id of
+	// a guest's file.
+	Source          string
+	ProviderMediaID string
+	// Status is MediaFailed when a guest's file could not be had (no bytes:
+	// SHA256 is empty), with Reason (a code) and Detail; "" when the bytes
+	// are stored.
+	Status, Reason, Detail string
 }
+
+// MediaFailed is the Status of a record whose bytes could not be had.
+const MediaFailed = "failed"
 
 // Media is the hash of one media record. Records have no hash tag: they are
 // read and written on their own, never inside a shard's script.
@@ -49,17 +61,27 @@ func (k *Keys) ProviderMedia(account, sum string) string {
 
 // mediaFields are the hash fields of a record, in MediaRecord's order
 // after ID.
-var mediaFields = []string{"t", "h", "m", "ty", "n", "f", "ca"}
+var mediaFields = []string{"t", "h", "m", "ty", "n", "f", "ca", "src", "pm", "st", "er", "em"}
 
-// PutMedia writes rec, which lives for ttl.
+// PutMedia writes rec, which lives for ttl. Empty fields are not written.
 func (s *Store) PutMedia(ctx context.Context, rec *MediaRecord, ttl time.Duration) error {
-	if rec.ID == "" || rec.TenantID == "" || rec.SHA256 == "" {
+	if rec.ID == "" || rec.TenantID == "" || rec.SHA256 == "" && rec.Status != MediaFailed {
 		return errors.New("put media: record without id, tenant or digest")
 	}
 	key := s.keys.Media(rec.ID)
+	vals := []any{"t", rec.TenantID, "ty", rec.Type, "n", rec.Size, "ca", rec.CreatedMS}
+	for _, f := range [...]struct{ k, v string }{{"h", rec.SHA256}, {"m", rec.MIME}, {"f", rec.Filename}, {"src", rec.Source},
+		{"pm", rec.ProviderMediaID}, {"st", rec.Status}, {"er", rec.Reason}, {"em", rec.Detail}} {
+		if f.v != "" {
+			vals = append(vals, f.k, f.v)
+		}
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.HSet(ctx, key, "t", rec.TenantID, "h", rec.SHA256, "m", rec.MIME, "ty", rec.Type,
-			"n", rec.Size, "f", rec.Filename, "ca", rec.CreatedMS)
+		if rec.Status == "" {
+			// The bytes are had: whatever an earlier attempt wrote failed.
+			p.HDel(ctx, key, "st", "er", "em")
+		}
+		p.HSet(ctx, key, vals...)
 		p.PExpire(ctx, key, ttl)
 		return nil
 	})
@@ -75,14 +97,45 @@ func (s *Store) Media(ctx context.Context, id string) (*MediaRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media %s: %w", id, err)
 	}
+	rec := decodeMedia(id, v)
+	if rec == nil {
+		return nil, ErrMediaNotFound
+	}
+	return rec, nil
+}
+
+// decodeMedia reads the values of mediaFields; nil when the hash is gone.
+func decodeMedia(id string, v []any) *MediaRecord {
 	str := func(i int) string { x, _ := v[i].(string); return x }
 	if str(0) == "" {
-		return nil, ErrMediaNotFound
+		return nil
 	}
 	size, _ := strconv.ParseInt(str(4), 10, 64)
 	created, _ := strconv.ParseInt(str(6), 10, 64)
 	return &MediaRecord{ID: id, TenantID: str(0), SHA256: str(1), MIME: str(2), Type: str(3),
-		Size: size, Filename: str(5), CreatedMS: created}, nil
+		Size: size, Filename: str(5), CreatedMS: created, Source: str(7), ProviderMediaID: str(8),
+		Status: str(9), Reason: str(10), Detail: str(11)}
+}
+
+// MediaRecords returns the records of ids in one round trip, nil for the
+// ones that are gone (or not written yet).
+func (s *Store) MediaRecords(ctx context.Context, ids []string) ([]*MediaRecord, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.SliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = p.HMGet(ctx, s.keys.Media(id), mediaFields...)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("media records: %w", err)
+	}
+	out := make([]*MediaRecord, len(ids))
+	for i, c := range cmds {
+		out[i] = decodeMedia(ids[i], c.Val())
+	}
+	return out, nil
 }
 
 // ProviderMediaID returns the provider's media id of the bytes sum for
