@@ -189,12 +189,21 @@ type HistoryEntry struct {
 	StaffMemberID string `json:"sm,omitempty"`
 	// ReplyTo is the provider id of the message an inbound one answers;
 	// ReplyID a button or list row id it picked; MediaID and MimeType its
-	// attachment; Name the guest's profile name.
+	// attachment (a wagate media id, whose record says whether its bytes
+	// are had; entries from before downloads hold the provider's id);
+	// Name the guest's profile name.
 	ReplyTo  string `json:"ctx,omitempty"`
 	ReplyID  string `json:"rid,omitempty"`
 	MediaID  string `json:"mid,omitempty"`
 	MimeType string `json:"mt,omitempty"`
 	Name     string `json:"nm,omitempty"`
+	// ProviderMediaID is the provider's id of the attachment, Filename a
+	// document's name, Caption the attachment's caption, Contacts the
+	// cards a guest shared (Meta's contacts array).
+	ProviderMediaID string          `json:"pmid,omitempty"`
+	Filename        string          `json:"fn,omitempty"`
+	Caption         string          `json:"cap,omitempty"`
+	Contacts        json.RawMessage `json:"ct,omitempty"`
 	// State is the outbound message's current state (nil when it is gone
 	// or for inbound messages).
 	State *State `json:"-"`
