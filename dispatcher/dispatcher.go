@@ -162,10 +162,6 @@ type Dispatcher struct {
 	shards   map[int]*shardWorker
 	breakers map[provider.Provider]*breaker
 	pairs    map[string]*ratelimit.Pairs
-
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
 }
 
 // New returns a dispatcher over store, routing senders with router.
@@ -182,33 +178,27 @@ func New(cfg Config, store *redis.Store, router Router, reg prometheus.Registere
 		return nil, err
 	}
 	d := &Dispatcher{cfg: cfg, store: store, router: router, log: log, m: newMetrics(reg), rates: rates,
-		shards: map[int]*shardWorker{}, breakers: map[provider.Provider]*breaker{}, pairs: map[string]*ratelimit.Pairs{},
-		stop: make(chan struct{})}
+		shards: map[int]*shardWorker{}, breakers: map[provider.Provider]*breaker{}, pairs: map[string]*ratelimit.Pairs{}}
 	d.leaser, err = store.NewLeaser(redis.LeaserConfig{Role: Role, Instance: cfg.Instance, TTL: cfg.LeaseTTL}, d, log)
 	if err != nil {
 		return nil, err
 	}
+	if err := reg.Register(newOwnedCollector(d)); err != nil {
+		return nil, fmt.Errorf("dispatcher metrics: %w", err)
+	}
 	return d, nil
 }
 
-// Start takes part in the shard leases and keeps the queue depth gauges.
+// Start takes part in the shard leases.
 func (d *Dispatcher) Start() {
 	d.leaser.Start()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.pollDepth()
-	}()
 }
 
 // Shutdown stops taking messages, lets the sends in flight finish and be
 // recorded, and gives the shards back at once (bounded by ctx). Whatever
 // was read but not sent stays queued for the next owner.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
-	err := d.leaser.Shutdown(ctx)
-	d.stopOnce.Do(func() { close(d.stop) })
-	d.wg.Wait()
-	return err
+	return d.leaser.Shutdown(ctx)
 }
 
 // Owned returns the shards this instance works now.
@@ -280,34 +270,6 @@ func (d *Dispatcher) pairsFor(sender string) *ratelimit.Pairs {
 		d.pairs[sender] = p
 	}
 	return p
-}
-
-// pollDepth keeps the queue depth gauges current.
-func (d *Dispatcher) pollDepth() {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		tx, bulk, delayed, err := d.store.QueueDepth(ctx)
-		cancel()
-		if err == nil {
-			d.m.depth.WithLabelValues("tx").Set(float64(tx))
-			d.m.depth.WithLabelValues("bulk").Set(float64(bulk))
-			d.m.depth.WithLabelValues("delayed").Set(float64(delayed))
-		}
-		// gobreaker changes state when asked: asking keeps the gauge true
-		// when no traffic comes by.
-		d.mu.Lock()
-		for _, b := range d.breakers {
-			b.cb.State()
-		}
-		d.mu.Unlock()
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // String names the dispatcher in logs.

@@ -154,6 +154,10 @@ func TestSpamLimitHoldsTheSender(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	heldAt := time.Now()
+	// The rate applied while held is none, whatever the tier.
+	if rate, ok := series(t, r.reg, "wagate_dispatch_sender_rate")["sender="+sender]; !ok || rate != 0 {
+		t.Fatalf("a held sender's rate is %v (reported: %v)", rate, ok)
+	}
 	rt := r.sim.Runtime()
 	rt.RecipientErrors = nil
 	r.sim.SetRuntime(rt)

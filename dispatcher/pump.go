@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -171,8 +172,10 @@ type pump struct {
 	txHeld, bulkHeld, waiting int
 	inFlight                  int
 	holdUntil                 time.Time
-	fenced                    bool
-	lastActive                time.Time
+	// heldUntil is holdUntil (unix ms) for the metrics' scrape.
+	heldUntil  atomic.Int64
+	fenced     bool
+	lastActive time.Time
 	// plain marks the bulk streams last seen to hold single messages;
 	// the others are read a chunk at a time (an entry may be a batch's
 	// chunk of ChunkSize messages).
@@ -292,6 +295,15 @@ func (p *pump) run() {
 	}
 }
 
+// appliedRate is the rate the pump lets the sender's messages go at now:
+// the bucket's (lowered after throttling), 0 while the sender is held.
+func (p *pump) appliedRate(now time.Time) float64 {
+	if now.UnixMilli() < p.heldUntil.Load() {
+		return 0
+	}
+	return p.lim.RateAt(now)
+}
+
 // idleFor is how long the pump has had nothing at all to do.
 func (p *pump) idleFor(now time.Time) time.Duration {
 	if p.inFlight > 0 || p.txHeld+p.bulkHeld+p.waiting > 0 {
@@ -324,6 +336,7 @@ func (p *pump) handle(o outcome) {
 		p.w.d.m.held.WithLabelValues(p.sender, o.holdReason).Inc()
 		if until := time.Now().Add(o.holdFor); until.After(p.holdUntil) {
 			p.holdUntil = until
+			p.heldUntil.Store(until.UnixMilli())
 		}
 	}
 	switch o.kind {
@@ -777,7 +790,6 @@ func (p *pump) readOnce() int {
 			p.moreTx = p.moreTx || n >= txCount
 		}
 	}
-	d.m.rate.WithLabelValues(p.sender).Set(p.lim.Rate())
 	return len(es)
 }
 

@@ -123,6 +123,17 @@ func (w *shardWorker) pump(sender string) *pump {
 // shard costs one command per wakeBlock.
 const wakeBlock = 10 * time.Second
 
+// pumpsNow returns the shard's pumps.
+func (w *shardWorker) pumpsNow() []*pump {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*pump, 0, len(w.pumps))
+	for _, p := range w.pumps {
+		out = append(out, p)
+	}
+	return out
+}
+
 // listen pokes the pumps of the senders that have new messages, and the
 // housekeeping when a send was scheduled.
 func (w *shardWorker) listen(after string) {

@@ -603,73 +603,123 @@ const depthExact = 2000
 // chunk counts as its messages; a bulk queue or delay set longer than
 // depthExact entries is estimated from its first ones.
 func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err error) {
-	p := s.rdb.Pipeline()
-	senders := make([]*goredis.StringSliceCmd, s.cfg.Shards)
-	delays := make([]*goredis.IntCmd, s.cfg.Shards)
-	for sh := 0; sh < s.cfg.Shards; sh++ {
-		senders[sh] = p.HKeys(ctx, s.keys.Senders(sh))
-		delays[sh] = p.ZCard(ctx, s.keys.Delay(sh))
+	all := make([]int, s.cfg.Shards)
+	for sh := range all {
+		all[sh] = sh
 	}
-	if _, err := p.Exec(ctx); err != nil {
-		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
+	st, err := s.ShardQueueStats(ctx, all)
+	if err != nil {
+		return 0, 0, 0, err
 	}
-	p = s.rdb.Pipeline()
-	var queues []*goredis.MapStringStringCmd
-	delayMembers := make([]*goredis.StringSliceCmd, s.cfg.Shards)
-	for sh := 0; sh < s.cfg.Shards; sh++ {
-		if n := delays[sh].Val(); n > 0 {
-			delayMembers[sh] = p.ZRange(ctx, s.keys.Delay(sh), 0, depthExact-1)
-		}
-		for _, sender := range senders[sh].Val() {
-			queues = append(queues, p.HGetAll(ctx, s.keys.SenderQueues(sh, sender)))
-		}
-	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
-	}
-	for sh, c := range delayMembers {
-		if c != nil {
-			delayed += scaled(delays[sh].Val(), c.Val(), delayMessages)
-		}
-	}
-	p = s.rdb.Pipeline()
-	type lenCmd struct {
-		stream string
-		bulk   bool
-		cmd    *goredis.IntCmd
-	}
-	var lens []lenCmd
-	for _, q := range queues {
-		for stream, reg := range q.Val() {
-			lens = append(lens, lenCmd{stream, strings.HasPrefix(reg, string(message.LaneBulk)), p.XLen(ctx, stream)})
-		}
-	}
-	if len(lens) == 0 {
-		return 0, 0, delayed, nil
-	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
-	}
-	// A bulk queue's entries may be chunks: read them to count.
-	p = s.rdb.Pipeline()
-	ranges := make([]*goredis.XMessageSliceCmd, len(lens))
-	for i, l := range lens {
-		if l.bulk && l.cmd.Val() > 0 {
-			ranges[i] = p.XRangeN(ctx, l.stream, "-", "+", depthExact)
-		}
-	}
-	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, 0, 0, fmt.Errorf("queue depth: %w", err)
-	}
-	for i, l := range lens {
-		switch {
-		case !l.bulk:
-			tx += l.cmd.Val()
-		case ranges[i] != nil:
-			bulk += scaled(l.cmd.Val(), ranges[i].Val(), entryMessages)
-		}
+	for _, q := range st {
+		tx, bulk, delayed = tx+q.Tx, bulk+q.Bulk, delayed+q.Delayed
 	}
 	return tx, bulk, delayed, nil
+}
+
+// QueueStats is what waits on one shard.
+type QueueStats struct {
+	Shard int
+	// Tx and Bulk are the messages in the shard's queues, read or not (see
+	// QueueDepth); Delayed the scheduled ones not due yet.
+	Tx, Bulk, Delayed int64
+	// DeadLetters is the length of the shard's dead-letter stream.
+	DeadLetters int64
+	// Oldest is when the oldest message in the shard's queues was queued
+	// (zero when they are empty): a settled message's entry is deleted, so
+	// this one is waiting, in flight or waiting for its retry.
+	Oldest time.Time
+}
+
+// ShardQueueStats returns what waits on each of shards, in a few round
+// trips however many shards.
+func (s *Store) ShardQueueStats(ctx context.Context, shards []int) ([]QueueStats, error) {
+	out := make([]QueueStats, len(shards))
+	p := s.rdb.Pipeline()
+	senders := make([]*goredis.StringSliceCmd, len(shards))
+	delays := make([]*goredis.IntCmd, len(shards))
+	dlqs := make([]*goredis.IntCmd, len(shards))
+	for i, sh := range shards {
+		out[i].Shard = sh
+		senders[i] = p.HKeys(ctx, s.keys.Senders(sh))
+		delays[i] = p.ZCard(ctx, s.keys.Delay(sh))
+		dlqs[i] = p.XLen(ctx, s.keys.DLQ(sh))
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("queue depth: %w", err)
+	}
+	p = s.rdb.Pipeline()
+	type senderQueues struct {
+		i   int
+		cmd *goredis.MapStringStringCmd
+	}
+	var queues []senderQueues
+	delayMembers := make([]*goredis.StringSliceCmd, len(shards))
+	for i, sh := range shards {
+		out[i].DeadLetters = dlqs[i].Val()
+		if n := delays[i].Val(); n > 0 {
+			delayMembers[i] = p.ZRange(ctx, s.keys.Delay(sh), 0, depthExact-1)
+		}
+		for _, sender := range senders[i].Val() {
+			queues = append(queues, senderQueues{i, p.HGetAll(ctx, s.keys.SenderQueues(sh, sender))})
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("queue depth: %w", err)
+	}
+	for i, c := range delayMembers {
+		if c != nil {
+			out[i].Delayed = scaled(delays[i].Val(), c.Val(), delayMessages)
+		}
+	}
+	// Each queue's length, and its first entries: the oldest, and in a
+	// bulk queue the chunks to count.
+	p = s.rdb.Pipeline()
+	type queueCmds struct {
+		i    int
+		bulk bool
+		len  *goredis.IntCmd
+		head *goredis.XMessageSliceCmd
+	}
+	var qs []queueCmds
+	for _, q := range queues {
+		for stream, reg := range q.cmd.Val() {
+			bulk := strings.HasPrefix(reg, string(message.LaneBulk))
+			n := int64(1)
+			if bulk {
+				n = depthExact
+			}
+			qs = append(qs, queueCmds{q.i, bulk, p.XLen(ctx, stream), p.XRangeN(ctx, stream, "-", "+", n)})
+		}
+	}
+	if len(qs) == 0 {
+		return out, nil
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("queue depth: %w", err)
+	}
+	for _, q := range qs {
+		o := &out[q.i]
+		head := q.head.Val()
+		if q.bulk {
+			o.Bulk += scaled(q.len.Val(), head, entryMessages)
+		} else {
+			o.Tx += q.len.Val()
+		}
+		if len(head) > 0 {
+			if at := entryTime(head[0].ID); o.Oldest.IsZero() || at.Before(o.Oldest) {
+				o.Oldest = at
+			}
+		}
+	}
+	return out, nil
+}
+
+// entryTime is when a stream entry was added, from its id ("<ms>-<seq>").
+func entryTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return time.UnixMilli(n)
 }
 
 // scaled counts the messages of n entries of which first are the first
