@@ -13,7 +13,8 @@
 --
 -- Actions: resolve {resolution_notes, satisfaction_rating,
 -- follow_up_required, resolved_by} archives it with its resolution; assign
--- {assigned_to} ("" unassigns); link {service_request_id}; read (unread to
+-- {assigned_to, department} (either or both; "" clears one; assigned_by
+-- rides along into the event); link {service_request_id}; read (unread to
 -- 0); archive; close; reopen (it becomes the guest's current conversation
 -- again). A closed conversation takes only reopen and read.
 --
@@ -35,11 +36,19 @@ if action == 'resolve' then
   redis.call('HSET', ck, 'rs', cjson.encode(f), 'st', 'archived')
   st = 'archived'
 elseif action == 'assign' then
-  if f.assigned_to == '' then
-    redis.call('HDEL', ck, 'as')
-  else
-    redis.call('HSET', ck, 'as', f.assigned_to)
+  -- Each field given replaces the conversation's ("" clears it), a field
+  -- not given stays; the event then carries both as they now are.
+  for _, fh in ipairs({{'assigned_to', 'as'}, {'department', 'dp'}}) do
+    local v = f[fh[1]]
+    if v == '' then
+      redis.call('HDEL', ck, fh[2])
+    elseif v ~= nil then
+      redis.call('HSET', ck, fh[2], v)
+    end
   end
+  local cur = redis.call('HMGET', ck, 'as', 'dp')
+  f.assigned_to = cur[1] or ''
+  f.department = cur[2] or ''
 elseif action == 'link' then
   redis.call('HSET', ck, 'sr', f.service_request_id)
 elseif action == 'read' then

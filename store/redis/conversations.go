@@ -72,8 +72,11 @@ type Conversation struct {
 	LastInboundMS int64
 	// WindowFromMS is the guest's last message to the number in any
 	// conversation: the 24-hour window runs from it.
-	WindowFromMS   int64
-	AssignedTo     string
+	WindowFromMS int64
+	AssignedTo   string
+	// Department is the department the conversation is assigned to
+	// (front_desk, housekeeping…), "" when none.
+	Department     string
 	ServiceRequest string
 	Metadata       map[string]string
 	// Resolution is the resolve action's fields (JSON), "" if never resolved.
@@ -83,7 +86,7 @@ type Conversation struct {
 	OptedOut bool
 }
 
-var convFields = []string{"t", "f", "g", "st", "ca", "la", "lp", "ld", "n", "un", "li", "as", "sr", "md", "rs", "rda", "nm"}
+var convFields = []string{"t", "f", "g", "st", "ca", "la", "lp", "ld", "n", "un", "li", "as", "sr", "md", "rs", "rda", "nm", "dp"}
 
 // decodeConversation fills c from the values of convFields; false when the
 // hash is gone.
@@ -97,6 +100,7 @@ func decodeConversation(c *Conversation, v []interface{}) bool {
 	c.CreatedMS, c.LastActivityMS, c.LastPreview, c.LastDirection = num(4), num(5), str(6), str(7)
 	c.Messages, c.Unread, c.LastInboundMS = int(num(8)), int(num(9)), num(10)
 	c.AssignedTo, c.ServiceRequest, c.Resolution, c.ReadMS, c.GuestName = str(11), str(12), str(14), num(15), str(16)
+	c.Department = str(17)
 	c.Metadata = map[string]string{}
 	if md := str(13); md != "" {
 		_ = json.Unmarshal([]byte(md), &c.Metadata) // written by conv_meta from a map of strings

@@ -174,3 +174,21 @@ func (k *Keys) Inbound(part int) string { return k.parts[part] + "inbound" }
 // Orphans is the zset of statuses whose provider id was not known yet when
 // they arrived, scored by when to look again.
 func (k *Keys) Orphans(part int) string { return k.parts[part] + "orphans" }
+
+// Staff is the hash of one of a tenant's staff members (see staff.go).
+func (k *Keys) Staff(tenant, id string) string { return k.Tenant(tenant) + "staff:" + id }
+
+// StaffNames is a tenant's index of its staff by user name (username →
+// id): it keeps user names unique and lists the staff.
+func (k *Keys) StaffNames(tenant string) string { return k.Tenant(tenant) + "staffnames" }
+
+// LoginFailures counts the failed logins of one user name of a tenant in
+// the current brute-force window.
+func (k *Keys) LoginFailures(tenant, username string) string {
+	return k.Tenant(tenant) + "loginfail:" + username
+}
+
+// Session is a staff member's browser session, named by the SHA-256 (hex)
+// of its cookie value, so that the keys (a KEYS listing, a dump) hold no
+// usable session. The cookie does not name its tenant, hence no hash tag.
+func (k *Keys) Session(digest string) string { return k.prefix + ":sess:" + digest }
