@@ -210,8 +210,9 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 
 // Shutdown stops accepting sends, lets the posts in flight finish and
 // abandons the statuses and webhooks not yet posted (counted in
-// Stats.Abandoned). It returns when every goroutine has ended, or with
-// ctx's error if that comes first.
+// Stats.Abandoned). It returns when every goroutine has done its work (each
+// is returning; the runtime lets it go a moment later), or with ctx's error
+// if that comes first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.state.CompareAndSwap(stateRunning, stateStopped) {
 		if s.state.CompareAndSwap(stateNew, stateStopped) {

@@ -329,15 +329,17 @@ func (s *Server) deliver(p *post, req *fasthttp.Request, resp *fasthttp.Response
 	req.SetBodyRaw(p.body)
 	err := s.client.DoTimeout(req, resp, s.cfg.WebhookTimeout)
 	req.ResetBody()
+	// The post's own counts first, the webhooks' last: whoever sees a
+	// webhook counted sees its statuses counted too.
 	if err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300 {
-		s.stats.posted.Add(1)
-		s.metrics.posted.Inc()
 		if p.inbound {
 			s.stats.inbounds.Add(1)
 		} else {
 			s.stats.statusesPosted.Add(int64(len(p.statuses)))
 			s.metrics.statuses.Add(float64(len(p.statuses)))
 		}
+		s.stats.posted.Add(1)
+		s.metrics.posted.Inc()
 		releasePost(p)
 		return
 	}
@@ -345,11 +347,11 @@ func (s *Server) deliver(p *post, req *fasthttp.Request, resp *fasthttp.Response
 	s.metrics.failed.Inc()
 	now := time.Now().UnixNano()
 	if s.cfg.WebhookMaxAttempts > 0 && p.attempts >= s.cfg.WebhookMaxAttempts || now-p.first >= int64(s.cfg.WebhookRetryFor) {
-		s.stats.dropped.Add(1)
-		s.metrics.dropped.Inc()
 		if !p.inbound {
 			s.stats.statusesDropped.Add(int64(len(p.statuses)))
 		}
+		s.stats.dropped.Add(1)
+		s.metrics.dropped.Inc()
 		releasePost(p)
 		return
 	}
