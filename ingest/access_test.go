@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/netguard"
+	"github.com/wagate/wagate/internal/password"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/media"
 	"github.com/wagate/wagate/store/redis"
@@ -74,6 +76,7 @@ func newAccessHarness(t *testing.T) *accessHarness {
 	clock.ns.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
 	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10, MaxUploadBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me",
+		PasswordParams: password.Fast(), WebhookAllow: netguard.Loopback(),
 		Media: MediaConfig{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
 			URLTTL: time.Hour, Limits: testLimits, Now: clock.Now}}
 	srv, err := NewServer(cfg, store, ts, reg, reg, slog.New(slog.DiscardHandler))
@@ -174,6 +177,19 @@ type hotelData struct {
 	reply      string // the hotel's opt_out_reply setting
 	upload     []byte // a multipart upload body
 	uploadCT   string
+	// The hotel's staff: an agent of the front desk (signed in as
+	// agent) and an admin; seaside's agent, signed in as otherAgent.
+	staffID      string
+	adminStaffID string
+	otherStaffID string
+	agent        staffSession
+	otherAgent   staffSession
+}
+
+// withSession are the headers of a call made in s: its cookie and CSRF
+// token.
+func withSession(s staffSession) []string {
+	return []string{"Cookie", sessionCookie + "=" + s.cookie, csrfHeader, s.csrf}
 }
 
 const (
@@ -264,6 +280,13 @@ func (h *accessHarness) makeHotelData(t *testing.T) *hotelData {
 		ErrorCode: 131000, ErrorTitle: "Something went wrong"}, redis.FinishOptions{DeadLetter: true}))
 
 	h.ok(t, 200, "POST", "/api/v1/whatsapp/guests/"+d.optGuest+"/opt-out", staffToken, `{"reason":"asked at the desk"}`)
+
+	// Staff last: a tenant with staff members takes only their ids.
+	d.staffID = h.addStaff(adminToken, "alice", "agent", "front_desk")
+	d.adminStaffID = h.addStaff(adminToken, "boss", "admin")
+	d.otherStaffID = h.addStaff(otherAdminToken, "sam", "agent", "front_desk")
+	d.agent = h.login("grand-plaza", "alice", testPassword)
+	d.otherAgent = h.login("seaside", "sam", testPassword)
 	return d
 }
 
@@ -299,7 +322,7 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"GET conversations/{id}":               {"GET", api + "conversations/" + d.convID, "", nil},
 		"GET conversations/{id}/window-status": {"GET", api + "conversations/" + d.convID + "/window-status", "", nil},
 		"GET conversations/{id}/analytics":     {"GET", api + "conversations/" + d.convID + "/analytics", "", nil},
-		"POST conversations/{id}/{action}":     {"POST", api + "conversations/" + d.convID + "/assign", `{"assigned_to":"agent_7"}`, nil},
+		"POST conversations/{id}/{action}":     {"POST", api + "conversations/" + d.convID + "/assign", `{"assigned_to":"` + d.staffID + `"}`, nil},
 		"GET guests/{phone}":                   {"GET", api + "guests/" + d.guest, "", nil},
 		"POST guests/{phone}/{action}":         {"POST", api + "guests/" + d.guest + "/opt-out", `{"reason":"asked by phone"}`, nil},
 		"POST webhooks/configure":              {"POST", api + "webhooks/configure", hookCfg, nil},
@@ -310,12 +333,22 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"PUT settings":                         {"PUT", api + "settings", `{"opt_in_reply":"Welcome back to Grand Plaza."}`, nil},
 		"GET admin/dead-letters":               {"GET", api + "admin/dead-letters", "", nil},
 		"POST admin/dead-letters/{id}/requeue": {"POST", api + "admin/dead-letters/" + d.deadID + "/requeue", "", nil},
+		"POST webhooks/dead-letters/redeliver":      {"POST", api + "webhooks/dead-letters/redeliver", "", nil},
+		"POST webhooks/dead-letters/{id}/redeliver": {"POST", api + "webhooks/dead-letters/evt_0_1-0/redeliver", "", nil},
+		"POST auth/logout":                          {"POST", api + "auth/logout", "", nil},
+		"GET auth/me":                               {"GET", api + "auth/me", "", nil},
+		"GET staff":                                 {"GET", api + "staff", "", nil},
+		"POST staff":                                {"POST", api + "staff", `{"username":"newbie","name":"New Bie","role":"agent","password":"` + testPassword + `"}`, nil},
+		"PATCH staff/me":                            {"PATCH", api + "staff/me", `{"availability":"away"}`, nil},
+		"GET staff/{id}":                            {"GET", api + "staff/" + d.staffID, "", nil},
+		"PATCH staff/{id}":                          {"PATCH", api + "staff/" + d.staffID, `{"name":"Alice M."}`, nil},
+		"POST staff/{id}/password":                  {"POST", api + "staff/" + d.staffID + "/password", `{"password":"another-password"}`, nil},
 	}
 }
 
 // publicEndpoints are the rows without a bearer token: each checks its
 // own credential (the media URL's signature).
-var publicEndpoints = []string{"GET media/{id}"}
+var publicEndpoints = []string{"GET media/{id}", "POST auth/login"}
 
 // adminEndpoints are the calls the issue keeps to admins: template
 // submission, the tenant's webhook, its settings and the dead letters.
@@ -324,6 +357,8 @@ var adminEndpoints = []string{
 	"POST webhooks/configure", "GET webhooks", "DELETE webhooks", "POST webhooks/test",
 	"GET settings", "PUT settings",
 	"GET admin/dead-letters", "POST admin/dead-letters/{id}/requeue",
+	"POST webhooks/dead-letters/redeliver", "POST webhooks/dead-letters/{id}/redeliver",
+	"POST staff", "GET staff/{id}", "PATCH staff/{id}", "POST staff/{id}/password",
 }
 
 // adminAnswers are what an admin's call of each admin endpoint answers.
@@ -332,6 +367,8 @@ var adminAnswers = map[string]int{
 	"POST webhooks/configure": 200, "GET webhooks": 200, "DELETE webhooks": 204, "POST webhooks/test": 200,
 	"GET settings": 200, "PUT settings": 200,
 	"GET admin/dead-letters": 200, "POST admin/dead-letters/{id}/requeue": 202,
+	"POST webhooks/dead-letters/redeliver": 202, "POST webhooks/dead-letters/{id}/redeliver": 404,
+	"POST staff": 201, "GET staff/{id}": 200, "PATCH staff/{id}": 200, "POST staff/{id}/password": 200,
 }
 
 func endpointKey(e *endpoint) string { return e.method + " " + e.pattern }
@@ -468,6 +505,15 @@ func TestAdminEndpointsRefuseStaff(t *testing.T) {
 					code, v, _ := h.call(c, tok)
 					if code != 403 || errCode(t, v) != "FORBIDDEN" || errDetails(v)["role"] != "staff" {
 						t.Fatalf("staff token %q: %d %v, want 403 FORBIDDEN naming the role", tok, code, v)
+					}
+				})
+			}
+			// An agent's session is no admin either, of its tenant or another.
+			for _, s := range []staffSession{d.agent, d.otherAgent} {
+				h.unchanged(t, key+" by an agent's session", func() {
+					code, v, _ := h.call(c, "", withSession(s)...)
+					if code != 403 || errCode(t, v) != "FORBIDDEN" || errDetails(v)["role"] != "staff" {
+						t.Fatalf("agent session: %d %v, want 403 FORBIDDEN naming the role", code, v)
 					}
 				})
 			}
@@ -608,6 +654,8 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 				for _, tok := range []string{otherToken, otherAdminToken} {
 					h.refused(t, 404, "CONVERSATION_NOT_FOUND", "GET", conv(id), tok, "")
 				}
+				// seaside's member, signed in, sees none of them either.
+				h.refused(t, 404, "CONVERSATION_NOT_FOUND", "GET", conv(id), "", "", withSession(d.otherAgent)...)
 			}
 		}},
 		{"GET conversations/{id}/window-status", func(t *testing.T) {
@@ -634,7 +682,13 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 				for _, a := range convActions {
 					for _, id := range []string{d.convID, d.deskConvID} {
 						h.refused(t, 404, "CONVERSATION_NOT_FOUND", "POST", conv(id)+"/"+a, otherToken, actions[a])
+						h.refused(t, 404, "CONVERSATION_NOT_FOUND", "POST", conv(id)+"/"+a, "", actions[a], withSession(d.otherAgent)...)
 					}
+				}
+				// Nor does the hotel assign its conversation to seaside's member.
+				e := h.refused(t, 400, "INVALID_REQUEST", "POST", conv(d.convID)+"/assign", adminToken, `{"assigned_to":"`+d.otherStaffID+`"}`)
+				if e["field"] != "assigned_to" {
+					t.Fatalf("refusal names %v", e["field"])
 				}
 			})
 			after := hotelConv(t)
@@ -702,6 +756,14 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 					`{"guest_phone":"`+seedGuest+`","message_type":"reaction","content":{"message_id":"`+d.msgID+`","emoji":"👍"}}`)
 				h.refused(t, 404, "MEDIA_NOT_FOUND", "POST", sendPath, otherToken,
 					`{"guest_phone":"`+seedGuest+`","message_type":"image","content":{"media_id":"`+d.mediaID+`"}}`)
+				// Another tenant's staff id is nobody here, both ways.
+				e := h.refused(t, 400, "INVALID_REQUEST", "POST", sendPath, staffToken,
+					`{"guest_phone":"`+seedGuest+`","message_type":"text","content":{"text":"hi"},"staff_member_id":"`+d.otherStaffID+`"}`)
+				e2 := h.refused(t, 400, "INVALID_REQUEST", "POST", sendPath, otherToken,
+					`{"guest_phone":"`+seedGuest+`","message_type":"text","content":{"text":"hi"},"staff_member_id":"`+d.staffID+`"}`)
+				if e["field"] != "staff_member_id" || e2["field"] != "staff_member_id" {
+					t.Fatalf("refusals name %v, %v", e["field"], e2["field"])
+				}
 			})
 			// The same Idempotency-Key is another message for another tenant.
 			code, v, hdr := h.do("POST", sendPath, otherToken, sendText(seedGuest, "Your room is ready"), "Idempotency-Key", hotelIdemKey)
@@ -904,6 +966,100 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 				t.Fatalf("seaside's templates: %v", names)
 			}
 		}},
+		{"POST webhooks/dead-letters/redeliver", func(t *testing.T) {
+			h.ok(t, 200, "POST", api+"webhooks/configure", otherAdminToken, h.hookConfig("seaside"))
+			v := h.ok(t, 202, "POST", api+"webhooks/dead-letters/redeliver", otherAdminToken, "")
+			if v["scheduled"] != 0.0 {
+				t.Fatalf("seaside, which has no dead deliveries, redelivered %v", v)
+			}
+		}},
+		{"POST webhooks/dead-letters/{id}/redeliver", func(t *testing.T) {
+			h.refused(t, 404, "NOT_FOUND", "POST", api+"webhooks/dead-letters/evt_0_1-0/redeliver", otherAdminToken, "")
+		}},
+		{"POST auth/login", func(t *testing.T) {
+			// A member signs in to their own tenant only.
+			for _, c := range []struct{ tenant, user string }{{"grand-plaza", "sam"}, {"seaside", "alice"}, {"seaside", "boss"}} {
+				code, v, hdr := h.do("POST", api+"auth/login", "", `{"tenant":"`+c.tenant+`","username":"`+c.user+`","password":"`+testPassword+`"}`)
+				if code != 401 || errCode(t, v) != "UNAUTHORIZED" || sessionCookieOf(hdr) != nil {
+					t.Fatalf("%s at %s: %d %v", c.user, c.tenant, code, v)
+				}
+			}
+		}},
+		{"GET auth/me", func(t *testing.T) {
+			for _, c := range []struct {
+				s  staffSession
+				id string
+			}{{d.agent, d.staffID}, {d.otherAgent, d.otherStaffID}} {
+				code, v, _ := h.do("GET", api+"auth/me", "", "", withSession(c.s)...)
+				if code != 200 || v["staff"].(map[string]any)["id"] != c.id {
+					t.Fatalf("me: %d %v, want %s", code, v, c.id)
+				}
+			}
+		}},
+		{"GET staff", func(t *testing.T) {
+			for _, c := range []struct {
+				token string
+				s     *staffSession
+				want  []string
+			}{
+				{otherToken, nil, []string{"sam"}}, {otherAdminToken, nil, []string{"sam"}}, {"", &d.otherAgent, []string{"sam"}},
+				{staffToken, nil, []string{"alice", "boss"}}, {"", &d.agent, []string{"alice", "boss"}},
+			} {
+				var hdr []string
+				if c.s != nil {
+					hdr = withSession(*c.s)
+				}
+				code, v, _ := h.do("GET", api+"staff?include_disabled=true", c.token, "", hdr...)
+				if got := ids(v, "staff", "username"); code != 200 || !slices.Equal(got, c.want) {
+					t.Fatalf("list: %d %v, want %v", code, got, c.want)
+				}
+			}
+		}},
+		{"GET staff/{id}", func(t *testing.T) {
+			h.refused(t, 404, "STAFF_NOT_FOUND", "GET", api+"staff/"+d.staffID, otherAdminToken, "")
+			h.refused(t, 404, "STAFF_NOT_FOUND", "GET", api+"staff/"+d.otherStaffID, adminToken, "")
+		}},
+		{"PATCH staff/{id}", func(t *testing.T) {
+			h.unchanged(t, "seaside changing the hotel's member", func() {
+				h.refused(t, 404, "STAFF_NOT_FOUND", "PATCH", api+"staff/"+d.staffID, otherAdminToken, `{"disabled":true,"role":"admin"}`)
+			})
+			h.ok(t, 200, "GET", api+"auth/me", "", "", withSession(d.agent)...)
+		}},
+		{"POST staff/{id}/password", func(t *testing.T) {
+			h.unchanged(t, "seaside resetting the hotel's member's password", func() {
+				h.refused(t, 404, "STAFF_NOT_FOUND", "POST", api+"staff/"+d.staffID+"/password", otherAdminToken, `{"password":"seaside-knows-it"}`)
+			})
+			h.ok(t, 200, "GET", api+"auth/me", "", "", withSession(d.agent)...)
+		}},
+		{"PATCH staff/me", func(t *testing.T) {
+			v := h.ok(t, 200, "PATCH", api+"staff/me", "", `{"availability":"away"}`, withSession(d.otherAgent)...)
+			if v["id"] != d.otherStaffID {
+				t.Fatalf("seaside's availability changed %v", v)
+			}
+			if v := h.ok(t, 200, "GET", api+"staff/"+d.staffID, adminToken, ""); v["availability"] != "offline" {
+				t.Fatalf("the hotel's member: %v", v)
+			}
+		}},
+		{"POST staff", func(t *testing.T) {
+			// User names are the tenant's own: seaside may have an alice.
+			v := h.ok(t, 201, "POST", api+"staff", otherAdminToken, `{"username":"alice","name":"Alice of Seaside","role":"agent","password":"seaside-password"}`)
+			if v["id"] == d.staffID {
+				t.Fatal("seaside's alice is the hotel's")
+			}
+			if got := ids(h.ok(t, 200, "GET", api+"staff", adminToken, ""), "staff", "name"); slices.Contains(got, "Alice of Seaside") {
+				t.Fatalf("the hotel lists seaside's member: %v", got)
+			}
+			h.login("grand-plaza", "alice", testPassword)
+			if code, _, _ := h.do("POST", api+"auth/login", "", `{"tenant":"grand-plaza","username":"alice","password":"seaside-password"}`); code != 401 {
+				t.Fatalf("seaside's password opened the hotel's alice: %d", code)
+			}
+		}},
+		{"POST auth/logout", func(t *testing.T) {
+			other := h.login("seaside", "sam", testPassword)
+			h.ok(t, 204, "POST", api+"auth/logout", "", "", withSession(other)...)
+			h.ok(t, 200, "GET", api+"auth/me", "", "", withSession(d.agent)...)
+			h.ok(t, 200, "GET", api+"auth/me", "", "", withSession(d.otherAgent)...)
+		}},
 	}
 }
 
@@ -927,7 +1083,7 @@ func TestEveryEndpointIsCoveredByTheAccessTests(t *testing.T) {
 	}
 	// Plausible ids, so that every call's path reaches its row.
 	calls := accessCalls(nil, &hotelData{msgID: message.NewID(1, 1), batchID: "bat_x_1", guest: seedGuest, convID: "conv_x_1",
-		mediaID: newMediaID(), deadID: message.NewID(2, 1)})
+		mediaID: newMediaID(), deadID: message.NewID(2, 1), staffID: redis.NewStaffID()})
 	checks := map[string]bool{}
 	for _, c := range isolationChecks(nil, &hotelData{}) {
 		if checks[c.key] {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
 )
 
 // Role is what a token may do: staff send and read, admins also configure.
@@ -38,21 +39,80 @@ func (t *Tenant) owns(sender string) bool {
 	return false
 }
 
-// Principal is who a request acts as.
+// Principal is who a request acts as: a machine holding an API token, or
+// a staff member signed in with a session cookie.
 type Principal struct {
 	Tenant *Tenant
-	Role   Role
+	// Role is RoleAdmin for admin tokens and staff admins, RoleStaff for
+	// the others.
+	Role Role
+	// Staff is the signed-in staff member of a session; nil for API
+	// tokens (machines), which see all of their tenant's conversations.
+	Staff *StaffIdentity
+	// session is the session the request came with (nil for tokens).
+	session *sessionRef
+}
+
+// StaffIdentity is the staff member behind a session principal, as read
+// at the request (a role or department change applies at once).
+type StaffIdentity struct {
+	StaffID string
+	// StaffRole is redis.StaffAgent, StaffSupervisor or StaffAdmin.
+	StaffRole   string
+	Departments []string
+	Username    string
+	Name        string
+}
+
+// sessionRef is what a request knows of its session: its cookie value
+// (to end it), its CSRF token (to hand it back in /auth/me) and the
+// member as read at the request.
+type sessionRef struct {
+	token  string
+	csrf   string
+	member *redis.StaffMember
 }
 
 // Tokens maps API tokens to principals. Only SHA-256 hashes of tokens are
 // kept, so a memory dump or a config file does not leak usable tokens.
-// Tokens is filled before the server starts and only read afterwards.
+// It also knows the tenants by id, for staff logins. Tokens is filled
+// before the server starts and only read afterwards.
 type Tokens struct {
-	byHash map[[sha256.Size]byte]Principal
+	byHash  map[[sha256.Size]byte]Principal
+	tenants map[string]*Tenant
 }
 
 // NewTokens returns an empty token set.
-func NewTokens() *Tokens { return &Tokens{byHash: map[[sha256.Size]byte]Principal{}} }
+func NewTokens() *Tokens {
+	return &Tokens{byHash: map[[sha256.Size]byte]Principal{}, tenants: map[string]*Tenant{}}
+}
+
+// AddTenant registers a tenant whose staff may sign in, whether or not it
+// has API tokens (AddHash registers the tenants of tokens itself).
+func (ts *Tokens) AddTenant(t *Tenant) error {
+	if err := checkTenant(t); err != nil {
+		return err
+	}
+	if _, ok := ts.tenants[t.ID]; !ok {
+		ts.tenants[t.ID] = t
+	}
+	return nil
+}
+
+// tenant returns the registered tenant id, nil when there is none.
+func (ts *Tokens) tenant(id string) *Tenant { return ts.tenants[id] }
+
+func checkTenant(t *Tenant) error {
+	if t == nil || t.ID == "" || len(t.Senders) == 0 {
+		return fmt.Errorf("token for a tenant without id or sender numbers")
+	}
+	for _, s := range t.Senders {
+		if !message.ValidE164(s) {
+			return fmt.Errorf("tenant %s: sender %q is not E.164", t.ID, s)
+		}
+	}
+	return nil
+}
 
 // Add registers a token (in clear) for p.
 func (ts *Tokens) Add(token string, p Principal) error {
@@ -61,13 +121,8 @@ func (ts *Tokens) Add(token string, p Principal) error {
 
 // AddHash registers a token by its SHA-256 hash.
 func (ts *Tokens) AddHash(h [sha256.Size]byte, p Principal) error {
-	if p.Tenant == nil || p.Tenant.ID == "" || len(p.Tenant.Senders) == 0 {
-		return fmt.Errorf("token for a tenant without id or sender numbers")
-	}
-	for _, s := range p.Tenant.Senders {
-		if !message.ValidE164(s) {
-			return fmt.Errorf("tenant %s: sender %q is not E.164", p.Tenant.ID, s)
-		}
+	if err := checkTenant(p.Tenant); err != nil {
+		return err
 	}
 	if p.Role != RoleStaff && p.Role != RoleAdmin {
 		return fmt.Errorf("tenant %s: unknown role %q", p.Tenant.ID, p.Role)
@@ -76,7 +131,7 @@ func (ts *Tokens) AddHash(h [sha256.Size]byte, p Principal) error {
 		return fmt.Errorf("tenant %s: the same token is already given to tenant %s", p.Tenant.ID, prev.Tenant.ID)
 	}
 	ts.byHash[h] = p
-	return nil
+	return ts.AddTenant(p.Tenant)
 }
 
 var bearer = []byte("Bearer ")

@@ -82,23 +82,26 @@ func (s *Server) window(fromMS int64, now time.Time) windowJSON {
 
 // conversationJSON is a conversation's summary, in lists and answers.
 type conversationJSON struct {
-	ID               string            `json:"conversation_id"`
-	Status           string            `json:"status"`
-	GuestPhone       string            `json:"guest_phone"`
-	GuestName        *string           `json:"guest_name"`
-	From             string            `json:"from"`
-	LastMessage      *lastMessageJSON  `json:"last_message"`
-	UnreadCount      int               `json:"unread_count"`
-	MessageCount     int               `json:"message_count"`
-	AssignedTo       *string           `json:"assigned_to"`
-	ServiceRequestID *string           `json:"service_request_id"`
-	Metadata         map[string]string `json:"metadata"`
-	GuestOptedOut    bool              `json:"guest_opted_out"`
-	Window           windowJSON        `json:"window"`
-	CreatedAt        string            `json:"created_at"`
-	UpdatedAt        string            `json:"updated_at"`
-	ReadAt           *string           `json:"read_at"`
-	Resolution       json.RawMessage   `json:"resolution"`
+	ID           string           `json:"conversation_id"`
+	Status       string           `json:"status"`
+	GuestPhone   string           `json:"guest_phone"`
+	GuestName    *string          `json:"guest_name"`
+	From         string           `json:"from"`
+	LastMessage  *lastMessageJSON `json:"last_message"`
+	UnreadCount  int              `json:"unread_count"`
+	MessageCount int              `json:"message_count"`
+	AssignedTo   *string          `json:"assigned_to"`
+	// AssignedDepartment is the department the conversation is assigned
+	// to (assign's department), null when none.
+	AssignedDepartment *string           `json:"assigned_department"`
+	ServiceRequestID   *string           `json:"service_request_id"`
+	Metadata           map[string]string `json:"metadata"`
+	GuestOptedOut      bool              `json:"guest_opted_out"`
+	Window             windowJSON        `json:"window"`
+	CreatedAt          string            `json:"created_at"`
+	UpdatedAt          string            `json:"updated_at"`
+	ReadAt             *string           `json:"read_at"`
+	Resolution         json.RawMessage   `json:"resolution"`
 }
 
 type lastMessageJSON struct {
@@ -125,7 +128,7 @@ func direction(d string) string {
 func (s *Server) conversationSummary(c *redis.Conversation, now time.Time) conversationJSON {
 	j := conversationJSON{
 		ID: c.ID, Status: s.convStatus(c, now), GuestPhone: c.Guest, GuestName: orNull(c.GuestName), From: c.Sender,
-		UnreadCount: c.Unread, MessageCount: c.Messages, AssignedTo: orNull(c.AssignedTo),
+		UnreadCount: c.Unread, MessageCount: c.Messages, AssignedTo: orNull(c.AssignedTo), AssignedDepartment: orNull(c.Department),
 		ServiceRequestID: orNull(c.ServiceRequest), Metadata: c.Metadata, GuestOptedOut: c.OptedOut,
 		Window: s.window(c.WindowFromMS, now), CreatedAt: rfc3339(c.CreatedMS), UpdatedAt: rfc3339(c.LastActivityMS),
 		Resolution: json.RawMessage("null"),
@@ -164,15 +167,47 @@ func (s *Server) apiCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 }
 
+// sees reports whether p may see and act on c. Tokens, supervisors and
+// admins see all of the tenant's conversations; an agent sees those
+// assigned to them, those of their departments, and those assigned to
+// nobody (no person, no department).
+func (p *Principal) sees(c *redis.Conversation) bool {
+	if p.Staff == nil || p.Staff.StaffRole != redis.StaffAgent {
+		return true
+	}
+	switch {
+	case c.AssignedTo == p.Staff.StaffID:
+		return true
+	case c.Department != "" && slices.Contains(p.Staff.Departments, c.Department):
+		return true
+	}
+	return c.AssignedTo == "" && c.Department == ""
+}
+
 // conversation finds p's conversation id, answering 404 (or 503) itself
-// when it cannot.
+// when it cannot; a conversation p may not see is not found either, so
+// that an agent learns nothing of it.
 func (s *Server) conversation(ctx *fasthttp.RequestCtx, rctx context.Context, p Principal, id string) *redis.Conversation {
+	c := s.findConversation(ctx, rctx, p, id)
+	if c != nil && !p.sees(c) {
+		writeError(ctx, conversationNotFound(id))
+		return nil
+	}
+	return c
+}
+
+func conversationNotFound(id string) *apiError {
+	return &apiError{Code: message.CodeConversationNotFound, Message: "No conversation with this id",
+		Details:         map[string]any{"conversation_id": id},
+		RecoveryOptions: []string{"List the guest's conversations with GET /api/v1/whatsapp/conversations?guest_phone=…"}}
+}
+
+// findConversation is conversation without the visibility rule.
+func (s *Server) findConversation(ctx *fasthttp.RequestCtx, rctx context.Context, p Principal, id string) *redis.Conversation {
 	c, err := s.store.FindConversation(rctx, p.Tenant.ID, p.Tenant.Senders, id)
 	switch {
 	case errors.Is(err, redis.ErrConversationNotFound):
-		writeError(ctx, &apiError{Code: message.CodeConversationNotFound, Message: "No conversation with this id",
-			Details:         map[string]any{"conversation_id": id},
-			RecoveryOptions: []string{"List the guest's conversations with GET /api/v1/whatsapp/conversations?guest_phone=…"}})
+		writeError(ctx, conversationNotFound(id))
 		return nil
 	case err != nil:
 		s.log.Warn("conversation", "err", err)
@@ -183,7 +218,9 @@ func (s *Server) conversation(ctx *fasthttp.RequestCtx, rctx context.Context, p 
 }
 
 // handleConversationList serves GET /api/v1/whatsapp/conversations
-// ?guest_phone=&status=&assigned_to=&limit=&cursor= (seeds 001, 002).
+// ?guest_phone=&status=&assigned_to=&department=&limit=&cursor= (seeds
+// 001, 002): assigned_to=none lists those assigned to no person, =me (a
+// session) the member's own; an agent's list holds only what they see.
 func (s *Server) handleConversationList(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	q := ctx.QueryArgs()
 	var f redis.ConversationFilter
@@ -275,12 +312,11 @@ type messageJSON struct {
 	FailureReason *string         `json:"failure_reason,omitempty"`
 	ReplyTo       *string         `json:"reply_to,omitempty"`
 	ReplyID       *string         `json:"reply_id,omitempty"`
-	Media         *mediaRefJSON   `json:"media,omitempty"`
-}
-
-type mediaRefJSON struct {
-	ID       string `json:"id"`
-	MimeType string `json:"mime_type"`
+	// Media is a guest's attachment, with its status and URL
+	// (inboundmedia.go); Contacts the cards a guest shared.
+	Media *mediaJSON `json:"media,omitempty"`
+	mediaLink
+	Contacts json.RawMessage `json:"contacts,omitempty"`
 }
 
 func timeOrNil(ms int64) *string {
@@ -295,8 +331,9 @@ func historyJSON(e *redis.HistoryEntry) messageJSON {
 	m := messageJSON{ID: e.ID, Direction: direction(e.Direction), Type: e.Type, Preview: e.Preview, Timestamp: rfc3339(e.AtMS)}
 	if e.Direction == "in" {
 		m.ReplyTo, m.ReplyID = orNull(e.ReplyTo), orNull(e.ReplyID)
-		if e.MediaID != "" {
-			m.Media = &mediaRefJSON{ID: e.MediaID, MimeType: e.MimeType}
+		m.Media = historyMedia(e)
+		if json.Valid(e.Contacts) {
+			m.Contacts = e.Contacts
 		}
 		return m
 	}
@@ -375,6 +412,11 @@ func (s *Server) handleConversationGet(ctx *fasthttp.RequestCtx, p Principal, ps
 			staff = append(staff, sm)
 			out.Participants = append(out.Participants, participant{Role: "staff", ID: &staff[len(staff)-1]})
 		}
+	}
+	if err := s.linkHistory(rctx, c.TenantID, hist, out.Messages); err != nil {
+		s.log.Warn("conversation media", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
 	}
 	if next >= 0 {
 		out.NextBefore = &next

@@ -77,6 +77,12 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 	// tenant's count and the enqueue.
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	defer cancel()
+	if a.StaffMemberID != "" || p.Staff != nil {
+		if a.StaffMemberID, e = s.sendStaffID(rctx, p, a.StaffMemberID); e != nil {
+			writeError(ctx, e)
+			return out
+		}
+	}
 	if o.Type != message.TypeTemplate {
 		st, err := s.settings.get(rctx, p.Tenant.ID)
 		if err != nil {

@@ -23,11 +23,12 @@ const (
 	routeMedia
 	routeInteractive
 	routeConversations
+	routeStaff // sessions and the staff API
 	nRoutes
 )
 
 var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin", "batch",
-	"templates", "media", "interactive", "conversations"}
+	"templates", "media", "interactive", "conversations", "staff"}
 
 // metrics are the API's Prometheus series.
 type metrics struct {

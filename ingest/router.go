@@ -34,7 +34,9 @@ type endpoint struct {
 
 	// public: no bearer token (the handler checks its own credentials).
 	public bool
-	h      handlerFunc
+	// session: a staff member's session only; API tokens get 403.
+	session bool
+	h       handlerFunc
 }
 
 // apiEndpoints is the API's route table: exact patterns before ones with
@@ -74,6 +76,15 @@ func apiEndpoints() []endpoint {
 		{method: "PUT", pattern: "settings", route: routeAdmin, admin: true, json: true, h: (*Server).handleSettingsPut},
 		{method: "GET", pattern: "admin/dead-letters", route: routeAdmin, admin: true, h: (*Server).handleDeadLetterList},
 		{method: "POST", pattern: "admin/dead-letters/{id}/requeue", route: routeAdmin, admin: true, h: (*Server).handleDeadLetterRequeue},
+		{method: "POST", pattern: "auth/login", route: routeStaff, public: true, json: true, h: (*Server).handleLogin},
+		{method: "POST", pattern: "auth/logout", route: routeStaff, session: true, h: (*Server).handleLogout},
+		{method: "GET", pattern: "auth/me", route: routeStaff, session: true, h: (*Server).handleMe},
+		{method: "GET", pattern: "staff", route: routeStaff, h: (*Server).handleStaffList},
+		{method: "POST", pattern: "staff", route: routeStaff, admin: true, json: true, h: (*Server).handleStaffCreate},
+		{method: "PATCH", pattern: "staff/me", route: routeStaff, session: true, json: true, h: (*Server).handleStaffMe},
+		{method: "GET", pattern: "staff/{id}", route: routeStaff, admin: true, h: (*Server).handleStaffGet},
+		{method: "PATCH", pattern: "staff/{id}", route: routeStaff, admin: true, json: true, h: (*Server).handleStaffPatch},
+		{method: "POST", pattern: "staff/{id}/password", route: routeStaff, admin: true, json: true, h: (*Server).handleStaffPassword},
 	}
 }
 
@@ -104,8 +115,8 @@ func match(path []byte, pattern string) (params, bool) {
 }
 
 // serveAPI routes a request under apiPrefix through the table: 404 when no
-// pattern fits, 405 with Allow when none fits its method, then the token,
-// the role, the body and the handler.
+// pattern fits, 405 with Allow when none fits its method, then the token
+// or session (with its CSRF token), the role, the body and the handler.
 func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path []byte) route {
 	var allow []string
 	r := routeOther
@@ -125,7 +136,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, path []byte) route {
 			return r
 		}
 		p, ok := s.auth(ctx)
-		if !ok || (e.admin && !s.admin(ctx, p)) || (e.json && (!jsonBody(ctx) || !textOK(ctx))) {
+		if !ok || (e.admin && !s.admin(ctx, p)) || (e.session && !sessionOnly(ctx, p)) || (e.json && (!jsonBody(ctx) || !textOK(ctx))) {
 			return r
 		}
 		e.h(s, ctx, p, ps)

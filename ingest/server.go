@@ -12,6 +12,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/wagate/wagate/inbox"
 	"github.com/wagate/wagate/internal/netguard"
+	"github.com/wagate/wagate/internal/password"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
@@ -69,6 +71,17 @@ type Config struct {
 	// can make the gateway post to loopback, private, link-local or
 	// metadata addresses (internal/netguard). `wagate dev` allows loopback.
 	WebhookAllow []string
+	// SessionTTL is how long a staff session lives past its last use
+	// (12 h; also the cookie's Max-Age).
+	SessionTTL time.Duration
+	// LoginWindow and LoginAttempts bound password guessing: at most
+	// LoginAttempts failed logins per tenant and user name per window
+	// (15 min, 10), then 429 until the window ends.
+	LoginWindow   time.Duration
+	LoginAttempts int64
+	// PasswordParams are the argon2id costs of new password hashes
+	// (zero: password.Default()); stored hashes keep their own.
+	PasswordParams password.Params
 }
 
 func (c *Config) setDefaults() {
@@ -105,6 +118,18 @@ func (c *Config) setDefaults() {
 	if c.SenderRate == nil {
 		c.SenderRate = func(string) float64 { return 80 }
 	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.LoginWindow == 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+	if c.LoginAttempts == 0 {
+		c.LoginAttempts = 10
+	}
+	if c.PasswordParams == (password.Params{}) {
+		c.PasswordParams = password.Default()
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -114,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.EnqueueTimeout <= 0 {
 		return errors.New("ingest: enqueue timeout must be positive")
+	}
+	if c.SessionTTL < time.Minute || c.LoginWindow < time.Second || c.LoginAttempts < 1 {
+		return errors.New("ingest: session TTL, login window or login attempts too small")
 	}
 	return nil
 }
@@ -141,8 +169,14 @@ type Server struct {
 	hookClient *fasthttp.Client
 	guard      *netguard.Guard
 	media      mediaState
-	srv        *fasthttp.Server
-	ln         net.Listener
+	// staff caches each tenant's staff ids for the checks of sends and
+	// assignments.
+	staff *staffCache
+	// dummyHash is verified against when a login names no known member,
+	// so that an unknown user name costs what a wrong password does.
+	dummyHash func() string
+	srv       *fasthttp.Server
+	ln        net.Listener
 }
 
 // NewServer returns a server answering with store and tokens; its metrics
@@ -162,6 +196,11 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		settings: newSettingsCache(store, 2*time.Second),
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxResponseBodySize: 64 << 10, Dial: guard.Dial}}
+	s.staff = newStaffCache(store, 2*time.Second)
+	s.dummyHash = sync.OnceValue(func() string {
+		h, _ := password.Hash(randomSecret(), cfg.PasswordParams)
+		return h
+	})
 	if err := s.initMedia(); err != nil {
 		return nil, err
 	}
@@ -331,10 +370,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 	return routeOther
 }
 
-// auth checks the bearer token of an API call, answering the request itself
-// when it fails.
+// auth finds who an API call acts as, answering the request itself when
+// it fails: the bearer token when the call has an Authorization header
+// (machines, as before sessions), else the session cookie (staff; see
+// sessionAuth).
 func (s *Server) auth(ctx *fasthttp.RequestCtx) (Principal, bool) {
-	p, ok := s.tokens.lookup(ctx.Request.Header.Peek("Authorization"))
+	hdr := ctx.Request.Header.Peek("Authorization")
+	if cookie := ctx.Request.Header.Cookie(sessionCookie); len(hdr) == 0 && len(cookie) > 0 {
+		return s.sessionAuth(ctx, string(cookie))
+	}
+	p, ok := s.tokens.lookup(hdr)
 	if !ok {
 		writeError(ctx, errUnauthorized)
 		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="wagate"`)

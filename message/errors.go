@@ -30,6 +30,8 @@ const (
 	CodeConversationNotFound Code = "CONVERSATION_NOT_FOUND"
 	CodeConversationClosed   Code = "CONVERSATION_CLOSED"
 	CodeMessageNotSent       Code = "MESSAGE_NOT_SENT"
+	CodeStaffNotFound        Code = "STAFF_NOT_FOUND"
+	CodeUsernameTaken        Code = "USERNAME_TAKEN"
 	CodeServiceUnavailable   Code = "SERVICE_UNAVAILABLE"
 	CodeInternal             Code = "INTERNAL_ERROR"
 )
@@ -43,11 +45,13 @@ func (c Code) HTTPStatus() int {
 		return 401
 	case CodeMessageWindowExpired, CodeGuestOptedOut, CodeForbidden:
 		return 403
-	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound, CodeBatchNotFound, CodeMediaNotFound, CodeConversationNotFound:
+	case CodeTemplateNotFound, CodeNotFound, CodeMessageNotFound, CodeBatchNotFound, CodeMediaNotFound, CodeConversationNotFound,
+		CodeStaffNotFound:
 		return 404
 	case CodeMethodNotAllowed:
 		return 405
-	case CodeIdempotencyConflict, CodeNotDeadLettered, CodeTemplateExists, CodeConversationClosed, CodeMessageNotSent:
+	case CodeIdempotencyConflict, CodeNotDeadLettered, CodeTemplateExists, CodeConversationClosed, CodeMessageNotSent,
+		CodeUsernameTaken:
 		return 409
 	case CodePayloadTooLarge:
 		return 413

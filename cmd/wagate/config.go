@@ -295,6 +295,12 @@ func (fc *fileConfig) tokens() (*ingest.Tokens, error) {
 		}
 		seen[tc.ID] = tc.ID
 		t := &ingest.Tenant{ID: tc.ID, Senders: tc.Senders, MaxQueued: tc.MaxQueued}
+		// A tenant's staff may sign in even if it has no API token.
+		if len(t.Senders) > 0 {
+			if err := ts.AddTenant(t); err != nil {
+				return nil, fmt.Errorf("config: %w", err)
+			}
+		}
 		for _, tok := range tc.Tokens {
 			p := ingest.Principal{Tenant: t, Role: tok.Role}
 			var err error

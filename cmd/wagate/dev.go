@@ -174,6 +174,9 @@ func cmdDev(args []string) error {
 	if err == nil {
 		err = devSettings(ctx, gw.store)
 	}
+	if err == nil {
+		err = devStaff(ctx, gw.store)
+	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("demo catalogue: %w", err)
@@ -181,6 +184,7 @@ func cmdDev(args []string) error {
 	api := "http://" + reachable(gw.api.Addr())
 	fmt.Printf(`wagate dev is running
   API                 %s   (tenant %s: staff token %s, admin token %s)
+  inbox               %s/inbox   (alice / bruno, password %s, tenant %s)
   sender              %s   (Meta phone number id %s; %d number(s) at %v mps)
   provider simulator  http://%s   (Meta Cloud API v23.0; status webhooks to %s/webhooks/meta)
   Redis               %s   (keys %s:*)
@@ -195,7 +199,7 @@ then answer in free form:
   curl -s '%s/api/v1/whatsapp/conversations?guest_phone=%%2B1234567890' -H 'Authorization: Bearer %s'
 
 Ctrl-C stops it.
-`, api, devTenant, devStaffToken, devAdminToken, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, redactURL(g.redisURL), g.prefix,
+`, api, devTenant, devStaffToken, devAdminToken, api, devStaffPassword, devTenant, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, redactURL(g.redisURL), g.prefix,
 		g.clickhouse, g.chDatabase, gw.opsAddr(), simulator.Addr(), devPhoneID, api, devStaffToken, api, devStaffToken, api, devStaffToken)
 
 	waitForSignal()
