@@ -246,7 +246,29 @@ func (s *Server) handleConversationList(ctx *fasthttp.RequestCtx, p Principal, _
 		}
 		f.Match = func(c *redis.Conversation) bool { return want[s.convStatus(c, now)] }
 	}
-	f.AssignedTo = string(q.Peek("assigned_to"))
+	var unassigned bool
+	switch a := string(q.Peek("assigned_to")); {
+	case a == "none":
+		unassigned = true
+	case a == "me" && p.Staff != nil:
+		f.AssignedTo = p.Staff.StaffID
+	default:
+		f.AssignedTo = a
+	}
+	dept := ""
+	if v := string(q.Peek("department")); v != "" {
+		if dept = normalizeDepartment(v); dept == "" {
+			writeError(ctx, invalidRequest("department must be a department name of 1 to 40 characters", map[string]any{"field": "department"}))
+			return
+		}
+	}
+	if unassigned || dept != "" || (p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent) {
+		status := f.Match
+		f.Match = func(c *redis.Conversation) bool {
+			return (!unassigned || c.AssignedTo == "") && (dept == "" || c.Department == dept) && p.sees(c) &&
+				(status == nil || status(c))
+		}
+	}
 	limit, e := queryInt(q, "limit", 20, 1, 100)
 	if e != nil {
 		writeError(ctx, e)
@@ -312,11 +334,12 @@ type messageJSON struct {
 	FailureReason *string         `json:"failure_reason,omitempty"`
 	ReplyTo       *string         `json:"reply_to,omitempty"`
 	ReplyID       *string         `json:"reply_id,omitempty"`
-	// Media is a guest's attachment, with its status and URL
-	// (inboundmedia.go); Contacts the cards a guest shared.
-	Media *mediaJSON `json:"media,omitempty"`
-	mediaLink
-	Contacts json.RawMessage `json:"contacts,omitempty"`
+	Media         *mediaRefJSON   `json:"media,omitempty"`
+}
+
+type mediaRefJSON struct {
+	ID       string `json:"id"`
+	MimeType string `json:"mime_type"`
 }
 
 func timeOrNil(ms int64) *string {
@@ -331,9 +354,8 @@ func historyJSON(e *redis.HistoryEntry) messageJSON {
 	m := messageJSON{ID: e.ID, Direction: direction(e.Direction), Type: e.Type, Preview: e.Preview, Timestamp: rfc3339(e.AtMS)}
 	if e.Direction == "in" {
 		m.ReplyTo, m.ReplyID = orNull(e.ReplyTo), orNull(e.ReplyID)
-		m.Media = historyMedia(e)
-		if json.Valid(e.Contacts) {
-			m.Contacts = e.Contacts
+		if e.MediaID != "" {
+			m.Media = &mediaRefJSON{ID: e.MediaID, MimeType: e.MimeType}
 		}
 		return m
 	}
@@ -412,11 +434,6 @@ func (s *Server) handleConversationGet(ctx *fasthttp.RequestCtx, p Principal, ps
 			staff = append(staff, sm)
 			out.Participants = append(out.Participants, participant{Role: "staff", ID: &staff[len(staff)-1]})
 		}
-	}
-	if err := s.linkHistory(rctx, c.TenantID, hist, out.Messages); err != nil {
-		s.log.Warn("conversation media", "err", err)
-		writeError(ctx, unavailable("read"))
-		return
 	}
 	if next >= 0 {
 		out.NextBefore = &next
@@ -622,6 +639,10 @@ func (s *Server) handleConversationAction(ctx *fasthttp.RequestCtx, p Principal,
 	if c == nil {
 		return
 	}
+	if e := s.actionStaff(rctx, p, action, fields); e != nil {
+		writeError(ctx, e)
+		return
+	}
 	prev, _, err := s.store.ConversationAction(rctx, c, action, fields)
 	switch {
 	case errors.Is(err, redis.ErrConversationNotFound):
@@ -639,7 +660,9 @@ func (s *Server) handleConversationAction(ctx *fasthttp.RequestCtx, p Principal,
 	}
 	now := time.Now()
 	prevStatus := s.convStatus(&redis.Conversation{State: prev, LastInboundMS: c.LastInboundMS, WindowFromMS: c.WindowFromMS}, now)
-	if c = s.conversation(ctx, rctx, p, c.ID); c == nil {
+	// Read again as it is now, even if p may no longer see it (an agent
+	// who handed it to a colleague).
+	if c = s.findConversation(ctx, rctx, p, c.ID); c == nil {
 		return
 	}
 	out := struct {
@@ -693,17 +716,22 @@ func decodeAction(action string, body []byte) (map[string]any, *apiError) {
 	case redis.ActionAssign:
 		var r struct {
 			AssignedTo json.RawMessage `json:"assigned_to"`
+			Department json.RawMessage `json:"department"`
 		}
 		if e := decodeJSON(body, &r); e != nil {
 			return nil, e
 		}
-		var to string
-		switch v := bytes.TrimSpace(r.AssignedTo); {
-		case len(v) == 0:
-			return nil, invalidRequest("assigned_to is required (an agent id, or null to unassign)", map[string]any{"field": "assigned_to"})
-		case string(v) == "null":
-		case json.Unmarshal(v, &to) != nil:
-			return nil, invalidRequest("assigned_to must be a string or null", map[string]any{"field": "assigned_to"})
+		to, toGiven, e := nullableString("assigned_to", r.AssignedTo)
+		if e != nil {
+			return nil, e
+		}
+		dept, deptGiven, e := nullableString("department", r.Department)
+		if e != nil {
+			return nil, e
+		}
+		if !toGiven && !deptGiven {
+			return nil, invalidRequest("assigned_to is required (a staff member id, or null to unassign), or department",
+				map[string]any{"field": "assigned_to"})
 		}
 		if to != "" && strings.TrimSpace(to) == "" {
 			return nil, invalidRequest(`assigned_to is blank: give an agent id, or "" or null to unassign`, map[string]any{"field": "assigned_to"})
@@ -711,7 +739,24 @@ func decodeAction(action string, body []byte) (map[string]any, *apiError) {
 		if e := text("assigned_to", to, maxRefLen, false); e != nil {
 			return nil, e
 		}
-		return map[string]any{"assigned_to": to}, nil
+		f := map[string]any{}
+		if toGiven {
+			f["assigned_to"] = to
+		}
+		if deptGiven {
+			if dept != "" {
+				if dept = normalizeDepartment(dept); dept == "" {
+					return nil, invalidRequest("department must be a department name of 1 to 40 characters (e.g. "+departmentExample+"), or null",
+						map[string]any{"field": "department", "max_length": maxDepartmentLen})
+				}
+			}
+			f["department"] = dept
+			if !toGiven && dept != "" {
+				// Handed to a department: to its queue, no person.
+				f["assigned_to"] = ""
+			}
+		}
+		return f, nil
 	case redis.ActionLink:
 		var r struct {
 			ServiceRequestID string `json:"service_request_id"`
@@ -731,4 +776,40 @@ func decodeAction(action string, body []byte) (map[string]any, *apiError) {
 		}
 	}
 	return nil, nil
+}
+
+// nullableString reads an optional field that may be a string or null:
+// its value ("" for null) and whether it was given.
+func nullableString(field string, raw json.RawMessage) (string, bool, *apiError) {
+	v := bytes.TrimSpace(raw)
+	if len(v) == 0 {
+		return "", false, nil
+	}
+	var out string
+	if string(v) != "null" && json.Unmarshal(v, &out) != nil {
+		return "", false, invalidRequest(field+" must be a string or null", map[string]any{"field": field})
+	}
+	return out, true, nil
+}
+
+// actionStaff checks and completes an action's fields for p: an
+// assignment names an enabled staff member (checkStaffRef) and records
+// who made it; a signed-in member resolves as themselves by default.
+func (s *Server) actionStaff(rctx context.Context, p Principal, action string, fields map[string]any) *apiError {
+	switch action {
+	case redis.ActionAssign:
+		if to, _ := fields["assigned_to"].(string); to != "" {
+			if e := s.checkStaffRef(rctx, p, "assigned_to", to); e != nil {
+				return e
+			}
+		}
+		if p.Staff != nil {
+			fields["assigned_by"] = p.Staff.StaffID
+		}
+	case redis.ActionResolve:
+		if by, _ := fields["resolved_by"].(string); by == "" && p.Staff != nil {
+			fields["resolved_by"] = p.Staff.StaffID
+		}
+	}
+	return nil
 }
