@@ -334,12 +334,11 @@ type messageJSON struct {
 	FailureReason *string         `json:"failure_reason,omitempty"`
 	ReplyTo       *string         `json:"reply_to,omitempty"`
 	ReplyID       *string         `json:"reply_id,omitempty"`
-	Media         *mediaRefJSON   `json:"media,omitempty"`
-}
-
-type mediaRefJSON struct {
-	ID       string `json:"id"`
-	MimeType string `json:"mime_type"`
+	// Media is a guest's attachment, with its status and URL
+	// (inboundmedia.go); Contacts the cards a guest shared.
+	Media *mediaJSON `json:"media,omitempty"`
+	mediaLink
+	Contacts json.RawMessage `json:"contacts,omitempty"`
 }
 
 func timeOrNil(ms int64) *string {
@@ -354,8 +353,9 @@ func historyJSON(e *redis.HistoryEntry) messageJSON {
 	m := messageJSON{ID: e.ID, Direction: direction(e.Direction), Type: e.Type, Preview: e.Preview, Timestamp: rfc3339(e.AtMS)}
 	if e.Direction == "in" {
 		m.ReplyTo, m.ReplyID = orNull(e.ReplyTo), orNull(e.ReplyID)
-		if e.MediaID != "" {
-			m.Media = &mediaRefJSON{ID: e.MediaID, MimeType: e.MimeType}
+		m.Media = historyMedia(e)
+		if json.Valid(e.Contacts) {
+			m.Contacts = e.Contacts
 		}
 		return m
 	}
@@ -434,6 +434,11 @@ func (s *Server) handleConversationGet(ctx *fasthttp.RequestCtx, p Principal, ps
 			staff = append(staff, sm)
 			out.Participants = append(out.Participants, participant{Role: "staff", ID: &staff[len(staff)-1]})
 		}
+	}
+	if err := s.linkHistory(rctx, c.TenantID, hist, out.Messages); err != nil {
+		s.log.Warn("conversation media", "err", err)
+		writeError(ctx, unavailable("read"))
+		return
 	}
 	if next >= 0 {
 		out.NextBefore = &next

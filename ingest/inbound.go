@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/wagate/wagate/message"
@@ -31,6 +32,8 @@ func inboundPreview(m *provider.Inbound) string {
 		p = "[reaction] " + p
 	case m.Type == "location":
 		p = "[location] " + p
+	case m.Type == "contacts" && len(m.Contacts) > 0:
+		p = "[contacts] " + contactNames(m.Contacts)
 	case p == "":
 		p = "[" + m.Type + "]"
 	}
@@ -41,18 +44,51 @@ func inboundPreview(m *provider.Inbound) string {
 	return p
 }
 
+// contactNames lists shared cards by their names, for previews.
+func contactNames(cs []provider.Contact) string {
+	names := make([]string, 0, len(cs))
+	for _, c := range cs {
+		n := c.Name.FormattedName
+		if n == "" {
+			n = strings.TrimSpace(c.Name.FirstName + " " + c.Name.LastName)
+		}
+		if n == "" && len(c.Phones) > 0 {
+			n = c.Phones[0].Phone
+		}
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 // inboundData is the data of an inbound_message or media_received event
 // for the tenant's webhook (seed 001's handler reads guest_phone,
-// message_content and conversation_id).
+// message_content and conversation_id). A guest's media has its status
+// and, once ready, a signed URL; contacts their cards.
 type inboundData struct {
-	MessageID      string        `json:"message_id"`
-	MessageType    string        `json:"message_type"`
-	MessageContent string        `json:"message_content"`
-	GuestName      string        `json:"guest_name,omitempty"`
-	ReplyTo        string        `json:"reply_to,omitempty"`
-	ReplyID        string        `json:"reply_id,omitempty"`
-	Media          *mediaRefJSON `json:"media,omitempty"`
-	Timestamp      string        `json:"timestamp"`
+	MessageID      string     `json:"message_id"`
+	MessageType    string     `json:"message_type"`
+	MessageContent string     `json:"message_content"`
+	GuestName      string     `json:"guest_name,omitempty"`
+	ReplyTo        string     `json:"reply_to,omitempty"`
+	ReplyID        string     `json:"reply_id,omitempty"`
+	Media          *mediaJSON `json:"media,omitempty"`
+	mediaLink
+	Contacts  []provider.Contact `json:"contacts,omitempty"`
+	Timestamp string             `json:"timestamp"`
+}
+
+// maxCaptionKept bounds a guest's caption in the history (WhatsApp's own
+// limit); the webhook's message_content has it whole.
+const maxCaptionKept = 1024
+
+// truncRunes cuts s to at most n runes.
+func truncRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
 }
 
 // fileInbound files one guest message: the window, the conversation, the
@@ -83,20 +119,35 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		}
 	}
 	preview := inboundPreview(m)
-	kind := message.EventInboundMessage
 	d := inboundData{MessageID: m.ProviderMessageID, MessageType: m.Type, MessageContent: m.Text, GuestName: m.Name,
-		ReplyTo: m.ContextID, ReplyID: m.ReplyID, Timestamp: rfc3339(m.AtMS)}
-	if isMedia(m.Type) {
-		kind = message.EventMediaReceived
-		d.Media = &mediaRefJSON{ID: m.MediaID, MimeType: m.MimeType}
-	}
-	data, _ := json.Marshal(&d)
-	res, err := p.store.RecordInbound(ctx, &redis.InboundArgs{
+		ReplyTo: m.ContextID, ReplyID: m.ReplyID, Contacts: m.Contacts, Timestamp: rfc3339(m.AtMS)}
+	in := &redis.InboundArgs{
 		TenantID: ref.Tenant, Sender: ref.Sender, Guest: m.From, Name: m.Name, ProviderMessageID: m.ProviderMessageID,
-		AtMS: m.AtMS, Opt: opt, Keyword: keyword, NotifyKind: kind, NotifyData: data,
+		AtMS: m.AtMS, Opt: opt, Keyword: keyword, NotifyKind: message.EventInboundMessage,
 		Entry: redis.HistoryEntry{ID: m.ProviderMessageID, AtMS: m.AtMS, Type: m.Type, Preview: preview,
-			ReplyTo: m.ContextID, ReplyID: m.ReplyID, MediaID: m.MediaID, MimeType: m.MimeType, Name: m.Name},
-	})
+			ReplyTo: m.ContextID, ReplyID: m.ReplyID, Name: m.Name},
+	}
+	if len(m.Contacts) > 0 {
+		in.Entry.Contacts, _ = json.Marshal(m.Contacts)
+		if d.MessageContent == "" {
+			d.MessageContent = contactNames(m.Contacts)
+		}
+	}
+	if isMedia(m.Type) {
+		// The file is downloaded later (inboundmedia.go): the message is
+		// recorded now with the id its copy will have, and the job goes
+		// with it. media_received follows when the download ends.
+		job := mediaJob{MediaID: newMediaID(), ProviderMediaID: m.MediaID, PhoneNumberID: m.PhoneNumberID, Tenant: ref.Tenant,
+			Sender: ref.Sender, Guest: m.From, MessageID: m.ProviderMessageID, Type: m.Type, MIME: m.MimeType,
+			Filename: cleanFilename(m.Filename), Caption: truncRunes(m.Text, maxCaptionKept), Name: m.Name, ReplyTo: m.ContextID, AtMS: m.AtMS}
+		in.MediaJob, _ = json.Marshal(&job)
+		in.Entry.MediaID, in.Entry.ProviderMediaID, in.Entry.MimeType = job.MediaID, job.ProviderMediaID, job.MIME
+		in.Entry.Filename, in.Entry.Caption = job.Filename, job.Caption
+		d.Media = historyMedia(&in.Entry)
+		d.MediaStatus = mediaPending
+	}
+	in.NotifyData, _ = json.Marshal(&d)
+	res, err := p.store.RecordInbound(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -105,6 +156,9 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		return nil
 	}
 	p.m.inbound.WithLabelValues("new").Inc()
+	if in.MediaJob != nil {
+		p.dl.wake()
+	}
 	if res.Opt == "" {
 		return nil
 	}

@@ -108,7 +108,17 @@ type mediaState struct {
 
 // initMedia sets up s.media from s.cfg.Media.
 func (s *Server) initMedia() error {
-	c := s.cfg.Media
+	m, err := newMediaState(s.cfg.Media)
+	if err != nil {
+		return err
+	}
+	s.media = m
+	return nil
+}
+
+// newMediaState checks c and returns the media store and URL signer it
+// describes, its zero fields defaulted.
+func newMediaState(c MediaConfig) (mediaState, error) {
 	m := mediaState{files: c.Files, key: c.SigningKey, base: strings.TrimRight(c.PublicBaseURL, "/"),
 		urlTTL: c.URLTTL, retention: c.Retention, limits: c.Limits, now: c.Now}
 	if m.urlTTL == 0 {
@@ -123,18 +133,17 @@ func (s *Server) initMedia() error {
 	m.limits.setDefaults()
 	if m.files != nil {
 		if len(m.key) < 32 {
-			return errors.New("ingest: the media signing key must be at least 32 bytes")
+			return mediaState{}, errors.New("ingest: the media signing key must be at least 32 bytes")
 		}
 		u, err := url.Parse(m.base)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("ingest: media public base url %q is not an http(s) root", c.PublicBaseURL)
+			return mediaState{}, fmt.Errorf("ingest: media public base url %q is not an http(s) root", c.PublicBaseURL)
 		}
 		if m.urlTTL < time.Minute || m.retention < time.Hour {
-			return errors.New("ingest: media url ttl under a minute or retention under an hour")
+			return mediaState{}, errors.New("ingest: media url ttl under a minute or retention under an hour")
 		}
 	}
-	s.media = m
-	return nil
+	return m, nil
 }
 
 // mediaPrefix starts every media id.

@@ -41,6 +41,15 @@ type ProcessorConfig struct {
 	// WABATenants maps a WhatsApp Business Account id to the tenants whose
 	// templates it holds, for template status updates.
 	WABATenants map[string][]string
+	// Media is where guests' media are kept and how their URLs are signed:
+	// the API's MediaConfig (the same folder and key). Without Files,
+	// downloads fail as not configured.
+	Media MediaConfig
+	// MediaFetchers download guests' media, by the provider's phone number
+	// id of the number they were sent to (its account's fetcher).
+	MediaFetchers map[string]MediaFetcher
+	// Downloads tunes the downloads of guests' media.
+	Downloads DownloadConfig
 }
 
 // NumberRef is a business number and the tenant that owns it.
@@ -79,6 +88,9 @@ type Processor struct {
 	settings *settingsCache
 	log      *slog.Logger
 	m        processorMetrics
+	// media and dl are guests' media and their downloads (inboundmedia.go).
+	media    mediaState
+	dl       downloads
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -89,12 +101,23 @@ type processorMetrics struct {
 	statuses *prometheus.CounterVec
 	orphans  *prometheus.CounterVec
 	inbound  *prometheus.CounterVec
+	// downloads counts guests' media downloads by result.
+	downloads *prometheus.CounterVec
 }
 
 // NewProcessor returns a processor over store.
 func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) *Processor {
 	cfg.setDefaults()
-	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: newSettingsCache(store, 2*time.Second)}
+	cfg.Downloads.setDefaults()
+	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: newSettingsCache(store, 2*time.Second),
+		dl: downloads{cfg: cfg.Downloads, fetchers: cfg.MediaFetchers, kick: make(chan struct{}, 1)}}
+	var err error
+	if p.media, err = newMediaState(cfg.Media); err != nil {
+		// The API refuses the same settings at start; here downloads fail
+		// as not configured rather than stopping the webhooks.
+		log.Error("guests' media will not be downloaded", "err", err)
+		p.media, _ = newMediaState(MediaConfig{})
+	}
 	p.m = processorMetrics{
 		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_inbound_bodies_total", Help: "Stored webhook bodies processed, by result (ok, malformed).",
@@ -111,7 +134,11 @@ func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Regist
 			Help: "Messages received from guests, by result: new, duplicate, opt_out, opt_in, unknown_number (no tenant has the number).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(p.m.bodies, p.m.statuses, p.m.orphans, p.m.inbound)
+	p.m.downloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wagate_inbound_media_downloads_total",
+		Help: "Downloads of guests' media, by result: ready (kept), failed (for good), retry (to be tried again).",
+	}, []string{"result"})
+	reg.MustRegister(p.m.bodies, p.m.statuses, p.m.orphans, p.m.inbound, p.m.downloads)
 	return p
 }
 
@@ -121,8 +148,9 @@ func (p *Processor) Start() {
 		p.wg.Add(1)
 		go p.readLoop(part)
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.sweepLoop()
+	go p.downloadLoop()
 }
 
 // Shutdown stops reading; bodies being processed are finished first.

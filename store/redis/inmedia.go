@@ -124,3 +124,12 @@ func (s *Store) MediaQueueLen(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// DropMediaJob removes claimed job j without a notice: a job that cannot
+// be read.
+func (s *Store) DropMediaJob(ctx context.Context, j MediaJob) error {
+	if err := s.rdb.ZRem(ctx, s.keys.MediaQueue(j.Shard), j.Member).Err(); err != nil {
+		return fmt.Errorf("drop media job: %w", err)
+	}
+	return nil
+}
