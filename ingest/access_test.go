@@ -635,8 +635,13 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 			if got := ids(hotel, "conversations", "conversation_id"); !slices.Contains(got, d.convID) || !slices.Contains(got, d.deskConvID) {
 				t.Fatalf("the hotel's conversations with the guest: %v", got)
 			}
-			for _, q := range []string{"", "?guest_phone=%2B14155550100", "?status=active,initiated,expired,archived,closed&limit=100"} {
+			for _, q := range []string{"", "?guest_phone=%2B14155550100", "?status=active,initiated,expired,archived,closed&limit=100", "?assigned_to=none"} {
 				v := h.ok(t, 200, "GET", api+"conversations"+q, otherToken, "")
+				// seaside's member, signed in, lists what seaside's token does.
+				sv := h.ok(t, 200, "GET", api+"conversations"+q, "", "", withSession(d.otherAgent)...)
+				if got, want := ids(sv, "conversations", "conversation_id"), ids(v, "conversations", "conversation_id"); !slices.Equal(got, want) {
+					t.Fatalf("seaside's member lists %v, its token %v", got, want)
+				}
 				if len(ids(v, "conversations", "conversation_id")) == 0 {
 					t.Fatalf("seaside's own conversations (the guests wrote to it too) are missing: %v", v)
 				}
