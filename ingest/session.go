@@ -60,7 +60,7 @@ var (
 // be live, its member enabled and of the session's generation (a disable
 // or a password reset ends every session at once), and a call other than
 // GET or HEAD must carry the session's CSRF token. Using a session renews
-// it (a sliding expiry).
+// it and its cookie (a sliding expiry).
 func (s *Server) sessionAuth(ctx *fasthttp.RequestCtx, token string) (Principal, bool) {
 	rctx, cancel := s.apiCtx()
 	defer cancel()
@@ -80,6 +80,9 @@ func (s *Server) sessionAuth(ctx *fasthttp.RequestCtx, token string) (Principal,
 			return Principal{}, false
 		}
 	}
+	// The cookie slides with the session: a member at work is not signed
+	// out by their browser 12 hours after signing in.
+	setSessionCookie(ctx, token, s.cfg.SessionTTL)
 	return p, true
 }
 

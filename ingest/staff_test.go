@@ -110,9 +110,13 @@ func TestLoginSetsASessionCookieThatMeAndLogoutUse(t *testing.T) {
 
 	// /auth/me gives the member and the token back to a page that has only
 	// the cookie.
-	code, v, _ = h.do("GET", mePath, "", "", "Cookie", sessionCookie+"="+s.cookie)
+	code, v, hdr = h.do("GET", mePath, "", "", "Cookie", sessionCookie+"="+s.cookie)
 	if code != 200 || v["csrf_token"] != csrf || v["staff"].(map[string]any)["id"] != id {
 		t.Fatalf("me: %d %v", code, v)
+	}
+	// Each use renews the cookie with the session.
+	if again := sessionCookieOf(hdr); again == nil || again.Value != s.cookie || again.MaxAge != 43200 || !again.HttpOnly || !again.Secure {
+		t.Fatalf("the cookie after a use: %q", hdr.Get("Set-Cookie"))
 	}
 	// A token is no session.
 	if code, v, _ := h.do("GET", mePath, staffToken, ""); code != 403 || errDetails(v)["reason"] != "session_required" {
