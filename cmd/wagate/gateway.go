@@ -269,7 +269,12 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 	if g.has(roleInbound) {
-		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants},
+		fetchers, err := fc.mediaFetchers()
+		if err != nil {
+			return nil, err
+		}
+		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants,
+			Media: mediaCfg, MediaFetchers: fetchers},
 			store, reg, log.With("role", "inbound"))
 	}
 	if g.has(roleDispatcher) {

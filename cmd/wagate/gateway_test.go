@@ -51,7 +51,8 @@ type testGateway struct {
 	conn interface{ Close() error }
 }
 
-func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
+// startTestGateway starts the gateway; opts change its flags first.
+func startTestGateway(t *testing.T, delays sim.Delays, opts ...func(*gatewayFlags)) *testGateway {
 	t.Helper()
 	rdb := redistest.Client(t)
 	g := gatewayFlags{
@@ -59,6 +60,9 @@ func startTestGateway(t *testing.T, delays sim.Delays) *testGateway {
 		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
 		httpAddr: freeAddr(t), roles: "api,dispatcher,inbound,loader",
 		media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey},
+	}
+	for _, o := range opts {
+		o(&g)
 	}
 	catalogue, err := demoCatalogue()
 	if err != nil {

@@ -116,3 +116,21 @@ func (m *mediaSource) ProviderMediaID(ctx context.Context, account, sum string) 
 func (m *mediaSource) SetProviderMediaID(ctx context.Context, account, sum, id string) error {
 	return m.store.SetProviderMediaID(ctx, account, sum, id, m.ttl)
 }
+
+// mediaFetchers returns, by Meta phone number id, the fetcher of the Meta
+// account that holds the number: guests' media sent to a number are
+// downloaded with its account's token.
+func (fc *fileConfig) mediaFetchers() (map[string]ingest.MediaFetcher, error) {
+	out := map[string]ingest.MediaFetcher{}
+	for _, a := range fc.Meta.Accounts {
+		f, err := meta.NewMediaFetcher(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken,
+			PhoneNumberIDs: a.Numbers}, meta.FetchConfig{})
+		if err != nil {
+			return nil, fmt.Errorf("config: meta account %s: %w", a.Name, err)
+		}
+		for _, id := range a.Numbers {
+			out[id] = f
+		}
+	}
+	return out, nil
+}
