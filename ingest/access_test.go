@@ -335,6 +335,7 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"POST admin/dead-letters/{id}/requeue":      {"POST", api + "admin/dead-letters/" + d.deadID + "/requeue", "", nil},
 		"POST webhooks/dead-letters/redeliver":      {"POST", api + "webhooks/dead-letters/redeliver", "", nil},
 		"POST webhooks/dead-letters/{id}/redeliver": {"POST", api + "webhooks/dead-letters/evt_0_1-0/redeliver", "", nil},
+		"GET inbox/stream":                          {"GET", api + "inbox/stream", "", nil},
 		"POST auth/logout":                          {"POST", api + "auth/logout", "", nil},
 		"GET auth/me":                               {"GET", api + "auth/me", "", nil},
 		"GET staff":                                 {"GET", api + "staff", "", nil},
@@ -980,6 +981,22 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 		}},
 		{"POST webhooks/dead-letters/{id}/redeliver", func(t *testing.T) {
 			h.refused(t, 404, "NOT_FOUND", "POST", api+"webhooks/dead-letters/evt_0_1-0/redeliver", otherAdminToken, "")
+		}},
+		{"GET inbox/stream", func(t *testing.T) {
+			mine, theirs := h.openStream(staffToken), h.openStream(otherToken)
+			v := h.ok(t, 202, "POST", sendPath, staffToken, sendText(d.guest, "Your taxi is here."))
+			next(t, mine, "message_status", func(e map[string]any) bool { return e["message_id"] == v["message_id"] })
+			for {
+				select {
+				case ev := <-theirs:
+					if ev.name != "ready" && (ev.data["conversation_id"] == d.convID || ev.data["message_id"] == v["message_id"]) {
+						t.Fatalf("seaside's stream got the hotel's %s %v", ev.name, ev.data)
+					}
+					continue
+				default:
+				}
+				break
+			}
 		}},
 		{"POST auth/login", func(t *testing.T) {
 			// A member signs in to their own tenant only.
