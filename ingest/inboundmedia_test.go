@@ -304,10 +304,15 @@ func TestGuestMediaThatCannotBeHadFails(t *testing.T) {
 			if got == nil || got["media_status"] != mediaFailed || got["media_failure_code"] != tc.code || got["media_url"] != nil {
 				t.Fatalf("%s: media_received %v", tc.name, got)
 			}
-			// No bytes are served for it, even with a valid signature.
+			// No bytes are served for it, even with a valid signature, and
+			// it cannot be sent on.
 			id := m["media"].(map[string]any)["id"].(string)
 			if code, _, _ := h.get(h.srv.media.url(id, h.clock.Now().Add(time.Hour).Unix())); code != 404 {
 				t.Fatalf("%s: failed media served: %d", tc.name, code)
+			}
+			send := `{"guest_phone":"` + seedGuest + `","media_id":"` + id + `","media_type":"` + tc.typ + `"}`
+			if code, v, _ := h.do("POST", sendMediaPath, staffToken, send); code != 404 || errCode(t, v) != string(message.CodeMediaNotFound) {
+				t.Fatalf("%s: failed media sent on: %d %v", tc.name, code, v)
 			}
 		}()
 	}

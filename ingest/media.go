@@ -762,7 +762,8 @@ func (s *Server) tenantMedia(tenant, id, field string) (*redis.MediaRecord, *api
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	rec, err := s.store.Media(ctx, id)
 	cancel()
-	if errors.Is(err, redis.ErrMediaNotFound) || (err == nil && rec.TenantID != tenant) {
+	// A guest's media whose download failed has no bytes to send.
+	if errors.Is(err, redis.ErrMediaNotFound) || (err == nil && (rec.TenantID != tenant || rec.Status == redis.MediaFailed)) {
 		return nil, notFound
 	}
 	if err != nil {
