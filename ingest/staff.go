@@ -138,6 +138,10 @@ func staffNotFound(id string) *apiError {
 
 // staffCreate is the body of POST /staff.
 type staffCreate struct {
+	// ID is the member's id where the tenant has one already (its PMS's:
+	// the staff_member_id its integrations send); wagate makes one
+	// otherwise.
+	ID          string   `json:"id"`
 	Username    string   `json:"username"`
 	Name        string   `json:"name"`
 	Role        string   `json:"role"`
@@ -155,6 +159,10 @@ func (s *Server) handleStaffCreate(ctx *fasthttp.RequestCtx, p Principal, _ para
 	}
 	if !redis.ValidUsername(r.Username) {
 		writeError(ctx, invalidRequest(usernameRule, map[string]any{"field": "username", "value": quote(r.Username)}))
+		return
+	}
+	if r.ID != "" && !redis.ValidStaffID(r.ID) {
+		writeError(ctx, invalidRequest("id may hold 1 to 64 letters, digits, '.', '_' and '-'", map[string]any{"field": "id"}))
 		return
 	}
 	e := checkName(r.Name)
@@ -179,7 +187,7 @@ func (s *Server) handleStaffCreate(ctx *fasthttp.RequestCtx, p Principal, _ para
 		writeError(ctx, &apiError{Code: message.CodeInternal, Message: "The password could not be hashed; nothing was changed"})
 		return
 	}
-	m := &redis.StaffMember{TenantID: p.Tenant.ID, Username: r.Username, Name: strings.TrimSpace(r.Name), Role: r.Role,
+	m := &redis.StaffMember{ID: r.ID, TenantID: p.Tenant.ID, Username: r.Username, Name: strings.TrimSpace(r.Name), Role: r.Role,
 		Departments: dps, PasswordHash: hash}
 	rctx, cancel := s.apiCtx()
 	defer cancel()
@@ -187,6 +195,10 @@ func (s *Server) handleStaffCreate(ctx *fasthttp.RequestCtx, p Principal, _ para
 	case errors.Is(err, redis.ErrUsernameTaken):
 		writeError(ctx, &apiError{Code: message.CodeUsernameTaken, Message: "Another staff member of this tenant has this user name",
 			Details: map[string]any{"field": "username", "value": r.Username}, RecoveryOptions: []string{"Choose another user name"}})
+		return
+	case errors.Is(err, redis.ErrStaffIDTaken):
+		writeError(ctx, &apiError{Code: message.CodeUsernameTaken, Message: "Another staff member of this tenant has this id",
+			Details: map[string]any{"field": "id", "value": r.ID}, RecoveryOptions: []string{"Choose another id, or leave it out for wagate to make one"}})
 		return
 	case err != nil:
 		s.log.Warn("create staff member", "err", err)

@@ -755,3 +755,39 @@ func TestATenantWithoutTokensStillSignsItsStaffIn(t *testing.T) {
 		t.Fatalf("lakeside's staff: %d %v", c, v)
 	}
 }
+
+// TestStaffKeepTheIDsTheirHotelGaveThem: a member may be created with the
+// id the hotel's systems use for that person (seed 001's staff_456), which
+// its sends then name; an id in use or malformed is refused.
+func TestStaffKeepTheIDsTheirHotelGaveThem(t *testing.T) {
+	h := newHarness(t, fastPasswords)
+	body := func(id, user string) string {
+		b, _ := json.Marshal(map[string]any{"id": id, "username": user, "name": "Alice Martin", "role": "agent",
+			"departments": []string{"front_desk"}, "password": testPassword})
+		return string(b)
+	}
+	code, v, _ := h.do("POST", staffPath, adminToken, body("staff_456", "alice"))
+	if code != 201 || v["id"] != "staff_456" {
+		t.Fatalf("create with an id: %d %v", code, v)
+	}
+	tests := []struct {
+		id, user string
+		code     int
+		field    string
+	}{
+		{"staff_456", "alice2", 409, "id"},
+		{"staff 456", "alice3", 400, "id"},
+		{"staff:456", "alice4", 400, "id"},
+		{strings.Repeat("a", 65), "alice5", 400, "id"},
+	}
+	for _, tt := range tests {
+		code, v, _ := h.do("POST", staffPath, adminToken, body(tt.id, tt.user))
+		if code != tt.code || errDetails(v)["field"] != tt.field {
+			t.Errorf("id %q: %d %v, want %d on %s", tt.id, code, v, tt.code, tt.field)
+		}
+	}
+	// Seed 001's send, as written, names her.
+	if code, v, _ := h.do("POST", sendPath, staffToken, seedSend("Welcome to Grand Plaza Hotel!")); code != 202 {
+		t.Fatalf("seed 001's send naming staff_456: %d %v", code, v)
+	}
+}

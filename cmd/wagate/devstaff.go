@@ -13,11 +13,12 @@ import (
 const devStaffPassword = "dev-password"
 
 // devStaffMembers are the demo tenant's staff members: an agent of the
-// front desk and a supervisor, to try the inbox as both.
+// front desk and a supervisor, to try the inbox as both. Alice is seed
+// 001's staff_456, the staff member its example sends name.
 func devStaffMembers() []redis.StaffMember {
 	return []redis.StaffMember{
-		{TenantID: devTenant, Username: "alice", Name: "Alice Martin", Role: redis.StaffAgent, Departments: []string{"front_desk"}},
-		{TenantID: devTenant, Username: "bruno", Name: "Bruno Keller", Role: redis.StaffSupervisor, Departments: []string{}},
+		{ID: "staff_456", TenantID: devTenant, Username: "alice", Name: "Alice Martin", Role: redis.StaffAgent, Departments: []string{"front_desk"}},
+		{ID: "staff_123", TenantID: devTenant, Username: "bruno", Name: "Bruno Keller", Role: redis.StaffSupervisor, Departments: []string{}},
 	}
 }
 

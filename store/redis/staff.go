@@ -26,6 +26,8 @@ var (
 	// ErrUsernameTaken: another staff member of the tenant has the user
 	// name.
 	ErrUsernameTaken = errors.New("user name is taken")
+	// ErrStaffIDTaken: a member was created with an id another has.
+	ErrStaffIDTaken = errors.New("staff member id is taken")
 	// ErrSessionNotFound: no live session has this cookie value (never
 	// made, logged out, or expired).
 	ErrSessionNotFound = errors.New("session not found")
@@ -85,15 +87,17 @@ func NewStaffID() string {
 	return "stf_" + staffIDEncoding.EncodeToString(b)
 }
 
-// ValidStaffID reports whether id can be a staff member's id: it goes into
-// a key, so it is checked before any lookup.
+// ValidStaffID reports whether id can be a staff member's id: one wagate
+// made ("stf_" and 80 random bits) or one the tenant brought (its PMS's,
+// "staff_456": 1–64 letters, digits, '.', '_' and '-'). It goes into a
+// key, so it is checked before any lookup.
 func ValidStaffID(id string) bool {
-	rest, ok := strings.CutPrefix(id, "stf_")
-	if !ok || rest == "" || len(rest) > 32 {
+	if len(id) == 0 || len(id) > 64 {
 		return false
 	}
-	for i := 0; i < len(rest); i++ {
-		if !strings.ContainsRune("0123456789abcdefghjkmnpqrstvwxyz", rune(rest[i])) {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return false
 		}
 	}
@@ -144,11 +148,13 @@ func decodeStaff(tenant string, h map[string]string) *StaffMember {
 }
 
 // CreateStaff adds m to its tenant, with a new id when m has none;
-// ErrUsernameTaken when another member has its user name. The user name's
-// index entry and the member are written in one transaction, watched, so
-// that two creations of one name cannot both win.
+// ErrUsernameTaken when another member has its user name, ErrStaffIDTaken
+// when one has its id. The user name's index entry and the member are
+// written in one transaction, watched, so that two creations of one name
+// (or id) cannot both win.
 func (s *Store) CreateStaff(ctx context.Context, m *StaffMember) error {
-	if m.ID == "" {
+	chosen := m.ID != ""
+	if !chosen {
 		m.ID = NewStaffID()
 	}
 	if !ValidUsername(m.Username) || !ValidStaffID(m.ID) {
@@ -160,6 +166,7 @@ func (s *Store) CreateStaff(ctx context.Context, m *StaffMember) error {
 		m.Availability = AvailabilityOffline
 	}
 	names := s.keys.StaffNames(m.TenantID)
+	key := s.keys.Staff(m.TenantID, m.ID)
 	err := s.rdb.Watch(ctx, func(tx *goredis.Tx) error {
 		taken, err := tx.HExists(ctx, names, m.Username).Result()
 		if err != nil {
@@ -168,16 +175,25 @@ func (s *Store) CreateStaff(ctx context.Context, m *StaffMember) error {
 		if taken {
 			return ErrUsernameTaken
 		}
+		if chosen {
+			n, err := tx.Exists(ctx, key).Result()
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return ErrStaffIDTaken
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.HSet(ctx, names, m.Username, m.ID)
-			p.HSet(ctx, s.keys.Staff(m.TenantID, m.ID), m.fields())
+			p.HSet(ctx, key, m.fields())
 			return nil
 		})
 		return err
-	}, names)
+	}, names, key)
 	switch {
-	case errors.Is(err, ErrUsernameTaken):
-		return ErrUsernameTaken
+	case errors.Is(err, ErrUsernameTaken), errors.Is(err, ErrStaffIDTaken):
+		return err
 	case errors.Is(err, goredis.TxFailedErr):
 		// The index changed while we looked: someone else created a
 		// member; if it took this name, say so.
