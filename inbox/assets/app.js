@@ -31,6 +31,13 @@ async function api(method, path, body, isForm) {
   return v;
 }
 
+// api2 is api with a CSRF token not yet in state (right after login).
+async function api2(csrf, method, path, body) {
+  state.csrf = csrf;
+  const v = await api(method, path, body);
+  return v && v.id ? v : (v && v.staff) || null;
+}
+
 function el(tag, attrs, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -97,6 +104,8 @@ $('login-form').addEventListener('submit', async (ev) => {
     const v = await api('POST', '/auth/login', { tenant, username: $('login-username').value.trim(), password: $('login-password').value });
     localStorage.setItem('wagate.tenant', tenant);
     $('login-password').value = '';
+    // Signing in is being at the desk.
+    try { v.staff = (await api2(v.csrf_token, 'PATCH', '/staff/me', { availability: 'online' })) || v.staff; } catch { /* stays as it was */ }
     await enter(v);
   } catch (e) {
     $('login-error').textContent = e.message;
@@ -178,18 +187,25 @@ async function openConversation(id) {
   $('app').classList.add('reading');
   renderList();
   await loadConversation();
-  const c = state.openData;
-  if (c && c.unread_count > 0) {
-    try { await api('POST', '/conversations/' + encodeURIComponent(id) + '/read', {}); } catch { /* shown at next load */ }
-    loadList(true);
-  }
 }
 
-async function loadConversation() {
+async function loadConversation(afterAction) {
   const id = state.open;
   if (!id) return;
   let c;
-  try { c = await api('GET', '/conversations/' + encodeURIComponent(id) + '?limit=100'); } catch (e) { $('send-error').textContent = e.message; return; }
+  try { c = await api('GET', '/conversations/' + encodeURIComponent(id) + '?limit=100'); } catch (e) {
+    if (e.status === 404 && afterAction) {
+      // Handed to someone this member may not follow (an agent's view):
+      // back to the list, with the notice of what was done.
+      state.open = null;
+      $('conversation').hidden = true;
+      $('empty').hidden = false;
+      $('app').classList.remove('reading');
+      return;
+    }
+    $('send-error').textContent = e.message;
+    return;
+  }
   if (state.open !== id) return;
   state.openData = c;
   $('empty').hidden = true;
@@ -199,8 +215,8 @@ async function loadConversation() {
   $('conv-status').textContent = c.status;
   $('optout').hidden = !c.guest_opted_out;
   const w = c.window || {};
-  const open = w.is_open !== undefined ? w.is_open : (c.status === 'active');
-  const left = w.expires_at ? Math.max(0, Math.round((new Date(w.expires_at) - Date.now()) / 60000)) : 0;
+  const open = !!w.within_window;
+  const left = w.window_expires_at ? Math.max(0, Math.round((new Date(w.window_expires_at) - Date.now()) / 60000)) : 0;
   $('window').textContent = open ? 'Window open · ' + Math.floor(left / 60) + ' h ' + (left % 60) + ' min left' : 'Window closed';
   const info = [];
   if (c.assigned_to) info.push('Assigned to ' + staffName(c.assigned_to));
@@ -209,6 +225,10 @@ async function loadConversation() {
   $('conv-info').textContent = info.join(' · ');
   renderAssign(c);
   renderMessages(c.messages || []);
+  if (c.unread_count > 0 && document.visibilityState === 'visible' && c.status !== 'closed') {
+    // What arrives in the open conversation is read as it shows.
+    api('POST', '/conversations/' + encodeURIComponent(id) + '/read', {}).then(() => loadList(true)).catch(() => {});
+  }
   const closed = c.status === 'closed';
   $('composer').hidden = !open || closed || c.guest_opted_out;
   $('template-form').hidden = open || closed || c.guest_opted_out;
@@ -281,12 +301,18 @@ function renderMessages(msgs) {
 
 async function act(action, body) {
   $('send-error').textContent = '';
+  $('notice').textContent = '';
+  let done = null;
   try {
-    await api('POST', '/conversations/' + encodeURIComponent(state.open) + '/' + action, body || {});
+    done = await api('POST', '/conversations/' + encodeURIComponent(state.open) + '/' + action, body || {});
   } catch (e) {
     $('send-error').textContent = e.message;
   }
-  await Promise.all([loadConversation(), loadList(true)]);
+  if (done && action === 'assign') {
+    const to = done.assigned_to ? staffName(done.assigned_to) : (done.assigned_department ? 'the ' + done.assigned_department.replace(/_/g, ' ') + ' department' : 'nobody');
+    $('notice').textContent = 'Assigned to ' + to + '.';
+  }
+  await Promise.all([loadConversation(true), loadList(true)]);
 }
 
 for (const b of document.querySelectorAll('.actions [data-action]')) b.addEventListener('click', () => act(b.dataset.action));
@@ -373,8 +399,8 @@ function renderTemplateParams() {
   const box = $('template-params');
   if (!t) { box.replaceChildren(); return; }
   const ex = (t.example && t.example.parameters) || {};
-  box.replaceChildren(...(t.parameters || []).map((p) => el('label', {}, p.key + (p.where ? ' (' + p.where + ')' : ''),
-    el('input', { 'data-key': p.key, placeholder: ex[p.key] || '', required: true }))));
+  box.replaceChildren(...(t.parameters || []).map((p) => el('label', {}, p.name + (p.component ? ' (' + p.component.toLowerCase() + ')' : ''),
+    el('input', { 'data-key': p.name, placeholder: p.example || ex[p.name] || '', required: !!p.required }))));
   for (const i of box.querySelectorAll('input')) i.addEventListener('input', previewTemplate);
   previewTemplate();
 }
@@ -393,7 +419,7 @@ $('template-form').addEventListener('submit', async (ev) => {
   $('send-error').textContent = '';
   const t = state.templates[Number($('template').value)];
   const parameters = {};
-  for (const i of $('template-params').querySelectorAll('input')) parameters[i.dataset.key] = i.value;
+  for (const i of $('template-params').querySelectorAll('input')) if (i.value !== '') parameters[i.dataset.key] = i.value;
   try {
     const b = sendBase();
     await api('POST', '/templates/send', { guest_phone: b.guest_phone, from: b.from, conversation_id: b.conversation_id,
