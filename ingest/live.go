@@ -3,8 +3,12 @@ package ingest
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +33,14 @@ type liveHub struct {
 	log  *slog.Logger
 	idle time.Duration
 
+	// epoch names this hub in the streams' event ids; seq numbers its
+	// events; ring keeps the latest, so that a browser that reconnects to
+	// this process (Last-Event-ID) misses nothing in between.
+	epoch string
+
 	mu      sync.Mutex
+	seq     uint64
+	ring    []liveItem
 	subs    map[*liveSub]struct{}
 	running bool
 	closed  bool
@@ -37,25 +48,63 @@ type liveHub struct {
 	done    chan struct{}
 }
 
+// liveItem is an event with its place in the hub's sequence.
+type liveItem struct {
+	seq uint64
+	ev  redis.LiveEvent
+}
+
+// liveRing is how many of the latest events a hub keeps at least for
+// reconnecting browsers (all tenants; at most twice as many): several
+// seconds' worth at a busy gateway's notice rate, a fraction of one at
+// its status rate (a browser away longer reloads).
+const liveRing = 4096
+
 // liveSub is one client's share: the events of its tenant, dropped when
 // it does not keep up (the client resynchronises at every reconnection).
 type liveSub struct {
 	tenant string
-	ch     chan redis.LiveEvent
+	ch     chan liveItem
 }
 
 func newLiveHub(src liveSource, log *slog.Logger) *liveHub {
-	return &liveHub{src: src, log: log, idle: 30 * time.Second, subs: map[*liveSub]struct{}{}}
+	var b [6]byte
+	rand.Read(b[:])
+	return &liveHub{src: src, log: log, idle: 30 * time.Second, subs: map[*liveSub]struct{}{}, epoch: hex.EncodeToString(b[:])}
 }
 
+// eventID is the id of the hub's event seq in a stream.
+func (h *liveHub) eventID(seq uint64) string { return h.epoch + "-" + strconv.FormatUint(seq, 10) }
+
 // subscribe adds a client of tenant, starting the tail when none runs.
-func (h *liveHub) subscribe(tenant string) *liveSub {
-	s := &liveSub{tenant: tenant, ch: make(chan redis.LiveEvent, 256)}
+// lastID is the last event the client saw (Last-Event-ID): when it names
+// an event this hub still holds, the tenant's events after it are queued
+// first and resumed is true; otherwise the client must reload what it
+// shows. at is the hub's place now, where a new client starts.
+func (h *liveHub) subscribe(tenant, lastID string) (s *liveSub, resumed bool, at uint64) {
+	s = &liveSub{tenant: tenant, ch: make(chan liveItem, 256)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	at = h.seq
 	if h.closed {
 		close(s.ch)
-		return s
+		return s, false, at
+	}
+	if ep, n, ok := strings.Cut(lastID, "-"); ok && ep == h.epoch {
+		after, err := strconv.ParseUint(n, 10, 64)
+		// Resumable while the ring still holds the event after it.
+		if err == nil && after <= h.seq && (len(h.ring) == 0 || h.ring[0].seq <= after+1) {
+			resumed = true
+			for _, it := range h.ring {
+				if it.seq > after && it.ev.TenantID == tenant {
+					select {
+					case s.ch <- it:
+					default:
+						resumed = false // too many missed: reload instead
+					}
+				}
+			}
+		}
 	}
 	h.subs[s] = struct{}{}
 	if !h.running {
@@ -64,7 +113,7 @@ func (h *liveHub) subscribe(tenant string) *liveSub {
 		h.cancel, h.done = cancel, make(chan struct{})
 		go h.run(ctx, h.done)
 	}
-	return s
+	return s, resumed, at
 }
 
 func (h *liveHub) unsubscribe(s *liveSub) {
@@ -128,13 +177,21 @@ func (h *liveHub) run(ctx context.Context, done chan struct{}) {
 			continue
 		}
 		h.mu.Lock()
-		for s := range h.subs {
-			for i := range buf {
-				if buf[i].TenantID != s.tenant {
+		for i := range buf {
+			h.seq++
+			it := liveItem{seq: h.seq, ev: buf[i]}
+			if len(h.ring) >= 2*liveRing {
+				// Halved now and then: a copy per event would cost the
+				// hub more than the events.
+				h.ring = append(h.ring[:0], h.ring[liveRing:]...)
+			}
+			h.ring = append(h.ring, it)
+			for s := range h.subs {
+				if it.ev.TenantID != s.tenant {
 					continue
 				}
 				select {
-				case s.ch <- buf[i]:
+				case s.ch <- it:
 				default: // a slow client: it resynchronises when it reconnects
 				}
 			}
@@ -161,17 +218,27 @@ type liveEventJSON struct {
 // stream lasts a few seconds less than the server's write timeout and the
 // browser reconnects at once (retry: 1000): every (re)connection starts
 // with an event "ready", at which the page reloads what it shows, so that
-// nothing in between is missed. Events carry ids only; what they point to
-// is read through the API, with its rules.
+// nothing in between is missed — unless the browser comes back to the
+// same process with the Last-Event-ID of an event it still holds: then it
+// gets the events it missed instead, and no "ready". Events carry ids
+// only; what they point to is read through the API, with its rules.
 func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ params) {
-	sub := s.live.subscribe(p.Tenant.ID)
+	sub, resumed, at := s.live.subscribe(p.Tenant.ID, string(ctx.Request.Header.Peek("Last-Event-ID")))
+	hub := s.live
 	lasts := max(s.cfg.WriteTimeout-2*time.Second, time.Second)
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer s.live.unsubscribe(sub)
-		w.WriteString("retry: 1000\nevent: ready\ndata: {}\n\n")
+		defer hub.unsubscribe(sub)
+		w.WriteString("retry: 1000\n")
+		if !resumed {
+			// Its id is where this client starts: a reconnection to this
+			// process resumes from here even before any event came.
+			w.WriteString("id: " + hub.eventID(at) + "\nevent: ready\ndata: {}\n\n")
+		} else {
+			w.WriteString(": resumed\n\n")
+		}
 		if w.Flush() != nil {
 			return
 		}
@@ -179,13 +246,16 @@ func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ para
 		defer end.Stop()
 		for {
 			select {
-			case ev, ok := <-sub.ch:
+			case it, ok := <-sub.ch:
 				if !ok {
 					return
 				}
+				ev := &it.ev
 				b, _ := json.Marshal(liveEventJSON{Kind: ev.Kind, ConversationID: ev.ConversationID, MessageID: ev.MessageID,
 					Status: ev.Status, At: rfc3339(ev.AtMS)})
-				w.WriteString("event: ")
+				w.WriteString("id: ")
+				w.WriteString(hub.eventID(it.seq))
+				w.WriteString("\nevent: ")
 				w.WriteString(ev.Kind)
 				w.WriteString("\ndata: ")
 				w.Write(b)

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +33,13 @@ func (h *harness) openStream(token string) <-chan sseEvent {
 	go func() {
 		defer close(out)
 		once := false
+		lastID := ""
 		for ctx.Err() == nil {
 			req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/api/v1/whatsapp/inbox/stream", nil)
 			req.Header.Set("Authorization", "Bearer "+token)
+			if lastID != "" {
+				req.Header.Set("Last-Event-ID", lastID) // as EventSource does
+			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return
@@ -49,6 +55,8 @@ func (h *harness) openStream(token string) <-chan sseEvent {
 			for sc.Scan() {
 				line := sc.Text()
 				switch {
+				case strings.HasPrefix(line, "id: "):
+					lastID = strings.TrimPrefix(line, "id: ")
 				case strings.HasPrefix(line, "event: "):
 					name = strings.TrimPrefix(line, "event: ")
 				case strings.HasPrefix(line, "data: "):
@@ -98,8 +106,9 @@ func next(t *testing.T, ch <-chan sseEvent, name string, match func(map[string]a
 }
 
 // TestInboxStreamCarriesTheTenantsChanges: a guest's message and a
-// message's new status reach the tenant's inbox stream live, across the
-// stream's reconnections, and nothing of another tenant does.
+// message's new status reach the tenant's inbox stream live, none lost
+// across the stream's reconnections (Last-Event-ID), and nothing of
+// another tenant does.
 func TestInboxStreamCarriesTheTenantsChanges(t *testing.T) {
 	h := newHarness(t)
 	h.startProcessor()
@@ -183,5 +192,53 @@ func TestInboxPageIsServed(t *testing.T) {
 		if resp.StatusCode != 404 {
 			t.Fatalf("%s: %d, want 404", p, resp.StatusCode)
 		}
+	}
+}
+
+// TestLiveHubResumesFromTheLastEventSeen: a browser back with the id of an
+// event the hub still holds gets the tenant's events after it, and only
+// those; an id of another process, or one the ring has dropped, means a
+// reload.
+func TestLiveHubResumesFromTheLastEventSeen(t *testing.T) {
+	h := newLiveHub(nil, nil)
+	for i := range 10 {
+		tenant := "grand-plaza"
+		if i%2 == 1 {
+			tenant = "seaside"
+		}
+		h.seq++
+		h.ring = append(h.ring, liveItem{seq: h.seq, ev: redis.LiveEvent{TenantID: tenant, ConversationID: "conv_" + strconv.Itoa(i)}})
+	}
+	h.running = true // no tail in this test
+	tests := []struct {
+		name    string
+		lastID  string
+		resumed bool
+		got     []uint64
+	}{
+		{"after event 4", h.eventID(4), true, []uint64{5, 7, 9}},
+		{"after the last", h.eventID(10), true, nil},
+		{"another process", "0badc0ffee00-4", false, nil},
+		{"no id", "", false, nil},
+		{"from the future", h.eventID(11), false, nil},
+	}
+	for _, tt := range tests {
+		s, resumed, at := h.subscribe("grand-plaza", tt.lastID)
+		if resumed != tt.resumed || at != 10 {
+			t.Errorf("%s: resumed %v at %d, want %v at 10", tt.name, resumed, at, tt.resumed)
+		}
+		var got []uint64
+		for len(s.ch) > 0 {
+			got = append(got, (<-s.ch).seq)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.got) {
+			t.Errorf("%s: replayed %v, want %v", tt.name, got, tt.got)
+		}
+		h.unsubscribe(s)
+	}
+	// The ring dropped what came after the id: reload.
+	h.ring = h.ring[6:]
+	if _, resumed, _ := h.subscribe("grand-plaza", h.eventID(2)); resumed {
+		t.Error("resumed past what the ring dropped")
 	}
 }
