@@ -102,6 +102,9 @@ type HookDeliverer struct {
 
 	mu      sync.Mutex
 	configs map[string]cachedHook
+	// noticesReclaimed: when the notices loop last looked for a dead
+	// instance's notices (its goroutine's alone).
+	noticesReclaimed time.Time
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -156,9 +159,11 @@ func NewHookDeliverer(cfg HookConfig, store *redis.Store, reg prometheus.Registe
 // Start runs the event, notice and retry loops in the background.
 func (d *HookDeliverer) Start() {
 	d.wg.Add(3)
-	go d.loop(d.eventsOnce)
-	go d.loop(d.noticesOnce)
-	go d.loop(d.retriesOnce)
+	go d.loop(d.eventsOnce, d.cfg.Poll)
+	go d.loop(d.noticesOnce, d.cfg.Poll)
+	// Retries wait at least their RetryDelayMS (100 ms or more) and are
+	// parked by time: a look a second is soon enough.
+	go d.loop(d.retriesOnce, max(d.cfg.Poll, time.Second))
 }
 
 // Shutdown stops reading and waits for the deliveries in flight (bounded
@@ -177,7 +182,7 @@ func (d *HookDeliverer) Shutdown(ctx context.Context) error {
 
 // loop runs once until stopped; once reports whether it found work (else
 // the loop waits a poll), and errors back off.
-func (d *HookDeliverer) loop(once func(context.Context) (bool, error)) {
+func (d *HookDeliverer) loop(once func(context.Context) (bool, error), idle time.Duration) {
 	defer d.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -206,7 +211,7 @@ func (d *HookDeliverer) loop(once func(context.Context) (bool, error)) {
 		if busy && err == nil {
 			continue
 		}
-		wait := d.cfg.Poll
+		wait := idle
 		if err != nil {
 			wait = time.Second
 		}
@@ -315,7 +320,7 @@ func noticeDelivery(n *redis.Notice) delivery {
 
 // eventsOnce delivers one read of message events.
 func (d *HookDeliverer) eventsOnce(ctx context.Context) (bool, error) {
-	evs, err := d.events.Read(ctx, nil, 512, d.cfg.Poll)
+	evs, err := d.events.Read(ctx, nil, 512, noticesBlock)
 	if err != nil || len(evs) == 0 {
 		return false, err
 	}
@@ -342,40 +347,47 @@ func (d *HookDeliverer) eventsOnce(ctx context.Context) (bool, error) {
 // noticesOnce delivers one read of every shard's notices, reclaiming those
 // a dead instance held.
 func (d *HookDeliverer) noticesOnce(ctx context.Context) (bool, error) {
-	busy := false
-	for sh := 0; sh < d.store.Config().Shards; sh++ {
-		ns, err := d.store.ReclaimNotices(ctx, sh, d.cfg.Consumer, d.cfg.ReclaimIdle, 256)
-		if err != nil {
-			return busy, err
-		}
-		more, err := d.store.ReadNotices(ctx, sh, d.cfg.Consumer, 256, false)
-		if err != nil {
-			return busy, err
-		}
-		ns = append(ns, more...)
-		if len(ns) == 0 {
-			continue
-		}
-		busy = true
-		var ds []delivery
-		for i := range ns {
-			cfg, err := d.config(ctx, ns[i].TenantID)
+	var ns []redis.Notice
+	// A dead instance's notices: looked for now and then, not at every
+	// read (they wait ReclaimIdle anyway).
+	if now := d.cfg.Now(); now.Sub(d.noticesReclaimed) >= d.cfg.ReclaimIdle/2 {
+		d.noticesReclaimed = now
+		for sh := 0; sh < d.store.Config().Shards; sh++ {
+			got, err := d.store.ReclaimNotices(ctx, sh, d.cfg.Consumer, d.cfg.ReclaimIdle, 256)
 			if err != nil {
-				return busy, err
+				return false, err
 			}
-			if cfg != nil && cfg.Wants(ns[i].Kind) {
-				ds = append(ds, noticeDelivery(&ns[i]))
-			}
-		}
-		if err := d.deliverAll(ctx, ds); err != nil {
-			return busy, err
-		}
-		if err := d.store.AckNotices(ctx, ns); err != nil {
-			return busy, err
+			ns = append(ns, got...)
 		}
 	}
-	return busy, nil
+	if len(ns) == 0 {
+		var err error
+		if ns, err = d.store.ReadNoticesAll(ctx, d.cfg.Consumer, 256, noticesBlock); err != nil {
+			return false, err
+		}
+	}
+	if len(ns) == 0 {
+		return false, nil
+	}
+	var ds []delivery
+	for i := range ns {
+		cfg, err := d.config(ctx, ns[i].TenantID)
+		if err != nil {
+			return true, err
+		}
+		if cfg != nil && cfg.Wants(ns[i].Kind) {
+			ds = append(ds, noticeDelivery(&ns[i]))
+		}
+	}
+	if err := d.deliverAll(ctx, ds); err != nil {
+		return true, err
+	}
+	return true, d.store.AckNotices(ctx, ns)
 }
+
+// noticesBlock is how long a read of the events or notify streams waits
+// in Redis for the first entry.
+const noticesBlock = 2 * time.Second
 
 // retriesOnce delivers the parked deliveries that are due.
 func (d *HookDeliverer) retriesOnce(ctx context.Context) (bool, error) {

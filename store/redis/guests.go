@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -181,6 +182,37 @@ func (s *Store) ReadNotices(ctx context.Context, shard int, consumer string, cou
 	for _, st := range streams {
 		for _, m := range st.Messages {
 			out = append(out, decodeNotice(shard, m))
+		}
+	}
+	return out, nil
+}
+
+// ReadNoticesAll reads up to count new notices of every shard for consumer
+// in one call, waiting up to block for the first (an idle deliverer waits
+// in Redis instead of asking each shard in turn).
+func (s *Store) ReadNoticesAll(ctx context.Context, consumer string, count int, block time.Duration) ([]Notice, error) {
+	n := s.cfg.Shards
+	args := make([]string, 0, 2*n)
+	for sh := 0; sh < n; sh++ {
+		args = append(args, s.keys.Notify(sh))
+	}
+	for range n {
+		args = append(args, ">")
+	}
+	streams, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
+		Group: GroupHooks, Consumer: consumer, Streams: args, Count: int64(count), Block: block,
+	}).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read notices: %w", err)
+	}
+	var out []Notice
+	for _, st := range streams {
+		sh := slices.Index(args[:n], st.Stream)
+		for _, m := range st.Messages {
+			out = append(out, decodeNotice(sh, m))
 		}
 	}
 	return out, nil
