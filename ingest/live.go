@@ -225,6 +225,7 @@ type liveEventJSON struct {
 func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	sub, resumed, at := s.live.subscribe(p.Tenant.ID, string(ctx.Request.Header.Peek("Last-Event-ID")))
 	hub := s.live
+	vis := s.newVisibility(p)
 	lasts := max(s.cfg.WriteTimeout-2*time.Second, time.Second)
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -251,6 +252,9 @@ func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ para
 					return
 				}
 				ev := &it.ev
+				if !vis.shows(ev.ConversationID, ev.Kind == "conversation_updated") {
+					continue
+				}
 				b, _ := json.Marshal(liveEventJSON{Kind: ev.Kind, ConversationID: ev.ConversationID, MessageID: ev.MessageID,
 					Status: ev.Status, At: rfc3339(ev.AtMS)})
 				w.WriteString("id: ")
@@ -268,4 +272,50 @@ func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ para
 			}
 		}
 	})
+}
+
+// visibility tells which conversations one stream's staff member may hear
+// of: an agent only of those they see (their own, their departments',
+// unassigned ones), and of the update that takes one they saw out of
+// their view (so that the page learns it went); anyone else of all of the
+// tenant's. An agent's answers are kept a few seconds (a read per
+// conversation), except that an update is always judged afresh: an
+// assignment comes as one, before anything that follows it.
+type visibility struct {
+	s    *Server
+	p    Principal
+	seen map[string]visibleAt
+}
+
+type visibleAt struct {
+	ok bool
+	at time.Time
+}
+
+func (s *Server) newVisibility(p Principal) *visibility {
+	return &visibility{s: s, p: p, seen: map[string]visibleAt{}}
+}
+
+// shows reports whether the stream carries an event of conv; update says
+// the event is the conversation's conversation_updated.
+func (v *visibility) shows(conv string, update bool) bool {
+	if v.p.Staff == nil || v.p.Staff.StaffRole != redis.StaffAgent {
+		return true
+	}
+	if conv == "" {
+		return false
+	}
+	was, known := v.seen[conv]
+	if known && !update && time.Since(was.at) < 3*time.Second {
+		return was.ok
+	}
+	ctx, cancel := v.s.apiCtx()
+	c, err := v.s.store.FindConversation(ctx, v.p.Tenant.ID, v.p.Tenant.Senders, conv)
+	cancel()
+	now := err == nil && v.p.sees(c)
+	if len(v.seen) > 10000 {
+		clear(v.seen) // a stream lasts seconds: never in practice
+	}
+	v.seen[conv] = visibleAt{ok: now, at: time.Now()}
+	return now || (update && known && was.ok)
 }

@@ -26,6 +26,12 @@ type sseEvent struct {
 // events to the channel until the test ends.
 func (h *harness) openStream(token string) <-chan sseEvent {
 	h.t.Helper()
+	return h.openStreamWith(func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) })
+}
+
+// openStreamWith is openStream with the credentials auth sets.
+func (h *harness) openStreamWith(auth func(*http.Request)) <-chan sseEvent {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h.t.Cleanup(cancel)
 	out := make(chan sseEvent, 100)
@@ -36,7 +42,7 @@ func (h *harness) openStream(token string) <-chan sseEvent {
 		lastID := ""
 		for ctx.Err() == nil {
 			req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/api/v1/whatsapp/inbox/stream", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
+			auth(req)
 			if lastID != "" {
 				req.Header.Set("Last-Event-ID", lastID) // as EventSource does
 			}
@@ -240,5 +246,46 @@ func TestLiveHubResumesFromTheLastEventSeen(t *testing.T) {
 	h.ring = h.ring[6:]
 	if _, resumed, _ := h.subscribe("grand-plaza", h.eventID(2)); resumed {
 		t.Error("resumed past what the ring dropped")
+	}
+}
+
+// TestAnAgentsStreamCarriesOnlyWhatTheAgentSees: an agent hears of
+// unassigned conversations and their own, and of one handed to a
+// colleague that it has left their view, but not of what it does then.
+func TestAnAgentsStreamCarriesOnlyWhatTheAgentSees(t *testing.T) {
+	h := newHarness(t, fastPasswords)
+	h.startProcessor()
+	h.addStaff(adminToken, "alice", "agent", "front_desk")
+	bruno := h.addStaff(adminToken, "bruno", "agent")
+	sa := h.login("grand-plaza", "alice", testPassword)
+	mine := h.openStreamWith(func(r *http.Request) { r.AddCookie(&http.Cookie{Name: sessionCookie, Value: sa.cookie}) })
+
+	h.guestSays("100000000000001", "+14155550171", "wamid.agent1", "Is the gym open?")
+	conv := next(t, mine, "inbound_message", nil)["conversation_id"].(string)
+	if code, v, _ := h.do("POST", convsPath+"/"+conv+"/assign", adminToken, `{"assigned_to":"`+bruno+`"}`); code != 200 {
+		t.Fatalf("assign: %d %v", code, v)
+	}
+	next(t, mine, "conversation_updated", func(d map[string]any) bool { return d["conversation_id"] == conv })
+
+	h.guestSays("100000000000001", "+14155550171", "wamid.agent2", "Hello?")
+	h.guestSays("100000000000001", "+14155550172", "wamid.agent3", "Late checkout please")
+	// Every event up to the other guest's message, and a second more.
+	var other bool
+	deadline := time.After(10 * time.Second)
+	for settle := (<-chan time.Time)(nil); ; {
+		select {
+		case ev := <-mine:
+			if ev.data["conversation_id"] == conv {
+				t.Fatalf("alice heard of bruno's conversation: %s %v", ev.name, ev.data)
+			}
+			if ev.name == "inbound_message" && !other {
+				other, settle = true, time.After(time.Second)
+			}
+			continue
+		case <-settle:
+		case <-deadline:
+			t.Fatal("alice did not hear of the unassigned guest")
+		}
+		break
 	}
 }
