@@ -221,6 +221,11 @@ func (d *downloads) wake() {
 	}
 }
 
+// mediaIdle is the longest the download loop waits between looks when
+// none was due (a download queued by another process that does not do it
+// itself: at most this late).
+const mediaIdle = 2 * time.Second
+
 // downloadLoop claims due downloads while workers are free and runs them.
 // On shutdown the downloads under way are abandoned and put back due at
 // once, their try not counted.
@@ -229,7 +234,11 @@ func (p *Processor) downloadLoop() {
 	ctx, cancel := p.runCtx()
 	defer cancel()
 	d := &p.dl
-	t := time.NewTicker(d.cfg.Poll)
+	// Every Poll while downloads are found; else twice as long each time
+	// up to mediaIdle: what this process records kicks the loop at once,
+	// and a retry waits seconds anyway.
+	wait := d.cfg.Poll
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	var running sync.WaitGroup
 	defer running.Wait()
@@ -265,12 +274,25 @@ func (p *Processor) downloadLoop() {
 			if err == nil && len(jobs) == n {
 				continue // more may be due
 			}
+			if len(jobs) > 0 || err != nil {
+				wait = d.cfg.Poll
+			} else {
+				wait = min(2*wait, max(mediaIdle, d.cfg.Poll))
+			}
 		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-d.kick:
+			wait = d.cfg.Poll
 		}
 	}
 }

@@ -94,6 +94,8 @@ type Processor struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	// parked wakes the sweeper: this process parked statuses.
+	parked chan struct{}
 }
 
 type processorMetrics struct {
@@ -110,7 +112,8 @@ func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Regist
 	cfg.setDefaults()
 	cfg.Downloads.setDefaults()
 	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: newSettingsCache(store, 2*time.Second),
-		dl: downloads{cfg: cfg.Downloads, fetchers: cfg.MediaFetchers, kick: make(chan struct{}, 1)}}
+		dl:     downloads{cfg: cfg.Downloads, fetchers: cfg.MediaFetchers, kick: make(chan struct{}, 1)},
+		parked: make(chan struct{}, 1)}
 	var err error
 	if p.media, err = newMediaState(cfg.Media); err != nil {
 		// The API refuses the same settings at start; here downloads fail
@@ -330,6 +333,12 @@ func (p *Processor) applyStatuses(ctx context.Context, part int, sts []provider.
 	if err := p.store.ParkOrphans(ctx, part, park); err != nil {
 		return err
 	}
+	if len(park) > 0 {
+		select {
+		case p.parked <- struct{}{}:
+		default:
+		}
+	}
 	p.m.statuses.WithLabelValues("parked").Add(float64(len(park)))
 	return nil
 }
@@ -362,7 +371,12 @@ func (p *Processor) sweepLoop() {
 	defer p.wg.Done()
 	ctx, cancel := p.runCtx()
 	defer cancel()
-	t := time.NewTicker(p.cfg.OrphanSweep)
+	// Every OrphanSweep while statuses wait; when none did, twice as long
+	// each time up to orphanIdle: an idle gateway does not ask Redis ten
+	// times a second. Parking here wakes it at once; what another process
+	// parks is its own sweeper's.
+	wait := p.cfg.OrphanSweep
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	failing := false
 	for {
@@ -370,10 +384,15 @@ func (p *Processor) sweepLoop() {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.parked:
+			wait = p.cfg.OrphanSweep
 		}
 		var err error
+		found := false
 		for part := 0; part < p.store.Config().InboundParts && err == nil; part++ {
-			err = p.sweep(ctx, part)
+			var n int
+			n, err = p.sweep(ctx, part)
+			found = found || n > 0
 		}
 		if ctx.Err() != nil {
 			return
@@ -386,14 +405,25 @@ func (p *Processor) sweepLoop() {
 				p.log.Info("sweeping parked statuses works again")
 			}
 		}
+		if found || err != nil {
+			wait = p.cfg.OrphanSweep
+		} else {
+			wait = min(2*wait, max(orphanIdle, p.cfg.OrphanSweep))
+		}
+		t.Reset(wait)
 	}
 }
 
-// sweep looks again at the due parked statuses of part.
-func (p *Processor) sweep(ctx context.Context, part int) error {
+// orphanIdle is the longest the sweeper waits when nothing was parked:
+// a status whose message shows up later waits that much more at most.
+const orphanIdle = time.Second
+
+// sweep looks again at the due parked statuses of part; it returns how
+// many were due.
+func (p *Processor) sweep(ctx context.Context, part int) (int, error) {
 	due, err := p.store.DueOrphans(ctx, part, 500)
 	if err != nil || len(due) == 0 {
-		return err
+		return 0, err
 	}
 	type parked struct {
 		member string
@@ -415,7 +445,7 @@ func (p *Processor) sweep(ctx context.Context, part int) error {
 	}
 	ids, err := p.store.LookupProviderIDs(ctx, pids)
 	if err != nil {
-		return err
+		return len(due), err
 	}
 	var apply []redis.StatusApply
 	var applied []string
@@ -436,14 +466,14 @@ func (p *Processor) sweep(ctx context.Context, part int) error {
 	}
 	res, err := p.store.ApplyStatuses(ctx, apply)
 	if err != nil {
-		return err
+		return len(due), err
 	}
 	for _, r := range res {
 		p.m.statuses.WithLabelValues([...]string{"new", "duplicate", "unknown_message"}[r]).Inc()
 	}
 	p.m.orphans.WithLabelValues("applied").Add(float64(len(applied)))
 	if err := p.store.RescheduleOrphans(ctx, part, later); err != nil {
-		return err
+		return len(due), err
 	}
-	return p.store.RemoveOrphans(ctx, part, append(applied, drop...))
+	return len(due), p.store.RemoveOrphans(ctx, part, append(applied, drop...))
 }
