@@ -218,9 +218,10 @@ func (s *Server) findConversation(ctx *fasthttp.RequestCtx, rctx context.Context
 }
 
 // handleConversationList serves GET /api/v1/whatsapp/conversations
-// ?guest_phone=&status=&assigned_to=&department=&limit=&cursor= (seeds
+// ?guest_phone=&status=&assigned_to=&department=&q=&limit=&cursor= (seeds
 // 001, 002): assigned_to=none lists those assigned to no person, =me (a
-// session) the member's own; an agent's list holds only what they see.
+// session) the member's own; q finds a guest by a piece of name or number;
+// an agent's list holds only what they see.
 func (s *Server) handleConversationList(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	q := ctx.QueryArgs()
 	var f redis.ConversationFilter
@@ -262,10 +263,24 @@ func (s *Server) handleConversationList(ctx *fasthttp.RequestCtx, p Principal, _
 			return
 		}
 	}
-	if unassigned || dept != "" || (p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent) {
+	// q finds guests by a piece of their name (any case) or number.
+	search := strings.ToLower(strings.TrimSpace(string(q.Peek("q"))))
+	if utf8.RuneCountInString(search) > 100 {
+		writeError(ctx, invalidRequest("q takes at most 100 characters", map[string]any{"field": "q"}))
+		return
+	}
+	digits := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, search)
+	if unassigned || dept != "" || search != "" || (p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent) {
 		status := f.Match
 		f.Match = func(c *redis.Conversation) bool {
 			return (!unassigned || c.AssignedTo == "") && (dept == "" || c.Department == dept) && p.sees(c) &&
+				(search == "" || strings.Contains(strings.ToLower(c.GuestName), search) ||
+					(len(digits) >= 3 && strings.Contains(c.Guest, digits))) &&
 				(status == nil || status(c))
 		}
 	}

@@ -420,3 +420,39 @@ func TestNormalizeKeyword(t *testing.T) {
 		}
 	}
 }
+
+// TestConversationsFoundByNameOrNumber: the inbox's search finds a guest
+// by a piece of their name, in any case, or of their number.
+func TestConversationsFoundByNameOrNumber(t *testing.T) {
+	h := newHarness(t)
+	h.startProcessor()
+	h.guestSays("100000000000001", "+14155550193", "wamid.search1", "Hello") // Maria Lopez
+	h.openWindow("+4930123456")
+	if code, v, _ := h.do("POST", sendPath, staffToken, sendText("+4930123456", "Guten Tag")); code != 202 {
+		t.Fatalf("%d %v", code, v)
+	}
+	tests := []struct {
+		q    string
+		want int
+	}{
+		{"maria", 1},
+		{"LOPEZ", 1},
+		{"ria lo", 1},
+		{"5550193", 1},
+		{"+1 415 555 0193", 1},
+		{"zz", 0},
+		{"41", 0}, // two digits match too much to mean anything
+	}
+	for _, tt := range tests {
+		code, v, _ := h.do("GET", "/api/v1/whatsapp/conversations?q="+url.QueryEscape(tt.q), staffToken, "")
+		if code != 200 {
+			t.Fatalf("q=%s: %d %v", tt.q, code, v)
+		}
+		if got := len(v["conversations"].([]any)); got != tt.want {
+			t.Errorf("q=%s: %d conversations, want %d", tt.q, got, tt.want)
+		}
+	}
+	if code, _, _ := h.do("GET", "/api/v1/whatsapp/conversations?q="+strings.Repeat("a", 101), staffToken, ""); code != 400 {
+		t.Fatalf("a long q: %d", code)
+	}
+}

@@ -83,6 +83,21 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 			return out
 		}
 	}
+	if o.ConversationID != "" && p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent {
+		// An agent writes into the conversations they see only: another
+		// is as unknown to them as one that does not exist (an id no
+		// conversation has goes on as for anyone: a new one of that name).
+		c, err := s.store.FindConversation(rctx, p.Tenant.ID, p.Tenant.Senders, o.ConversationID)
+		switch {
+		case err == nil && !p.sees(c):
+			writeError(ctx, conversationNotFound(o.ConversationID))
+			return out
+		case err != nil && !errors.Is(err, redis.ErrConversationNotFound):
+			s.log.Warn("conversation", "err", err)
+			writeError(ctx, unavailable("sent"))
+			return out
+		}
+	}
 	if o.Type != message.TypeTemplate {
 		st, err := s.settings.get(rctx, p.Tenant.ID)
 		if err != nil {

@@ -496,11 +496,12 @@ func TestDisablingOrANewPasswordEndsTheSessions(t *testing.T) {
 type inboxFixture struct {
 	alice, bruno, hugo string // agent [front_desk], supervisor, agent [housekeeping]
 	conv               map[string]string
+	guest              map[string]string // each conversation's guest
 }
 
 func newInbox(t *testing.T, h *harness) *inboxFixture {
 	t.Helper()
-	f := &inboxFixture{conv: map[string]string{}}
+	f := &inboxFixture{conv: map[string]string{}, guest: map[string]string{}}
 	f.alice = h.addStaff(adminToken, "alice", "agent", "front_desk")
 	f.bruno = h.addStaff(adminToken, "bruno", "supervisor")
 	f.hugo = h.addStaff(adminToken, "hugo", "agent", "housekeeping")
@@ -522,6 +523,7 @@ func newInbox(t *testing.T, h *harness) *inboxFixture {
 			t.Fatalf("send: %d %v", c, v)
 		}
 		f.conv[name] = v["conversation_id"].(string)
+		f.guest[name] = guest
 		if body != "" {
 			if c, v, _ := h.do("POST", convsPath+"/"+f.conv[name]+"/assign", adminToken, body); c != 200 {
 				t.Fatalf("assign %s: %d %v", name, c, v)
@@ -572,6 +574,11 @@ func TestAgentsSeeTheirOwnTheirDepartmentsAndUnassignedConversations(t *testing.
 				c, v, _ := h.sdo(s, "POST", convsPath+"/"+id+"/read", "")
 				if visible && c != 200 || !visible && (c != 404 || errCode(t, v) != "CONVERSATION_NOT_FOUND") {
 					t.Errorf("read %s: %d %v", n, c, v)
+				}
+				// Writing into it, by its id.
+				c, v, _ = h.sdo(s, "POST", sendPath, `{"guest_phone":"`+f.guest[n]+`","message_type":"text","content":{"text":"Any news?"},"conversation_id":"`+id+`"}`)
+				if visible && c != 202 || !visible && (c != 404 || errCode(t, v) != "CONVERSATION_NOT_FOUND") {
+					t.Errorf("send into %s: %d %v", n, c, v)
 				}
 			}
 		})
