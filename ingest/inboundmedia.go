@@ -177,14 +177,26 @@ func (m *mediaState) link(l *mediaLink, j *mediaJSON, rec *redis.MediaRecord, te
 	}
 }
 
-// linkHistory gives the history's guest attachments (messages, made from
-// hist) their status and URL, reading their records in one round trip.
+// linkHistory gives the history's attachments (messages, made from hist)
+// their status and URL, reading their records in one round trip: a
+// guest's, and those staff sent from the media store (their content names
+// it by id), so that the inbox shows both.
 func (s *Server) linkHistory(ctx context.Context, tenant string, hist []redis.HistoryEntry, msgs []messageJSON) error {
 	var ids []string
 	var at []int
 	for i := range hist {
 		if hist[i].Direction == "in" && validMediaID(hist[i].MediaID) && msgs[i].Media != nil {
 			ids, at = append(ids, hist[i].MediaID), append(at, i)
+			continue
+		}
+		if hist[i].Direction != "in" && len(msgs[i].Content) > 0 && msgs[i].Media == nil {
+			var c struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(msgs[i].Content, &c) == nil && validMediaID(c.ID) {
+				msgs[i].Media = &mediaJSON{ID: c.ID}
+				ids, at = append(ids, c.ID), append(at, i)
+			}
 		}
 	}
 	recs, err := s.store.MediaRecords(ctx, ids)

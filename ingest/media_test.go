@@ -636,3 +636,32 @@ func TestTemplateHeaderTakesTheTenantsOwnUploads(t *testing.T) {
 	f("an upload that never was", staffToken, send("med_"+strings.Repeat("z", 26)), 404, "MEDIA_NOT_FOUND", "parameters.header_media_id")
 	f("a document for an image header", staffToken, send(doc), 400, "INVALID_REQUEST", "parameters.header_media_id")
 }
+
+// TestStaffsMediaShowsInTheHistory: a photo sent from the media store
+// shows in its conversation's history with a signed URL that serves it,
+// as a guest's does, for the inbox to show.
+func TestStaffsMediaShowsInTheHistory(t *testing.T) {
+	h := newMediaHarness(t)
+	h.openWindow("+1234567890")
+	data := sampleJPEG(t)
+	img := h.mustUpload("towels.jpg", data, "image")["media_id"].(string)
+	code, v, _ := h.do("POST", sendPath, staffToken, `{"guest_phone":"+1234567890","message_type":"image","content":{"media_id":"`+img+`","caption":"These ones?"}}`)
+	if code != 202 {
+		t.Fatalf("%d %v", code, v)
+	}
+	conv := v["conversation_id"].(string)
+	code, c, _ := h.do("GET", "/api/v1/whatsapp/conversations/"+conv, staffToken, "")
+	if code != 200 {
+		t.Fatalf("%d %v", code, c)
+	}
+	msgs := c["messages"].([]any)
+	m := msgs[len(msgs)-1].(map[string]any)
+	u, _ := m["media_url"].(string)
+	if m["direction"] != "outbound" || m["media_status"] != "ready" || u == "" {
+		t.Fatalf("the photo in the history: %v", m)
+	}
+	code, hdr, body := h.get(u)
+	if code != 200 || !bytes.Equal(body, data) || hdr.Get("Content-Type") != "image/jpeg" {
+		t.Fatalf("its URL: %d %s (%d bytes)", code, hdr.Get("Content-Type"), len(body))
+	}
+}

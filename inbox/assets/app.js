@@ -262,7 +262,8 @@ function ticks(m) {
 function mediaOf(m) {
   const c = m.content || {};
   const t = m.type;
-  const obj = c[t] || {};
+  // An outbound message's content is Meta's object for its type.
+  const obj = c[t] || c;
   const url = m.media_url || (m.media && m.media.url) || obj.link;
   if (!url) return null;
   if (t === 'image' || t === 'sticker') return el('img', { src: url, alt: m.preview || t });
@@ -353,7 +354,7 @@ $('composer').addEventListener('submit', async (ev) => {
   try {
     if (file) {
       const fd = new FormData();
-      fd.append('file', file);
+      fd.append('media', file);
       const up = await api('POST', '/media/upload', fd, true);
       const type = file.type.startsWith('image/') ? 'image' : file.type.startsWith('audio/') ? 'audio' : file.type.startsWith('video/') ? 'video' : 'document';
       const content = { media_id: up.media_id };

@@ -118,6 +118,18 @@ try {
   if (!natural) throw new Error('the photo does not load');
   await shot(alice, 'conversation');
 
+  step('alice sends a photo back, and a question with quick replies');
+  await alice.locator('#file').setInputFiles({ name: 'towels.png', mimeType: 'image/png', buffer: Buffer.from(PHOTO, 'base64') });
+  await alice.getByLabel('Message', { exact: true }).fill('These ones?');
+  await alice.getByRole('button', { name: 'Send', exact: true }).click();
+  await alice.locator('#messages li.out img').waitFor({ timeout: 15000 });
+  await alice.getByRole('button', { name: 'Quick replies…' }).click();
+  await alice.getByLabel('Message', { exact: true }).fill('Anything else for your stay?');
+  await alice.getByLabel('Reply 1').fill('Late checkout');
+  await alice.getByLabel('Reply 2').fill('No, thanks');
+  await alice.getByRole('button', { name: 'Send', exact: true }).click();
+  await alice.locator('#messages li.out', { hasText: 'Anything else for your stay?' }).waitFor({ timeout: 15000 });
+
   step('a guest whose window has closed: free text is refused, a template goes');
   const dayAgo = String(Math.floor(Date.now() / 1000) - 25 * 3600);
   await postWebhook(lateGuest, { timestamp: dayAgo, type: 'text', text: { body: 'Is the pool open tomorrow?' } }, 'Tom Becker');
