@@ -46,6 +46,9 @@ type liveHub struct {
 	closed  bool
 	cancel  context.CancelFunc
 	done    chan struct{}
+	// tailing is closed once the running tail has its place in the
+	// streams: what happens after that reaches the clients.
+	tailing chan struct{}
 }
 
 // liveItem is an event with its place in the hub's sequence.
@@ -110,10 +113,23 @@ func (h *liveHub) subscribe(tenant, lastID string) (s *liveSub, resumed bool, at
 	if !h.running {
 		h.running = true
 		ctx, cancel := context.WithCancel(context.Background())
-		h.cancel, h.done = cancel, make(chan struct{})
-		go h.run(ctx, h.done)
+		h.cancel, h.done, h.tailing = cancel, make(chan struct{}), make(chan struct{})
+		go h.run(ctx, h.done, h.tailing)
 	}
 	return s, resumed, at
+}
+
+// following returns a channel closed once the tail follows the streams
+// (at once when it does already).
+func (h *liveHub) following() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tailing == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return h.tailing
 }
 
 func (h *liveHub) unsubscribe(s *liveSub) {
@@ -141,8 +157,14 @@ func (h *liveHub) close() {
 	h.mu.Unlock()
 }
 
-func (h *liveHub) run(ctx context.Context, done chan struct{}) {
+func (h *liveHub) run(ctx context.Context, done, tailing chan struct{}) {
 	defer close(done)
+	started := false
+	defer func() {
+		if !started {
+			close(tailing)
+		}
+	}()
 	var tail *redis.LiveTail
 	var buf []redis.LiveEvent
 	lastSub := time.Now()
@@ -163,6 +185,10 @@ func (h *liveHub) run(ctx context.Context, done chan struct{}) {
 				tail = nil
 				_ = ctxsleep.Sleep(ctx, time.Second)
 				continue
+			}
+			if !started {
+				started = true
+				close(tailing)
 			}
 		}
 		buf, err = tail.Read(ctx, 2*time.Second, buf[:0])
@@ -225,6 +251,12 @@ type liveEventJSON struct {
 func (s *Server) handleInboxStream(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	sub, resumed, at := s.live.subscribe(p.Tenant.ID, string(ctx.Request.Header.Peek("Last-Event-ID")))
 	hub := s.live
+	// The first client of a hub waits (a round trip) until its tail has
+	// its place: "ready" then means that what follows reaches the page.
+	select {
+	case <-hub.following():
+	case <-time.After(2 * time.Second):
+	}
 	vis := s.newVisibility(p)
 	lasts := max(s.cfg.WriteTimeout-2*time.Second, time.Second)
 	ctx.SetContentType("text/event-stream")
