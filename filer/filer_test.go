@@ -3,6 +3,7 @@ package filer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
@@ -247,14 +249,31 @@ func TestInboxLagsAtMostASecondUnderLoad(t *testing.T) {
 			mu.Lock()
 			pending := append([]watched(nil), sample...)
 			mu.Unlock()
+			// Every unfiled one's newest history entry in one round trip,
+			// so that the watching adds little to the lag it measures.
 			all := true
+			p := s.Client().Pipeline()
+			var asked []watched
+			var cmds []*goredis.StringSliceCmd
 			for _, w := range pending {
-				if filed[w.id] {
-					continue
+				if !filed[w.id] {
+					asked = append(asked, w)
+					cmds = append(cmds, p.LRange(context.Background(),
+						s.Keys().ConversationHistory(message.ShardFor(w.sender, shards), tenant, w.conv), -1, -1))
 				}
-				if h := rawHistory(t, s, w.sender, w.conv); len(h) > 0 && h[len(h)-1] == w.id {
+			}
+			if len(cmds) > 0 {
+				if _, err := p.Exec(context.Background()); err != nil && !errors.Is(err, goredis.Nil) {
+					t.Error(err)
+					return
+				}
+			}
+			now := time.Now()
+			for i, w := range asked {
+				var e redis.HistoryEntry
+				if v := cmds[i].Val(); len(v) == 1 && json.Unmarshal([]byte(v[0]), &e) == nil && e.ID == w.id {
 					filed[w.id] = true
-					worst = max(worst, time.Since(w.accepted))
+					worst = max(worst, now.Sub(w.accepted))
 					continue
 				}
 				all = false
