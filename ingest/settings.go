@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
 
@@ -33,6 +34,13 @@ type Settings struct {
 	// SuggestedTemplates are named in MESSAGE_WINDOW_EXPIRED answers; when
 	// empty, the tenant's approved utility templates are.
 	SuggestedTemplates []string `json:"suggested_templates"`
+	// TemplateLanguageFallback sends a template asked for in a language it
+	// has no approved translation in (es_MX) in the nearest one it has:
+	// the same language (es, then another region of it), else
+	// DefaultTemplateLanguage. Off, such a send answers 404 as before.
+	TemplateLanguageFallback bool `json:"template_language_fallback"`
+	// DefaultTemplateLanguage is the fallback's last resort ("" none).
+	DefaultTemplateLanguage string `json:"default_template_language"`
 }
 
 // DefaultSettings are a tenant's settings until its admins change them:
@@ -50,6 +58,7 @@ func DefaultSettings() Settings {
 			"No recibirá más mensajes de WhatsApp nuestros. Responda ALTA para volver a recibirlos.",
 		OptInReply: "You will receive our WhatsApp messages again. Reply STOP to stop them.\n\n" +
 			"Volverá a recibir nuestros mensajes de WhatsApp. Responda BAJA para dejar de recibirlos.",
+		TemplateLanguageFallback: true,
 	}
 }
 
@@ -61,7 +70,9 @@ type settingsPatch struct {
 	OptInKeywords      *[]string `json:"opt_in_keywords"`
 	OptOutReply        *string   `json:"opt_out_reply"`
 	OptInReply         *string   `json:"opt_in_reply"`
-	SuggestedTemplates *[]string `json:"suggested_templates"`
+	SuggestedTemplates       *[]string `json:"suggested_templates"`
+	TemplateLanguageFallback *bool     `json:"template_language_fallback"`
+	DefaultTemplateLanguage  *string   `json:"default_template_language"`
 }
 
 // apply checks p and writes it over st; the error names the field.
@@ -129,6 +140,16 @@ func (p *settingsPatch) apply(st *Settings) *apiError {
 			}
 		}
 		st.SuggestedTemplates = append([]string(nil), *p.SuggestedTemplates...)
+	}
+	if p.TemplateLanguageFallback != nil {
+		st.TemplateLanguageFallback = *p.TemplateLanguageFallback
+	}
+	if p.DefaultTemplateLanguage != nil {
+		if *p.DefaultTemplateLanguage != "" && !message.ValidTemplateLanguage(*p.DefaultTemplateLanguage) {
+			return invalidRequest("default_template_language must be a language code of WhatsApp's templates (en, es, pt_BR…), or empty",
+				map[string]any{"field": "default_template_language"})
+		}
+		st.DefaultTemplateLanguage = *p.DefaultTemplateLanguage
 	}
 	return nil
 }
@@ -348,6 +369,12 @@ func merge(dst, p *settingsPatch) {
 	if p.SuggestedTemplates != nil {
 		dst.SuggestedTemplates = p.SuggestedTemplates
 	}
+	if p.TemplateLanguageFallback != nil {
+		dst.TemplateLanguageFallback = p.TemplateLanguageFallback
+	}
+	if p.DefaultTemplateLanguage != nil {
+		dst.DefaultTemplateLanguage = p.DefaultTemplateLanguage
+	}
 }
 
 func settingsAnswer(p Principal, st Settings) map[string]any {
@@ -359,6 +386,8 @@ func settingsAnswer(p Principal, st Settings) map[string]any {
 		"window_enforcement": st.WindowEnforcement,
 		"opt_out_keywords":   st.OptOutKeywords, "opt_in_keywords": st.OptInKeywords,
 		"opt_out_reply": st.OptOutReply, "opt_in_reply": st.OptInReply,
-		"suggested_templates": st.SuggestedTemplates,
+		"suggested_templates":        st.SuggestedTemplates,
+		"template_language_fallback": st.TemplateLanguageFallback,
+		"default_template_language":  st.DefaultTemplateLanguage,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -333,6 +334,17 @@ func (s *Server) handleTemplateSend(ctx *fasthttp.RequestCtx, p Principal, _ par
 		ConversationMeta: convMeta, Delivery: &r.delivery}
 	var a redis.EnqueueArgs
 	s.enqueue(ctx, p, o, &a, make([]byte, 0, 128))
+	if r.Language != "" && t.Language != r.Language && ctx.Response.StatusCode() == fasthttp.StatusAccepted {
+		// The answer says which language went, and which was asked for.
+		if b := ctx.Response.Body(); len(b) > 0 && b[len(b)-1] == '}' {
+			out := append([]byte(nil), b[:len(b)-1]...)
+			out = append(out, `,"language":`...)
+			out = message.AppendJSONString(out, t.Language)
+			out = append(out, `,"requested_language":`...)
+			out = message.AppendJSONString(out, r.Language)
+			ctx.SetBody(append(out, '}'))
+		}
+	}
 }
 
 // decodeTemplateParams reads a send's parameters: an object of strings (or
@@ -479,6 +491,39 @@ type resolved struct {
 	e *apiError
 }
 
+// nearest is the approved translation of all (one template's) nearest to
+// lang when the tenant's settings allow it (template_language_fallback):
+// the language itself without a region (es for es_MX), then another
+// region of it (the first by code), then the tenant's default language;
+// nil when none is approved.
+func (tr *templateResolver) nearest(ctx context.Context, all []message.Template, lang string) *message.Template {
+	st, err := tr.s.settings.get(ctx, tr.tenant)
+	if err != nil || !st.TemplateLanguageFallback {
+		return nil
+	}
+	sorted := slices.Clone(all)
+	slices.SortFunc(sorted, func(a, b message.Template) int { return strings.Compare(a.Language, b.Language) })
+	pick := func(ok func(string) bool) *message.Template {
+		for i := range sorted {
+			if sorted[i].Language != lang && sorted[i].Sendable() && ok(sorted[i].Language) {
+				return &sorted[i]
+			}
+		}
+		return nil
+	}
+	base, _, _ := strings.Cut(lang, "_")
+	if t := pick(func(l string) bool { return l == base }); t != nil {
+		return t
+	}
+	if t := pick(func(l string) bool { b, _, _ := strings.Cut(l, "_"); return b == base }); t != nil {
+		return t
+	}
+	if d := st.DefaultTemplateLanguage; d != "" {
+		return pick(func(l string) bool { return l == d })
+	}
+	return nil
+}
+
 func (s *Server) templateResolver(p Principal) *templateResolver {
 	return &templateResolver{s: s, tenant: p.Tenant.ID, seen: map[string]resolved{}}
 }
@@ -527,6 +572,11 @@ func (tr *templateResolver) lookup(name, lang string) (*message.Template, *apiEr
 		for i := range all {
 			if all[i].Language == lang {
 				t = &all[i]
+			}
+		}
+		if t == nil || !t.Sendable() {
+			if near := tr.nearest(ctx, all, lang); near != nil {
+				return near, nil
 			}
 		}
 		if t == nil {

@@ -523,3 +523,65 @@ func TestTemplateParamsDecoding(t *testing.T) {
 	f(`{"a":`, nil, "must be an object")
 	f(`[`+strings.Repeat(`"x",`, 100)+`"x"]`, nil, "too many")
 }
+
+// TestTemplateLanguageFallback: a template asked for in a language it has
+// no approved translation in goes in the nearest one it has (the language
+// without its region, another region of it, the tenant's default), and
+// the answer says which; a tenant may turn that off.
+func TestTemplateLanguageFallback(t *testing.T) {
+	h := newHarness(t)
+	body := func(lang string) string {
+		return `{"name":"checkout_reminder","language":"` + lang + `","category":"UTILITY","status":"APPROVED","components":[
+			{"type":"BODY","text":"Checkout {{1}}."}]}`
+	}
+	h.putTemplates("grand-plaza", append(hotelTemplates, body("es"), body("pt_BR"))...)
+	send := func(name, lang string, params string) (int, map[string]any) {
+		code, v, _ := h.do("POST", "/api/v1/whatsapp/templates/send", staffToken,
+			`{"guest_phone":"+1234567890","template_name":"`+name+`","language":"`+lang+`","parameters":`+params+`}`)
+		return code, v
+	}
+	welcome := `{"guest_name":"John","hotel_name":"Grand Plaza","room_number":"205","checkin_time":"3 PM","checkout_date":"Jan 18"}`
+	tests := []struct {
+		name, template, lang, params string
+		settings                     string
+		code                         int
+		went                         string // "" when it went in the language asked for
+	}{
+		{"the language itself", "checkout_reminder", "es", `["11:00"]`, "", 202, ""},
+		{"without its region", "checkout_reminder", "es_MX", `["11:00"]`, "", 202, "es"},
+		{"another region", "checkout_reminder", "pt_PT", `["11:00"]`, "", 202, "pt_BR"},
+		{"only a pending translation, no default", "welcome_checkin", "es_MX", welcome, "", 404, ""},
+		{"the tenant's default", "welcome_checkin", "es_MX", welcome, `{"default_template_language":"en"}`, 202, "en"},
+		{"turned off", "checkout_reminder", "es_MX", `["11:00"]`, `{"template_language_fallback":false}`, 404, ""},
+	}
+	for _, tt := range tests {
+		if tt.settings != "" {
+			if code, v, _ := h.do("PUT", "/api/v1/whatsapp/settings", adminToken, tt.settings); code != 200 {
+				t.Fatalf("%s: settings %d %v", tt.name, code, v)
+			}
+		}
+		code, v := send(tt.template, tt.lang, tt.params)
+		if code != tt.code {
+			t.Errorf("%s: %d %v, want %d", tt.name, code, v, tt.code)
+			continue
+		}
+		if code != 202 {
+			if errCode(t, v) != "TEMPLATE_NOT_FOUND" {
+				t.Errorf("%s: %v", tt.name, v)
+			}
+			continue
+		}
+		if tt.went == "" && v["language"] != nil || tt.went != "" && (v["language"] != tt.went || v["requested_language"] != tt.lang) {
+			t.Errorf("%s: answered %v, want language %q", tt.name, v, tt.went)
+		}
+		st, err := h.store.State(context.Background(), v["message_id"].(string))
+		must(t, err)
+		want := tt.lang
+		if tt.went != "" {
+			want = tt.went
+		}
+		if !strings.Contains(string(st.Content), `"code":"`+want+`"`) {
+			t.Errorf("%s: queued %s, want language %s", tt.name, st.Content, want)
+		}
+	}
+}
