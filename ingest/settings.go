@@ -65,11 +65,11 @@ func DefaultSettings() Settings {
 // settingsPatch is the body of PUT /settings: the fields given replace
 // the current ones, the others stay.
 type settingsPatch struct {
-	WindowEnforcement  *bool     `json:"window_enforcement"`
-	OptOutKeywords     *[]string `json:"opt_out_keywords"`
-	OptInKeywords      *[]string `json:"opt_in_keywords"`
-	OptOutReply        *string   `json:"opt_out_reply"`
-	OptInReply         *string   `json:"opt_in_reply"`
+	WindowEnforcement        *bool     `json:"window_enforcement"`
+	OptOutKeywords           *[]string `json:"opt_out_keywords"`
+	OptInKeywords            *[]string `json:"opt_in_keywords"`
+	OptOutReply              *string   `json:"opt_out_reply"`
+	OptInReply               *string   `json:"opt_in_reply"`
 	SuggestedTemplates       *[]string `json:"suggested_templates"`
 	TemplateLanguageFallback *bool     `json:"template_language_fallback"`
 	DefaultTemplateLanguage  *string   `json:"default_template_language"`
