@@ -213,3 +213,84 @@ func TestBatchWithoutRetriesFailsAtOnce(t *testing.T) {
 		t.Fatalf("attempts %d, want 1 (retry_failed false)", st.Attempts)
 	}
 }
+
+// TestFallbackStepsPassOnWhatTheyCannotCarry: with Meta's breaker open and
+// the chain secondary (Gallabox: text and templates only), sms, hold,
+// every kind of message ends where it can go and none fails for a step
+// that cannot carry it: text through Gallabox; the rest by SMS when it has
+// a fallback text, else held until Meta is back, then sent there.
+func TestFallbackStepsPassOnWhatTheyCannotCarry(t *testing.T) {
+	r := newRig(t, sim.Config{}, Config{Breaker: BreakerConfig{Window: time.Second, MinRequests: 5, FailureRatio: 0.5, OpenFor: 2 * time.Second}})
+	g, err := gallabox.New(gallabox.Config{BaseURL: r.sim.URL(), APIKey: sim.DefaultGallaboxAPIKey, APISecret: sim.DefaultGallaboxAPISecret, DefaultChannelID: "ch-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.routes[sender].Secondary = g
+	r.withSMS(StepSecondary, StepSMS, StepHold)
+	r.sim.SetOutage(time.Now().Add(time.Hour))
+	kinds := []struct {
+		name    string
+		typ     message.Type
+		content string
+		sms     string
+	}{
+		{"text", message.TypeText, `{"body":"Your room is ready"}`, ""},
+		{"image with an SMS text", message.TypeImage, `{"link":"https://cdn.grandplaza.example/key.jpg","caption":"Your key"}`, "Your key: see the front desk"},
+		{"image", message.TypeImage, `{"link":"https://cdn.grandplaza.example/key.jpg"}`, ""},
+		{"interactive", message.TypeInteractive, `{"type":"button","body":{"text":"Late checkout?"},"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}}]}}`, ""},
+		{"interactive with an SMS text", message.TypeInteractive, `{"type":"button","body":{"text":"Late checkout?"},"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}}]}}`, "Late checkout? Reply YES"},
+		{"location", message.TypeLocation, `{"latitude":"52.52","longitude":"13.40","name":"Grand Plaza"}`, ""},
+		{"template", message.TypeTemplate, `{"name":"room_ready","language":{"code":"en"}}`, ""},
+	}
+	// Texts that trip Meta's breaker first.
+	trip := r.enqueue(8, sender)
+	ids := map[string]string{}
+	for i, k := range kinds {
+		id := r.enqueue(1, sender, func(a *redis.EnqueueArgs) {
+			a.Recipient = fmt.Sprintf("+1416555%04d", i)
+			a.Type, a.Content, a.FallbackText = k.typ, []byte(k.content), k.sms
+		})[0]
+		ids[k.name] = id
+	}
+	r.start()
+	r.wait(trip, is(message.StatusSent)) // through Gallabox once the breaker opened
+	settled := func(names ...string) map[string]*redis.State {
+		var want []string
+		for _, n := range names {
+			want = append(want, ids[n])
+		}
+		return r.wait(want, func(s message.Status) bool { return s == message.StatusSent || s == message.StatusFallback })
+	}
+	now := settled("text", "image with an SMS text", "interactive with an SMS text", "template")
+	for name, want := range map[string]struct {
+		status   message.Status
+		provider string
+	}{
+		"text": {message.StatusSent, "gallabox"}, "template": {message.StatusSent, "gallabox"},
+		"image with an SMS text": {message.StatusFallback, ""}, "interactive with an SMS text": {message.StatusFallback, ""},
+	} {
+		st := now[ids[name]]
+		if st.Status != want.status || want.provider != "" && st.Provider != want.provider {
+			t.Errorf("%s while Meta is down: %s via %q, want %s %s", name, st.Status, st.Provider, want.status, want.provider)
+		}
+	}
+	// The rest wait, failed by nothing, until Meta is back.
+	for _, name := range []string{"image", "interactive", "location"} {
+		st, err := r.store.State(context.Background(), ids[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if message.Terminal(st.Status) {
+			t.Fatalf("%s ended %s (%s) while held", name, st.Status, st.ErrorTitle)
+		}
+	}
+	r.sim.SetOutage(time.Time{})
+	for name, st := range settled("image", "interactive", "location") {
+		if st.Status != message.StatusSent || st.Provider != "meta" {
+			t.Errorf("%s after the outage: %s via %q, want sent via meta", name, st.Status, st.Provider)
+		}
+	}
+	if got := testutil.ToFloat64(r.d.m.fallbacks.WithLabelValues("secondary", "cannot_carry")); got < 5 {
+		t.Errorf("cannot_carry counted %v, want the 5 messages Gallabox could not take", got)
+	}
+}

@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"provider"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_dispatch_fallbacks_total",
-			Help: "Messages sent by a fallback, by step (secondary, sms) and reason (breaker_open, failed, not_delivered).",
+			Help: "Messages sent by a fallback, by step (secondary, sms) and reason (breaker_open, failed, not_delivered); reason cannot_carry counts those a step passed on to the next one, unable to send their kind.",
 		}, []string{"step", "reason"}),
 		shards: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wagate_dispatch_shards_owned", Help: "Shards this instance works.",

@@ -32,6 +32,9 @@ type job struct {
 	// downs counts the failures of j not held against it (its provider was
 	// down): its retries back off by them too.
 	downs int
+	// noSecondary: the secondary provider cannot carry j (its type): the
+	// fallback chain goes on to its next step.
+	noSecondary bool
 	// chunk is the batch's chunk the message came in (nil for a single
 	// send): its entry is acknowledged when all its messages are settled.
 	chunk     *chunk

@@ -29,7 +29,7 @@ func (p *pump) route(j *job) (<-chan struct{}, time.Time) {
 chain:
 	for _, step := range r.Fallback {
 		switch {
-		case step == StepSecondary && r.Secondary != nil && !d.breakerFor(r.Secondary).open(),
+		case step == StepSecondary && r.Secondary != nil && !j.noSecondary && !d.breakerFor(r.Secondary).open(),
 			step == StepSMS && r.SMS != nil && j.hasFallback && !d.breakerFor(r.SMS).open():
 			j.via = step
 			return nil, time.Time{}
@@ -105,6 +105,16 @@ func (p *pump) deliver(j *job) outcome {
 		d.m.sends.WithLabelValues("none", "no_route").Inc()
 		return p.record(j, &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(),
 			ErrorTitle: "no provider is configured for sender " + m.Sender}, false)
+	}
+	if c, ok := prov.(provider.Carrier); ok && j.via == StepSecondary && !c.Carries(m) {
+		// The secondary cannot send this kind of message: no call, no
+		// verdict on it, no attempt spent; the chain's next step takes it
+		// (SMS with a fallback text, else the hold).
+		up(true)
+		j.noSecondary = true
+		d.m.fallbacks.WithLabelValues(string(StepSecondary), "cannot_carry").Inc()
+		return p.retry(j, time.Now(), &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(), Provider: prov.Name(),
+			ErrorTitle: prov.Name() + " cannot carry a " + string(m.Type) + " message: passed to the next fallback step"}, true)
 	}
 	msg := m
 	if j.via == StepSMS {

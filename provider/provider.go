@@ -23,6 +23,15 @@ type Provider interface {
 	Name() string
 }
 
+// Carrier is a provider that cannot send every message (a secondary
+// WhatsApp provider without interactive messages, say): a fallback chain
+// passes what a step cannot carry on to its next step instead of failing it.
+type Carrier interface {
+	// Carries reports whether Send can send m at all (its type, and what
+	// its content needs).
+	Carries(m *message.Message) bool
+}
+
 // Result is a provider's acceptance of a message.
 type Result struct {
 	// ProviderMessageID is the provider's id ("wamid.…"), used to match

@@ -371,3 +371,16 @@ func stringMember(body []byte, key string) string {
 func invalid(why string) *provider.Error {
 	return &provider.Error{Class: provider.ClassPermanent, Title: "invalid message: " + why}
 }
+
+// Carries implements provider.Carrier: ChatApp's send takes templates,
+// text, locations, and media by link (not a Meta media id).
+func (c *Client) Carries(m *message.Message) bool {
+	switch m.Type {
+	case message.TypeTemplate, message.TypeText, message.TypeLocation:
+		return true
+	case message.TypeImage, message.TypeVideo, message.TypeAudio, message.TypeDocument:
+		_, ok := jsonpeek.Member(m.Content, "link")
+		return ok
+	}
+	return false
+}

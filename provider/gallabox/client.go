@@ -217,3 +217,9 @@ func messageID(body []byte) (string, bool) {
 func invalid(why string) *provider.Error {
 	return &provider.Error{Class: provider.ClassPermanent, Title: "invalid message: " + why}
 }
+
+// Carries implements provider.Carrier: Gallabox's send takes text and
+// templates.
+func (c *Client) Carries(m *message.Message) bool {
+	return m.Type == message.TypeText || m.Type == message.TypeTemplate
+}
