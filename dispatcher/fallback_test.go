@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,77 @@ func TestFallbackStepsPassOnWhatTheyCannotCarry(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.d.m.fallbacks.WithLabelValues("secondary", "cannot_carry")); got < 5 {
 		t.Errorf("cannot_carry counted %v, want the 5 messages Gallabox could not take", got)
+	}
+}
+
+// TestEveryChainHoldsWhatItCannotCarry: the shorter chains, each kind of
+// message while Meta is down: what a step takes goes there, the rest is
+// held (never failed) and sent through Meta once it is back.
+func TestEveryChainHoldsWhatItCannotCarry(t *testing.T) {
+	type want struct {
+		status   message.Status
+		provider string // "" for the SMS
+	}
+	held := want{message.StatusSent, "meta"}
+	tests := []struct {
+		chain []Step
+		// by kind: text, text with an SMS text, image, interactive with an SMS text
+		want [4]want
+	}{
+		{[]Step{StepSecondary, StepHold}, [4]want{{message.StatusSent, "gallabox"}, {message.StatusSent, "gallabox"}, held, held}},
+		{[]Step{StepSMS, StepHold}, [4]want{held, {message.StatusFallback, ""}, held, {message.StatusFallback, ""}}},
+		{[]Step{StepHold}, [4]want{held, held, held, held}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.chain), func(t *testing.T) {
+			r := newRig(t, sim.Config{}, Config{Breaker: BreakerConfig{Window: time.Second, MinRequests: 5, FailureRatio: 0.5, OpenFor: 2 * time.Second}})
+			g, err := gallabox.New(gallabox.Config{BaseURL: r.sim.URL(), APIKey: sim.DefaultGallaboxAPIKey, APISecret: sim.DefaultGallaboxAPISecret, DefaultChannelID: "ch-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.routes[sender].Secondary = g
+			r.withSMS(tt.chain...)
+			r.sim.SetOutage(time.Now().Add(time.Hour))
+			kinds := []struct {
+				typ          message.Type
+				content, sms string
+			}{
+				{message.TypeText, `{"body":"Your room is ready"}`, ""},
+				{message.TypeText, `{"body":"Your room is ready"}`, "Your room is ready"},
+				{message.TypeImage, `{"link":"https://cdn.grandplaza.example/key.jpg"}`, ""},
+				{message.TypeInteractive, `{"type":"button","body":{"text":"Late checkout?"},"action":{"buttons":[{"type":"reply","reply":{"id":"yes","title":"Yes"}}]}}`, "Late checkout? Reply YES"},
+			}
+			trip := r.enqueue(8, sender, func(a *redis.EnqueueArgs) { a.FallbackText = "trip" })
+			var ids []string
+			for i, k := range kinds {
+				ids = append(ids, r.enqueue(1, sender, func(a *redis.EnqueueArgs) {
+					a.Recipient = fmt.Sprintf("+1416555%04d", i)
+					a.Type, a.Content, a.FallbackText = k.typ, []byte(k.content), k.sms
+				})[0])
+			}
+			r.start()
+			settled := func(s message.Status) bool { return s == message.StatusSent || s == message.StatusFallback }
+			if slices.Contains(tt.chain, StepSecondary) || slices.Contains(tt.chain, StepSMS) {
+				r.wait(trip, settled) // the breaker opened and the chain carried them
+			}
+			time.Sleep(time.Second) // the held ones stay held meanwhile
+			for i, id := range ids {
+				st, err := r.store.State(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Status == message.StatusFailed || st.Status == message.StatusExpired {
+					t.Fatalf("kind %d ended %s (%s)", i, st.Status, st.ErrorTitle)
+				}
+			}
+			r.sim.SetOutage(time.Time{})
+			states := r.wait(ids, settled)
+			for i, id := range ids {
+				st, w := states[id], tt.want[i]
+				if st.Status != w.status || w.provider != "" && st.Provider != w.provider {
+					t.Errorf("kind %d: %s via %q, want %s via %q", i, st.Status, st.Provider, w.status, w.provider)
+				}
+			}
+		})
 	}
 }
