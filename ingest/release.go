@@ -19,7 +19,6 @@ type memReleaser struct {
 	threshold int
 	delay     time.Duration
 	pending   atomic.Bool
-	releases  atomic.Int64
 }
 
 func newMemReleaser(threshold int, delay time.Duration) *memReleaser {
@@ -38,7 +37,6 @@ func (m *memReleaser) done(ctx *fasthttp.RequestCtx) {
 		time.AfterFunc(m.delay, func() {
 			m.pending.Store(false)
 			debug.FreeOSMemory()
-			m.releases.Add(1)
 		})
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -25,31 +24,31 @@ var ErrForbidden = errors.New("internal address")
 // forbidden are the ranges no tenant-named request may reach by default.
 // IPv4-mapped IPv6 addresses are unmapped before the check.
 var forbidden = mustPrefixes(
-	"0.0.0.0/8",          // "this network"; 0.0.0.0 reaches the local host
-	"10.0.0.0/8",         // private
-	"100.64.0.0/10",      // carrier-grade NAT
-	"127.0.0.0/8",        // loopback
-	"169.254.0.0/16",     // link-local, cloud metadata (169.254.169.254)
-	"172.16.0.0/12",      // private
-	"192.0.0.0/24",       // IETF protocol assignments
-	"192.168.0.0/16",     // private
-	"198.18.0.0/15",      // benchmarking
-	"224.0.0.0/4",        // multicast
-	"240.0.0.0/4",        // reserved, broadcast
-	"::/128",             // unspecified
-	"::1/128",            // loopback
-	"64:ff9b::/96",       // NAT64: may embed any IPv4 address
-	"64:ff9b:1::/48",     // local NAT64
-	"fc00::/7",           // unique local (fd00:ec2::254: AWS metadata)
-	"fe80::/10",          // link-local
-	"ff00::/8",           // multicast
-	"2001:db8::/32",      // documentation
-	"2002::/16",          // 6to4: may embed any IPv4 address
-	"100::/64",           // discard
-	"192.88.99.0/24",     // 6to4 relays
-	"198.51.100.0/24",    // documentation
-	"203.0.113.0/24",     // documentation
-	"192.0.2.0/24",       // documentation
+	"0.0.0.0/8",       // "this network"; 0.0.0.0 reaches the local host
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // carrier-grade NAT
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local, cloud metadata (169.254.169.254)
+	"172.16.0.0/12",   // private
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.168.0.0/16",  // private
+	"198.18.0.0/15",   // benchmarking
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
+	"::/128",          // unspecified
+	"::1/128",         // loopback
+	"64:ff9b::/96",    // NAT64: may embed any IPv4 address
+	"64:ff9b:1::/48",  // local NAT64
+	"fc00::/7",        // unique local (fd00:ec2::254: AWS metadata)
+	"fe80::/10",       // link-local
+	"ff00::/8",        // multicast
+	"2001:db8::/32",   // documentation
+	"2002::/16",       // 6to4: may embed any IPv4 address
+	"100::/64",        // discard
+	"192.88.99.0/24",  // 6to4 relays
+	"198.51.100.0/24", // documentation
+	"203.0.113.0/24",  // documentation
+	"192.0.2.0/24",    // documentation
 )
 
 func mustPrefixes(ss ...string) []netip.Prefix {
@@ -147,15 +146,6 @@ func (g *Guard) CheckHost(ctx context.Context, host string) error {
 		}
 	}
 	return nil
-}
-
-// CheckURL checks raw's host as CheckHost does.
-func (g *Guard) CheckURL(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("netguard: %w", err)
-	}
-	return g.CheckHost(ctx, u.Hostname())
 }
 
 // Dial connects to addr ("host:port") as fasthttp.Client's Dial does, to

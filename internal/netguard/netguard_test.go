@@ -64,28 +64,28 @@ func TestNewRefusesWhatIsNoNetwork(t *testing.T) {
 	}
 }
 
-func TestCheckURL(t *testing.T) {
+func TestCheckHost(t *testing.T) {
 	g, _ := New(nil, 0)
 	ctx := context.Background()
 	tests := []struct {
-		url    string
+		host   string
 		refuse bool
 	}{
-		{"http://127.0.0.1:6379/", true},
-		{"https://10.0.0.5/hook", true},
-		{"https://169.254.169.254/latest/meta-data/", true},
-		{"https://[::1]:9000/", true},
-		{"https://[::ffff:7f00:1]/", true},
-		{"http://localhost:9000/", true},
-		{"http://api.localhost/", true},
-		{"https://93.184.216.34/hook", false},
+		{"127.0.0.1", true},
+		{"10.0.0.5", true},
+		{"169.254.169.254", true},
+		{"[::1]", true},
+		{"::ffff:7f00:1", true},
+		{"localhost", true},
+		{"api.localhost", true},
+		{"93.184.216.34", false},
 		// A name that does not resolve here is left to the dial.
-		{"https://no-such-host.invalid/hook", false},
+		{"no-such-host.invalid", false},
 	}
 	for _, tt := range tests {
-		err := g.CheckURL(ctx, tt.url)
+		err := g.CheckHost(ctx, tt.host)
 		if got := errors.Is(err, ErrForbidden); got != tt.refuse {
-			t.Errorf("CheckURL(%s) = %v, want refused %v", tt.url, err, tt.refuse)
+			t.Errorf("CheckHost(%s) = %v, want refused %v", tt.host, err, tt.refuse)
 		}
 	}
 }
