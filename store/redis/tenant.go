@@ -130,6 +130,9 @@ func (s *Store) RedeliverHooks(ctx context.Context, tenant string, ids []string)
 	}
 	var done []string
 	now := float64(s.nowMS())
+	// One round trip for all: in a pipeline each ZADD still comes before
+	// its LREM.
+	p := s.rdb.Pipeline()
 	for _, raw := range raws {
 		var dead struct {
 			EventID string          `json:"event_id"`
@@ -141,13 +144,15 @@ func (s *Store) RedeliverHooks(ctx context.Context, tenant string, ids []string)
 			continue
 		}
 		member, _ := json.Marshal(HookDelivery{Tenant: tenant, Event: dead.Event, ID: dead.EventID, Body: dead.Body})
-		if err := s.rdb.ZAdd(ctx, s.keys.Prefix()+":hookretry", goredis.Z{Score: now, Member: member}).Err(); err != nil {
-			return done, fmt.Errorf("redeliver webhooks: %w", err)
-		}
-		if err := s.rdb.LRem(ctx, dlq, 1, raw).Err(); err != nil {
-			return done, fmt.Errorf("redeliver webhooks: %w", err)
-		}
+		p.ZAdd(ctx, s.keys.Prefix()+":hookretry", goredis.Z{Score: now, Member: member})
+		p.LRem(ctx, dlq, 1, raw)
 		done = append(done, dead.EventID)
+	}
+	if len(done) == 0 {
+		return nil, nil
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redeliver webhooks: %w", err)
 	}
 	return done, nil
 }
