@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -232,54 +231,16 @@ func (st *Settings) optKeyword(text string) string {
 	return ""
 }
 
-// settingsCache keeps tenants' settings for ttl, so that a send does not
-// read them from Redis each time; a change reaches every process within
-// ttl.
-type settingsCache struct {
-	store *redis.Store
-	ttl   time.Duration
-	mu    sync.Mutex
-	m     map[string]cachedSettings
-}
-
-type cachedSettings struct {
-	st Settings
-	at time.Time
-}
+// settingsCache keeps tenants' settings (tenantCache): with nothing read
+// yet and Redis failing, it answers the defaults with the error (callers on
+// the send path then refuse with 503: the defaults may refuse what the
+// tenant allowed).
+type settingsCache = tenantCache[Settings]
 
 func newSettingsCache(store *redis.Store, ttl time.Duration) *settingsCache {
-	return &settingsCache{store: store, ttl: ttl, m: map[string]cachedSettings{}}
-}
-
-// get returns tenant's settings. When Redis fails it returns the last
-// settings read, however old; with nothing read yet, the defaults and the
-// error (callers on the send path then refuse with 503: the defaults may
-// refuse what the tenant allowed).
-func (c *settingsCache) get(ctx context.Context, tenant string) (Settings, error) {
-	c.mu.Lock()
-	e, ok := c.m[tenant]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < c.ttl {
-		return e.st, nil
-	}
-	st, err := loadSettings(ctx, c.store, tenant)
-	if err != nil {
-		if ok {
-			return e.st, nil
-		}
-		return DefaultSettings(), err
-	}
-	c.mu.Lock()
-	c.m[tenant] = cachedSettings{st: st, at: time.Now()}
-	c.mu.Unlock()
-	return st, nil
-}
-
-// forget drops tenant's cached settings (after this process changed them).
-func (c *settingsCache) forget(tenant string) {
-	c.mu.Lock()
-	delete(c.m, tenant)
-	c.mu.Unlock()
+	return newTenantCache(ttl, func(ctx context.Context, tenant string) (Settings, error) {
+		return loadSettings(ctx, store, tenant)
+	})
 }
 
 // loadSettings reads tenant's settings: the defaults overlaid with what

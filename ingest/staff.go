@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -401,59 +400,29 @@ func (s *Server) handleStaffMe(ctx *fasthttp.RequestCtx, p Principal, _ params) 
 	})
 }
 
-// staffCache keeps, per tenant, which staff ids are enabled members, for
-// the checks of sends and assignments, so that a send naming a member
-// costs no Redis read. A change made through this process applies at
-// once (forget); one made elsewhere within ttl.
-type staffCache struct {
-	store *redis.Store
-	ttl   time.Duration
-	mu    sync.Mutex
-	m     map[string]staffIDs
-}
+// staffCache keeps, per tenant, which staff ids are enabled members
+// (tenantCache), for the checks of sends and assignments, so that a send
+// naming a member costs no Redis read.
+type staffCache = tenantCache[staffIDs]
 
 // staffIDs are a tenant's members: enabled[id] for each, false when
 // disabled.
 type staffIDs struct {
 	enabled map[string]bool
-	at      time.Time
 }
 
 func newStaffCache(store *redis.Store, ttl time.Duration) *staffCache {
-	return &staffCache{store: store, ttl: ttl, m: map[string]staffIDs{}}
-}
-
-// get returns tenant's staff ids; when Redis fails, the last ones read,
-// however old, or the error.
-func (c *staffCache) get(ctx context.Context, tenant string) (staffIDs, error) {
-	c.mu.Lock()
-	e, ok := c.m[tenant]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < c.ttl {
-		return e, nil
-	}
-	all, err := c.store.ListStaff(ctx, tenant)
-	if err != nil {
-		if ok {
-			return e, nil
+	return newTenantCache(ttl, func(ctx context.Context, tenant string) (staffIDs, error) {
+		all, err := store.ListStaff(ctx, tenant)
+		if err != nil {
+			return staffIDs{}, err
 		}
-		return staffIDs{}, err
-	}
-	e = staffIDs{enabled: make(map[string]bool, len(all)), at: time.Now()}
-	for _, m := range all {
-		e.enabled[m.ID] = !m.Disabled
-	}
-	c.mu.Lock()
-	c.m[tenant] = e
-	c.mu.Unlock()
-	return e, nil
-}
-
-// forget drops tenant's cached ids (after this process changed them).
-func (c *staffCache) forget(tenant string) {
-	c.mu.Lock()
-	delete(c.m, tenant)
-	c.mu.Unlock()
+		ids := staffIDs{enabled: make(map[string]bool, len(all))}
+		for _, m := range all {
+			ids.enabled[m.ID] = !m.Disabled
+		}
+		return ids, nil
+	})
 }
 
 // checkStaffRef checks that id (the value of field) names an enabled
