@@ -34,6 +34,9 @@ type outbound struct {
 	// Delivery holds the priority, schedule, validity and fallback; nil
 	// takes the defaults (transactional, now, no expiry).
 	Delivery *delivery
+	// Language and RequestedLanguage: a template sent in another language
+	// than the one asked for (the tenant's fallback) says both in its 202.
+	Language, RequestedLanguage string
 }
 
 // enqueue queues o for p and answers the request: 202 with the message id
@@ -115,7 +118,7 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 		writeError(ctx, e)
 		return out
 	}
-	return s.enqueueAndAnswer(rctx, ctx, a, out)
+	return s.enqueueAndAnswer(rctx, ctx, a, o, out)
 }
 
 // backpressure refuses n more messages of p's tenant when its messages not
@@ -148,7 +151,7 @@ func (s *Server) backpressure(ctx context.Context, p Principal, n int64, sender,
 // enqueueAndAnswer queues a (within rctx's deadline) and answers 202 with
 // the message id once Redis holds it. out is scratch for the answer,
 // returned for reuse.
-func (s *Server) enqueueAndAnswer(rctx context.Context, ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, out []byte) []byte {
+func (s *Server) enqueueAndAnswer(rctx context.Context, ctx *fasthttp.RequestCtx, a *redis.EnqueueArgs, o *outbound, out []byte) []byte {
 	res, err := s.store.Enqueue(rctx, a)
 	if err != nil {
 		s.log.Warn("enqueue failed", "err", err)
@@ -198,6 +201,12 @@ func (s *Server) enqueueAndAnswer(rctx context.Context, ctx *fasthttp.RequestCtx
 	if res.Conversation != "" {
 		out = append(out, `,"conversation_id":`...)
 		out = message.AppendJSONString(out, res.Conversation)
+	}
+	if o.Language != "" {
+		out = append(out, `,"language":`...)
+		out = message.AppendJSONString(out, o.Language)
+		out = append(out, `,"requested_language":`...)
+		out = message.AppendJSONString(out, o.RequestedLanguage)
 	}
 	out = append(out, '}')
 	ctx.SetStatusCode(fasthttp.StatusAccepted)

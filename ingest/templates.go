@@ -332,19 +332,11 @@ func (s *Server) handleTemplateSend(ctx *fasthttp.RequestCtx, p Principal, _ par
 	o := &outbound{GuestPhone: r.GuestPhone, From: r.From, Type: message.TypeTemplate, Content: content,
 		ConversationID: r.ConversationID, StaffMemberID: r.StaffMemberID, Template: t.Name, Preview: preview,
 		ConversationMeta: convMeta, Delivery: &r.delivery}
+	if r.Language != "" && t.Language != r.Language {
+		o.Language, o.RequestedLanguage = t.Language, r.Language
+	}
 	var a redis.EnqueueArgs
 	s.enqueue(ctx, p, o, &a, make([]byte, 0, 128))
-	if r.Language != "" && t.Language != r.Language && ctx.Response.StatusCode() == fasthttp.StatusAccepted {
-		// The answer says which language went, and which was asked for.
-		if b := ctx.Response.Body(); len(b) > 0 && b[len(b)-1] == '}' {
-			out := append([]byte(nil), b[:len(b)-1]...)
-			out = append(out, `,"language":`...)
-			out = message.AppendJSONString(out, t.Language)
-			out = append(out, `,"requested_language":`...)
-			out = message.AppendJSONString(out, r.Language)
-			ctx.SetBody(append(out, '}'))
-		}
-	}
 }
 
 // decodeTemplateParams reads a send's parameters: an object of strings (or
