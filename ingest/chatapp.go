@@ -134,9 +134,8 @@ func (s *Server) handleChatAppSend(ctx *fasthttp.RequestCtx) {
 	reqID := newRequestID()
 	fail := func(e *apiError) { writeChatApp(ctx, reqID, e.Code.HTTPStatus(), e.Code, e.Message) }
 	if !ctx.IsPost() {
-		e := methodNotAllowed("POST")
+		fail(methodNotAllowed("POST"))
 		ctx.Response.Header.Set("Allow", "POST")
-		fail(e)
 		return
 	}
 	p, ok := s.tokens.lookup(ctx.Request.Header.Peek("Authorization"))
@@ -189,11 +188,7 @@ func (s *Server) handleChatAppSend(ctx *fasthttp.RequestCtx) {
 
 // writeChatApp answers a failure in the seed-004 API's format.
 func writeChatApp(ctx *fasthttp.RequestCtx, reqID string, status int, code message.Code, msg string) {
-	allow := string(ctx.Response.Header.Peek("Allow"))
 	ctx.Response.Reset()
-	if allow != "" {
-		ctx.Response.Header.Set("Allow", allow)
-	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	b, _ := json.Marshal(chatAppAnswer{RequestID: reqID, Code: chatAppCode(code), Message: msg, WagateCode: string(code)})

@@ -163,16 +163,18 @@ func FuzzChatAppFields(f *testing.F) {
 		if !json.Valid(raw) {
 			return
 		}
+		quoted := strings.TrimSpace(string(raw))[0] == '"'
 		if v, e := unquoteJSON(raw, "Content"); e == nil && len(v) > 0 {
-			if !json.Valid(v) || (v[0] != '{' && v[0] != '[' && len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw))[0] == '"') {
+			// What it takes is JSON; out of a string, an object or array.
+			if !json.Valid(v) || quoted && v[0] != '{' && v[0] != '[' {
 				t.Fatalf("unquoteJSON(%q) took %q", raw, v)
 			}
 		}
-		if ps, e := chatAppPayloads(raw); e == nil {
-			for _, p := range ps {
-				_ = p
-			}
+		if ps, e := chatAppPayloads(raw); e == nil && len(ps) > 0 && !quoted && strings.TrimSpace(string(raw))[0] != '[' {
+			t.Fatalf("chatAppPayloads(%q) took %q from neither an array nor a string", raw, ps)
 		}
-		_, _ = jsonInt(raw, "FallBackDuration")
+		if n, e := jsonInt(raw, "FallBackDuration"); e == nil && n != 0 && strings.ContainsAny(string(raw), ".eE") {
+			t.Fatalf("jsonInt(%q) took %d from a number that is not whole", raw, n)
+		}
 	})
 }
