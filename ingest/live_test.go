@@ -116,7 +116,9 @@ func next(t *testing.T, ch <-chan sseEvent, name string, match func(map[string]a
 // across the stream's reconnections (Last-Event-ID), and nothing of
 // another tenant does.
 func TestInboxStreamCarriesTheTenantsChanges(t *testing.T) {
-	h := newHarness(t)
+	// Streams of a second (a write timeout of 3 s), so that the test sees
+	// them reconnect without waiting long.
+	h := newHarness(t, func(c *Config) { c.WriteTimeout = 3 * time.Second })
 	h.startProcessor()
 	mine := h.openStream(staffToken)
 	theirs := h.openStream(otherToken)
@@ -132,8 +134,8 @@ func TestInboxStreamCarriesTheTenantsChanges(t *testing.T) {
 	}
 
 	// An answer, and its status from the provider, after the stream has
-	// reconnected at least once (streams last under 10 s).
-	time.Sleep(9 * time.Second)
+	// reconnected at least once.
+	time.Sleep(2 * time.Second)
 	code, v, _ := h.do("POST", sendPath, staffToken,
 		`{"guest_phone":"+14155550142","message_type":"text","content":{"text":"On their way!"}}`)
 	if code != 202 {

@@ -301,6 +301,9 @@ var (
 	pathMetrics = []byte("/metrics")
 	pathHealth  = []byte("/healthz")
 	pathOpenAPI = []byte("/openapi.yaml")
+	// pathInbox and pathInboxDir are the staff inbox's page and files.
+	pathInbox    = []byte(inbox.Prefix)
+	pathInboxDir = []byte(inbox.Prefix + "/")
 )
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -331,7 +334,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 		return s.serveAPI(ctx, path[len(apiPrefix):])
 	case bytes.HasPrefix(path, []byte(apiPrefixUnversioned)):
 		return s.serveAPI(ctx, path[len(apiPrefixUnversioned):])
-	case bytes.Equal(path, []byte(inbox.Prefix)) || bytes.HasPrefix(path, []byte(inbox.Prefix+"/")):
+	case bytes.Equal(path, pathInbox) || bytes.HasPrefix(path, pathInboxDir):
 		inbox.Serve(ctx)
 		return routeOther
 	case bytes.Equal(path, pathChatAppSend):

@@ -31,13 +31,6 @@ async function api(method, path, body, isForm) {
   return v;
 }
 
-// api2 is api with a CSRF token not yet in state (right after login).
-async function api2(csrf, method, path, body) {
-  state.csrf = csrf;
-  const v = await api(method, path, body);
-  return v && v.id ? v : (v && v.staff) || null;
-}
-
 function el(tag, attrs, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -105,7 +98,8 @@ $('login-form').addEventListener('submit', async (ev) => {
     localStorage.setItem('wagate.tenant', tenant);
     $('login-password').value = '';
     // Signing in is being at the desk.
-    try { v.staff = (await api2(v.csrf_token, 'PATCH', '/staff/me', { availability: 'online' })) || v.staff; } catch { /* stays as it was */ }
+    state.csrf = v.csrf_token;
+    try { v.staff = await api('PATCH', '/staff/me', { availability: 'online' }); } catch { /* stays as it was */ }
     await enter(v);
   } catch (e) {
     $('login-error').textContent = e.message;
