@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/wagate/wagate/internal/syncbuf"
 )
 
 // TestHTTPCeilingDrivesTheSameRequests: the bare handler answers every
@@ -251,7 +253,7 @@ func TestProgressLine(t *testing.T) {
 }
 
 func TestProgressWritesLinesOffTerminal(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	p := NewProgress(&buf, false)
 	var live liveCounts
 	live.requests.Store(10)
@@ -262,23 +264,6 @@ func TestProgressWritesLinesOffTerminal(t *testing.T) {
 	if strings.Contains(out, "\r") || !strings.Contains(out, "run ") || !strings.HasSuffix(out, "  · phase 2\n") {
 		t.Errorf("progress off a terminal wrote %q", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSlowestWindow(t *testing.T) {

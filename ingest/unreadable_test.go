@@ -8,28 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/syncbuf"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
-
-// syncBuffer is a log destination tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestUnreadableRequestsNeverShowTheirSecrets: a request fasthttp cannot
 // read is answered 400 in the API's format, and neither the answer nor any
@@ -40,7 +27,7 @@ func TestUnreadableRequestsNeverShowTheirSecrets(t *testing.T) {
 	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(t, rdb), Shards: 2})
 	must(t, err)
 	t.Cleanup(store.Close)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	reg := prometheus.NewRegistry()
 	srv, err := NewServer(Config{Addr: "127.0.0.1:0"}, store, NewTokens(), reg, reg,
 		slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

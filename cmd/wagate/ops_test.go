@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,34 +12,16 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/syncbuf"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
-
-// syncBuffer is a log destination the gateway's goroutines share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // opsGateway starts the gateway in this process on redisURL with roles,
 // its ops listener on a free port; tune edits the flags first. The demo
@@ -56,7 +37,7 @@ func opsGateway(t *testing.T, redisURL, prefix, roles string, tune func(*gateway
 	if tune != nil {
 		tune(g)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gw, err := startGateway(g, devConfig("http://127.0.0.1:1", devNumbers(1), 80), log)
 	if err != nil {

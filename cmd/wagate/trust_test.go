@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/syncbuf"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
@@ -44,7 +45,7 @@ func TestRedisThatMayEvictIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := redistest.StartServer(t, tc.args...)
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			g := &gatewayFlags{instance: "evict", redisURL: r.URL, prefix: "ev", shards: 2, httpAddr: freeAddr(t), roles: "api",
 				allowEviction: tc.allow, media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey}}
 			gw, err := startGateway(g, devConfig("http://127.0.0.1:1", devNumbers(1), 80), newTestLogger(logs))
