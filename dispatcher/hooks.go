@@ -290,6 +290,17 @@ type messageData struct {
 	ErrorCode         *int    `json:"error_code"`
 	FailureReason     *string `json:"failure_reason"`
 	PricingCategory   *string `json:"pricing_category"`
+	// Pricing is the provider's whole pricing object, when it sent one.
+	Pricing *pricingData `json:"pricing,omitempty"`
+}
+
+// pricingData is Meta's pricing object of a status: category, model
+// ("PMP") and type (regular, free_customer_service, free_entry_point).
+type pricingData struct {
+	Category     string  `json:"category"`
+	PricingModel *string `json:"pricing_model"`
+	Type         *string `json:"type"`
+	Billable     bool    `json:"billable"`
 }
 
 func eventDelivery(ev *message.Event, name string) delivery {
@@ -300,6 +311,10 @@ func eventDelivery(ev *message.Event, name string) delivery {
 		PricingCategory: nullable(ev.PricingCategory)}
 	if ev.ErrorCode != 0 {
 		data.ErrorCode = &ev.ErrorCode
+	}
+	if ev.PricingCategory != "" {
+		data.Pricing = &pricingData{Category: ev.PricingCategory, PricingModel: nullable(ev.PricingModel),
+			Type: nullable(ev.PricingType), Billable: ev.Billable}
 	}
 	id := "evt_" + strconv.Itoa(ev.Shard) + "_" + ev.StreamID
 	body, _ := json.Marshal(envelope{Event: name, EventID: id, TenantID: ev.TenantID, CreatedAt: apiTime(ev.AtMS), Data: data})

@@ -355,7 +355,8 @@ func resultOf(s *provider.StatusUpdate) redis.Result {
 	r := redis.Result{
 		Status: s.Status, AtMS: s.AtMS, Provider: "meta", ProviderMessageID: s.ProviderMessageID,
 		ErrorCode: s.ErrorCode, ErrorTitle: s.ErrorTitle,
-		PricingCategory: s.PricingCategory, ConversationID: s.ConversationID,
+		PricingCategory: s.PricingCategory, PricingModel: s.PricingModel, PricingType: s.PricingType,
+		ConversationID: s.ConversationID,
 	}
 	if s.PricingCategory != "" {
 		if s.Billable {

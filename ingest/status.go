@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -74,6 +75,8 @@ func (s *Server) handleStatus(ctx *fasthttp.RequestCtx, p Principal, ps params) 
 	out = appendTimeMS(out, st.ExpiresMS)
 	out = append(out, `,"expired_at":`...)
 	out = appendTimeMS(out, st.ExpiredMS)
+	out = append(out, `,"pricing":`...)
+	out = appendPricing(out, st)
 	out = append(out, `,"fallback":`...)
 	if st.FallbackMS == 0 {
 		out = append(out, "null"...)
@@ -117,4 +120,22 @@ func appendFailure(out []byte, st message.Status, code int, title string) []byte
 		return appendInt(out, int64(code))
 	}
 	return append(out, "null"...)
+}
+
+// appendPricing appends the provider's pricing object of the message's
+// latest status that had one (Meta's: category, pricing_model, type,
+// billable), or null.
+func appendPricing(out []byte, st *redis.State) []byte {
+	if st.PricingCategory == "" {
+		return append(out, "null"...)
+	}
+	out = append(out, `{"category":`...)
+	out = message.AppendJSONString(out, st.PricingCategory)
+	out = append(out, `,"pricing_model":`...)
+	out = appendStringOrNull(out, st.PricingModel)
+	out = append(out, `,"type":`...)
+	out = appendStringOrNull(out, st.PricingType)
+	out = append(out, `,"billable":`...)
+	out = append(out, strconv.FormatBool(st.Billable == "1")...)
+	return append(out, '}')
 }

@@ -33,6 +33,11 @@ type Event struct {
 	// billing conversation) come from the provider's status webhooks.
 	PricingCategory        string
 	Billable               bool
+	// PricingModel ("PMP") and PricingType ("regular",
+	// "free_customer_service", "free_entry_point") complete Meta's pricing
+	// object.
+	PricingModel           string
+	PricingType            string
 	ProviderConversationID string
 	// ConversationID and StaffMemberID are the caller's references from
 	// the send request.

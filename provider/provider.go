@@ -117,7 +117,14 @@ type StatusUpdate struct {
 	PhoneNumberID   string
 	ErrorCode       int
 	ErrorTitle      string
+	// PricingCategory, PricingModel and PricingType are Meta's pricing
+	// object: the category charged (marketing, utility, authentication,
+	// service…), the model ("PMP", per-message pricing since July 2025; "CBP"
+	// before) and whether the message was charged ("regular") or free
+	// ("free_customer_service", "free_entry_point").
 	PricingCategory string
+	PricingModel    string
+	PricingType     string
 	Billable        bool
 	ConversationID  string
 }

@@ -486,6 +486,10 @@ func (p *parser) status() {
 				switch string(k) {
 				case "category":
 					st.PricingCategory = categoryOf(s.str())
+				case "pricing_model":
+					st.PricingModel = pricingModelOf(s.str())
+				case "type":
+					st.PricingType = pricingTypeOf(s.str())
 				case "billable":
 					st.Billable = s.bool()
 				default:
@@ -732,6 +736,37 @@ func categoryOf(b []byte) string {
 		return "authentication"
 	case "referral_conversion":
 		return "referral_conversion"
+	case "authentication_international":
+		return "authentication_international"
+	case "marketing_lite":
+		return "marketing_lite"
+	}
+	return string(b)
+}
+
+// pricingModelOf is Meta's pricing_model: "PMP" (per-message pricing, since
+// July 2025) or "CBP" (conversation-based, before).
+func pricingModelOf(b []byte) string {
+	switch string(b) {
+	case "PMP":
+		return "PMP"
+	case "CBP":
+		return "CBP"
+	}
+	return string(b)
+}
+
+// pricingTypeOf is the pricing object's type: whether the message was
+// charged ("regular") or free, inside the customer service window or a
+// free entry point's 72 hours.
+func pricingTypeOf(b []byte) string {
+	switch string(b) {
+	case "regular":
+		return "regular"
+	case "free_customer_service":
+		return "free_customer_service"
+	case "free_entry_point":
+		return "free_entry_point"
 	}
 	return string(b)
 }

@@ -59,6 +59,8 @@ func TestParseWebhook(t *testing.T) {
 		RecipientID:       "16505551234",
 		PhoneNumberID:     "106540352242922",
 		PricingCategory:   "utility",
+		PricingModel:      "PMP",
+		PricingType:       "regular",
 		Billable:          true,
 		ConversationID:    "6ceb9d929c1a8ddf5e2a7f37c0e2e7a3",
 	})
@@ -78,7 +80,8 @@ func TestParseWebhook(t *testing.T) {
 		provider.StatusUpdate{
 			ProviderMessageID: "wamid.AAA1", Status: message.StatusDelivered, AtMS: 1750263790000,
 			RecipientID: "16505551234", PhoneNumberID: "106540352242922",
-			PricingCategory: "service", ConversationID: "6ceb9d929c1a8ddf5e2a7f37c0e2e7a3",
+			PricingCategory: "service", PricingModel: "PMP", PricingType: "free_customer_service",
+			ConversationID: "6ceb9d929c1a8ddf5e2a7f37c0e2e7a3",
 		},
 		provider.StatusUpdate{
 			ProviderMessageID: "wamid.AAA2", Status: message.StatusRead, AtMS: 1750263795000,

@@ -5,7 +5,9 @@ package sim
 func (s *Server) checkContent(b *sendBody) *apiError {
 	switch b.Type {
 	case "template":
-		return s.checkTemplate(b.Template)
+		cat, e := s.checkTemplate(b.Template)
+		b.pricing = pricingOf(cat)
+		return e
 	case "image", "audio", "video", "document", "sticker":
 		return s.checkMedia(b.Type, b.media())
 	}

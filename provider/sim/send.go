@@ -123,6 +123,9 @@ type sendBody struct {
 	Context          *struct {
 		MessageID string `json:"message_id"`
 	} `json:"context"`
+	// pricing is how the message is priced (set by checkContent from its
+	// template's category), for its status webhooks' pricing object.
+	pricing uint8 `json:"-"`
 }
 
 type textObject struct {
@@ -300,7 +303,7 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 	s.stats.accepted.Add(1)
 	s.metrics.accepted.Inc()
 	if s.cfg.WebhookURL != "" {
-		s.scheduleMessage(num, wamid, waID, now, rt)
+		s.scheduleMessage(num, wamid, waID, now, rt, body.pricing)
 	}
 
 	bp := bufPool.Get().(*[]byte)

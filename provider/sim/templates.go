@@ -210,7 +210,7 @@ func errParamFormat(details string) *apiError {
 // checkTemplate checks a template send against this server's templates:
 // an APPROVED template of that name in that language, with the parameters
 // its header, body and buttons expect.
-func (s *Server) checkTemplate(t *templateObject) *apiError {
+func (s *Server) checkTemplate(t *templateObject) (message.TemplateCategory, *apiError) {
 	lang := t.Language.Code
 	s.templates.mu.Lock()
 	var found *simTemplate
@@ -226,18 +226,18 @@ func (s *Server) checkTemplate(t *templateObject) *apiError {
 	s.templates.mu.Unlock()
 	switch {
 	case found == nil:
-		return errTemplateMissing(t.Name, lang)
+		return "", errTemplateMissing(t.Name, lang)
 	case tpl.Status == message.TemplatePaused:
-		return &apiError{status: 400, typ: "OAuthException", code: 132015, message: "(#132015) Template is Paused",
+		return "", &apiError{status: 400, typ: "OAuthException", code: 132015, message: "(#132015) Template is Paused",
 			details: "Template " + t.Name + " is paused because of low quality."}
 	case tpl.Status == message.TemplateDisabled:
-		return &apiError{status: 400, typ: "OAuthException", code: 132016, message: "(#132016) Template is disabled",
+		return "", &apiError{status: 400, typ: "OAuthException", code: 132016, message: "(#132016) Template is disabled",
 			details: "Template " + t.Name + " is disabled and can no longer be sent."}
 	case tpl.Status != message.TemplateApproved:
 		// Meta knows no translation that may be sent until it is approved.
-		return errTemplateMissing(t.Name, lang)
+		return "", errTemplateMissing(t.Name, lang)
 	}
-	return checkParams(&tpl, t)
+	return tpl.Category, checkParams(&tpl, t)
 }
 
 // checkParams compares a send's components with what tpl expects.

@@ -45,6 +45,7 @@ type item struct {
 	to       string
 	accepted int64
 	stage    uint8
+	pricing  uint8
 }
 
 // Message stages, one status each.
@@ -68,6 +69,7 @@ var statusNames = [...]string{"sent", "delivered", "read", "failed"}
 type statusEvent struct {
 	wamid, to string
 	kind      uint8
+	pricing   uint8
 	at        int64 // unix s
 	accepted  int64 // unix s
 }
@@ -170,10 +172,45 @@ func (s *Server) push(it item) {
 }
 
 // scheduleMessage schedules the first status of an accepted message.
-func (s *Server) scheduleMessage(num *number, wamid, to string, at time.Time, rt *Runtime) {
+func (s *Server) scheduleMessage(num *number, wamid, to string, at time.Time, rt *Runtime, pricing uint8) {
 	ns := at.UnixNano()
 	s.stats.statusesScheduled.Add(1)
-	s.push(item{due: ns + int64(rt.StatusDelays.Sent), num: num, wamid: wamid, to: to, accepted: ns, stage: stageSent})
+	s.push(item{due: ns + int64(rt.StatusDelays.Sent), num: num, wamid: wamid, to: to, accepted: ns, stage: stageSent, pricing: pricing})
+}
+
+// How a message is priced, as Meta's per-message pricing (PMP, since July
+// 2025) does: a template is charged by its category; a free-form message,
+// which only the customer service window allows, is free.
+const (
+	pricingService uint8 = iota
+	pricingUtility
+	pricingMarketing
+	pricingAuthentication
+)
+
+// pricingObjects are the status webhook's pricing objects by pricing.
+var pricingObjects = [...]string{
+	pricingService:        `"pricing":{"billable":false,"pricing_model":"PMP","category":"service","type":"free_customer_service"}`,
+	pricingUtility:        `"pricing":{"billable":true,"pricing_model":"PMP","category":"utility","type":"regular"}`,
+	pricingMarketing:      `"pricing":{"billable":true,"pricing_model":"PMP","category":"marketing","type":"regular"}`,
+	pricingAuthentication: `"pricing":{"billable":true,"pricing_model":"PMP","category":"authentication","type":"regular"}`,
+}
+
+// originTypes are the conversation object's origin by pricing.
+var originTypes = [...]string{pricingService: "service", pricingUtility: "utility",
+	pricingMarketing: "marketing", pricingAuthentication: "authentication"}
+
+// pricingOf is how a template of category c is priced.
+func pricingOf(c message.TemplateCategory) uint8 {
+	switch c {
+	case message.CategoryMarketing:
+		return pricingMarketing
+	case message.CategoryAuthentication:
+		return pricingAuthentication
+	case message.CategoryUtility:
+		return pricingUtility
+	}
+	return pricingService
 }
 
 // runScheduler moves due statuses into their number's batch, hands full or
@@ -269,7 +306,7 @@ func (s *Server) fireLocked(it *item, now int64, rt *Runtime, ready []*post) []*
 			delay = rt.StatusDelays.Read
 		}
 		s.stats.statusesScheduled.Add(1)
-		s.sched.pushLocked(item{due: max(it.accepted+int64(delay), now), num: it.num, wamid: it.wamid, to: it.to, accepted: it.accepted, stage: next})
+		s.sched.pushLocked(item{due: max(it.accepted+int64(delay), now), num: it.num, wamid: it.wamid, to: it.to, accepted: it.accepted, stage: next, pricing: it.pricing})
 	}
 	p := it.num.open
 	if p == nil {
@@ -277,7 +314,7 @@ func (s *Server) fireLocked(it *item, now int64, rt *Runtime, ready []*post) []*
 		p.due = now + int64(s.cfg.WebhookFlush)
 		it.num.open = p
 	}
-	p.statuses = append(p.statuses, statusEvent{wamid: it.wamid, to: it.to, kind: kind, at: now / 1e9, accepted: it.accepted / 1e9})
+	p.statuses = append(p.statuses, statusEvent{wamid: it.wamid, to: it.to, kind: kind, pricing: it.pricing, at: now / 1e9, accepted: it.accepted / 1e9})
 	if len(p.statuses) >= s.cfg.MaxStatusesPerWebhook {
 		ready = append(ready, p)
 		it.num.open = nil
@@ -445,7 +482,10 @@ func appendStatus(b []byte, n *number, e *statusEvent) []byte {
 		b = appendConversationID(b, n.PhoneNumberID, e.to, day)
 		b = append(b, `","expiration_timestamp":"`...)
 		b = strconv.AppendInt(b, (day+1)*86400, 10)
-		b = append(b, `","origin":{"type":"service"}},"pricing":{"billable":true,"pricing_model":"PMP","category":"service"}`...)
+		b = append(b, `","origin":{"type":"`...)
+		b = append(b, originTypes[e.pricing]...)
+		b = append(b, `"}},`...)
+		b = append(b, pricingObjects[e.pricing]...)
 	case statusFailed:
 		b = append(b, `,"errors":[{"code":131026,"title":"Message undeliverable","message":"Message undeliverable","error_data":{"details":"Message Undeliverable."}}]`...)
 	}

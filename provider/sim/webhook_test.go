@@ -134,7 +134,10 @@ func TestStatusWebhooks(t *testing.T) {
 			if st.Status != want || st.RecipientID != tos[i] || st.PhoneNumberID != testPhoneID || st.AtMS/1000 < start || st.ErrorCode != 0 {
 				t.Fatalf("%s status %d: %+v, want %s", id, j, st, want)
 			}
-			if want != message.StatusRead && (!hex32.MatchString(st.ConversationID) || !st.Billable || st.PricingCategory != "service") {
+			// Free-form messages: a service conversation, free under
+			// per-message pricing.
+			if want != message.StatusRead && (!hex32.MatchString(st.ConversationID) || st.Billable || st.PricingCategory != "service" ||
+				st.PricingModel != "PMP" || st.PricingType != "free_customer_service") {
 				t.Fatalf("%s %s: conversation/pricing %+v", id, want, st)
 			}
 		}

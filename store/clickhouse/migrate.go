@@ -42,6 +42,50 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) error {
 			return fmt.Errorf("migrate %s: statement %d (%.60q…): %w", database, i+1, stmt, err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := addColumn(ctx, conn, database, c); err != nil {
+			return fmt.Errorf("migrate %s: %w", database, err)
+		}
+	}
+	return nil
+}
+
+// addedColumn is a column schema.sql's CREATE TABLE has that a table made
+// by an earlier release lacks.
+type addedColumn struct{ table, name, typ string }
+
+// addedColumns are added to existing tables by Migrate, in order (each
+// after the one before it, as in schema.sql). ClickHouse 18.16 has no ADD
+// COLUMN IF NOT EXISTS: system.columns says whether a column is there.
+var addedColumns = [...]addedColumn{
+	{EventsTable, "pricing_model", "String"},
+	{EventsTable, "pricing_type", "String"},
+}
+
+// addColumn adds c to its table unless it is there already. Two instances
+// migrating at once may both try: the loser's error is forgiven once the
+// column is found.
+func addColumn(ctx context.Context, conn driver.Conn, database string, c addedColumn) error {
+	has := func() (bool, error) {
+		var n uint64
+		err := conn.QueryRow(ctx, "SELECT toUInt64(count()) FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+			database, c.table, c.name).Scan(&n)
+		return n > 0, err
+	}
+	ok, err := has()
+	if err != nil {
+		return fmt.Errorf("column %s.%s: %w", c.table, c.name, err)
+	}
+	if ok {
+		return nil
+	}
+	q := fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN %s %s", quoteDB(database), c.table, c.name, c.typ)
+	if err := conn.Exec(ctx, q); err != nil {
+		if ok, _ := has(); ok {
+			return nil
+		}
+		return fmt.Errorf("add column %s.%s: %w", c.table, c.name, err)
+	}
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wagate/wagate/message"
 )
 
 func TestMigrateIdempotent(t *testing.T) {
@@ -167,5 +169,63 @@ func TestOpenFailsWhenNothingListens(t *testing.T) {
 	}
 	if _, err := Open(ctx, Config{Addr: "nonsense"}); !errors.Is(err, ErrConfig) {
 		t.Errorf("Open with a bad Addr = %v, want ErrConfig", err)
+	}
+}
+
+// TestMigrateAddsColumnsToAnOlderTable: a message_events made by a release
+// before the pricing model and type gains them, keeps its rows (the new
+// columns empty), and takes the loader's rows with every column after.
+func TestMigrateAddsColumnsToAnOlderTable(t *testing.T) {
+	conn := openTest(t)
+	db := newDB(t, conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q := func(sql string) {
+		t.Helper()
+		if err := conn.Exec(ctx, strings.ReplaceAll(sql, "{db}", quoteDB(db))); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	// The older release's table: everything up to inserted_ms.
+	q("DROP TABLE {db}.message_status_minute_mv")
+	q("DROP TABLE {db}.message_events")
+	old := strings.Replace(schemaSQL[strings.Index(schemaSQL, "CREATE TABLE IF NOT EXISTS {db}.message_events"):],
+		"inserted_ms         UInt64,\n    pricing_model       String,\n    pricing_type        String\n", "inserted_ms         UInt64\n", 1)
+	q(old[:strings.Index(old, ";")])
+	q("INSERT INTO {db}.message_events (event_date, event_time, event_ms, message_id, tenant_id, status, pricing_category) " +
+		"SELECT toDate(1765000000), toDateTime(1765000000), 1765000000000, 'msg_old', 'old-tenant', 'delivered', 'utility'")
+
+	for range 2 { // and again: nothing left to add
+		if err := Migrate(ctx, conn, db); err != nil {
+			t.Fatalf("Migrate over the older table: %v", err)
+		}
+	}
+	var model, typ, cat string
+	if err := conn.QueryRow(ctx, "SELECT pricing_model, pricing_type, pricing_category FROM "+quoteDB(db)+
+		".message_events WHERE message_id = 'msg_old'").Scan(&model, &typ, &cat); err != nil {
+		t.Fatalf("the older row: %v", err)
+	}
+	if model != "" || typ != "" || cat != "utility" {
+		t.Errorf("older row after Migrate: model %q type %q category %q, want empty, empty, utility", model, typ, cat)
+	}
+	b, err := conn.PrepareBatch(ctx, insertEventsSQL(db))
+	if err != nil {
+		t.Fatalf("the loader's insert after Migrate: %v", err)
+	}
+	var r eventRows
+	r.add(&message.Event{MessageID: "msg_new", TenantID: "t", Status: message.StatusSent, AtMS: 1765000001000,
+		PricingCategory: "marketing", PricingModel: "PMP", PricingType: "regular", Billable: true}, 1)
+	if err := r.appendTo(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatalf("insert after Migrate: %v", err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT pricing_model, pricing_type, pricing_category FROM "+quoteDB(db)+
+		".message_events WHERE message_id = 'msg_new'").Scan(&model, &typ, &cat); err != nil {
+		t.Fatal(err)
+	}
+	if model != "PMP" || typ != "regular" || cat != "marketing" {
+		t.Errorf("new row: model %q type %q category %q, want PMP, regular, marketing", model, typ, cat)
 	}
 }

@@ -19,7 +19,7 @@ var eventColumns = [...]string{
 	"channel", "provider", "provider_message_id", "message_type", "lane",
 	"attempt", "error_code", "error_title", "pricing_category", "billable",
 	"conversation_id", "staff_member_id", "provider_conversation_id",
-	"shard", "stream_id", "inserted_ms",
+	"shard", "stream_id", "inserted_ms", "pricing_model", "pricing_type",
 }
 
 // insertEventsSQL is the loader's INSERT, with the explicit column list that
@@ -40,6 +40,7 @@ type eventRows struct {
 	channel, provider, providerMessageID, msgType   []string
 	lane, errorTitle, pricingCategory, conversation []string
 	staffMember, providerConversation, streamID     []string
+	pricingModel, pricingType                       []string
 	attempt, shard                                  []uint16
 	errorCode                                       []int32
 	billable                                        []uint8
@@ -55,7 +56,7 @@ func (r *eventRows) reset() {
 		&r.messageID, &r.tenantID, &r.sender, &r.recipient, &r.status,
 		&r.channel, &r.provider, &r.providerMessageID, &r.msgType,
 		&r.lane, &r.errorTitle, &r.pricingCategory, &r.conversation, &r.streamID,
-		&r.staffMember, &r.providerConversation,
+		&r.staffMember, &r.providerConversation, &r.pricingModel, &r.pricingType,
 	} {
 		clear(*s)
 		*s = (*s)[:0]
@@ -97,6 +98,8 @@ func (r *eventRows) add(ev *message.Event, insertedMS int64) {
 	r.conversation = append(r.conversation, ev.ConversationID)
 	r.staffMember = append(r.staffMember, ev.StaffMemberID)
 	r.providerConversation = append(r.providerConversation, ev.ProviderConversationID)
+	r.pricingModel = append(r.pricingModel, ev.PricingModel)
+	r.pricingType = append(r.pricingType, ev.PricingType)
 	r.shard = append(r.shard, uint16(min(max(ev.Shard, 0), math.MaxUint16)))
 	r.streamID = append(r.streamID, ev.StreamID)
 	r.insertedMS = append(r.insertedMS, uint64(max(insertedMS, 0)))
@@ -111,6 +114,7 @@ func (r *eventRows) appendTo(b driver.Batch) error {
 		r.channel, r.provider, r.providerMessageID, r.msgType, r.lane,
 		r.attempt, r.errorCode, r.errorTitle, r.pricingCategory, r.billable,
 		r.conversation, r.staffMember, r.providerConversation, r.shard, r.streamID, r.insertedMS,
+		r.pricingModel, r.pricingType,
 	}
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS {db}.message_events
     provider_conversation_id String,
     shard               UInt16,
     stream_id           String,
-    inserted_ms         UInt64
+    inserted_ms         UInt64,
+    pricing_model       String,
+    pricing_type        String
 )
 ENGINE = ReplacingMergeTree(inserted_ms)
 PARTITION BY event_date

@@ -7,16 +7,21 @@ import (
 )
 
 // A packed event is one stream field "e": the version '1', then the
-// event's 19 values, each "<length>:<bytes>", in eventSlots' order. The
+// event's first packedSlots values, each "<length>:<bytes>", in eventSlots'
+// order (the pricing model and type, which a queued event never has, are
+// not written). The
 // accept path writes its "queued" events packed, laid out by Go around the
 // conversation id the function decides: one short XADD instead of two dozen
 // arguments. Other events are still written as fields (lib.lua's
 // emit_with); decodeEvent reads both.
 const packedVersion = '1'
 
+// packedSlots is how many of eventSlots a packed event holds.
+const packedSlots = 19
+
 // eventSlots is the order of a packed event's values.
 var eventSlots = [...]string{"m", "t", "f", "r", "s", "ts", "ty", "l", "c", "sm", "a",
-	"ch", "p", "pid", "ec", "et", "pc", "b", "pcv"}
+	"ch", "p", "pid", "ec", "et", "pc", "b", "pcv", "pm", "pt"}
 
 // appendPacked appends one value of a packed event.
 func appendPacked(dst []byte, v string) []byte {
@@ -53,5 +58,5 @@ func appendQueuedEvent(pre, post []byte, id string, a *EnqueueArgs, lane message
 // decodePacked reads a packed event's values into v; false when it is
 // not one this code wrote.
 func decodePacked(s string, v *[len(eventSlots)]string) bool {
-	return len(s) > 0 && s[0] == packedVersion && unpack(s[1:], v[:])
+	return len(s) > 0 && s[0] == packedVersion && unpack(s[1:], v[:packedSlots])
 }

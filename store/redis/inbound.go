@@ -194,7 +194,7 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 			cmds[i] = s.scripts.transition.FCall(ctx, p,
 				[]string{s.keys.Msg(shard, sts[i].MessageID), s.keys.Events(shard), s.keys.TenantQueued(shard), s.keys.FallbackChecks(shard)},
 				string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID, r.code(), r.ErrorTitle, r.channel(),
-				r.PricingCategory, r.Billable, r.ConversationID, s.stateTTL, s.nowMS())
+				r.PricingCategory, r.Billable, r.ConversationID, s.stateTTL, s.nowMS(), r.PricingModel, r.PricingType)
 		}
 		_, _ = p.Exec(ctx)
 	}

@@ -73,7 +73,7 @@ end
 
 -- record applies status new at time at to the message in msgkey, forward
 -- only, and writes its event (the rules are in transition.lua). f holds the
--- provider's fields p, pid, ec, et, ch, pc, b, pcv. A message leaving the
+-- provider's fields p, pid, ec, et, ch, pc, b, pcv, pm, pt. A message leaving the
 -- open statuses (queued, scheduled, sending) for good is taken off its
 -- tenant's count in tq. Returns moved (0/1), first (0/1) and the previous
 -- status, or nil when the message is unknown.
@@ -124,13 +124,16 @@ local function record(msgkey, events, tq, new, at, f, ttl)
     if (f.p or '') ~= '' then redis.call('HSET', msgkey, 'p', f.p) end
     if (f.pid or '') ~= '' then redis.call('HSET', msgkey, 'pid', f.pid) end
   end
-  if (f.pc or '') ~= '' then redis.call('HSET', msgkey, 'pc', f.pc, 'bl', f.b or '') end
+  if (f.pc or '') ~= '' then
+    redis.call('HSET', msgkey, 'pc', f.pc, 'bl', f.b or '', 'pm', f.pm or '', 'pt', f.pt or '')
+  end
   if (f.pcv or '') ~= '' then redis.call('HSET', msgkey, 'pcv', f.pcv) end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
     emit_with(events, message_id(msgkey), {cur[5], cur[6], cur[7], cur[8], cur[9], cur[10], cur[11], cur[12]},
       new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',
-      'et', f.et or '', 'ch', f.ch or '', 'pc', f.pc or '', 'b', f.b or '', 'pcv', f.pcv or ''})
+      'et', f.et or '', 'ch', f.ch or '', 'pc', f.pc or '', 'b', f.b or '', 'pcv', f.pcv or '',
+      'pm', f.pm or '', 'pt', f.pt or ''})
   end
   local moved = 0
   if moves then moved = 1 end

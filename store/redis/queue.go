@@ -350,6 +350,9 @@ type Result struct {
 	// Channel is "whatsapp" unless the message went out by fallback.
 	Channel         string
 	PricingCategory string
+	// PricingModel and PricingType complete Meta's pricing object
+	// (provider.StatusUpdate).
+	PricingModel, PricingType string
 	// Billable is "", "0" or "1" (unknown, no, yes).
 	Billable       string
 	ConversationID string

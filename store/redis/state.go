@@ -35,6 +35,9 @@ type State struct {
 	ErrorCode         int
 	ErrorTitle        string
 	PricingCategory   string
+	// PricingModel, PricingType and Billable ("", "0", "1") are the rest of
+	// the provider's pricing object, from its status webhooks.
+	PricingModel, PricingType, Billable string
 	// Campaign groups bulk messages; DueMS is a scheduled send's time and
 	// ExpiresMS the end of its validity (0: none).
 	Campaign         string
@@ -52,7 +55,7 @@ type State struct {
 // stateFields are the hash fields State reads, in State's order.
 var stateFields = []string{"t", "f", "r", "st", "ty", "l", "c", "sm",
 	"qa", "sa", "da", "ra", "fa", "xa", "ca", "fb", "a", "p", "pid", "ec", "et", "pc",
-	"cp", "due", "x", "ft", "fas", "fbp", "fbch", "fbid", "b"}
+	"cp", "due", "x", "ft", "fas", "fbp", "fbch", "fbid", "b", "pm", "pt", "bl"}
 
 // State returns the state of message id, or ErrNotFound.
 func (s *Store) State(ctx context.Context, id string) (*State, error) {
@@ -154,5 +157,6 @@ func decodeState(id string, v []interface{}) *State {
 		ErrorCode: int(num(19)), ErrorTitle: str(20), PricingCategory: str(21),
 		Campaign: str(22), DueMS: num(23), ExpiresMS: num(24), FallbackText: str(25), FallbackAfterS: num(26),
 		FallbackProvider: str(27), FallbackChannel: str(28), FallbackMessageID: str(29), Content: []byte(str(30)),
+		PricingModel: str(31), PricingType: str(32), Billable: str(33),
 	}
 }

@@ -12,6 +12,7 @@
 -- ARGV[7]  channel              ARGV[8]  pricing category
 -- ARGV[9]  billable (0/1/"")    ARGV[10] provider conversation id
 -- ARGV[11] state TTL (s)        ARGV[12] now (unix ms)
+-- ARGV[13] pricing model        ARGV[14] pricing type (Meta's pricing object)
 --
 -- A status moves the message only to a higher rank (a late "sent" never
 -- overwrites "delivered"). Statuses of delivery progress (sent, delivered,
@@ -25,7 +26,7 @@
 -- message is unknown (its state expired).
 local moved, first = record(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2],
   {p = ARGV[3], pid = ARGV[4], ec = ARGV[5], et = ARGV[6], ch = ARGV[7],
-   pc = ARGV[8], b = ARGV[9], pcv = ARGV[10]}, ARGV[11])
+   pc = ARGV[8], b = ARGV[9], pcv = ARGV[10], pm = ARGV[13], pt = ARGV[14]}, ARGV[11])
 if moved == nil then
   return false
 end
