@@ -31,8 +31,8 @@ type Event struct {
 	ErrorTitle string
 	// PricingCategory, Billable and ProviderConversationID (Meta's
 	// billing conversation) come from the provider's status webhooks.
-	PricingCategory        string
-	Billable               bool
+	PricingCategory string
+	Billable        bool
 	// PricingModel ("PMP") and PricingType ("regular",
 	// "free_customer_service", "free_entry_point") complete Meta's pricing
 	// object.

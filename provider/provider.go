@@ -114,9 +114,9 @@ type StatusUpdate struct {
 	AtMS        int64
 	RecipientID string
 	// PhoneNumberID is the provider's id of the business number.
-	PhoneNumberID   string
-	ErrorCode       int
-	ErrorTitle      string
+	PhoneNumberID string
+	ErrorCode     int
+	ErrorTitle    string
 	// PricingCategory, PricingModel and PricingType are Meta's pricing
 	// object: the category charged (marketing, utility, authentication,
 	// service…), the model ("PMP", per-message pricing since July 2025; "CBP"
