@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,6 +55,27 @@ type accessHarness struct {
 	// (by path: /grand-plaza, /seaside).
 	hooks    *httptest.Server
 	hookHits struct{ gp, seaside atomic.Int64 }
+	// receipts are the read receipts passed to the providers.
+	receipts *fakeMarker
+}
+
+// fakeMarker is every number's provider for read receipts: it keeps them.
+type fakeMarker struct {
+	mu   sync.Mutex
+	took []string // "<sender> <message id> <typing>"
+}
+
+func (f *fakeMarker) MarkRead(_ context.Context, sender, id string, typing bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.took = append(f.took, fmt.Sprint(sender, " ", id, " ", typing))
+	return nil
+}
+
+func (f *fakeMarker) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.took)
 }
 
 func newAccessHarness(t *testing.T) *accessHarness {
@@ -75,7 +97,9 @@ func newAccessHarness(t *testing.T) *accessHarness {
 	clock := &mediaClock{}
 	clock.ns.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10, MaxUploadBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me",
+	marker := &fakeMarker{}
+	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10,
+		ReadMarkers: map[string]ReadMarker{hotelMain: marker, hotelDesk: marker, seasideNum: marker}, MaxUploadBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me",
 		PasswordParams: password.Fast(), WebhookAllow: netguard.Loopback(),
 		Media: MediaConfig{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
 			URLTTL: time.Hour, Limits: testLimits, Now: clock.Now}}
@@ -84,7 +108,7 @@ func newAccessHarness(t *testing.T) *accessHarness {
 	must(t, srv.Start())
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	h := &accessHarness{mediaHarness: &mediaHarness{harness: &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr(), reg: reg},
-		files: files, clock: clock}, prefix: prefix}
+		files: files, clock: clock}, prefix: prefix, receipts: marker}
 	h.hooks = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/grand-plaza":
@@ -165,6 +189,8 @@ func (h *accessHarness) call(c accessCall, token string, hdr ...string) (int, ma
 // staff and admins would.
 type hotelData struct {
 	msgID      string // a text message, sent with Idempotency-Key hotelIdemKey
+	// inboundID is guest's message to hotelMain, otherInboundID to seaside.
+	inboundID, otherInboundID string
 	batchID    string // a queued batch of two
 	guest      string // a guest who wrote to every number
 	convID     string // the guest's conversation with hotelMain
@@ -244,8 +270,12 @@ func (h *accessHarness) makeHotelData(t *testing.T) *hotelData {
 
 	// A guest writes to every number; the hotel answers in the guest's
 	// conversation.
-	h.guestWrote(d.guest, time.Now())
+	wrote := time.Now()
+	h.guestWrote(d.guest, wrote)
 	h.guestWrote(d.optGuest, time.Now())
+	// guestWrote's message ids, as its provider gave them.
+	d.inboundID = "wamid.test-" + hotelMain + d.guest + wrote.Format(time.RFC3339Nano)
+	d.otherInboundID = "wamid.test-" + seasideNum + d.guest + wrote.Format(time.RFC3339Nano)
 	v = h.ok(t, 202, "POST", sendPath, staffToken, sendText(d.guest, "We have your booking, Maria."))
 	d.convID = v["conversation_id"].(string)
 	v = h.ok(t, 202, "POST", sendPath, staffToken,
@@ -310,6 +340,7 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"POST messages/send-media":                  {"POST", sendMediaPath, `{"guest_phone":"` + seedGuest + `","media_id":"` + d.mediaID + `","media_type":"image"}`, nil},
 		"POST messages/send-interactive":            {"POST", interactivePath, `{"guest_phone":"` + seedGuest + `","interactive_type":"buttons","content":{"text":"Late checkout?","buttons":[{"id":"yes","title":"Yes"}]}}`, nil},
 		"GET messages/{id}/status":                  {"GET", api + "messages/" + d.msgID + "/status", "", nil},
+		"POST messages/{id}/read":                   {"POST", api + "messages/" + d.inboundID + "/read", `{"typing_indicator":true}`, nil},
 		"GET batches/{id}":                          {"GET", api + "batches/" + d.batchID, "", nil},
 		"POST batches/{id}/cancel":                  {"POST", api + "batches/" + d.batchID + "/cancel", "", nil},
 		"GET batches/{id}/messages":                 {"GET", api + "batches/" + d.batchID + "/messages", "", nil},
@@ -572,6 +603,25 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 		return h.ok(t, 200, "GET", conv(d.convID), staffToken, "")
 	}
 	return []isolationCheck{
+		{"POST messages/{id}/read", func(t *testing.T) {
+			// Each tenant marks its own guests' messages read, and only
+			// those: another's is not found, and reaches no provider.
+			before := len(h.receipts.all())
+			for _, tok := range []string{otherToken, otherAdminToken} {
+				h.refused(t, 404, "MESSAGE_NOT_FOUND", "POST", api+"messages/"+d.inboundID+"/read", tok, "")
+			}
+			h.refused(t, 404, "MESSAGE_NOT_FOUND", "POST", api+"messages/"+d.otherInboundID+"/read", staffToken, "")
+			if got := h.receipts.all(); len(got) != before {
+				t.Fatalf("refused receipts reached the provider: %v", got[before:])
+			}
+			h.ok(t, 200, "POST", api+"messages/"+d.inboundID+"/read", staffToken, "")
+			h.ok(t, 200, "POST", api+"messages/"+d.otherInboundID+"/read", otherToken, `{"typing_indicator":true}`)
+			got := h.receipts.all()[before:]
+			want := []string{hotelMain + " " + d.inboundID + " false", seasideNum + " " + d.otherInboundID + " true"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("receipts %v, want %v", got, want)
+			}
+		}},
 		{"GET messages/{id}/status", func(t *testing.T) {
 			path := api + "messages/" + d.msgID + "/status"
 			h.ok(t, 200, "GET", path, staffToken, "")
@@ -1104,7 +1154,7 @@ func TestEveryEndpointIsCoveredByTheAccessTests(t *testing.T) {
 		table[key] = &eps[i]
 	}
 	// Plausible ids, so that every call's path reaches its row.
-	calls := accessCalls(nil, &hotelData{msgID: message.NewID(1, 1), batchID: "bat_x_1", guest: seedGuest, convID: "conv_x_1",
+	calls := accessCalls(nil, &hotelData{msgID: message.NewID(1, 1), batchID: "bat_x_1", guest: seedGuest, convID: "conv_x_1", inboundID: "wamid.x",
 		mediaID: newMediaID(), deadID: message.NewID(2, 1), staffID: redis.NewStaffID()})
 	checks := map[string]bool{}
 	for _, c := range isolationChecks(nil, &hotelData{}) {

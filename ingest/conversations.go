@@ -643,9 +643,13 @@ var convActions = []string{redis.ActionResolve, redis.ActionAssign, redis.Action
 // link, read (seed 002), archive, close and reopen.
 func (s *Server) handleConversationAction(ctx *fasthttp.RequestCtx, p Principal, ps params) {
 	action := ps[1]
+	if action == actionTyping {
+		s.handleTyping(ctx, p, ps[0])
+		return
+	}
 	if !slices.Contains(convActions, action) {
 		writeError(ctx, &apiError{Code: message.CodeNotFound, Message: "No such conversation action: " + quote(action),
-			Details: map[string]any{"action": action, "allowed": convActions}})
+			Details: map[string]any{"action": action, "allowed": append(slices.Clone(convActions), actionTyping)}})
 		return
 	}
 	fields, e := decodeAction(action, ctx.PostBody())
@@ -677,6 +681,10 @@ func (s *Server) handleConversationAction(ctx *fasthttp.RequestCtx, p Principal,
 		s.log.Warn("conversation action", "err", err)
 		writeError(ctx, unavailable("changed"))
 		return
+	}
+	if action == redis.ActionRead {
+		// The guest sees blue ticks once staff read the conversation.
+		s.receipts.markLatest(c, false)
 	}
 	now := time.Now()
 	prevStatus := s.convStatus(&redis.Conversation{State: prev, LastInboundMS: c.LastInboundMS, WindowFromMS: c.WindowFromMS}, now)

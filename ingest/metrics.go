@@ -38,6 +38,9 @@ type metrics struct {
 	webhooks     *prometheus.CounterVec
 	idemReplays  prometheus.Counter
 	backpressure prometheus.Counter
+	// receiptsDropped counts read receipts not sent because too many were
+	// in flight.
+	receiptsDropped prometheus.Counter
 	// counters caches requests' children by route and status code, so that
 	// counting a request does not format and hash labels every time.
 	counters [nRoutes][600]atomic.Pointer[prometheus.Counter]
@@ -63,7 +66,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "wagate_backpressure_refusals_total", Help: "Sends refused because the tenant's queue was at its cap.",
 	})
-	reg.MustRegister(m.backpressure)
+	m.receiptsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wagate_read_receipts_dropped_total", Help: "Read receipts for conversations staff read, not passed to the provider because 64 were in flight already.",
+	})
+	reg.MustRegister(m.backpressure, m.receiptsDropped)
 	for r := route(0); r < nRoutes; r++ {
 		m.durationBy[r] = m.duration.WithLabelValues(routeNames[r])
 	}

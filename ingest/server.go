@@ -32,6 +32,10 @@ import (
 type Config struct {
 	// Addr is where the API listens (127.0.0.1:8080).
 	Addr string
+	// ReadMarkers pass read receipts and typing indicators to the
+	// provider of each business number (E.164): Meta's numbers have one;
+	// a number without one answers those calls with 400.
+	ReadMarkers map[string]ReadMarker
 	// MaxBodyBytes caps an API request body (256 KiB); larger ones get 413.
 	MaxBodyBytes int
 	// MaxWebhookBytes caps a provider webhook body (3 MiB: Meta's are at
@@ -164,6 +168,8 @@ type Server struct {
 	release *memReleaser
 	// live feeds the inbox pages' event streams.
 	live *liveHub
+	// receipts sends the read receipts the inbox's reading implies.
+	receipts *receipts
 	// hookClient posts POST /webhooks/test's deliveries, through guard:
 	// only to addresses a tenant may reach.
 	hookClient *fasthttp.Client
@@ -205,6 +211,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		return nil, err
 	}
 	s.live = newLiveHub(store, log)
+	s.receipts = newReceipts(s, cfg.ReadMarkers, log, s.metrics.receiptsDropped.Inc)
 	if gather != nil {
 		s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	}
@@ -289,7 +296,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Shutdown stops accepting and waits for requests in flight (bounded by ctx).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.live.close()
-	return s.srv.ShutdownWithContext(ctx)
+	err := s.srv.ShutdownWithContext(ctx)
+	s.receipts.wait()
+	return err
 }
 
 // Handler returns the request handler, for tests and benchmarks that serve

@@ -33,6 +33,7 @@ const (
 	CodeStaffNotFound        Code = "STAFF_NOT_FOUND"
 	CodeUsernameTaken        Code = "USERNAME_TAKEN"
 	CodeServiceUnavailable   Code = "SERVICE_UNAVAILABLE"
+	CodeProviderError        Code = "PROVIDER_ERROR"
 	CodeInternal             Code = "INTERNAL_ERROR"
 )
 
@@ -63,6 +64,8 @@ func (c Code) HTTPStatus() int {
 		return 429
 	case CodeServiceUnavailable:
 		return 503
+	case CodeProviderError:
+		return 502
 	}
 	return 500
 }

@@ -261,7 +261,11 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	}
 	// No gatherer: /metrics is the ops listener's alone, off the public
 	// port that Meta's webhooks reach.
-	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
+	markers, err := fc.readMarkers()
+	if err != nil {
+		return nil, err
+	}
+	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, ReadMarkers: markers, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
 		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg,
 		WebhookAllow: g.webhookAllowList()},
 		store, tokens, reg, nil, log.With("role", "api"))

@@ -134,3 +134,20 @@ func (fc *fileConfig) mediaFetchers() (map[string]ingest.MediaFetcher, error) {
 	}
 	return out, nil
 }
+
+// readMarkers are the API's clients for read receipts and typing
+// indicators: one per Meta account, by business number (E.164).
+func (fc *fileConfig) readMarkers() (map[string]ingest.ReadMarker, error) {
+	out := map[string]ingest.ReadMarker{}
+	for _, a := range fc.Meta.Accounts {
+		c, err := meta.New(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken,
+			PhoneNumberIDs: a.Numbers, WABAID: a.WABAID})
+		if err != nil {
+			return nil, fmt.Errorf("config: meta account %s: %w", a.Name, err)
+		}
+		for sender := range a.Numbers {
+			out[sender] = c
+		}
+	}
+	return out, nil
+}

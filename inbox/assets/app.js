@@ -333,6 +333,17 @@ $('quick-btn').addEventListener('click', () => { $('quick').hidden = !$('quick')
 $('text').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('composer').requestSubmit(); }
 });
+// The guest sees the desk typing (WhatsApp shows it for up to 25 s, or
+// until the reply): once per conversation every 20 s while writing.
+let typingSent = { id: null, at: 0 };
+$('text').addEventListener('input', () => {
+  const c = state.openData;
+  if (!c || !$('text').value.trim()) return;
+  const now = Date.now();
+  if (typingSent.id === c.conversation_id && now - typingSent.at < 20000) return;
+  typingSent = { id: c.conversation_id, at: now };
+  api('POST', '/conversations/' + encodeURIComponent(c.conversation_id) + '/typing', {}).catch(() => {});
+});
 
 function sendBase() {
   const c = state.openData;

@@ -89,7 +89,12 @@ try {
   await alice.getByRole('tab', { name: 'All' }).click();
 
   step('a guest writes: the conversation appears live');
-  await postWebhook(guest, { timestamp: nowSec(), type: 'text', text: { body: 'Hi! Could I get two extra towels in room 412?' } }, 'Maria Lopez');
+  // Through the simulator, as Meta would post it: the simulator then
+  // knows the message that read receipts name.
+  const first = await fetch(SIM + '/_sim/inbound', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ phone_number_id: PNID, from: guest, name: 'Maria Lopez', text: 'Hi! Could I get two extra towels in room 412?' }) });
+  if (first.status !== 200) throw new Error('the simulator refused the message: ' + first.status + ' ' + await first.text());
+  const firstID = (await first.json()).id;
   await item(alice, 'Maria Lopez').waitFor({ timeout: 15000 });
   await item(alice, 'Maria Lopez').locator('.unread').waitFor();
   await shot(alice, 'list');
@@ -98,6 +103,14 @@ try {
   await item(alice, 'Maria Lopez').click();
   await alice.locator('#messages li.in', { hasText: 'extra towels' }).waitFor();
   await alice.getByLabel('Message', { exact: true }).fill('Of course! Housekeeping is on the way with two towels.');
+  step('opening it sent Meta a read receipt, writing a typing indicator');
+  const receipts = async () => (await (await fetch(SIM + '/_sim/receipts?phone_number_id=' + PNID)).json());
+  for (let i = 0; ; i++) {
+    const rs = await receipts();
+    if (rs.some((r) => r.message_id === firstID && !r.typing_indicator) && rs.some((r) => r.message_id === firstID && r.typing_indicator)) break;
+    if (i === 100) throw new Error('receipts at the simulator: ' + JSON.stringify(rs) + ', want a read receipt and a typing indicator for ' + firstID);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
   await alice.getByRole('button', { name: 'Send', exact: true }).click();
   const answer = alice.locator('#messages li.out', { hasText: 'Housekeeping is on the way' });
   await answer.waitFor();

@@ -209,6 +209,14 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 		adminJSON(ctx, toJSON(s.Runtime()))
 	case what == "stats":
 		adminJSON(ctx, s.Stats())
+	case what == "receipts":
+		// The read receipts a number took, oldest first.
+		rs := s.ReadReceipts(string(ctx.QueryArgs().Peek("phone_number_id")))
+		out := make([]map[string]any, len(rs))
+		for i, r := range rs {
+			out[i] = map[string]any{"message_id": r.MessageID, "typing_indicator": r.Typing, "at": r.At}
+		}
+		adminJSON(ctx, out)
 	case what == "rates":
 		per := s.SendsPerSecond(string(ctx.QueryArgs().Peek("phone_number_id")))
 		out := make(map[string]int, len(per))

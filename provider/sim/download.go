@@ -241,6 +241,7 @@ func (s *Server) InboundMessage(phoneNumberID, from, name string, m InboundMessa
 		from = from[1:]
 	}
 	wamid := s.newWAMID()
+	n.rememberInbound(wamid)
 	mediaID := ""
 	p := newPost(n)
 	p.inbound = true

@@ -258,6 +258,10 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 		return
 	}
 	raw := ctx.PostBody()
+	if isReceipt(raw) {
+		s.handleReceipt(ctx, num, raw)
+		return
+	}
 	var body sendBody
 	if e := validate(raw, &body); e != nil {
 		s.metrics.invalid.Inc()

@@ -89,6 +89,13 @@ type number struct {
 
 	// open is the batch being filled; owned by the scheduler goroutine.
 	open *post
+
+	// inbound are the guests' message ids sent to this number (the
+	// newest maxRemembered, in inboundOrder), receipts the read receipts
+	// taken for them (read.go); under mu.
+	inbound      map[string]bool
+	inboundOrder []string
+	receipts     []ReadReceipt
 }
 
 // New checks cfg and returns a Server that is not listening yet. Its

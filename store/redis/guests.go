@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -124,7 +125,8 @@ func (s *Store) RecordInbound(ctx context.Context, a *InboundArgs) (InboundResul
 	v, err := s.scripts.inbound.Run(ctx, s.rdb,
 		[]string{s.keys.Guest(sh, a.Sender, a.Guest), s.keys.InboundSeen(sh, a.ProviderMessageID)},
 		s.keys.ShardPrefix(sh), a.TenantID, a.Sender, a.Guest, a.Name, a.AtMS, now,
-		appendFilePre(nil, "i", a.TenantID, a.Sender, a.Guest, now, a.Entry.Preview, entry, a.AtMS, a.Name, ""), "",
+		appendFilePre(nil, "i", a.TenantID, a.Sender, a.Guest, now, a.Entry.Preview, entry, a.AtMS, a.Name, ""),
+		a.TenantID+"\t"+a.Sender+"\t"+a.Guest,
 		message.NewConversationID(sh, now), a.Opt, a.Keyword, s.convTTL, int64(inboundSeenTTL/time.Second),
 		a.NotifyKind, data, s.cfg.Window.Milliseconds(), a.MediaJob).StringSlice()
 	if err != nil {
@@ -250,4 +252,41 @@ func (s *Store) AckNotices(ctx context.Context, ns []Notice) error {
 		return fmt.Errorf("ack notices: %w", err)
 	}
 	return nil
+}
+
+// InboundOrigin is who exchanged a guest's message: the tenant and business
+// number that received it from guest.
+type InboundOrigin struct {
+	TenantID, Sender, Guest string
+}
+
+// ErrInboundUnknown says no guest's message with that provider id reached
+// any of the numbers asked about within inboundSeenTTL.
+var ErrInboundUnknown = errors.New("guest's message not known")
+
+// FindInbound finds which of senders received the guest's message with
+// provider id providerMessageID (its seen marker, kept inboundSeenTTL),
+// in one round trip.
+func (s *Store) FindInbound(ctx context.Context, senders []string, providerMessageID string) (InboundOrigin, error) {
+	p := s.rdb.Pipeline()
+	seen := map[int]bool{}
+	var cmds []*goredis.StringCmd
+	for _, snd := range senders {
+		sh := message.ShardFor(snd, s.cfg.Shards)
+		if !seen[sh] {
+			seen[sh] = true
+			cmds = append(cmds, p.Get(ctx, s.keys.InboundSeen(sh, providerMessageID)))
+		}
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return InboundOrigin{}, fmt.Errorf("find inbound: %w", err)
+	}
+	for _, c := range cmds {
+		t, rest, ok := strings.Cut(c.Val(), "\t")
+		snd, guest, ok2 := strings.Cut(rest, "\t")
+		if ok && ok2 && slices.Contains(senders, snd) {
+			return InboundOrigin{TenantID: t, Sender: snd, Guest: guest}, nil
+		}
+	}
+	return InboundOrigin{}, ErrInboundUnknown
 }

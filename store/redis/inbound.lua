@@ -16,7 +16,9 @@
 -- ARGV[5]  guest's profile name  ARGV[6]  when the guest sent it (unix ms)
 -- ARGV[7]  now (unix ms)
 -- ARGV[8]  the file entry, packed (filecodec.go) up to its conversation
--- ARGV[9]  (unused)              ARGV[10] id for a new conversation
+-- ARGV[9]  the seen marker's value: "<tenant>\t<sender>\t<guest>", whose
+--          message it was (read receipts are sent for it by that number)
+-- ARGV[10] id for a new conversation
 -- ARGV[11] "out", "in" or "": the opt-out or opt-in keyword it holds
 -- ARGV[12] the keyword           ARGV[13] conversation TTL (s)
 -- ARGV[14] seen marker TTL (s)   ARGV[15] notify kind (inbound_message, media_received)
@@ -26,7 +28,7 @@
 --
 -- Returns {"dup"} for a message taken before, else {"ok", conversation,
 -- change ("created", "reopened" or ""), opt change ("out", "in" or "")}.
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[14]) then
+if not redis.call('SET', KEYS[2], ARGV[9], 'NX', 'EX', ARGV[14]) then
   return {'dup'}
 end
 local prefix, tenant, sender, guest = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
