@@ -188,21 +188,21 @@ func (h *accessHarness) call(c accessCall, token string, hdr ...string) (int, ma
 // hotelData are grand-plaza's resources, made through the API as its
 // staff and admins would.
 type hotelData struct {
-	msgID      string // a text message, sent with Idempotency-Key hotelIdemKey
+	msgID string // a text message, sent with Idempotency-Key hotelIdemKey
 	// inboundID is guest's message to hotelMain, otherInboundID to seaside.
 	inboundID, otherInboundID string
-	batchID    string // a queued batch of two
-	guest      string // a guest who wrote to every number
-	convID     string // the guest's conversation with hotelMain
-	deskConvID string // a conversation named by the caller, from hotelDesk
-	mediaID    string // an uploaded PNG
-	mediaURL   string // its signed URL
-	deadID     string // a dead-lettered message
-	optGuest   string // a guest the hotel opted out of every number
-	hookSecret string
-	reply      string // the hotel's opt_out_reply setting
-	upload     []byte // a multipart upload body
-	uploadCT   string
+	batchID                   string // a queued batch of two
+	guest                     string // a guest who wrote to every number
+	convID                    string // the guest's conversation with hotelMain
+	deskConvID                string // a conversation named by the caller, from hotelDesk
+	mediaID                   string // an uploaded PNG
+	mediaURL                  string // its signed URL
+	deadID                    string // a dead-lettered message
+	optGuest                  string // a guest the hotel opted out of every number
+	hookSecret                string
+	reply                     string // the hotel's opt_out_reply setting
+	upload                    []byte // a multipart upload body
+	uploadCT                  string
 	// The hotel's staff: an agent of the front desk (signed in as
 	// agent) and an admin; seaside's agent, signed in as otherAgent.
 	staffID      string
