@@ -76,7 +76,29 @@ type Config struct {
 	// Rescan is how long a shard's fallback checks sleep at most (5 s): a
 	// provider's "failed" status schedules a fallback without waking them.
 	Rescan time.Duration
+	// Portfolios are the business portfolios of the senders, by number
+	// (E.164): Meta limits the unique guests a portfolio may start
+	// conversations with in a moving 24 hours, shared by its numbers. A
+	// template to a guest whose window is closed is held, not sent, while
+	// its portfolio is at the limit. A sender in none is not limited.
+	Portfolios map[string]Portfolio
+	// PortfolioRecheck is how often a send held by its portfolio's limit
+	// looks again (1 min): Meta may raise the limit before the oldest
+	// counted guest leaves the window.
+	PortfolioRecheck time.Duration
 }
+
+// Portfolio is a business portfolio: its id (the name its counters are
+// kept under) and the messaging limit configured for it (redis.Unlimited
+// for none), used until Meta announces one by webhook.
+type Portfolio struct {
+	ID    string
+	Limit int
+}
+
+// UnknownLimit is a portfolio's configured limit when none was configured:
+// no send is held until Meta announces one.
+const UnknownLimit = -1
 
 func (c *Config) setDefaults() {
 	if c.Instance == "" {
@@ -114,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StopFor == 0 {
 		c.StopFor = time.Hour
+	}
+	if c.PortfolioRecheck == 0 {
+		c.PortfolioRecheck = time.Minute
 	}
 	if c.Rates.DefaultRate == 0 {
 		c.Rates.DefaultRate = ratelimit.TierDefault

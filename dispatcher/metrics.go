@@ -18,6 +18,10 @@ type metrics struct {
 	fallbacks  *prometheus.CounterVec
 	shards     prometheus.Gauge
 	held       *prometheus.CounterVec
+	// portfolioHeld, portfolioCounted and portfolioLimit follow the
+	// portfolios' messaging limits (send.go's portfolioHold).
+	portfolioHeld                    *prometheus.CounterVec
+	portfolioCounted, portfolioLimit *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -51,13 +55,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		shards: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wagate_dispatch_shards_owned", Help: "Shards this instance works.",
 		}),
+		portfolioHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wagate_portfolio_held_total",
+			Help: "Business-initiated sends held because their business portfolio was at its messaging limit (unique guests started in 24 hours), once per hold.",
+		}, []string{"portfolio"}),
+		portfolioCounted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wagate_portfolio_guests_started",
+			Help: "Unique guests the business portfolio started conversations with in the last 24 hours, as of its last business-initiated send.",
+		}, []string{"portfolio"}),
+		portfolioLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wagate_portfolio_messaging_limit",
+			Help: "The business portfolio's messaging limit (-1: unlimited), as of its last business-initiated send.",
+		}, []string{"portfolio"}),
 		held: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_dispatch_sender_held_total",
 			Help: "Senders held after a spam limit (hold) or a locked account or refused token (stop): an operator should look.",
 		}, []string{"sender", "reason"}),
 	}
 	reg.MustRegister(m.sends, m.duration, m.queueTime, m.duplicates, m.inFlight,
-		m.breaker, m.fallbacks, m.shards, m.held)
+		m.breaker, m.fallbacks, m.shards, m.held, m.portfolioHeld, m.portfolioCounted, m.portfolioLimit)
 	return m
 }
 

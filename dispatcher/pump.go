@@ -35,6 +35,9 @@ type job struct {
 	// noSecondary: the secondary provider cannot carry j (its type): the
 	// fallback chain goes on to its next step.
 	noSecondary bool
+	// portfolioHeld: j's portfolio was at its messaging limit when j was
+	// last begun; it is looked at again before it is begun again.
+	portfolioHeld bool
 	// chunk is the batch's chunk the message came in (nil for a single
 	// send): its entry is acknowledged when all its messages are settled.
 	chunk     *chunk

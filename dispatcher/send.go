@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -74,6 +75,16 @@ func (p *pump) deliver(j *job) outcome {
 			return outcome{j: j, kind: outRetry, due: until}
 		}
 	}
+	if j.portfolioHeld {
+		// Held by its portfolio's limit: looked at again without writing
+		// anything until it may go (its hold was recorded once).
+		if due, _, held := p.portfolioHold(&j.rj.Msg); held {
+			if up != nil {
+				up(true)
+			}
+			return outcome{j: j, kind: outRetry, due: due}
+		}
+	}
 	ctx := context.Background() // a call under way is finished and recorded, even when stopping
 	begun, err := d.store.Begin(ctx, j.rj)
 	if err != nil || begun != redis.BeginGo {
@@ -115,6 +126,18 @@ func (p *pump) deliver(j *job) outcome {
 		d.m.fallbacks.WithLabelValues(string(StepSecondary), "cannot_carry").Inc()
 		return p.retry(j, time.Now(), &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(), Provider: prov.Name(),
 			ErrorTitle: prov.Name() + " cannot carry a " + string(m.Type) + " message: passed to the next fallback step"}, true)
+	}
+	if j.via != StepSMS {
+		if due, why, held := p.portfolioHold(m); held {
+			up(true)
+			if !j.portfolioHeld {
+				d.m.portfolioHeld.WithLabelValues(d.cfg.Portfolios[m.Sender].ID).Inc()
+			}
+			j.portfolioHeld = true
+			return p.retry(j, due, &redis.Result{Status: message.StatusFailed, AtMS: time.Now().UnixMilli(), Provider: prov.Name(),
+				ErrorTitle: why}, true)
+		}
+		j.portfolioHeld = false
 	}
 	msg := m
 	if j.via == StepSMS {
@@ -303,4 +326,38 @@ func (p *pump) persist(j *job, ok outcome, op func(context.Context) error) outco
 		time.Sleep(wait)
 		wait = min(wait*2, 2*time.Second)
 	}
+}
+
+// portfolioHold admits m under its sender's portfolio messaging limit (a
+// template to a guest whose window is closed starts a conversation and
+// counts). When m must wait it returns when to look again and why.
+func (p *pump) portfolioHold(m *message.Message) (time.Time, string, bool) {
+	d := p.w.d
+	pf, ok := d.cfg.Portfolios[m.Sender]
+	if !ok || m.Type != message.TypeTemplate {
+		return time.Time{}, "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RecordTimeout)
+	a, err := d.store.AdmitBusinessInitiated(ctx, pf.ID, m.Sender, m.Recipient, pf.Limit)
+	cancel()
+	now := time.Now()
+	if err != nil {
+		// Unknown: wait rather than risk a send Meta would refuse and
+		// count against the portfolio's quality.
+		d.log.Warn("portfolio messaging limit", "portfolio", pf.ID, "err", err)
+		return now.Add(time.Second), "portfolio " + pf.ID + ": its messaging limit could not be checked", true
+	}
+	if a.Limit != redis.Unlimited || a.Counted > 0 {
+		d.m.portfolioCounted.WithLabelValues(pf.ID).Set(float64(a.Counted))
+	}
+	d.m.portfolioLimit.WithLabelValues(pf.ID).Set(float64(a.Limit))
+	if a.OK {
+		return time.Time{}, "", false
+	}
+	due := now.Add(d.cfg.PortfolioRecheck)
+	if !a.Until.IsZero() && a.Until.Before(due) {
+		due = a.Until
+	}
+	return due, fmt.Sprintf("portfolio %s is at its messaging limit (%d new guests in 24 hours): held, at the latest until %s",
+		pf.ID, a.Limit, a.Until.UTC().Format(time.RFC3339)), true
 }

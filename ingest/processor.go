@@ -41,6 +41,10 @@ type ProcessorConfig struct {
 	// WABATenants maps a WhatsApp Business Account id to the tenants whose
 	// templates it holds, for template status updates.
 	WABATenants map[string][]string
+	// Portfolios maps a WhatsApp Business Account id to its business
+	// portfolio's id (dispatcher.Portfolio.ID): the messaging limit Meta
+	// announces for the account is the portfolio's.
+	Portfolios map[string]string
 	// Media is where guests' media are kept and how their URLs are signed:
 	// the API's MediaConfig (the same folder and key). Without Files,
 	// downloads fail as not configured.

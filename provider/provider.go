@@ -129,6 +129,22 @@ type StatusUpdate struct {
 	ConversationID  string
 }
 
+// MessagingLimit is a business portfolio's messaging limit as the
+// provider announced it: the unique guests its numbers may start
+// conversations with in a moving 24 hours (Meta's webhook fields
+// business_capability_update and phone_number_quality_update).
+type MessagingLimit struct {
+	// AccountID is the business account (Meta's WABA) the webhook came for.
+	AccountID string
+	// Limit is the number of guests; Unlimited for none.
+	Limit int
+	// AtMS is when the provider announced it (Unix ms).
+	AtMS int64
+}
+
+// Unlimited is a MessagingLimit without a bound.
+const Unlimited = -1
+
 // Inbound is one message a guest sent to a business number.
 type Inbound struct {
 	ProviderMessageID string

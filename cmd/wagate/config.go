@@ -53,6 +53,9 @@ type dispatchSettings struct {
 	RetryMax    string `json:"retry_max"`
 	SendTimeout string `json:"send_timeout"`
 	MaxAge      string `json:"max_age"`
+	// PortfolioRecheck is how often a send held by its portfolio's
+	// messaging limit looks again ("1m").
+	PortfolioRecheck string `json:"portfolio_recheck"`
 }
 
 type gallaboxAccount struct {
@@ -142,6 +145,26 @@ type metaAccount struct {
 	// WABAID is the WhatsApp Business Account id holding the numbers and
 	// their templates; without it the account's templates are not synced.
 	WABAID string `json:"waba_id"`
+	// Portfolio names the business portfolio the account belongs to
+	// (default: its WABA id, else its name): accounts of one portfolio
+	// share its messaging limit.
+	Portfolio string `json:"portfolio"`
+	// MessagingLimit is the portfolio's messaging limit, the unique guests
+	// its numbers may start conversations with in 24 hours (250, 2000,
+	// 10000, 100000; -1 unlimited; 0 or absent: none until Meta announces
+	// one by webhook, which then takes its place).
+	MessagingLimit int `json:"messaging_limit"`
+}
+
+// portfolio is the account's business portfolio id.
+func (a *metaAccount) portfolio() string {
+	switch {
+	case a.Portfolio != "":
+		return a.Portfolio
+	case a.WABAID != "":
+		return a.WABAID
+	}
+	return a.Name
 }
 
 type rateConfig struct {
@@ -257,6 +280,12 @@ func (fc *fileConfig) validate() error {
 	for _, a := range fc.Meta.Accounts {
 		if a.AccessToken == "" {
 			return fmt.Errorf("config: meta account %q has no access_token", a.Name)
+		}
+		if a.MessagingLimit < -1 {
+			return fmt.Errorf("config: meta account %q: messaging_limit %d is neither a number of guests nor -1 (unlimited)", a.Name, a.MessagingLimit)
+		}
+		if !validTenantID(a.portfolio()) {
+			return fmt.Errorf("config: meta account %q: portfolio %q is not letters, digits, '.', '_' and '-' (at most 64)", a.Name, a.portfolio())
 		}
 		for n := range a.Numbers {
 			routed[n] = true

@@ -175,7 +175,9 @@ func (g *gatewayFlags) chConfig() clickhouse.Config {
 
 // gateway is every role of wagate wired together in one process.
 type gateway struct {
-	log     *slog.Logger
+	log *slog.Logger
+	// reg holds every role's metrics.
+	reg     *prometheus.Registry
 	rdb     goredis.UniversalClient
 	store   *redis.Store
 	api     *ingest.Server
@@ -254,7 +256,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		return nil, err
 	}
 
-	gw := &gateway{log: log, rdb: rdb, store: store}
+	gw := &gateway{log: log, reg: reg, rdb: rdb, store: store}
 	rates, err := ratelimit.NewSenders(dcfg.Rates)
 	if err != nil {
 		return nil, err
@@ -278,7 +280,8 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 			return nil, err
 		}
 		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants,
-			Media: mediaCfg, MediaFetchers: fetchers},
+			Portfolios: fc.portfolios(),
+			Media:      mediaCfg, MediaFetchers: fetchers},
 			store, reg, log.With("role", "inbound"))
 	}
 	if g.has(roleDispatcher) {

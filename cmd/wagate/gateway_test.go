@@ -54,6 +54,13 @@ type testGateway struct {
 // startTestGateway starts the gateway; opts change its flags first.
 func startTestGateway(t *testing.T, delays sim.Delays, opts ...func(*gatewayFlags)) *testGateway {
 	t.Helper()
+	return startTestGatewayWith(t, delays, nil, opts...)
+}
+
+// startTestGatewayWith is startTestGateway with cfg changing its
+// configuration (`wagate dev`'s) first, when not nil.
+func startTestGatewayWith(t *testing.T, delays sim.Delays, cfg func(*fileConfig), opts ...func(*gatewayFlags)) *testGateway {
+	t.Helper()
 	rdb := redistest.Client(t)
 	g := gatewayFlags{
 		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
@@ -81,7 +88,11 @@ func startTestGateway(t *testing.T, delays sim.Delays, opts ...func(*gatewayFlag
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := startGateway(&g, devConfig(s.URL(), devNumbers(1), 80), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	fc := devConfig(s.URL(), devNumbers(1), 80)
+	if cfg != nil {
+		cfg(fc)
+	}
+	gw, err := startGateway(&g, fc, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,12 +143,34 @@ func (fc *fileConfig) dispatchConfig(instance string) (dispatcher.Config, error)
 		d    *time.Duration
 	}{{"lease_ttl", ds.LeaseTTL, &c.LeaseTTL}, {"retry_base", ds.RetryBase, &c.RetryBase},
 		{"retry_max", ds.RetryMax, &c.RetryMax}, {"send_timeout", ds.SendTimeout, &c.SendTimeout},
-		{"max_age", ds.MaxAge, &c.MaxAge}} {
+		{"max_age", ds.MaxAge, &c.MaxAge}, {"portfolio_recheck", ds.PortfolioRecheck, &c.PortfolioRecheck}} {
 		if *f.d, err = optDuration(f.s); err != nil {
 			return c, fmt.Errorf("config: dispatch.%s: %w", f.name, err)
 		}
 	}
+	c.Portfolios = map[string]dispatcher.Portfolio{}
+	for _, a := range fc.Meta.Accounts {
+		limit := a.MessagingLimit
+		if limit == 0 {
+			limit = dispatcher.UnknownLimit
+		}
+		for n := range a.Numbers {
+			c.Portfolios[n] = dispatcher.Portfolio{ID: a.portfolio(), Limit: limit}
+		}
+	}
 	return c, nil
+}
+
+// portfolios maps the Meta accounts' WABA ids to their portfolios, for the
+// messaging limits Meta announces by webhook.
+func (fc *fileConfig) portfolios() map[string]string {
+	out := map[string]string{}
+	for _, a := range fc.Meta.Accounts {
+		if a.WABAID != "" {
+			out[a.WABAID] = a.portfolio()
+		}
+	}
+	return out
 }
 
 func optDuration(s string) (time.Duration, error) {

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/wagate/wagate/provider"
 )
 
 func FuzzParseWebhook(f *testing.F) {
@@ -29,7 +31,8 @@ func FuzzParseWebhook(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var c1, c2 collect
+		// limits takes every kind of item: statuses, messages, limits.
+		var c1, c2 limits
 		err := ParseWebhook(body, &c1)
 		valid := json.Valid(body)
 		switch {
@@ -47,6 +50,11 @@ func FuzzParseWebhook(f *testing.F) {
 		}
 		if err != nil && len(c1.items) != 0 {
 			t.Fatalf("refused body handed out %d items", len(c1.items))
+		}
+		for _, it := range c1.items {
+			if l, ok := it.(provider.MessagingLimit); ok && l.Limit == 0 || l.Limit < provider.Unlimited {
+				t.Fatalf("a messaging limit of %d", l.Limit)
+			}
 		}
 		err2 := ParseWebhook(body, &c2)
 		if (err == nil) != (err2 == nil) || !reflect.DeepEqual(c1.items, c2.items) {

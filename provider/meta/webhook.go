@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"strconv"
 	"sync"
 	"unicode/utf8"
 
@@ -97,6 +98,22 @@ type TemplateHandler interface {
 // fieldTemplateStatus is the webhook field of template status changes.
 const fieldTemplateStatus = "message_template_status_update"
 
+// LimitHandler is a Handler that also takes the business portfolio's
+// messaging limit when Meta announces it (changes of fields
+// "business_capability_update" and "phone_number_quality_update"), in
+// body order with the rest. ParseWebhook skips those for a Handler without
+// it.
+type LimitHandler interface {
+	Handler
+	HandleMessagingLimit(l *provider.MessagingLimit) error
+}
+
+// The webhook fields that announce a portfolio's messaging limit.
+const (
+	fieldCapability = "business_capability_update"
+	fieldQuality    = "phone_number_quality_update"
+)
+
 // ParseWebhook reads one webhook delivery of Meta's and calls h for each of
 // its statuses and inbound messages, and, when h is a TemplateHandler, for
 // each template status change. Changes of other fields than "messages" and
@@ -112,9 +129,14 @@ func ParseWebhook(body []byte, h Handler) error {
 		return fmt.Errorf("meta webhook: %w", err)
 	}
 	th, _ := h.(TemplateHandler)
+	lh, _ := h.(LimitHandler)
 	for _, r := range p.refs {
 		var err error
 		switch {
+		case r.limit:
+			if lh != nil {
+				err = lh.HandleMessagingLimit(&p.limits[r.i])
+			}
 		case r.template:
 			if th != nil {
 				err = th.HandleTemplateStatus(&p.templates[r.i])
@@ -146,6 +168,8 @@ type parser struct {
 	// they belong to, while its entry is read.
 	templates []provider.TemplateStatus
 	account   []byte
+	// limits are the messaging limits announced.
+	limits []provider.MessagingLimit
 }
 
 // ref is one item in body order: a status, an inbound message or a
@@ -153,6 +177,7 @@ type parser struct {
 type ref struct {
 	inbound  bool
 	template bool
+	limit    bool
 	i        int
 }
 
@@ -170,7 +195,7 @@ func (p *parser) release() {
 	clear(p.contacts)
 	clear(p.templates)
 	p.statuses, p.inbound, p.refs, p.contacts = p.statuses[:0], p.inbound[:0], p.refs[:0], p.contacts[:0]
-	p.templates = p.templates[:0]
+	p.templates, p.limits = p.templates[:0], p.limits[:0]
 	if cap(p.statuses) > maxKeep || cap(p.inbound) > maxKeep || cap(p.refs) > 2*maxKeep || cap(p.contacts) > maxKeep || cap(p.s.scratch) > 64<<10 ||
 		cap(p.templates) > maxKeep || cap(p.account) > 1024 {
 		*p = parser{}
@@ -226,7 +251,7 @@ func (p *parser) entries() {
 			continue
 		}
 		// The entry's id (the WABA) and time may follow its changes.
-		nt := len(p.templates)
+		nt, nl := len(p.templates), len(p.limits)
 		p.account = p.account[:0]
 		var atMS int64
 		for first := true; s.key(&k, first); first = false {
@@ -253,6 +278,9 @@ func (p *parser) entries() {
 				p.templates[i].AccountID, p.templates[i].AtMS = account, atMS
 			}
 		}
+		for i := nl; i < len(p.limits); i++ {
+			p.limits[i].AccountID, p.limits[i].AtMS = string(p.account), atMS
+		}
 	}
 }
 
@@ -277,8 +305,8 @@ func (p *parser) idString() []byte {
 func (p *parser) change() {
 	s := &p.s
 	var k []byte
-	ns, ni, nr, nt := len(p.statuses), len(p.inbound), len(p.refs), len(p.templates)
-	messages, templates := true, false
+	ns, ni, nr, nt, nl := len(p.statuses), len(p.inbound), len(p.refs), len(p.templates), len(p.limits)
+	messages, templates, limits := true, false, false
 	if !s.object() {
 		return
 	}
@@ -287,6 +315,7 @@ func (p *parser) change() {
 		case "field":
 			f := s.str()
 			messages, templates = string(f) == "messages", string(f) == fieldTemplateStatus
+			limits = string(f) == fieldCapability || string(f) == fieldQuality
 		case "value":
 			p.value()
 		default:
@@ -298,6 +327,10 @@ func (p *parser) change() {
 		clear(p.inbound[ni:])
 		p.statuses, p.inbound = p.statuses[:ns], p.inbound[:ni]
 	}
+	if !limits {
+		clear(p.limits[nl:])
+		p.limits = p.limits[:nl]
+	}
 	if !templates {
 		clear(p.templates[nt:])
 		p.templates = p.templates[:nt]
@@ -308,10 +341,10 @@ func (p *parser) change() {
 			}
 		}
 	}
-	if !messages || !templates {
+	if !messages || !templates || !limits {
 		kept := p.refs[:nr]
 		for _, r := range p.refs[nr:] {
-			if r.template && templates || !r.template && messages {
+			if r.limit && limits || r.template && templates || !r.template && !r.limit && messages {
 				kept = append(kept, r)
 			}
 		}
@@ -329,6 +362,9 @@ func (p *parser) value() {
 	phoneNumberID := ""
 	var tmpl provider.TemplateStatus
 	hasTemplate := false
+	// A portfolio's limit: max_daily_conversations_per_business, or the
+	// older current_limit when it is alone (0: not given).
+	var limit, current int
 	if !s.object() {
 		return
 	}
@@ -338,6 +374,10 @@ func (p *parser) value() {
 		// anything but a string or a number is skipped.
 		case "event":
 			tmpl.Event, hasTemplate = string(p.idString()), true
+		case "max_daily_conversations_per_business":
+			limit = tierOf(p.idString())
+		case "current_limit":
+			current = tierOf(p.idString())
 		case "message_template_id":
 			tmpl.TemplateID, hasTemplate = string(p.idString()), true
 		case "message_template_name":
@@ -398,6 +438,13 @@ func (p *parser) value() {
 	if hasTemplate {
 		p.templates = append(p.templates, tmpl)
 		p.refs = append(p.refs, ref{template: true, i: len(p.templates) - 1})
+	}
+	if limit == 0 {
+		limit = current
+	}
+	if limit != 0 {
+		p.limits = append(p.limits, provider.MessagingLimit{Limit: limit})
+		p.refs = append(p.refs, ref{limit: true, i: len(p.limits) - 1})
 	}
 	for i := ns; i < len(p.statuses); i++ {
 		p.statuses[i].PhoneNumberID = phoneNumberID
@@ -916,4 +963,31 @@ func (p *parser) text() string {
 		b = b[:i]
 	}
 	return string(b)
+}
+
+// tierOf reads a messaging limit as Meta writes it: a tier name ("TIER_2K",
+// "TIER_UNLIMITED") or a number (-1 for unlimited). It returns 0 for
+// anything else, and for TIER_NOT_SET (a number not used yet).
+func tierOf(b []byte) int {
+	switch string(b) {
+	case "TIER_50":
+		return 50
+	case "TIER_250":
+		return 250
+	case "TIER_1K":
+		return 1000
+	case "TIER_2K":
+		return 2000
+	case "TIER_10K":
+		return 10000
+	case "TIER_100K":
+		return 100000
+	case "TIER_UNLIMITED", "-1":
+		return provider.Unlimited
+	}
+	n, err := strconv.Atoi(string(b))
+	if err != nil || n <= 0 || n > 1e9 {
+		return 0
+	}
+	return n
 }

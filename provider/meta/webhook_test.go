@@ -367,3 +367,37 @@ func slicesRepeat[T any](v T, n int) []T {
 	}
 	return out
 }
+
+// limits collects messaging limits besides statuses and messages.
+type limits struct{ collect }
+
+func (l *limits) HandleMessagingLimit(m *provider.MessagingLimit) error {
+	l.items = append(l.items, *m)
+	return nil
+}
+
+// TestParseMessagingLimits: the portfolio's messaging limit, as
+// business_capability_update and phone_number_quality_update announce it
+// (a number, a tier name, the older current_limit alone), with the WABA and
+// time of its entry; a tier not set yet and other fields' look-alikes are
+// not limits; a handler that takes no limits gets none.
+func TestParseMessagingLimits(t *testing.T) {
+	body := readTestdata(t, "messaging_limits.json")
+	var l limits
+	if err := ParseWebhook(body, &l); err != nil {
+		t.Fatal(err)
+	}
+	at := int64(1765100000000)
+	want := []any{
+		provider.MessagingLimit{AccountID: "102290129340398", Limit: 2000, AtMS: at},
+		provider.MessagingLimit{AccountID: "102290129340398", Limit: 10000, AtMS: at},
+		provider.MessagingLimit{AccountID: "102290129340398", Limit: provider.Unlimited, AtMS: at},
+	}
+	if !reflect.DeepEqual(l.items, want) {
+		t.Fatalf("got %+v\nwant %+v", l.items, want)
+	}
+	var c collect
+	if err := ParseWebhook(body, &c); err != nil || len(c.items) != 0 {
+		t.Fatalf("a handler without limits: %v %+v", err, c.items)
+	}
+}

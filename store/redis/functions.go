@@ -52,6 +52,8 @@ var (
 	claimDueSrc string
 	//go:embed file.lua
 	fileSrc string
+	//go:embed portfolio.lua
+	portfolioSrc string
 )
 
 // library is wagate's Redis Functions library: lib.lua once, then every
@@ -84,7 +86,7 @@ type scripts struct {
 	lib                                                                    *library
 	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *function
 	enqueueChunk, inbound, optset, convAction, claimDue, file              *function
-	chunkDone, cancelChunk                                                 *function
+	chunkDone, cancelChunk, portfolio                                      *function
 }
 
 func newScripts() *scripts {
@@ -102,6 +104,7 @@ func newScripts() *scripts {
 		{&s.chunkDone, "chunk_done", chunkDoneSrc}, {&s.cancelChunk, "cancel_chunk", cancelChunkSrc},
 		{&s.inbound, "inbound", inboundSrc}, {&s.optset, "optset", optsetSrc}, {&s.convAction, "conv_action", convActionSrc},
 		{&s.claimDue, "claim_due", claimDueSrc}, {&s.file, "file", fileSrc},
+		{&s.portfolio, "portfolio", portfolioSrc},
 	}
 	h := sha1.New()
 	h.Write([]byte(libSrc))

@@ -168,6 +168,14 @@ func (k *Keys) DLQ(shard int) string { return k.shards[shard] + "dlq" }
 // it is written and read on its own, never inside a shard's script.
 func (k *Keys) PID(providerID string) string { return k.prefix + ":pid:" + providerID }
 
+// PortfolioUsers is the guests a business portfolio started conversations
+// with in the last 24 hours, and PortfolioTier its messaging limit as Meta
+// last announced it; both in the portfolio's own slot.
+func (k *Keys) PortfolioUsers(id string) string { return k.prefix + ":{pf:" + id + "}:users" }
+
+// PortfolioTier: see PortfolioUsers.
+func (k *Keys) PortfolioTier(id string) string { return k.prefix + ":{pf:" + id + "}:tier" }
+
 // Inbound is the stream of verified raw provider webhooks of partition part.
 func (k *Keys) Inbound(part int) string { return k.parts[part] + "inbound" }
 
