@@ -275,9 +275,12 @@ func nullable(s string) *string {
 
 // messageData is a message event's data.
 type messageData struct {
-	MessageID         string  `json:"message_id"`
-	Status            string  `json:"status"`
-	GuestPhone        string  `json:"guest_phone"`
+	MessageID string `json:"message_id"`
+	Status    string `json:"status"`
+	// GuestPhone is null and GuestUserID set for a guest known by
+	// business-scoped user id only.
+	GuestPhone        *string `json:"guest_phone"`
+	GuestUserID       *string `json:"guest_user_id,omitempty"`
 	From              string  `json:"from"`
 	MessageType       string  `json:"message_type"`
 	ConversationID    *string `json:"conversation_id"`
@@ -304,11 +307,14 @@ type pricingData struct {
 }
 
 func eventDelivery(ev *message.Event, name string) delivery {
-	data := messageData{MessageID: ev.MessageID, Status: string(ev.Status), GuestPhone: ev.Recipient, From: ev.Sender,
+	data := messageData{MessageID: ev.MessageID, Status: string(ev.Status), GuestPhone: nullable(ev.Recipient), From: ev.Sender,
 		MessageType: string(ev.Type), ConversationID: nullable(ev.ConversationID), StaffMemberID: nullable(ev.StaffMemberID),
 		Timestamp: apiTime(ev.AtMS), Channel: ev.Channel, Provider: nullable(ev.Provider),
 		ProviderMessageID: nullable(ev.ProviderMessageID), Attempt: ev.Attempt, FailureReason: nullable(ev.ErrorTitle),
 		PricingCategory: nullable(ev.PricingCategory)}
+	if message.ValidBSUID(ev.Recipient) {
+		data.GuestPhone, data.GuestUserID = nil, &ev.Recipient
+	}
 	if ev.ErrorCode != 0 {
 		data.ErrorCode = &ev.ErrorCode
 	}
@@ -325,6 +331,9 @@ func noticeDelivery(n *redis.Notice) delivery {
 	data := map[string]any{}
 	_ = json.Unmarshal(n.Data, &data) // written by the scripts as a JSON object
 	data["guest_phone"], data["from"], data["conversation_id"] = n.Guest, n.Sender, nullable(n.ConversationID)
+	if message.ValidBSUID(n.Guest) {
+		data["guest_phone"], data["guest_user_id"] = nil, n.Guest
+	}
 	if _, ok := data["timestamp"]; !ok {
 		data["timestamp"] = apiTime(n.AtMS)
 	}

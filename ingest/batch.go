@@ -105,8 +105,8 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 			phone = m.GuestPhone
 		}
 		if isBatchTemplate(r, m) {
-			if !message.ValidE164(phone) {
-				errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is not a phone number in E.164 form"})
+			if !message.ValidGuest(phone) {
+				errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is neither a phone number in E.164 form nor a WhatsApp user id (BSUID)"})
 				continue
 			}
 			c, preview, e := batchTemplate(tr, r, m, i)
@@ -123,8 +123,8 @@ func decodeBatch(body []byte, r *batchRequest, a *redis.BatchArgs, tr *templateR
 		}
 		text, e := batchText(m)
 		switch {
-		case !message.ValidE164(phone):
-			errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is not a phone number in E.164 form"})
+		case !message.ValidGuest(phone):
+			errs = append(errs, itemError{i, message.CodeInvalidPhoneNumber, "phone is neither a phone number in E.164 form nor a WhatsApp user id (BSUID)"})
 			continue
 		case e != "":
 			errs = append(errs, itemError{i, message.CodeInvalidRequest, e})

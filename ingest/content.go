@@ -646,9 +646,9 @@ func checkGuestPhone(phone string) *apiError {
 		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is required",
 			Details: map[string]any{"field": "guest_phone"}, RecoveryOptions: recovery}
 	}
-	if !message.ValidE164(phone) {
-		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is not a phone number in E.164 form",
-			Details:         map[string]any{"field": "guest_phone", "value": phone, "expected": "+ then country code and number, 7 to 15 digits, no spaces"},
+	if !message.ValidGuest(phone) {
+		return &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is neither a phone number in E.164 form nor a WhatsApp user id (BSUID)",
+			Details:         map[string]any{"field": "guest_phone", "value": phone, "expected": "+ then country code and number, 7 to 15 digits, no spaces; or a business-scoped user id such as BR.1502576394655843"},
 			RecoveryOptions: recovery}
 	}
 	return nil

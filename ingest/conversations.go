@@ -226,8 +226,8 @@ func (s *Server) handleConversationList(ctx *fasthttp.RequestCtx, p Principal, _
 	q := ctx.QueryArgs()
 	var f redis.ConversationFilter
 	if g := string(q.Peek("guest_phone")); g != "" {
-		if !message.ValidE164(g) {
-			writeError(ctx, &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is not a phone number in E.164 form",
+		if !message.ValidGuest(g) {
+			writeError(ctx, &apiError{Code: message.CodeInvalidPhoneNumber, Message: "guest_phone is neither a phone number in E.164 form nor a WhatsApp user id (BSUID)",
 				Details:         map[string]any{"field": "guest_phone", "value": g},
 				RecoveryOptions: []string{"Give the number in E.164 form, e.g. %2B14155550123 in a query string"}})
 			return

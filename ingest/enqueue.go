@@ -80,6 +80,19 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 	// tenant's count and the enqueue.
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	defer cancel()
+	if message.ValidBSUID(a.Recipient) {
+		// A guest whose number came with this id once is that number's
+		// guest: the same window, opt-out and conversation.
+		phone, err := s.store.PhoneOfUserID(rctx, sender, a.Recipient)
+		if err != nil {
+			s.log.Warn("guest's user id", "err", err)
+			writeError(ctx, unavailable("sent"))
+			return out
+		}
+		if phone != "" {
+			a.Recipient = phone
+		}
+	}
 	if a.StaffMemberID != "" || p.Staff != nil {
 		if a.StaffMemberID, e = s.sendStaffID(rctx, p, a.StaffMemberID); e != nil {
 			writeError(ctx, e)

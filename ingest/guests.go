@@ -23,10 +23,10 @@ type guestNumberJSON struct {
 // guestPhone checks the {phone} of a guests path, answering itself when it
 // is not E.164.
 func guestPhone(ctx *fasthttp.RequestCtx, phone string) bool {
-	if message.ValidE164(phone) {
+	if message.ValidGuest(phone) {
 		return true
 	}
-	writeError(ctx, &apiError{Code: message.CodeInvalidPhoneNumber, Message: "The guest's number in the path is not E.164",
+	writeError(ctx, &apiError{Code: message.CodeInvalidPhoneNumber, Message: "The guest's number in the path is neither E.164 nor a WhatsApp user id (BSUID)",
 		Details:         map[string]any{"field": "phone", "value": phone},
 		RecoveryOptions: []string{"Give the number in E.164 form, e.g. /guests/+14155550123 (or %2B14155550123)"}})
 	return false

@@ -71,6 +71,8 @@ type inboundData struct {
 	MessageType    string     `json:"message_type"`
 	MessageContent string     `json:"message_content"`
 	GuestName      string     `json:"guest_name,omitempty"`
+	// GuestUserID is the guest's business-scoped user id, when Meta gave it.
+	GuestUserID string `json:"guest_user_id,omitempty"`
 	ReplyTo        string     `json:"reply_to,omitempty"`
 	ReplyID        string     `json:"reply_id,omitempty"`
 	Media          *mediaJSON `json:"media,omitempty"`
@@ -103,7 +105,11 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		p.log.Debug("inbound message for a number no tenant has", "phone_number_id", m.PhoneNumberID)
 		return nil
 	}
-	if !message.ValidE164(m.From) {
+	guest, err := p.guestOf(ctx, ref.Sender, m)
+	if err != nil {
+		return err
+	}
+	if guest == "" {
 		p.m.inbound.WithLabelValues("invalid").Inc()
 		return nil
 	}
@@ -120,9 +126,9 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 	}
 	preview := inboundPreview(m)
 	d := inboundData{MessageID: m.ProviderMessageID, MessageType: m.Type, MessageContent: m.Text, GuestName: m.Name,
-		ReplyTo: m.ContextID, ReplyID: m.ReplyID, Contacts: m.Contacts, Timestamp: rfc3339(m.AtMS)}
+		ReplyTo: m.ContextID, ReplyID: m.ReplyID, Contacts: m.Contacts, Timestamp: rfc3339(m.AtMS), GuestUserID: m.UserID}
 	in := &redis.InboundArgs{
-		TenantID: ref.Tenant, Sender: ref.Sender, Guest: m.From, Name: m.Name, ProviderMessageID: m.ProviderMessageID,
+		TenantID: ref.Tenant, Sender: ref.Sender, Guest: guest, Name: m.Name, ProviderMessageID: m.ProviderMessageID,
 		AtMS: m.AtMS, Opt: opt, Keyword: keyword, NotifyKind: message.EventInboundMessage,
 		Entry: redis.HistoryEntry{ID: m.ProviderMessageID, AtMS: m.AtMS, Type: m.Type, Preview: preview,
 			ReplyTo: m.ContextID, ReplyID: m.ReplyID, Name: m.Name},
@@ -138,7 +144,7 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		// recorded now with the id its copy will have, and the job goes
 		// with it. media_received follows when the download ends.
 		job := mediaJob{MediaID: newMediaID(), ProviderMediaID: m.MediaID, PhoneNumberID: m.PhoneNumberID, Tenant: ref.Tenant,
-			Sender: ref.Sender, Guest: m.From, MessageID: m.ProviderMessageID, Type: m.Type, MIME: m.MimeType,
+			Sender: ref.Sender, Guest: guest, MessageID: m.ProviderMessageID, Type: m.Type, MIME: m.MimeType,
 			Filename: cleanFilename(m.Filename), Caption: truncRunes(m.Text, maxCaptionKept), Name: m.Name, ReplyTo: m.ContextID, AtMS: m.AtMS}
 		in.MediaJob, _ = json.Marshal(&job)
 		in.Entry.MediaID, in.Entry.ProviderMediaID, in.Entry.MimeType = job.MediaID, job.ProviderMediaID, job.MIME
@@ -174,11 +180,36 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 	// its Idempotency-Key is the guest's message, so that processing this
 	// body again sends it once.
 	content := appendTextContent(nil, reply, false)
-	a := &redis.EnqueueArgs{TenantID: ref.Tenant, Sender: ref.Sender, Recipient: m.From, Type: message.TypeText,
+	a := &redis.EnqueueArgs{TenantID: ref.Tenant, Sender: ref.Sender, Recipient: guest, Type: message.TypeText,
 		Content: content, Lane: message.LaneTx, Preview: reply, Force: true, IdempotencyKey: "opt-" + res.Opt + "-" + m.ProviderMessageID}
 	a.Fingerprint = fingerprint(a)
 	if _, err := p.store.Enqueue(ctx, a); err != nil {
-		p.log.Warn("opt confirmation not queued", "guest", m.From, "err", err)
+		p.log.Warn("opt confirmation not queued", "guest", guest, "err", err)
 	}
 	return nil
+}
+
+// guestOf is who wrote m to sender: the guest's number; or, when Meta
+// withheld it (a username), the number a message with both ids told
+// before, else the business-scoped user id. A message with both links
+// them, so that the guest stays one guest (one window, opt-out and
+// history) whichever id Meta gives next. "" when m has neither.
+func (p *Processor) guestOf(ctx context.Context, sender string, m *provider.Inbound) (string, error) {
+	bsuid := message.ValidBSUID(m.UserID)
+	if message.ValidE164(m.From) {
+		if bsuid {
+			if err := p.store.LinkUserID(ctx, sender, m.UserID, m.From); err != nil {
+				return "", err
+			}
+		}
+		return m.From, nil
+	}
+	if !bsuid {
+		return "", nil
+	}
+	phone, err := p.store.PhoneOfUserID(ctx, sender, m.UserID)
+	if err != nil || phone != "" {
+		return phone, err
+	}
+	return m.UserID, nil
 }

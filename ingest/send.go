@@ -230,10 +230,10 @@ func decodeSend(p *fastjson.Parser, body []byte, r *sendRequest) *apiError {
 			Details:         map[string]any{"field": "guest_phone"},
 			RecoveryOptions: []string{"Give the guest's number in E.164 form, e.g. +14155550123"}}
 	}
-	if !message.ValidE164(r.GuestPhone) {
+	if !message.ValidGuest(r.GuestPhone) {
 		return &apiError{Code: message.CodeInvalidPhoneNumber,
-			Message:         "guest_phone is not a phone number in E.164 form",
-			Details:         map[string]any{"field": "guest_phone", "value": r.GuestPhone, "expected": "+ then country code and number, 7 to 15 digits, no spaces"},
+			Message:         "guest_phone is neither a phone number in E.164 form nor a WhatsApp user id (BSUID)",
+			Details:         map[string]any{"field": "guest_phone", "value": r.GuestPhone, "expected": "+ then country code and number, 7 to 15 digits, no spaces; or a business-scoped user id such as BR.1502576394655843"},
 			RecoveryOptions: []string{"Give the guest's number in E.164 form, e.g. +14155550123"}}
 	}
 	switch r.MessageType {

@@ -42,3 +42,32 @@ func ShardFor(sender string, n int) int {
 	}
 	return int(h % uint32(n))
 }
+
+// ValidBSUID reports whether s is a WhatsApp business-scoped user id (Meta,
+// 2026): a two-letter country code, ".", optionally "ENT." (a parent
+// BSUID shared by a business's portfolios), then 1 to 128 letters and
+// digits, as "BR.1502576394655843". Meta identifies a guest by it when it
+// withholds the guest's phone number (usernames).
+func ValidBSUID(s string) bool {
+	if len(s) < 4 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] != '.' {
+		return false
+	}
+	rest := s[3:]
+	if len(rest) > 4 && rest[:4] == "ENT." {
+		rest = rest[4:]
+	}
+	if len(rest) == 0 || len(rest) > 128 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidGuest reports whether s identifies a guest: a phone number in E.164
+// form, or a business-scoped user id when Meta withheld the number.
+func ValidGuest(s string) bool { return ValidE164(s) || ValidBSUID(s) }

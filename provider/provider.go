@@ -113,6 +113,8 @@ type StatusUpdate struct {
 	// AtMS is the provider's timestamp in Unix milliseconds.
 	AtMS        int64
 	RecipientID string
+	// RecipientUserID is the guest's business-scoped user id, when given.
+	RecipientUserID string
 	// PhoneNumberID is the provider's id of the business number.
 	PhoneNumberID string
 	ErrorCode     int
@@ -149,8 +151,13 @@ const Unlimited = -1
 type Inbound struct {
 	ProviderMessageID string
 	PhoneNumberID     string
-	// From is the guest's number in E.164.
+	// From is the guest's number in E.164, "" when the provider withheld
+	// it (a WhatsApp user with a username).
 	From string
+	// UserID is the guest's business-scoped user id (Meta's BSUID, since
+	// 2026), when the provider gives it: the guest's only identity when
+	// From is "".
+	UserID string
 	// Name is the guest's profile name, when the provider gives it.
 	Name string
 	Type string

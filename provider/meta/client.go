@@ -166,12 +166,16 @@ func (c *Client) post(m *message.Message, uri []byte, deadline time.Time) (provi
 //
 //	{"messaging_product":"whatsapp","recipient_type":"individual","to":"<digits>","type":"<type>","<type>":<content>}
 //
+// with "recipient":"<BSUID>" in place of "to" for a guest known by
+// business-scoped user id only.
+//
 // It refuses, with a ClassPermanent *provider.Error, a recipient that is
 // not E.164, a type name that is not lower-case letters and underscores,
 // and content that is not JSON, so everything it writes needs no escaping.
 func AppendSendBody(dst []byte, m *message.Message) ([]byte, error) {
-	if !message.ValidE164(m.Recipient) {
-		return dst, invalid("recipient is not an E.164 number")
+	bsuid := message.ValidBSUID(m.Recipient)
+	if !bsuid && !message.ValidE164(m.Recipient) {
+		return dst, invalid("recipient is neither an E.164 number nor a business-scoped user id")
 	}
 	if !typeName(string(m.Type)) {
 		return dst, invalid("message type is not a Meta type name")
@@ -179,8 +183,15 @@ func AppendSendBody(dst []byte, m *message.Message) ([]byte, error) {
 	if len(m.Content) == 0 || !json.Valid(m.Content) {
 		return dst, invalid("content is not JSON")
 	}
-	dst = append(dst, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"`...)
-	dst = append(dst, m.Recipient[1:]...)
+	if bsuid {
+		// A guest known by business-scoped user id only (Meta withholds
+		// the number): "recipient" in place of "to".
+		dst = append(dst, `{"messaging_product":"whatsapp","recipient_type":"individual","recipient":"`...)
+		dst = append(dst, m.Recipient...)
+	} else {
+		dst = append(dst, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"`...)
+		dst = append(dst, m.Recipient[1:]...)
+	}
 	dst = append(dst, `","type":"`...)
 	dst = append(dst, m.Type...)
 	dst = append(dst, `","`...)

@@ -182,7 +182,7 @@ type ref struct {
 }
 
 type contact struct {
-	waID, name string
+	waID, userID, name string
 }
 
 // maxKeep bounds the capacity a pooled parser keeps, so that one huge body
@@ -453,8 +453,14 @@ func (p *parser) value() {
 		in := &p.inbound[i]
 		in.PhoneNumberID = phoneNumberID
 		for _, c := range p.contacts {
-			if len(p.contacts) == 1 || len(in.From) > 1 && c.waID == in.From[1:] {
+			if len(p.contacts) == 1 || len(in.From) > 1 && c.waID == in.From[1:] || in.UserID != "" && c.userID == in.UserID {
 				in.Name = c.name
+				if in.UserID == "" {
+					in.UserID = c.userID
+				}
+				if in.From == "" && c.waID != "" {
+					in.From = "+" + c.waID
+				}
 				break
 			}
 		}
@@ -476,6 +482,8 @@ func (p *parser) readContacts() {
 			switch string(k) {
 			case "wa_id":
 				c.waID = string(s.str())
+			case "user_id":
+				c.userID = string(s.str())
 			case "profile":
 				if !s.object() {
 					continue
@@ -514,6 +522,8 @@ func (p *parser) status() {
 			st.AtMS = s.intOrString() * 1000
 		case "recipient_id":
 			st.RecipientID = string(s.str())
+		case "recipient_user_id":
+			st.RecipientUserID = string(s.str())
 		case "conversation":
 			if !s.object() {
 				continue
@@ -619,6 +629,8 @@ func (p *parser) message() {
 			} else {
 				in.From = string(from)
 			}
+		case "from_user_id":
+			in.UserID = string(s.str())
 		case "timestamp":
 			in.AtMS = s.intOrString() * 1000
 		case "type":
@@ -690,8 +702,8 @@ func (p *parser) message() {
 	if lat != nil && long != nil {
 		in.Text = locationText(lat, long, locName, locAddress)
 	}
-	if s.err == nil && (in.ProviderMessageID == "" || len(in.From) < 2) {
-		s.fail("message without id or from")
+	if s.err == nil && (in.ProviderMessageID == "" || len(in.From) < 2 && in.UserID == "") {
+		s.fail("message without id or from (nor from_user_id)")
 	}
 	p.refs = append(p.refs, ref{inbound: true, i: len(p.inbound) - 1})
 }

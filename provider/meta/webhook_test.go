@@ -401,3 +401,26 @@ func TestParseMessagingLimits(t *testing.T) {
 		t.Fatalf("a handler without limits: %v %+v", err, c.items)
 	}
 }
+
+// TestParseBSUIDs: a guest known by business-scoped user id only (no
+// "from", no wa_id), one known by both, and a status of a message sent to
+// a BSUID.
+func TestParseBSUIDs(t *testing.T) {
+	var c collect
+	if err := ParseWebhook(readTestdata(t, "inbound_bsuid.json"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.items) != 3 {
+		t.Fatalf("items %+v", c.items)
+	}
+	a, b := c.items[0].(provider.Inbound), c.items[1].(provider.Inbound)
+	if a.From != "" || a.UserID != "BR.1502576394655843" || a.Name != "Ana" || a.Text != "Do you have parking?" {
+		t.Errorf("BSUID-only guest: %+v", a)
+	}
+	if b.From != "+5511999990000" || b.UserID != "BR.77" || b.Name != "Rui" {
+		t.Errorf("guest with both: %+v", b)
+	}
+	if st := c.items[2].(provider.StatusUpdate); st.RecipientUserID != "BR.1502576394655843" || st.RecipientID != "" {
+		t.Errorf("status to a BSUID: %+v", st)
+	}
+}

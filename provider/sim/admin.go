@@ -156,6 +156,7 @@ type inboundJSON struct {
 	Data          []byte          `json:"data"`
 	Filename      string          `json:"filename"`
 	Contacts      json.RawMessage `json:"contacts"`
+	UserID        string          `json:"user_id"`
 }
 
 // handleAdmin serves the simulator's controls:
@@ -231,7 +232,7 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 			return
 		}
 		id, mediaID, err := s.InboundMessage(j.PhoneNumberID, j.From, j.Name, InboundMessage{Type: j.Type, Text: j.Text,
-			MIME: j.MIMEType, Data: j.Data, Filename: j.Filename, Contacts: j.Contacts})
+			MIME: j.MIMEType, Data: j.Data, Filename: j.Filename, Contacts: j.Contacts, UserID: j.UserID})
 		if err != nil {
 			adminError(ctx, fasthttp.StatusBadRequest, err)
 			return

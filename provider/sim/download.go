@@ -204,6 +204,11 @@ type InboundMessage struct {
 	Filename string
 	// Contacts is a contacts message's cards: Meta's contacts array.
 	Contacts json.RawMessage
+	// UserID is the guest's business-scoped user id, sent beside the number
+	// (user_id, from_user_id) as Meta does since April 2026. A from that is
+	// a BSUID itself is a guest whose number Meta withholds: the message
+	// then has no wa_id and no from.
+	UserID string
 }
 
 // maxInboundMedia bounds a posted guest file.
@@ -224,8 +229,14 @@ func (s *Server) InboundMessage(phoneNumberID, from, name string, m InboundMessa
 		return "", "", ErrUnknownNumber
 	case s.cfg.WebhookURL == "":
 		return "", "", ErrNoWebhook
-	case from == "" || !validTo(from):
+	case from == "" || !validTo(from) && !message.ValidBSUID(from):
 		return "", "", ErrBadInbound
+	case m.UserID != "" && !message.ValidBSUID(m.UserID):
+		return "", "", ErrBadInbound
+	}
+	withheld := message.ValidBSUID(from)
+	if withheld {
+		m.UserID = from
 	}
 	if m.Type == "" {
 		m.Type = "text"
@@ -248,11 +259,29 @@ func (s *Server) InboundMessage(phoneNumberID, from, name string, m InboundMessa
 	b := appendEnvelopeHead(p.body[:0], n)
 	b = append(b, `"contacts":[{"profile":{"name":`...)
 	b = message.AppendJSONString(b, name)
-	b = append(b, `},"wa_id":"`...)
-	b = append(b, from...)
-	b = append(b, `"}],"messages":[{"from":"`...)
-	b = append(b, from...)
-	b = append(b, `","id":"`...)
+	b = append(b, '}')
+	if !withheld {
+		b = append(b, `,"wa_id":"`...)
+		b = append(b, from...)
+		b = append(b, '"')
+	}
+	if m.UserID != "" {
+		b = append(b, `,"user_id":"`...)
+		b = append(b, m.UserID...)
+		b = append(b, '"')
+	}
+	b = append(b, `}],"messages":[{`...)
+	if !withheld {
+		b = append(b, `"from":"`...)
+		b = append(b, from...)
+		b = append(b, `",`...)
+	}
+	if m.UserID != "" {
+		b = append(b, `"from_user_id":"`...)
+		b = append(b, m.UserID...)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"id":"`...)
 	b = append(b, wamid...)
 	b = append(b, `","timestamp":"`...)
 	b = strconv.AppendInt(b, time.Now().Unix(), 10)

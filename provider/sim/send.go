@@ -108,6 +108,9 @@ type sendBody struct {
 	MessagingProduct string          `json:"messaging_product"`
 	RecipientType    string          `json:"recipient_type"`
 	To               string          `json:"to"`
+	// Recipient is a business-scoped user id, for a guest whose number
+	// Meta withholds: "to" wins when both are given.
+	Recipient string `json:"recipient"`
 	Type             string          `json:"type"`
 	Text             *textObject     `json:"text"`
 	Image            *mediaObject    `json:"image"`
@@ -164,11 +167,16 @@ func validate(raw []byte, body *sendBody) *apiError {
 		e := errParam("(#100) Param recipient_type must be one of {INDIVIDUAL, GROUP} - got \""+body.RecipientType+"\".", "Unsupported recipient type.")
 		return &e
 	}
-	if body.To == "" {
+	if body.To == "" && body.Recipient != "" {
+		if !message.ValidBSUID(body.Recipient) {
+			e := apiError{status: 400, typ: "OAuthException", code: 131009, message: "(#131009) Parameter value is not valid",
+				details: "Parameter recipient must be a business-scoped user id."}
+			return &e
+		}
+	} else if body.To == "" {
 		e := errRequired("to")
 		return &e
-	}
-	if !validTo(body.To) {
+	} else if !validTo(body.To) {
 		e := apiError{status: 400, typ: "OAuthException", code: 131009, message: "(#131009) Parameter value is not valid",
 			details: "Parameter to must be a phone number of 7 to 15 digits, with an optional leading +."}
 		return &e
@@ -281,12 +289,16 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 		s.answerError(ctx, &errThroughput)
 		return
 	}
-	if e := recipientError(rt, body.To); e != nil {
+	to := body.To
+	if to == "" {
+		to = body.Recipient
+	}
+	if e := recipientError(rt, to); e != nil {
 		s.stats.injected.Add(1)
 		s.answerError(ctx, e)
 		return
 	}
-	if !num.pairs.allow(body.To, now, rt) {
+	if !num.pairs.allow(to, now, rt) {
 		s.stats.pairThrottled.Add(1)
 		s.answerError(ctx, &errPairRate)
 		return
@@ -299,11 +311,11 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 	}
 
 	wamid := s.newWAMID()
-	waID := body.To
+	waID := to
 	if waID[0] == '+' {
 		waID = waID[1:]
 	}
-	num.record(s.cfg.RecordRequests, raw, s.authHeader, now, wamid, body.To)
+	num.record(s.cfg.RecordRequests, raw, s.authHeader, now, wamid, to)
 	s.stats.accepted.Add(1)
 	s.metrics.accepted.Inc()
 	if s.cfg.WebhookURL != "" {
@@ -312,8 +324,13 @@ func (s *Server) handleSend(ctx *fasthttp.RequestCtx, phoneID []byte) {
 
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"messaging_product":"whatsapp","contacts":[{"input":`...)
-	b = message.AppendJSONString(b, body.To)
-	b = append(b, `,"wa_id":"`...)
+	b = message.AppendJSONString(b, to)
+	if to == body.Recipient {
+		// Sent to a BSUID: Meta answers with the user id, no wa_id.
+		b = append(b, `,"user_id":"`...)
+	} else {
+		b = append(b, `,"wa_id":"`...)
+	}
 	b = append(b, waID...)
 	b = append(b, `"}],"messages":[{"id":"`...)
 	b = append(b, wamid...)

@@ -470,7 +470,11 @@ func appendStatus(b []byte, n *number, e *statusEvent) []byte {
 	b = append(b, statusNames[e.kind]...)
 	b = append(b, `","timestamp":"`...)
 	b = strconv.AppendInt(b, e.at, 10)
-	b = append(b, `","recipient_id":"`...)
+	if message.ValidBSUID(e.to) {
+		b = append(b, `","recipient_user_id":"`...)
+	} else {
+		b = append(b, `","recipient_id":"`...)
+	}
 	b = append(b, e.to...)
 	b = append(b, '"')
 	switch e.kind {

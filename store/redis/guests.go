@@ -290,3 +290,33 @@ func (s *Store) FindInbound(ctx context.Context, senders []string, providerMessa
 	}
 	return InboundOrigin{}, ErrInboundUnknown
 }
+
+// userIDTTL is how long a guest's business-scoped user id stays linked to
+// the number it came with after the guest's last message with both: the
+// guest's own keys live as long.
+const userIDTTL = 90 * 24 * time.Hour
+
+// LinkUserID records that guest's business-scoped user id bsuid is the
+// guest with number phone, for sender: when Meta later withholds the
+// number, the guest is still the same guest.
+func (s *Store) LinkUserID(ctx context.Context, sender, bsuid, phone string) error {
+	sh := message.ShardFor(sender, s.cfg.Shards)
+	if err := s.rdb.Set(ctx, s.keys.UserID(sh, sender, bsuid), phone, userIDTTL).Err(); err != nil {
+		return fmt.Errorf("link user id: %w", err)
+	}
+	return nil
+}
+
+// PhoneOfUserID is the number of the guest with business-scoped user id
+// bsuid for sender, "" when none is known.
+func (s *Store) PhoneOfUserID(ctx context.Context, sender, bsuid string) (string, error) {
+	sh := message.ShardFor(sender, s.cfg.Shards)
+	v, err := s.rdb.Get(ctx, s.keys.UserID(sh, sender, bsuid)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("user id's number: %w", err)
+	}
+	return v, nil
+}

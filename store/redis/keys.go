@@ -168,6 +168,12 @@ func (k *Keys) DLQ(shard int) string { return k.shards[shard] + "dlq" }
 // it is written and read on its own, never inside a shard's script.
 func (k *Keys) PID(providerID string) string { return k.prefix + ":pid:" + providerID }
 
+// UserID links a guest's business-scoped user id to the guest's number,
+// for one business number (the guest's keys are the number's).
+func (k *Keys) UserID(shard int, sender, bsuid string) string {
+	return k.shards[shard] + "uid:" + sender + ":" + bsuid
+}
+
 // PortfolioUsers is the guests a business portfolio started conversations
 // with in the last 24 hours, and PortfolioTier its messaging limit as Meta
 // last announced it; both in the portfolio's own slot.
