@@ -67,15 +67,15 @@ func contactNames(cs []provider.Contact) string {
 // message_content and conversation_id). A guest's media has its status
 // and, once ready, a signed URL; contacts their cards.
 type inboundData struct {
-	MessageID      string     `json:"message_id"`
-	MessageType    string     `json:"message_type"`
-	MessageContent string     `json:"message_content"`
-	GuestName      string     `json:"guest_name,omitempty"`
+	MessageID      string `json:"message_id"`
+	MessageType    string `json:"message_type"`
+	MessageContent string `json:"message_content"`
+	GuestName      string `json:"guest_name,omitempty"`
 	// GuestUserID is the guest's business-scoped user id, when Meta gave it.
-	GuestUserID string `json:"guest_user_id,omitempty"`
-	ReplyTo        string     `json:"reply_to,omitempty"`
-	ReplyID        string     `json:"reply_id,omitempty"`
-	Media          *mediaJSON `json:"media,omitempty"`
+	GuestUserID string     `json:"guest_user_id,omitempty"`
+	ReplyTo     string     `json:"reply_to,omitempty"`
+	ReplyID     string     `json:"reply_id,omitempty"`
+	Media       *mediaJSON `json:"media,omitempty"`
 	mediaLink
 	Contacts  []provider.Contact `json:"contacts,omitempty"`
 	Timestamp string             `json:"timestamp"`

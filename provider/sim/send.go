@@ -105,25 +105,25 @@ func appendTraceID(b []byte) []byte {
 
 // sendBody is the part of a send request the simulator checks.
 type sendBody struct {
-	MessagingProduct string          `json:"messaging_product"`
-	RecipientType    string          `json:"recipient_type"`
-	To               string          `json:"to"`
+	MessagingProduct string `json:"messaging_product"`
+	RecipientType    string `json:"recipient_type"`
+	To               string `json:"to"`
 	// Recipient is a business-scoped user id, for a guest whose number
 	// Meta withholds: "to" wins when both are given.
-	Recipient string `json:"recipient"`
-	Type             string          `json:"type"`
-	Text             *textObject     `json:"text"`
-	Image            *mediaObject    `json:"image"`
-	Audio            *mediaObject    `json:"audio"`
-	Video            *mediaObject    `json:"video"`
-	Document         *mediaObject    `json:"document"`
-	Sticker          *mediaObject    `json:"sticker"`
-	Interactive      *interactive    `json:"interactive"`
-	Template         *templateObject `json:"template"`
-	Location         *locationObject `json:"location"`
-	Contacts         json.RawMessage `json:"contacts"`
-	Reaction         *reactionObject `json:"reaction"`
-	Context          *struct {
+	Recipient   string          `json:"recipient"`
+	Type        string          `json:"type"`
+	Text        *textObject     `json:"text"`
+	Image       *mediaObject    `json:"image"`
+	Audio       *mediaObject    `json:"audio"`
+	Video       *mediaObject    `json:"video"`
+	Document    *mediaObject    `json:"document"`
+	Sticker     *mediaObject    `json:"sticker"`
+	Interactive *interactive    `json:"interactive"`
+	Template    *templateObject `json:"template"`
+	Location    *locationObject `json:"location"`
+	Contacts    json.RawMessage `json:"contacts"`
+	Reaction    *reactionObject `json:"reaction"`
+	Context     *struct {
 		MessageID string `json:"message_id"`
 	} `json:"context"`
 	// pricing is how the message is priced (set by checkContent from its
