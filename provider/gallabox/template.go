@@ -65,7 +65,7 @@ func (x *metaIndex) UnmarshalJSON(b []byte) error {
 // appendTemplate appends Gallabox's whatsapp object for Meta's template
 // object content:
 //
-//	{"type":"template","template":{"templateName":…,"bodyValues":{…},"headerValues":{…},"buttonValues":[…]}}
+//	{"type":"template","template":{"templateName":…,"language":…,"bodyValues":{…},"headerValues":{…},"buttonValues":[…]}}
 //
 // Body parameters go into bodyValues by their parameter_name (Meta's named
 // parameters) or by position ("1", "2", …); text, currency and date_time
@@ -85,6 +85,13 @@ func appendTemplate(dst, content []byte) ([]byte, error) {
 	}
 	dst = append(dst, `{"type":"template","template":{"templateName":`...)
 	dst = message.AppendJSONString(dst, t.Name)
+	if t.Language != nil && t.Language.Code != "" {
+		// Gallabox's send documents no language; its template objects
+		// (the template list, Template.Status webhooks) carry it as
+		// "language", so it goes beside templateName under that name.
+		dst = append(dst, `,"language":`...)
+		dst = message.AppendJSONString(dst, t.Language.Code)
+	}
 	var body, header *metaComponent
 	var buttons []*metaComponent
 	for i := range t.Components {
