@@ -207,6 +207,7 @@ func (s *Server) handleGallabox(ctx *fasthttp.RequestCtx) {
 		s.gallabox.mu.Unlock()
 	}
 	s.gallabox.accepted.Add(1)
+	s.scheduleAlt(altGallabox, id, body.Recipient.Phone, "", "", now)
 
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"id":"`...)
