@@ -73,8 +73,8 @@ func (x *metaIndex) UnmarshalJSON(b []byte) error {
 // headerValues {"mediaUrl","mediaName"} (it needs a link: Gallabox cannot
 // use a Meta media id); a text header gives headerValues like a body. Each
 // button gives {"index","sub_type","parameters":{"type","payload"|"text"}}
-// in buttonValues (a guess: Gallabox documents the field as an array
-// only). Anything else is refused.
+// in buttonValues, as the examples of Gallabox's API reference write
+// quick-reply and URL buttons. Anything else is refused.
 func appendTemplate(dst, content []byte) ([]byte, error) {
 	var t metaTemplate
 	if err := json.Unmarshal(content, &t); err != nil {
