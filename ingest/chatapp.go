@@ -40,6 +40,11 @@ type chatAppRequest struct {
 	MessageType string `json:"MessageType"`
 	From        string `json:"From"`
 	To          string `json:"To"`
+	// TemplateName names the template (wagate's template name), as
+	// Alibaba's API has it beside TemplateCode; without it TemplateCode
+	// does (seed 004's use), and a TemplateCode beside it is ChatApp's own
+	// code, taken and ignored.
+	TemplateName string `json:"TemplateName"`
 	// TemplateCode names the template (wagate's template name) and
 	// Language its language, for Type template.
 	TemplateCode string `json:"TemplateCode"`
@@ -244,8 +249,12 @@ func (s *Server) chatAppOutbound(p Principal, r *chatAppRequest) (*outbound, *ap
 }
 
 func (s *Server) chatAppTemplate(p Principal, r *chatAppRequest, o *outbound) (*outbound, *apiError) {
-	if r.TemplateCode == "" {
-		return nil, invalidRequest("TemplateCode is required with Type template", map[string]any{"field": "TemplateCode"})
+	name := r.TemplateName
+	if name == "" {
+		name = r.TemplateCode
+	}
+	if name == "" {
+		return nil, invalidRequest("TemplateCode (or TemplateName) is required with Type template", map[string]any{"field": "TemplateCode"})
 	}
 	params, e := unquoteJSON(r.TemplateParams, "TemplateParams")
 	if e != nil {
@@ -255,7 +264,7 @@ func (s *Server) chatAppTemplate(p Principal, r *chatAppRequest, o *outbound) (*
 	if e != nil {
 		return nil, e
 	}
-	t, e := s.templateResolver(p).resolve(r.TemplateCode, r.Language)
+	t, e := s.templateResolver(p).resolve(name, r.Language)
 	if e != nil {
 		return nil, e
 	}

@@ -65,6 +65,16 @@ func TestSeed004SendAPI(t *testing.T) {
 					t.Fatalf("template content %v", c)
 				}
 			}},
+		{name: "template by TemplateName, ChatApp's own TemplateCode beside it",
+			body: `{"ChannelType":"whatsapp","Type":"template","To":"14155550123","TemplateCode":"744c4b5c79c9432497a075bdfca3a1b2",
+				"TemplateName":"service_confirmation","Language":"en","TemplateParams":{"service_type":"Spa Massage","appointment_time":"2 PM",
+				"location":"Wellness Center","estimated_duration":"90 minutes"}}`,
+			typ: message.TypeTemplate,
+			check: func(t *testing.T, c map[string]any, _ map[string]string) {
+				if c["name"] != "service_confirmation" {
+					t.Fatalf("template content %v", c)
+				}
+			}},
 		{name: "template with Payload for its quick replies, TemplateParams a JSON string",
 			body: `{"ChannelType":"whatsapp","Type":"template","To":"14155550124","TemplateCode":"checkout_reminder","Language":"en",
 				"TemplateParams":"{\"1\":\"11:00\"}","Payload":["late_checkout","no_thanks"]}`,

@@ -24,11 +24,13 @@ const (
 	routeInteractive
 	routeConversations
 	routeStaff // sessions and the staff API
+	routeWebhookGallabox
+	routeWebhookChatApp
 	nRoutes
 )
 
 var routeNames = [nRoutes]string{"other", "send", "status", "webhook_meta", "metrics", "health", "admin", "batch",
-	"templates", "media", "interactive", "conversations", "staff"}
+	"templates", "media", "interactive", "conversations", "staff", "webhook_gallabox", "webhook_chatapp"}
 
 // metrics are the API's Prometheus series.
 type metrics struct {
@@ -57,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_webhooks_received_total",
-			Help: "Provider webhook deliveries by provider and result (accepted, unsigned, bad_signature, invalid, error, verified, verify_refused).",
+			Help: "Provider webhook deliveries by provider and result (accepted, unsigned, bad_signature, invalid, ignored, error, verified, verify_refused).",
 		}, []string{"provider", "result"}),
 		idemReplays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wagate_idempotent_replays_total", Help: "Sends answered from an earlier request with the same Idempotency-Key.",

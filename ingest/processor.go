@@ -1,9 +1,9 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/provider"
-	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
 )
 
@@ -270,15 +269,15 @@ func (b *batch) process(ctx context.Context, entries []redis.InboundEntry) error
 	b.statuses, b.inbound = b.statuses[:0], b.inbound[:0]
 	for i := range entries {
 		b.receivedMS = entries[i].ReceivedMS
-		if err := meta.ParseWebhook(entries[i].Body, b); err != nil {
-			if !errors.Is(err, meta.ErrMalformed) && !errors.Is(err, meta.ErrNotWhatsApp) {
+		if err := b.parse(&entries[i]); err != nil {
+			if !unparsable(err) {
 				// A handler could not record something (Redis): keep the
 				// bodies to process again, which changes nothing twice.
 				return err
 			}
 			// Verified and JSON-checked when received, so this is a body
-			// Meta's format does not fit; keeping it would block nothing
-			// and help nobody.
+			// its provider's format does not fit; keeping it would block
+			// nothing and help nobody.
 			b.p.m.bodies.WithLabelValues("malformed").Inc()
 			b.p.log.Warn("dropping a webhook body that does not parse", "err", err, "entry", entries[i].ID)
 			continue
@@ -357,7 +356,7 @@ func orphanBackoff(age time.Duration) time.Duration {
 // resultOf turns a provider's status into what the store records.
 func resultOf(s *provider.StatusUpdate) redis.Result {
 	r := redis.Result{
-		Status: s.Status, AtMS: s.AtMS, Provider: "meta", ProviderMessageID: s.ProviderMessageID,
+		Status: s.Status, AtMS: s.AtMS, Provider: cmp.Or(s.Provider, "meta"), ProviderMessageID: s.ProviderMessageID,
 		ErrorCode: s.ErrorCode, ErrorTitle: s.ErrorTitle,
 		PricingCategory: s.PricingCategory, PricingModel: s.PricingModel, PricingType: s.PricingType,
 		ConversationID: s.ConversationID,

@@ -169,7 +169,7 @@ func (c *Config) bodyLimit(uri []byte) int {
 		return c.MaxBatchBytes
 	case bytes.Equal(path, pathUpload):
 		return c.MaxUploadBytes
-	case bytes.Equal(path, pathMeta):
+	case bytes.Equal(path, pathMeta), bytes.Equal(path, pathGallaboxHook), bytes.Equal(path, pathChatAppHook):
 		return c.MaxWebhookBytes
 	}
 	return c.MaxBodyBytes

@@ -53,6 +53,10 @@ type Config struct {
 	MetaAppSecret string
 	// MetaVerifyToken answers Meta's subscription handshake.
 	MetaVerifyToken string
+	// ProviderWebhooks are the Gallabox and ChatApp accounts whose status
+	// callbacks /webhooks/gallabox and /webhooks/chatapp take
+	// (providerhooks.go); without one of a kind, that kind's are refused.
+	ProviderWebhooks []ProviderWebhook
 	// MetricsOnly serves /metrics and /healthz alone: for processes that
 	// run other roles than the API.
 	MetricsOnly bool
@@ -160,7 +164,9 @@ type Server struct {
 	metrics   *metrics
 	appSecret []byte
 	// verifier checks Meta's webhook signatures with appSecret.
-	verifier  *meta.Verifier
+	verifier *meta.Verifier
+	// hooks verify the Gallabox and ChatApp accounts' callbacks.
+	hooks     providerHooks
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
 	settings  *settingsCache
@@ -203,6 +209,9 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxResponseBodySize: 64 << 10, Dial: guard.Dial}}
 	s.staff = newStaffCache(store, 2*time.Second)
+	if s.hooks, err = newProviderHooks(cfg.ProviderWebhooks); err != nil {
+		return nil, err
+	}
 	s.dummyHash = sync.OnceValue(func() string {
 		h, _ := password.Hash(randomSecret(), cfg.PasswordParams)
 		return h
@@ -362,6 +371,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) route {
 			writeError(ctx, methodNotAllowed("GET, POST"))
 		}
 		return routeWebhookMeta
+	case bytes.Equal(path, pathGallaboxHook):
+		s.handleGallaboxWebhook(ctx)
+		return routeWebhookGallabox
+	case bytes.Equal(path, pathChatAppHook):
+		s.handleChatAppWebhook(ctx)
+		return routeWebhookChatApp
 	case bytes.Equal(path, pathMetrics) && s.promH != nil:
 		if !ctx.IsGet() && !ctx.IsHead() {
 			writeError(ctx, methodNotAllowed("GET, HEAD"))

@@ -108,6 +108,10 @@ func ClassOf(err error) Class {
 
 // StatusUpdate is one delivery status reported by a provider's webhook.
 type StatusUpdate struct {
+	// Provider names the account whose webhook reported it ("gallabox",
+	// "chatapp"…), recorded with the status; empty means Meta, whose
+	// parser predates the field (and whose parked statuses lack it).
+	Provider          string
 	ProviderMessageID string
 	Status            message.Status
 	// AtMS is the provider's timestamp in Unix milliseconds.

@@ -65,6 +65,10 @@ type gallaboxAccount struct {
 	APISecret string `json:"api_secret"`
 	// Channels maps sender numbers (E.164) to Gallabox channel ids.
 	Channels map[string]string `json:"channels"`
+	// WebhookSecret is the Secret set on the account's Gallabox webhook:
+	// it verifies the status callbacks POST /webhooks/gallabox takes.
+	// Without it the account's callbacks are refused.
+	WebhookSecret string `json:"webhook_secret"`
 }
 
 type chatappAccount struct {
@@ -73,8 +77,20 @@ type chatappAccount struct {
 	AccessKeyID     string `json:"access_key_id"`
 	AccessKeySecret string `json:"access_key_secret"`
 	CustSpaceID     string `json:"cust_space_id"`
+	// Region is the account's Alibaba Cloud region (ap-southeast-1); it
+	// gives the endpoint when Endpoint is empty.
+	Region string `json:"region"`
 	// Numbers are the sender numbers (E.164) this account sends for.
 	Numbers []string `json:"numbers"`
+	// TemplateCodes maps a template's name and language to the code
+	// ChatApp gave it: {"booking_confirmation": {"en_US": "744c4b5c…"}}.
+	// An unmapped template goes with its name as the code.
+	TemplateCodes map[string]map[string]string `json:"template_codes"`
+	// WebhookToken is the token of the account's ChatApp callback URL,
+	// https://<gateway>/webhooks/chatapp?token=<webhook_token>: ChatApp
+	// signs nothing, so it verifies the status reports. Without it the
+	// account's reports are refused.
+	WebhookToken string `json:"webhook_token"`
 }
 
 type smsAccount struct {
@@ -231,11 +247,13 @@ func (fc *fileConfig) resolveSecrets() error {
 		a := &fc.Gallabox.Accounts[i]
 		res(&a.APIKey, "gallabox.accounts[%d].api_key", i)
 		res(&a.APISecret, "gallabox.accounts[%d].api_secret", i)
+		res(&a.WebhookSecret, "gallabox.accounts[%d].webhook_secret", i)
 	}
 	for i := range fc.ChatApp.Accounts {
 		a := &fc.ChatApp.Accounts[i]
 		res(&a.AccessKeyID, "chatapp.accounts[%d].access_key_id", i)
 		res(&a.AccessKeySecret, "chatapp.accounts[%d].access_key_secret", i)
+		res(&a.WebhookToken, "chatapp.accounts[%d].webhook_token", i)
 	}
 	for i := range fc.SMS.Accounts {
 		res(&fc.SMS.Accounts[i].AuthToken, "sms.accounts[%d].auth_token", i)
@@ -275,6 +293,9 @@ func (fc *fileConfig) validate() error {
 	}
 	if len(fc.Meta.Accounts) > 0 && (fc.Meta.AppSecret == "" || fc.Meta.VerifyToken == "") {
 		return fmt.Errorf("config: meta.app_secret and meta.verify_token are required: without them Meta's webhooks cannot be verified")
+	}
+	if err := fc.validateWebhookSecrets(); err != nil {
+		return err
 	}
 	routed := map[string]bool{}
 	for _, a := range fc.Meta.Accounts {

@@ -29,6 +29,10 @@ const (
 	devAppSecret   = "dev-app-secret"
 	devVerifyToken = "dev-verify-token"
 	devSimToken    = "dev-sim-access-token"
+	// The simulated Gallabox webhook's Secret and ChatApp callback URL's
+	// token, which the demo accounts verify their status callbacks with.
+	devGallaboxWebhookSecret = "dev-gallabox-webhook-secret"
+	devChatAppWebhookToken   = "dev-chatapp-webhook-token"
 )
 
 // devNumbers returns the demo tenant's n numbers: +15550001000 (phone
@@ -100,10 +104,14 @@ func devConfig(simURL string, numbers []sim.Number, mps float64) *fileConfig {
 		fc.Tenants[0].Senders = append(fc.Tenants[0].Senders, "+"+n.DisplayPhoneNumber)
 		fc.Meta.Accounts[0].Numbers["+"+n.DisplayPhoneNumber] = n.PhoneNumberID
 	}
-	// The simulator also plays Gallabox and an SMS provider: while Meta's
-	// breaker is open, messages go through Gallabox, then by SMS.
+	// The simulator also plays Gallabox, ChatApp and an SMS provider:
+	// while Meta's breaker is open, messages go through Gallabox (or
+	// ChatApp, with -secondary chatapp), then by SMS; both post their
+	// status callbacks back.
 	fc.Gallabox.Accounts = []gallaboxAccount{{Name: "gallabox", BaseURL: simURL, APIKey: sim.DefaultGallaboxAPIKey,
-		APISecret: sim.DefaultGallaboxAPISecret, Channels: map[string]string{}}}
+		APISecret: sim.DefaultGallaboxAPISecret, Channels: map[string]string{}, WebhookSecret: devGallaboxWebhookSecret}}
+	fc.ChatApp.Accounts = []chatappAccount{{Name: "chatapp", Endpoint: simURL, AccessKeyID: sim.DefaultChatAppAccessKeyID,
+		AccessKeySecret: sim.DefaultChatAppAccessKeySecret, WebhookToken: devChatAppWebhookToken}}
 	fc.SMS.Accounts = []smsAccount{{Name: "sms", BaseURL: simURL, AccountSID: sim.DefaultSMSAccountSID,
 		AuthToken: sim.DefaultSMSAuthToken, DefaultFrom: devSender}}
 	fc.Routes = map[string]routeConfig{}
@@ -133,6 +141,7 @@ func cmdDev(args []string) error {
 	g.register(fs)
 	sf.register(fs)
 	nNumbers := fs.Int("numbers", 1, "the demo tenant's numbers: +15550001000, +15550001001…")
+	secondary := fs.String("secondary", "gallabox", "the demo numbers' secondary provider while Meta's breaker is open: gallabox or chatapp")
 	mps := fs.Float64("rate", 80, "each number's messages per second (Meta: 80, 1000 after upgrade)")
 	fs.Parse(args)
 	if g.media.signingKey == "" {
@@ -152,8 +161,17 @@ func cmdDev(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *secondary != "gallabox" && *secondary != "chatapp" {
+		return fmt.Errorf("-secondary %q: want gallabox or chatapp", *secondary)
+	}
 	scfg := sf.config("http://"+reachable(g.httpAddr)+"/webhooks/meta", devAppSecret, devSimToken, numbers)
 	scfg.Templates = map[string][]message.Template{devWABA: catalogue}
+	if sf.webhooks {
+		// The Gallabox and ChatApp accounts' callbacks come back to the
+		// API, as Meta's do.
+		scfg.GallaboxWebhookURL, scfg.GallaboxWebhookSecret = "http://"+reachable(g.httpAddr)+"/webhooks/gallabox", devGallaboxWebhookSecret
+		scfg.ChatAppWebhookURL = "http://" + reachable(g.httpAddr) + "/webhooks/chatapp?token=" + devChatAppWebhookToken
+	}
 	simulator, err := sim.New(scfg, prometheus.NewRegistry())
 	if err != nil {
 		return err
@@ -161,7 +179,12 @@ func cmdDev(args []string) error {
 	if err := simulator.Start(); err != nil {
 		return err
 	}
-	gw, err := startGateway(&g, devConfig("http://"+reachable(simulator.Addr()), numbers, *mps), log)
+	fc := devConfig("http://"+reachable(simulator.Addr()), numbers, *mps)
+	for n, rc := range fc.Routes {
+		rc.Secondary = *secondary
+		fc.Routes[n] = rc
+	}
+	gw, err := startGateway(&g, fc, log)
 	if err != nil {
 		simulator.Shutdown(context.Background())
 		return err
@@ -186,7 +209,8 @@ func cmdDev(args []string) error {
   API                 %s   (tenant %s: staff token %s, admin token %s)
   inbox               %s/inbox   (alice / bruno, password %s, tenant %s)
   sender              %s   (Meta phone number id %s; %d number(s) at %v mps)
-  provider simulator  http://%s   (Meta Cloud API v23.0; status webhooks to %s/webhooks/meta)
+  provider simulator  http://%s   (Meta Cloud API v23.0, Gallabox, ChatApp, SMS; status webhooks to %s/webhooks/{meta,gallabox,chatapp})
+  secondary provider  %s   (while Meta's breaker is open; -secondary gallabox|chatapp)
   Redis               %s   (keys %s:*)
   ClickHouse          %s   (database %s, table message_events)
   ops                 %s   (/metrics, /healthz, /readyz, /debug/pprof/)
@@ -199,7 +223,7 @@ then answer in free form:
   curl -s '%s/api/v1/whatsapp/conversations?guest_phone=%%2B1234567890' -H 'Authorization: Bearer %s'
 
 Ctrl-C stops it.
-`, api, devTenant, devStaffToken, devAdminToken, api, devStaffPassword, devTenant, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, redactURL(g.redisURL), g.prefix,
+`, api, devTenant, devStaffToken, devAdminToken, api, devStaffPassword, devTenant, devSender, devPhoneID, len(numbers), *mps, simulator.Addr(), api, *secondary, redactURL(g.redisURL), g.prefix,
 		g.clickhouse, g.chDatabase, gw.opsAddr(), simulator.Addr(), devPhoneID, api, devStaffToken, api, devStaffToken, api, devStaffToken)
 
 	waitForSignal()
@@ -216,6 +240,12 @@ func cmdSim(args []string) error {
 	var sf simFlags
 	sf.register(fs)
 	webhook := fs.String("webhook", env("WAGATE_SIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/meta"), "where status webhooks go")
+	gallaboxHook := fs.String("gallabox-webhook", env("WAGATE_SIM_GALLABOX_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/gallabox"),
+		"where Gallabox's status webhooks go (empty: none)")
+	gallaboxSecret := fs.String("gallabox-webhook-secret", env("WAGATE_SIM_GALLABOX_WEBHOOK_SECRET", devGallaboxWebhookSecret),
+		"signs Gallabox's status webhooks (x-gallabox-signature)")
+	chatappHook := fs.String("chatapp-webhook", env("WAGATE_SIM_CHATAPP_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/chatapp?token="+devChatAppWebhookToken),
+		"where ChatApp's status reports go, the token in the URL (empty: none)")
 	secret := fs.String("app-secret", env("WAGATE_SIM_APP_SECRET", devAppSecret), "signs the webhooks (X-Hub-Signature-256)")
 	token := fs.String("access-token", env("WAGATE_SIM_ACCESS_TOKEN", devSimToken), "the Bearer token sends must carry")
 	var numbers []sim.Number
@@ -237,6 +267,9 @@ func cmdSim(args []string) error {
 	}
 	scfg := sf.config(*webhook, *secret, *token, numbers)
 	scfg.Templates = map[string][]message.Template{devWABA: catalogue}
+	if sf.webhooks {
+		scfg.GallaboxWebhookURL, scfg.GallaboxWebhookSecret, scfg.ChatAppWebhookURL = *gallaboxHook, *gallaboxSecret, *chatappHook
+	}
 	simulator, err := sim.New(scfg, prometheus.NewRegistry())
 	if err != nil {
 		return err

@@ -269,7 +269,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 	}
 	gw.api, err = ingest.NewServer(ingest.Config{Addr: g.httpAddr, ReadMarkers: markers, MetaAppSecret: fc.Meta.AppSecret, MetaVerifyToken: fc.Meta.VerifyToken,
 		MetricsOnly: !g.has(roleAPI), SenderRate: func(s string) float64 { return rates.Get(s).Configured() }, Media: mediaCfg,
-		WebhookAllow: g.webhookAllowList()},
+		WebhookAllow: g.webhookAllowList(), ProviderWebhooks: fc.providerWebhooks()},
 		store, tokens, reg, nil, log.With("role", "api"))
 	if err != nil {
 		return nil, err

@@ -61,8 +61,8 @@ func (fc *fileConfig) routes(media meta.MediaSource) (router, error) {
 		}
 	}
 	for _, a := range fc.ChatApp.Accounts {
-		p, err := chatapp.New(chatapp.Config{Name: a.Name, Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID,
-			AccessKeySecret: a.AccessKeySecret, CustSpaceID: a.CustSpaceID})
+		p, err := chatapp.New(chatapp.Config{Name: a.Name, Region: a.Region, Endpoint: a.Endpoint, AccessKeyID: a.AccessKeyID,
+			AccessKeySecret: a.AccessKeySecret, CustSpaceID: a.CustSpaceID, TemplateCodes: a.TemplateCodes})
 		if err != nil {
 			return nil, fmt.Errorf("config: chatapp account %s: %w", a.Name, err)
 		}

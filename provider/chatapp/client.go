@@ -1,11 +1,14 @@
 // Package chatapp is the adapter for Alibaba Cloud's Chat App Message
-// Service (ChatApp): it sends a message with the SendChatappMessage RPC
-// action (version 2020-06-06), signed with Alibaba's RPC signature (Sign),
-// and maps the answer's Code to wagate's retry classes (ClassForCode).
+// Service (ChatApp, product code cams): it sends a message with the
+// SendChatappMessage RPC action (version 2020-06-06) at the region's
+// endpoint, signed with Alibaba's RPC signature (Sign), and maps the
+// answer's Code to wagate's retry classes (ClassForCode). ParseWebhook
+// reads the delivery receipts (ChatAppStatus) ChatApp pushes back.
 //
 // Texts, media (by link), locations and templates are translated from
-// Meta's objects; template body parameters become TemplateParams and
-// quick-reply payloads become Payload.
+// Meta's objects; a template goes by the TemplateCode the account's
+// configuration gives its name and language (Config.TemplateCodes), its
+// body parameters become TemplateParams and quick-reply payloads Payload.
 package chatapp
 
 import (
@@ -41,9 +44,11 @@ type Client struct {
 	uri         []byte
 	accessKeyID string
 	custSpaceID string
-	timeout     time.Duration
-	key         []byte // AccessKeySecret + "&"
-	reqs        sync.Pool
+	// templateCodes: template name → language → ChatApp's TemplateCode.
+	templateCodes map[string]map[string]string
+	timeout       time.Duration
+	key           []byte // AccessKeySecret + "&"
+	reqs          sync.Pool
 
 	// now and nonce are the clock and the nonce source, fixed by tests.
 	now   func() time.Time
@@ -68,15 +73,16 @@ func New(cfg Config) (*Client, error) {
 		uri += "/"
 	}
 	c := &Client{
-		name:        cfg.Name,
-		hc:          hc,
-		uri:         []byte(uri),
-		accessKeyID: cfg.AccessKeyID,
-		custSpaceID: cfg.CustSpaceID,
-		timeout:     cfg.Timeout,
-		key:         []byte(cfg.AccessKeySecret + "&"),
-		now:         time.Now,
-		nonce:       randomNonce,
+		name:          cfg.Name,
+		hc:            hc,
+		uri:           []byte(uri),
+		accessKeyID:   cfg.AccessKeyID,
+		custSpaceID:   cfg.CustSpaceID,
+		templateCodes: copyCodes(cfg.TemplateCodes),
+		timeout:       cfg.Timeout,
+		key:           []byte(cfg.AccessKeySecret + "&"),
+		now:           time.Now,
+		nonce:         randomNonce,
 	}
 	c.reqs.New = func() any {
 		return &request{
@@ -197,7 +203,7 @@ func (c *Client) build(r *request, m *message.Message) error {
 	}
 	var err error
 	if m.Type == message.TypeTemplate {
-		err = r.template(m.Content)
+		err = r.template(m.Content, c.templateCodes)
 	} else {
 		err = r.message(m.Type, m.Content)
 	}
@@ -383,4 +389,17 @@ func (c *Client) Carries(m *message.Message) bool {
 		return ok
 	}
 	return false
+}
+
+// copyCodes copies a template code map, so that the caller's stays its own.
+func copyCodes(in map[string]map[string]string) map[string]map[string]string {
+	out := make(map[string]map[string]string, len(in))
+	for name, langs := range in {
+		m := make(map[string]string, len(langs))
+		for lang, code := range langs {
+			m[lang] = code
+		}
+		out[name] = m
+	}
+	return out
 }

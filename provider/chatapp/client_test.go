@@ -217,13 +217,13 @@ func TestSendRequest(t *testing.T) {
 		{"type":"body","parameters":[{"type":"text","text":"Ana"},{"type":"currency","currency":{"fallback_value":"€120.00","code":"EUR","amount_1000":120000}},{"type":"date_time","date_time":{"fallback_value":"21 Nov"}}]},
 		{"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"CONFIRM 412"}]},
 		{"type":"button","sub_type":"quick_reply","index":"1","parameters":[{"type":"payload","payload":"CANCEL"}]}]}`, map[string]string{
-		"Type": "template", "TemplateCode": "booking_confirmation", "Language": "en_US",
+		"Type": "template", "TemplateCode": "booking_confirmation", "TemplateName": "booking_confirmation", "Language": "en_US",
 		"TemplateParams": `{"1":"Ana","2":"€120.00","3":"21 Nov"}`, "Payload": `["CONFIRM 412","CANCEL"]`})
 	f(message.TypeTemplate, `{"name":"welcome","language":{"code":"de"},"components":[{"type":"BODY","parameters":[
 		{"type":"text","parameter_name":"guest_name","text":"Jörg"},{"type":"text","parameter_name":"room","text":"412"}]}]}`, map[string]string{
-		"Type": "template", "TemplateCode": "welcome", "Language": "de", "TemplateParams": `{"guest_name":"Jörg","room":"412"}`})
+		"Type": "template", "TemplateCode": "welcome", "TemplateName": "welcome", "Language": "de", "TemplateParams": `{"guest_name":"Jörg","room":"412"}`})
 	f(message.TypeTemplate, `{"name":"hello_world","language":{"code":"en_US"}}`, map[string]string{
-		"Type": "template", "TemplateCode": "hello_world", "Language": "en_US"})
+		"Type": "template", "TemplateCode": "hello_world", "TemplateName": "hello_world", "Language": "en_US"})
 }
 
 // TestSendBodyFixed pins the whole body of one request, for a fixed clock
@@ -431,7 +431,7 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
-	if c.Name() != "chatapp" || string(c.uri) != "https://chatapp.cn-shanghai.aliyuncs.com/" || c.hc.Addr != "chatapp.cn-shanghai.aliyuncs.com:443" {
+	if c.Name() != "chatapp" || string(c.uri) != "https://cams.ap-southeast-1.aliyuncs.com/" || c.hc.Addr != "cams.ap-southeast-1.aliyuncs.com:443" {
 		t.Fatalf("defaults: %s %s %s", c.Name(), c.uri, c.hc.Addr)
 	}
 	f := func(name string, change func(c *Config)) {

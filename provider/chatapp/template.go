@@ -38,9 +38,10 @@ type fallback struct {
 	FallbackValue string `json:"fallback_value"`
 }
 
-// template adds Type=template, TemplateCode (Meta's template name),
-// Language (language.code), TemplateParams and Payload for Meta's template
-// object content.
+// template adds Type=template, TemplateCode, TemplateName (Meta's template
+// name), Language (language.code), TemplateParams and Payload for Meta's
+// template object content. TemplateCode is the code codes gives the name
+// and language; without one, the name.
 //
 // TemplateParams is a JSON object of the body's parameters, keyed by their
 // parameter_name (Meta's named parameters) or by position ("1", "2", …);
@@ -49,7 +50,7 @@ type fallback struct {
 // payloads in the order of the components. Header parameters and other
 // button parameters have no documented place in SendChatappMessage and are
 // refused, as is any other component.
-func (r *request) template(content []byte) error {
+func (r *request) template(content []byte, codes map[string]map[string]string) error {
 	var t metaTemplate
 	if err := json.Unmarshal(content, &t); err != nil {
 		return invalid("template is not Meta's template object: " + err.Error())
@@ -98,9 +99,14 @@ func (r *request) template(content []byte) error {
 			return invalid(fmt.Sprintf("template component %q is not supported by chatapp", c.Type))
 		}
 	}
+	code, ok := codes[t.Name][t.Language.Code]
+	if !ok {
+		code = t.Name
+	}
 	r.params = append(r.params,
 		param{key: "Type", s: "template"},
-		param{key: "TemplateCode", s: t.Name},
+		param{key: "TemplateCode", s: code},
+		param{key: "TemplateName", s: t.Name},
 		param{key: "Language", s: t.Language.Code},
 	)
 	if len(b) > 0 {

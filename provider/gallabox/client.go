@@ -3,8 +3,10 @@
 // sends text messages as they are and translates Meta's template objects
 // into Gallabox's templateName / bodyValues / headerValues / buttonValues.
 //
-// Gallabox's answer shape is not documented; the adapter takes the message
-// id from "id", "messageId" or "_id" of a JSON object, whichever comes first.
+// Gallabox's API reference answers a send 202 {"id","status":"ACCEPTED",
+// "message"}; the adapter takes the message id from "id" (or, should an
+// answer differ, "messageId" or "_id"), the id Gallabox's status webhooks
+// name the message by (webhook.go).
 package gallabox
 
 import (

@@ -164,7 +164,7 @@ func TestSendBody(t *testing.T) {
 		{"type":"body","parameters":[{"type":"text","text":"Ana"},{"type":"currency","currency":{"fallback_value":"€120.00","code":"EUR","amount_1000":120000}},{"type":"date_time","date_time":{"fallback_value":"21 Nov 2026"}}]},
 		{"type":"button","sub_type":"quick_reply","index":"0","parameters":[{"type":"payload","payload":"CONFIRM-412"}]},
 		{"type":"button","sub_type":"url","index":1,"parameters":[{"type":"text","text":"412?lang=en"}]}]}`,
-		`{"type":"template","template":{"templateName":"booking_confirmation","bodyValues":{"1":"Ana","2":"€120.00","3":"21 Nov 2026"},`+
+		`{"type":"template","template":{"templateName":"booking_confirmation","language":"en_US","bodyValues":{"1":"Ana","2":"€120.00","3":"21 Nov 2026"},`+
 			`"headerValues":{"mediaUrl":"https://example.com/inv/412.pdf","mediaName":"412.pdf"},`+
 			`"buttonValues":[{"index":0,"sub_type":"quick_reply","parameters":{"type":"payload","payload":"CONFIRM-412"}},`+
 			`{"index":1,"sub_type":"url","parameters":{"type":"text","text":"412?lang=en"}}]}}`)
@@ -172,12 +172,12 @@ func TestSendBody(t *testing.T) {
 	f(message.TypeTemplate, `{"name":"welcome","language":{"code":"de"},"components":[
 		{"type":"HEADER","parameters":[{"type":"image","image":{"link":"https://example.com/lobby.jpg","filename":"Lobby"}}]},
 		{"type":"BODY","parameters":[{"type":"text","parameter_name":"guest_name","text":"Jörg \"JJ\""},{"type":"text","parameter_name":"room","text":"412"}]}]}`,
-		`{"type":"template","template":{"templateName":"welcome","bodyValues":{"guest_name":"Jörg \"JJ\"","room":"412"},`+
+		`{"type":"template","template":{"templateName":"welcome","language":"de","bodyValues":{"guest_name":"Jörg \"JJ\"","room":"412"},`+
 			`"headerValues":{"mediaUrl":"https://example.com/lobby.jpg","mediaName":"Lobby"}}}`)
 	f(message.TypeTemplate, `{"name":"checkin_reminder","language":{"code":"en"},"components":[{"type":"header","parameters":[{"type":"text","text":"Tomorrow"}]}]}`,
-		`{"type":"template","template":{"templateName":"checkin_reminder","headerValues":{"1":"Tomorrow"}}}`)
+		`{"type":"template","template":{"templateName":"checkin_reminder","language":"en","headerValues":{"1":"Tomorrow"}}}`)
 	f(message.TypeTemplate, `{"name":"hello_world","language":{"code":"en_US"}}`,
-		`{"type":"template","template":{"templateName":"hello_world"}}`)
+		`{"type":"template","template":{"templateName":"hello_world","language":"en_US"}}`)
 }
 
 func TestSendRefusesBadMessages(t *testing.T) {

@@ -65,7 +65,7 @@ func (x *metaIndex) UnmarshalJSON(b []byte) error {
 // appendTemplate appends Gallabox's whatsapp object for Meta's template
 // object content:
 //
-//	{"type":"template","template":{"templateName":…,"bodyValues":{…},"headerValues":{…},"buttonValues":[…]}}
+//	{"type":"template","template":{"templateName":…,"language":…,"bodyValues":{…},"headerValues":{…},"buttonValues":[…]}}
 //
 // Body parameters go into bodyValues by their parameter_name (Meta's named
 // parameters) or by position ("1", "2", …); text, currency and date_time
@@ -73,8 +73,8 @@ func (x *metaIndex) UnmarshalJSON(b []byte) error {
 // headerValues {"mediaUrl","mediaName"} (it needs a link: Gallabox cannot
 // use a Meta media id); a text header gives headerValues like a body. Each
 // button gives {"index","sub_type","parameters":{"type","payload"|"text"}}
-// in buttonValues (a guess: Gallabox documents the field as an array
-// only). Anything else is refused.
+// in buttonValues, as the examples of Gallabox's API reference write
+// quick-reply and URL buttons. Anything else is refused.
 func appendTemplate(dst, content []byte) ([]byte, error) {
 	var t metaTemplate
 	if err := json.Unmarshal(content, &t); err != nil {
@@ -85,6 +85,13 @@ func appendTemplate(dst, content []byte) ([]byte, error) {
 	}
 	dst = append(dst, `{"type":"template","template":{"templateName":`...)
 	dst = message.AppendJSONString(dst, t.Name)
+	if t.Language != nil && t.Language.Code != "" {
+		// Gallabox's send documents no language; its template objects
+		// (the template list, Template.Status webhooks) carry it as
+		// "language", so it goes beside templateName under that name.
+		dst = append(dst, `,"language":`...)
+		dst = message.AppendJSONString(dst, t.Language.Code)
+	}
 	var body, header *metaComponent
 	var buttons []*metaComponent
 	for i := range t.Components {

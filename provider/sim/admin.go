@@ -27,6 +27,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleGallabox(ctx)
 		return
 	}
+	if string(path) == "/" {
+		// Alibaba's RPC APIs, ChatApp's among them, are called at the root.
+		s.handleChatApp(ctx)
+		return
+	}
 	if string(path) == attachmentsPath {
 		s.handleAttachment(ctx)
 		return
@@ -173,6 +178,7 @@ type inboundJSON struct {
 //	POST /_sim/media/outage?seconds=N     media downloads answer 500 for N seconds (0 ends it)
 //	POST /_sim/sms/outage?seconds=N       outage of the SMS endpoint alone
 //	POST /_sim/gallabox/outage?seconds=N  outage of the Gallabox endpoint alone
+//	POST /_sim/chatapp/outage?seconds=N   outage of the ChatApp endpoint alone
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 	post := ctx.IsPost()
 	switch {
@@ -188,7 +194,7 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, what string) {
 		}
 		s.SetOutage(until)
 		adminJSON(ctx, map[string]any{"outage_until": until})
-	case (what == "sms/outage" || what == "gallabox/outage") && post:
+	case (what == "sms/outage" || what == "gallabox/outage" || what == "chatapp/outage") && post:
 		s.adminAltOutage(ctx, what)
 	case what == "config" && post:
 		var j runtimeJSON

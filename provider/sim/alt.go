@@ -11,19 +11,20 @@ import (
 )
 
 // The simulator also stands in for the fallback providers wagate speaks
-// to: an SMS API in Twilio's shape (sms.go) and Gallabox (gallabox.go).
-// Each has its own credentials, its own outage switch (so that a test can
-// have Meta down while the fallback works), a record of what it accepted
-// and its counts in Stats. Neither posts status webhooks.
+// to: an SMS API in Twilio's shape (sms.go), Gallabox (gallabox.go) and
+// Alibaba's ChatApp (chatapp.go). Each has its own credentials, its own
+// outage switch (so that a test can have Meta down while the fallback
+// works), a record of what it accepted and its counts in Stats. Gallabox
+// and ChatApp post their status callbacks (callbacks.go); SMS posts none.
 
 // validateAlt checks the fallback endpoints' credentials.
 func (c *Config) validateAlt() error {
 	if !idSafe(c.SMSAccountSID) {
 		return fmt.Errorf("sms account sid %q is empty or not a path segment", c.SMSAccountSID)
 	}
-	for _, v := range []string{c.SMSAuthToken, c.GallaboxAPIKey, c.GallaboxAPISecret} {
+	for _, v := range []string{c.SMSAuthToken, c.GallaboxAPIKey, c.GallaboxAPISecret, c.GallaboxWebhookSecret, c.ChatAppAccessKeyID, c.ChatAppAccessKeySecret} {
 		if !headerSafe(v) {
-			return errors.New("sms auth token, gallabox api key and secret must be non-empty printable ASCII without spaces")
+			return errors.New("sms auth token, gallabox api key, secret and webhook secret, chatapp access key id and secret must be non-empty printable ASCII without spaces")
 		}
 	}
 	return nil
@@ -87,7 +88,8 @@ func (r *ring[T]) all(cp func(T) T) []T {
 	return out
 }
 
-// adminAltOutage serves POST /_sim/sms/outage and /_sim/gallabox/outage.
+// adminAltOutage serves POST /_sim/sms/outage, /_sim/gallabox/outage and
+// /_sim/chatapp/outage.
 func (s *Server) adminAltOutage(ctx *fasthttp.RequestCtx, what string) {
 	secs, err := strconv.ParseFloat(string(ctx.QueryArgs().Peek("seconds")), 64)
 	if err != nil || secs < 0 {
@@ -98,9 +100,12 @@ func (s *Server) adminAltOutage(ctx *fasthttp.RequestCtx, what string) {
 	if secs > 0 {
 		until = time.Now().Add(time.Duration(secs * float64(time.Second)))
 	}
-	if what == "sms/outage" {
+	switch what {
+	case "sms/outage":
 		s.SetSMSOutage(until)
-	} else {
+	case "chatapp/outage":
+		s.SetChatAppOutage(until)
+	default:
 		s.SetGallaboxOutage(until)
 	}
 	adminJSON(ctx, map[string]any{"outage_until": until})

@@ -11,25 +11,28 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultAddr                  = "127.0.0.1:8090"
-	DefaultAccessToken           = "sim-access-token"
-	DefaultAppSecret             = "sim-app-secret"
-	DefaultSentDelay             = 20 * time.Millisecond
-	DefaultDeliveredDelay        = 60 * time.Millisecond
-	DefaultReadDelay             = 120 * time.Millisecond
-	DefaultMaxStatusesPerWebhook = 1
-	DefaultWebhookFlush          = 10 * time.Millisecond
-	DefaultWebhookConcurrency    = 16
-	DefaultWebhookTimeout        = 5 * time.Second
-	DefaultWebhookRetryFor       = 5 * time.Minute
-	DefaultWebhookBackoffMin     = 100 * time.Millisecond
-	DefaultWebhookBackoffMax     = 10 * time.Second
-	DefaultRecordRequests        = 10000
-	DefaultRateHistory           = time.Hour
-	DefaultSMSAccountSID         = "ACsim0000000000000000000000000000"
-	DefaultSMSAuthToken          = "sim-sms-token"
-	DefaultGallaboxAPIKey        = "sim-gallabox-key"
-	DefaultGallaboxAPISecret     = "sim-gallabox-secret"
+	DefaultAddr                   = "127.0.0.1:8090"
+	DefaultAccessToken            = "sim-access-token"
+	DefaultAppSecret              = "sim-app-secret"
+	DefaultSentDelay              = 20 * time.Millisecond
+	DefaultDeliveredDelay         = 60 * time.Millisecond
+	DefaultReadDelay              = 120 * time.Millisecond
+	DefaultMaxStatusesPerWebhook  = 1
+	DefaultWebhookFlush           = 10 * time.Millisecond
+	DefaultWebhookConcurrency     = 16
+	DefaultWebhookTimeout         = 5 * time.Second
+	DefaultWebhookRetryFor        = 5 * time.Minute
+	DefaultWebhookBackoffMin      = 100 * time.Millisecond
+	DefaultWebhookBackoffMax      = 10 * time.Second
+	DefaultRecordRequests         = 10000
+	DefaultRateHistory            = time.Hour
+	DefaultSMSAccountSID          = "ACsim0000000000000000000000000000"
+	DefaultSMSAuthToken           = "sim-sms-token"
+	DefaultGallaboxAPIKey         = "sim-gallabox-key"
+	DefaultGallaboxAPISecret      = "sim-gallabox-secret"
+	DefaultGallaboxWebhookSecret  = "sim-gallabox-webhook-secret"
+	DefaultChatAppAccessKeyID     = "LTAIsimChatApp000000"
+	DefaultChatAppAccessKeySecret = "sim-chatapp-access-key-secret"
 )
 
 // OutageMode values.
@@ -182,6 +185,23 @@ type Config struct {
 	// /devapi/messages/whatsapp) accepts.
 	GallaboxAPIKey    string
 	GallaboxAPISecret string
+	// GallaboxWebhookURL receives Gallabox's status webhooks of the
+	// messages the Gallabox endpoint accepted (delivered, read, or failed:
+	// Gallabox sends none for sent), signed with GallaboxWebhookSecret
+	// (x-gallabox-signature); empty posts none.
+	GallaboxWebhookURL    string
+	GallaboxWebhookSecret string
+	// ChatAppAccessKeyID and ChatAppAccessKeySecret are the only AccessKey
+	// pair the ChatApp endpoint (POST / with Action=SendChatappMessage)
+	// accepts; its requests must carry the RPC signature made with the
+	// secret.
+	ChatAppAccessKeyID     string
+	ChatAppAccessKeySecret string
+	// ChatAppWebhookURL receives ChatApp's status reports (sent, delivered,
+	// read, or failed) of the messages the ChatApp endpoint accepted; the
+	// token that verifies them is the URL's own (?token=…), as ChatApp
+	// signs nothing; empty posts none.
+	ChatAppWebhookURL string
 
 	// Templates are the message templates each WhatsApp Business Account
 	// (by WABA id) holds from the start: APPROVED unless their Status says
@@ -248,6 +268,15 @@ func (c *Config) setDefaults() {
 	if c.GallaboxAPISecret == "" {
 		c.GallaboxAPISecret = DefaultGallaboxAPISecret
 	}
+	if c.GallaboxWebhookSecret == "" {
+		c.GallaboxWebhookSecret = DefaultGallaboxWebhookSecret
+	}
+	if c.ChatAppAccessKeyID == "" {
+		c.ChatAppAccessKeyID = DefaultChatAppAccessKeyID
+	}
+	if c.ChatAppAccessKeySecret == "" {
+		c.ChatAppAccessKeySecret = DefaultChatAppAccessKeySecret
+	}
 }
 
 func setDuration(d *time.Duration, def time.Duration) {
@@ -274,10 +303,14 @@ func (c *Config) Validate() error {
 	if c.AccessToken == "" || c.AppSecret == "" {
 		return errors.New("sim config: access token and app secret must not be empty")
 	}
-	if c.WebhookURL != "" {
-		u, err := url.Parse(c.WebhookURL)
+	for _, w := range []string{c.WebhookURL, c.GallaboxWebhookURL, c.ChatAppWebhookURL} {
+		if w == "" {
+			continue
+		}
+		u, err := url.Parse(w)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("sim config: webhook url %q is not an http(s) url", c.WebhookURL)
+			// Not quoted: a callback URL may carry a token.
+			return errors.New("sim config: a webhook url is not an http(s) url")
 		}
 	}
 	rt := c.runtime()

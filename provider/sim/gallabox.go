@@ -23,8 +23,10 @@ import (
 //	{"channelId","channelType":"whatsapp","recipient":{"name","phone"},
 //	 "whatsapp":{"type":"text","text":{"body"}} | {"type":"template","template":{"templateName",…}}}
 //
-// and answers 202 {"id":"<24 hex>","status":"ACCEPTED"}. Gallabox does not
-// document its answers; errors here are {"statusCode","error","message"}.
+// and answers 202 {"id":"<24 hex>","status":"ACCEPTED","message":…} as
+// Gallabox's API reference shows; its errors are not documented, and here
+// are {"statusCode","error","message"}. Accepted messages get their status
+// webhooks (callbacks.go).
 
 const gallaboxPath = "/devapi/messages/whatsapp"
 
@@ -207,11 +209,12 @@ func (s *Server) handleGallabox(ctx *fasthttp.RequestCtx) {
 		s.gallabox.mu.Unlock()
 	}
 	s.gallabox.accepted.Add(1)
+	s.scheduleAlt(altGallabox, id, body.Recipient.Phone, "", "", now)
 
 	bp := bufPool.Get().(*[]byte)
 	b := append((*bp)[:0], `{"id":"`...)
 	b = append(b, id...)
-	b = append(b, `","status":"ACCEPTED"}`...)
+	b = append(b, `","status":"ACCEPTED","message":"Message received and being sent to recipient"}`...)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)

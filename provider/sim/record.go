@@ -130,6 +130,19 @@ type Stats struct {
 	GallaboxAccepted int64         `json:"gallabox_accepted"`
 	GallaboxRejected map[int]int64 `json:"gallabox_rejected_by_status"`
 	GallaboxOutage   int64         `json:"gallabox_outage"`
+	// The ChatApp endpoint's accepted sends, refusals by Alibaba error
+	// code and sends answered during its own outage (SetChatAppOutage).
+	ChatAppAccepted int64            `json:"chatapp_accepted"`
+	ChatAppRejected map[string]int64 `json:"chatapp_rejected_by_code"`
+	ChatAppOutage   int64            `json:"chatapp_outage"`
+	// Gallabox's and ChatApp's status callbacks: taken by the receiver,
+	// failed attempts, attempts scheduled again, given up on, and not
+	// posted at Shutdown.
+	CallbacksPosted    int64 `json:"callbacks_posted"`
+	CallbacksFailed    int64 `json:"callbacks_failed"`
+	CallbacksRetried   int64 `json:"callbacks_retried"`
+	CallbacksDropped   int64 `json:"callbacks_dropped"`
+	CallbacksAbandoned int64 `json:"callbacks_abandoned"`
 }
 
 type counters struct {
@@ -180,5 +193,9 @@ func (s *Server) Stats() Stats {
 	c.mu.Unlock()
 	s.sms.stats(&st)
 	s.gallabox.stats(&st)
+	s.chatapp.stats(&st)
+	st.CallbacksPosted, st.CallbacksFailed = s.alt.posted.Load(), s.alt.failed.Load()
+	st.CallbacksRetried, st.CallbacksDropped = s.alt.retried.Load(), s.alt.dropped.Load()
+	st.CallbacksAbandoned = s.alt.abandoned.Load()
 	return st
 }

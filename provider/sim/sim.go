@@ -9,8 +9,9 @@
 // and a bounded pool posts the webhooks.
 //
 // It also stands in for the fallback providers, an SMS API in Twilio's
-// shape and Gallabox, each with its own credentials and outage switch
-// (alt.go, sms.go, gallabox.go).
+// shape, Gallabox and Alibaba's ChatApp, each with its own credentials and
+// outage switch (alt.go, sms.go, gallabox.go, chatapp.go); Gallabox and
+// ChatApp post their status callbacks (callbacks.go).
 package sim
 
 import (
@@ -62,6 +63,9 @@ type Server struct {
 	// gallabox.go); their zero values are ready.
 	sms      smsState
 	gallabox gallaboxState
+	chatapp  chatappState
+	// alt posts Gallabox's and ChatApp's status callbacks (callbacks.go).
+	alt altHooks
 	// templates are the accounts' message templates (templates.go).
 	templates templateState
 	// files are the media bytes served for download (download.go).
@@ -201,6 +205,7 @@ func (s *Server) Start() error {
 	for i := 0; i < s.cfg.WebhookConcurrency; i++ {
 		go s.runPoster()
 	}
+	s.startAlt()
 	return nil
 }
 
@@ -242,6 +247,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.abandonRest()
+	s.abandonAlt()
 	s.client.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("sim: shutdown: %w", err)
