@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
+	"github.com/wagate/wagate/store/redis"
 )
 
 // TestPortfolioLimitHoldsBusinessInitiatedSends: with its business
@@ -135,4 +138,51 @@ func metricSum(t *testing.T, tg *testGateway, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestPortfolioHoldReleasesAsTheDayRolls: a portfolio whose limit (2) was
+// reached by guests started almost 24 hours ago holds a new guest's
+// template until those guests leave the moving window, then sends it,
+// with no webhook and nothing else changing.
+func TestPortfolioHoldReleasesAsTheDayRolls(t *testing.T) {
+	tg := startTestGatewayWith(t, sim.Delays{Sent: 50 * time.Millisecond, Delivered: 100 * time.Millisecond, Read: 150 * time.Millisecond},
+		func(fc *fileConfig) {
+			fc.Meta.Accounts[0].MessagingLimit = 2
+			fc.Dispatch.PortfolioRecheck = "200ms"
+		})
+	// Yesterday's two guests, counted 24 hours less 3 seconds ago.
+	users := redis.NewKeys(tg.g.prefix, tg.g.shards, 1).PortfolioUsers(devWABA)
+	yesterday := float64(time.Now().Add(-redis.PortfolioWindow + 3*time.Second).UnixMilli())
+	if err := tg.gw.rdb.ZAdd(context.Background(), users, goredis.Z{Score: yesterday, Member: "+14155550401"},
+		goredis.Z{Score: yesterday, Member: "+14155550402"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, v := tg.call("POST", "/api/v1/whatsapp/templates/send", `{"guest_phone":"+14155550403","template_name":"event_invitation","language":"en","parameters":{"guest_name":"Ana","event_name":"Jazz Night","event_date":"Friday","venue":"the Terrace"}}`)
+	if code != 202 {
+		t.Fatalf("invite: %d %v", code, v)
+	}
+	id := v["message_id"].(string)
+	var sentAfter time.Duration
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := tg.gw.store.State(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if message.Rank(st.Status) >= message.Rank(message.StatusSent) {
+			sentAfter = time.Since(start)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	switch {
+	case sentAfter == 0:
+		t.Fatal("the invitation was not sent once yesterday's guests left the window")
+	case sentAfter < 2*time.Second:
+		t.Fatalf("sent after %v: not held while the portfolio was at its limit", sentAfter)
+	}
+	if n := metricSum(t, tg, "wagate_portfolio_held_total"); n != 1 {
+		t.Fatalf("wagate_portfolio_held_total %v, want 1", n)
+	}
 }
