@@ -208,7 +208,7 @@ var eventColumns = []string{
 	"channel", "provider", "provider_message_id", "message_type", "lane",
 	"attempt", "error_code", "error_title", "pricing_category", "billable",
 	"conversation_id", "staff_member_id", "provider_conversation_id",
-	"shard", "stream_id", "inserted_ms",
+	"shard", "stream_id", "inserted_ms", "pricing_model", "pricing_type",
 }
 
 // eventTableDDL is message_events' definition with another name.
@@ -218,7 +218,7 @@ const eventTableDDL = `CREATE TABLE IF NOT EXISTS %s.%s (
     channel String, provider String, provider_message_id String, message_type String, lane String,
     attempt UInt16, error_code Int32, error_title String, pricing_category String, billable UInt8,
     conversation_id String, staff_member_id String, provider_conversation_id String,
-    shard UInt16, stream_id String, inserted_ms UInt64
+    shard UInt16, stream_id String, inserted_ms UInt64, pricing_model String, pricing_type String
 ) ENGINE = ReplacingMergeTree(inserted_ms) PARTITION BY event_date ORDER BY (tenant_id, message_id, status, attempt)`
 
 // lifeStatuses are the rows one delivered and read message leaves in
@@ -323,7 +323,7 @@ type eventBatch struct {
 	id, tenant, sender, recipient, status []string
 	channel, provider, pid, mtype, lane   []string
 	errTitle, pricing, conv, staff, pconv []string
-	stream                                []string
+	stream, pmodel, ptype                 []string
 	attempt, shard                        []uint16
 	errCode                               []int32
 	billable                              []uint8
@@ -336,6 +336,7 @@ func (r *eventBatch) fill(b uint64, rows int) {
 		sender: r.sender[:0], recipient: r.recipient[:0], status: r.status[:0], channel: r.channel[:0],
 		provider: r.provider[:0], pid: r.pid[:0], mtype: r.mtype[:0], lane: r.lane[:0], errTitle: r.errTitle[:0],
 		pricing: r.pricing[:0], conv: r.conv[:0], staff: r.staff[:0], pconv: r.pconv[:0], stream: r.stream[:0],
+		pmodel: r.pmodel[:0], ptype: r.ptype[:0],
 		attempt: r.attempt[:0], shard: r.shard[:0], errCode: r.errCode[:0], billable: r.billable[:0]}
 	now := time.Now()
 	nowMS := uint64(now.UnixMilli())
@@ -369,6 +370,12 @@ func (r *eventBatch) fill(b uint64, rows int) {
 		r.conv = append(r.conv, "")
 		r.staff = append(r.staff, "")
 		r.pconv = append(r.pconv, pconv)
+		pmodel, ptype := "", ""
+		if pricing != "" {
+			pmodel, ptype = "PMP", "regular"
+		}
+		r.pmodel = append(r.pmodel, pmodel)
+		r.ptype = append(r.ptype, ptype)
 		r.stream = append(r.stream, strconv.FormatUint(nowMS, 10)+"-"+strconv.Itoa(i))
 		r.attempt = append(r.attempt, 1)
 		r.shard = append(r.shard, uint16(m%16))
@@ -388,7 +395,7 @@ func (r *eventBatch) insert(ctx context.Context, conn driver.Conn, insert string
 	}
 	cols := []any{r.date, r.at, r.ms, r.id, r.tenant, r.sender, r.recipient, r.status, r.channel, r.provider, r.pid,
 		r.mtype, r.lane, r.attempt, r.errCode, r.errTitle, r.pricing, r.billable, r.conv, r.staff, r.pconv,
-		r.shard, r.stream, r.ins}
+		r.shard, r.stream, r.ins, r.pmodel, r.ptype}
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {
 			b.Abort()

@@ -100,7 +100,8 @@ func BenchmarkEventAppendPerRow(b *testing.B) {
 			if err := bt.Append(at, at, uint64(ev.AtMS), ev.MessageID, ev.TenantID, ev.Sender, ev.Recipient,
 				string(ev.Status), ev.Channel, ev.Provider, ev.ProviderMessageID, string(ev.Type), string(ev.Lane),
 				uint16(ev.Attempt), int32(ev.ErrorCode), ev.ErrorTitle, ev.PricingCategory, billable,
-				ev.ConversationID, ev.StaffMemberID, ev.ProviderConversationID, uint16(ev.Shard), ev.StreamID, uint64(1)); err != nil {
+				ev.ConversationID, ev.StaffMemberID, ev.ProviderConversationID, uint16(ev.Shard), ev.StreamID, uint64(1),
+				ev.PricingModel, ev.PricingType); err != nil {
 				b.Fatal(err)
 			}
 		}
