@@ -277,10 +277,11 @@ func nullable(s string) *string {
 type messageData struct {
 	MessageID string `json:"message_id"`
 	Status    string `json:"status"`
-	// GuestPhone is null and GuestUserID set for a guest known by
-	// business-scoped user id only.
-	GuestPhone        *string `json:"guest_phone"`
-	GuestUserID       *string `json:"guest_user_id,omitempty"`
+	// GuestPhone is the guest as wagate knows them: the number, or the
+	// business-scoped user id when Meta withheld it; GuestUserID is then
+	// set too.
+	GuestPhone  string  `json:"guest_phone"`
+	GuestUserID *string `json:"guest_user_id,omitempty"`
 	From              string  `json:"from"`
 	MessageType       string  `json:"message_type"`
 	ConversationID    *string `json:"conversation_id"`
@@ -307,13 +308,13 @@ type pricingData struct {
 }
 
 func eventDelivery(ev *message.Event, name string) delivery {
-	data := messageData{MessageID: ev.MessageID, Status: string(ev.Status), GuestPhone: nullable(ev.Recipient), From: ev.Sender,
+	data := messageData{MessageID: ev.MessageID, Status: string(ev.Status), GuestPhone: ev.Recipient, From: ev.Sender,
 		MessageType: string(ev.Type), ConversationID: nullable(ev.ConversationID), StaffMemberID: nullable(ev.StaffMemberID),
 		Timestamp: apiTime(ev.AtMS), Channel: ev.Channel, Provider: nullable(ev.Provider),
 		ProviderMessageID: nullable(ev.ProviderMessageID), Attempt: ev.Attempt, FailureReason: nullable(ev.ErrorTitle),
 		PricingCategory: nullable(ev.PricingCategory)}
 	if message.ValidBSUID(ev.Recipient) {
-		data.GuestPhone, data.GuestUserID = nil, &ev.Recipient
+		data.GuestUserID = &ev.Recipient
 	}
 	if ev.ErrorCode != 0 {
 		data.ErrorCode = &ev.ErrorCode
@@ -332,7 +333,7 @@ func noticeDelivery(n *redis.Notice) delivery {
 	_ = json.Unmarshal(n.Data, &data) // written by the scripts as a JSON object
 	data["guest_phone"], data["from"], data["conversation_id"] = n.Guest, n.Sender, nullable(n.ConversationID)
 	if message.ValidBSUID(n.Guest) {
-		data["guest_phone"], data["guest_user_id"] = nil, n.Guest
+		data["guest_user_id"] = n.Guest
 	}
 	if _, ok := data["timestamp"]; !ok {
 		data["timestamp"] = apiTime(n.AtMS)

@@ -82,9 +82,13 @@ func (s *Server) window(fromMS int64, now time.Time) windowJSON {
 
 // conversationJSON is a conversation's summary, in lists and answers.
 type conversationJSON struct {
-	ID           string           `json:"conversation_id"`
-	Status       string           `json:"status"`
-	GuestPhone   string           `json:"guest_phone"`
+	ID         string `json:"conversation_id"`
+	Status     string `json:"status"`
+	GuestPhone string `json:"guest_phone"`
+	// GuestUserID is the guest's business-scoped user id (Meta's BSUID),
+	// null when not known; guest_phone holds it too when Meta withheld
+	// the number.
+	GuestUserID  *string          `json:"guest_user_id"`
 	GuestName    *string          `json:"guest_name"`
 	From         string           `json:"from"`
 	LastMessage  *lastMessageJSON `json:"last_message"`
@@ -127,7 +131,7 @@ func direction(d string) string {
 
 func (s *Server) conversationSummary(c *redis.Conversation, now time.Time) conversationJSON {
 	j := conversationJSON{
-		ID: c.ID, Status: s.convStatus(c, now), GuestPhone: c.Guest, GuestName: orNull(c.GuestName), From: c.Sender,
+		ID: c.ID, Status: s.convStatus(c, now), GuestPhone: c.Guest, GuestUserID: orNull(c.GuestUserID), GuestName: orNull(c.GuestName), From: c.Sender,
 		UnreadCount: c.Unread, MessageCount: c.Messages, AssignedTo: orNull(c.AssignedTo), AssignedDepartment: orNull(c.Department),
 		ServiceRequestID: orNull(c.ServiceRequest), Metadata: c.Metadata, GuestOptedOut: c.OptedOut,
 		Window: s.window(c.WindowFromMS, now), CreatedAt: rfc3339(c.CreatedMS), UpdatedAt: rfc3339(c.LastActivityMS),

@@ -46,6 +46,7 @@ func (s *Server) answerGuest(ctx *fasthttp.RequestCtx, p Principal, phone string
 	defer cancel()
 	out := struct {
 		GuestPhone string            `json:"guest_phone"`
+		UserID     *string           `json:"guest_user_id"`
 		Name       *string           `json:"guest_name"`
 		OptedOut   bool              `json:"opted_out"`
 		Numbers    []guestNumberJSON `json:"numbers"`
@@ -60,6 +61,9 @@ func (s *Server) answerGuest(ctx *fasthttp.RequestCtx, p Principal, phone string
 		}
 		if out.Name == nil {
 			out.Name = orNull(g.Name)
+		}
+		if out.UserID == nil {
+			out.UserID = orNull(g.UserID)
 		}
 		out.OptedOut = out.OptedOut || g.OptedOut
 		out.Numbers = append(out.Numbers, guestNumberJSON{From: sender, OptedOut: g.OptedOut, OptChangedAt: timeOrNil(g.OptChangedMS),

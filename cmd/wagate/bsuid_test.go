@@ -63,7 +63,7 @@ func TestGuestsKnownByUserID(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := waitConv(ana, 1)
-	if c["guest_phone"] != ana || c["status"] != "active" {
+	if c["guest_phone"] != ana || c["guest_user_id"] != ana || c["status"] != "active" {
 		t.Fatalf("Ana's conversation: %v", c)
 	}
 	code, v := tg.call("POST", "/api/v1/whatsapp/messages/send", `{"guest_phone":"`+ana+`","message_type":"text","content":{"text":"Yes, free for guests."}}`)
@@ -83,7 +83,12 @@ func TestGuestsKnownByUserID(t *testing.T) {
 	if _, _, err := tg.sim.InboundMessage(devPhoneID, ruiID, "Rui", sim.InboundMessage{Text: "Can I check in at noon?"}); err != nil {
 		t.Fatal(err)
 	}
-	waitConv(rui, 2)
+	if c := waitConv(rui, 2); c["guest_phone"] != rui || c["guest_user_id"] != ruiID {
+		t.Fatalf("Rui's conversation: %v, want his number and his id", c)
+	}
+	if _, g := tg.call("GET", "/api/v1/whatsapp/guests/%2B"+rui[1:], ""); g["guest_user_id"] != ruiID {
+		t.Fatalf("GET guests/%s: %v, want guest_user_id %s", rui, g, ruiID)
+	}
 	if cs := guestConvs(ruiID); len(cs) != 0 {
 		t.Fatalf("Rui's id made a guest of its own: %v", cs)
 	}

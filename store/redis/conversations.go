@@ -58,6 +58,8 @@ type Conversation struct {
 	Guest    string
 	// GuestName is the guest's WhatsApp profile name, when they wrote.
 	GuestName string
+	// GuestUserID is the guest's business-scoped user id, when known.
+	GuestUserID string
 	// State is ConvOpen, ConvArchived or ConvClosed.
 	State          string
 	CreatedMS      int64
@@ -160,7 +162,7 @@ func (s *Store) fillGuest(ctx context.Context, cs []*Conversation) error {
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(cs))
 	for i, c := range cs {
-		cmds[i] = p.HMGet(ctx, s.keys.Guest(c.Shard, c.Sender, c.Guest), "li", "oo", "nm")
+		cmds[i] = p.HMGet(ctx, s.keys.Guest(c.Shard, c.Sender, c.Guest), "li", "oo", "nm", "uid")
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("guest of conversation: %w", err)
@@ -170,6 +172,8 @@ func (s *Store) fillGuest(ctx context.Context, cs []*Conversation) error {
 		li, _ := v[0].(string)
 		oo, _ := v[1].(string)
 		nm, _ := v[2].(string)
+		uid, _ := v[3].(string)
+		c.GuestUserID = userIDOf(c.Guest, uid)
 		c.WindowFromMS, _ = strconv.ParseInt(li, 10, 64)
 		c.OptedOut = oo == "1"
 		if c.GuestName == "" {

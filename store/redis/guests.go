@@ -22,6 +22,8 @@ type Guest struct {
 	Name   string
 	// Conversation is the current conversation ("" when none).
 	Conversation string
+	// UserID is the guest's business-scoped user id, when Meta gave it.
+	UserID string
 	// LastInboundMS is the guest's last message (0: never): the 24-hour
 	// window runs from it.
 	LastInboundMS int64
@@ -35,14 +37,14 @@ type Guest struct {
 // Guest returns what sender knows of guest (zero fields when nothing).
 func (s *Store) Guest(ctx context.Context, sender, guest string) (*Guest, error) {
 	sh := message.ShardFor(sender, s.cfg.Shards)
-	v, err := s.rdb.HMGet(ctx, s.keys.Guest(sh, sender, guest), "cv", "li", "oo", "ooa", "oos", "nm").Result()
+	v, err := s.rdb.HMGet(ctx, s.keys.Guest(sh, sender, guest), "cv", "li", "oo", "ooa", "oos", "nm", "uid").Result()
 	if err != nil {
 		return nil, fmt.Errorf("guest: %w", err)
 	}
 	str := func(i int) string { x, _ := v[i].(string); return x }
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	return &Guest{Sender: sender, Phone: guest, Conversation: str(0), LastInboundMS: num(1), OptedOut: str(2) == "1",
-		OptChangedMS: num(3), OptSource: str(4), Name: str(5)}, nil
+		OptChangedMS: num(3), OptSource: str(4), Name: str(5), UserID: userIDOf(guest, str(6))}, nil
 }
 
 // SetOptOut opts guest out of sender's messages (out) or back in, by API,
@@ -301,7 +303,11 @@ const userIDTTL = 90 * 24 * time.Hour
 // number, the guest is still the same guest.
 func (s *Store) LinkUserID(ctx context.Context, sender, bsuid, phone string) error {
 	sh := message.ShardFor(sender, s.cfg.Shards)
-	if err := s.rdb.Set(ctx, s.keys.UserID(sh, sender, bsuid), phone, userIDTTL).Err(); err != nil {
+	p := s.rdb.Pipeline()
+	p.Set(ctx, s.keys.UserID(sh, sender, bsuid), phone, userIDTTL)
+	// The guest's own hash names the id too (uid), for the API to show.
+	p.HSet(ctx, s.keys.Guest(sh, sender, phone), "uid", bsuid)
+	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("link user id: %w", err)
 	}
 	return nil
@@ -319,4 +325,13 @@ func (s *Store) PhoneOfUserID(ctx context.Context, sender, bsuid string) (string
 		return "", fmt.Errorf("user id's number: %w", err)
 	}
 	return v, nil
+}
+
+// userIDOf is a guest's business-scoped user id: the guest's own key when
+// it is one, else what the guest's hash linked (uid).
+func userIDOf(guest, uid string) string {
+	if message.ValidBSUID(guest) {
+		return guest
+	}
+	return uid
 }
