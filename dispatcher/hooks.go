@@ -280,8 +280,8 @@ type messageData struct {
 	// GuestPhone is the guest as wagate knows them: the number, or the
 	// business-scoped user id when Meta withheld it; GuestUserID is then
 	// set too.
-	GuestPhone  string  `json:"guest_phone"`
-	GuestUserID *string `json:"guest_user_id,omitempty"`
+	GuestPhone        string  `json:"guest_phone"`
+	GuestUserID       *string `json:"guest_user_id,omitempty"`
 	From              string  `json:"from"`
 	MessageType       string  `json:"message_type"`
 	ConversationID    *string `json:"conversation_id"`
