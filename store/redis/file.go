@@ -203,6 +203,27 @@ func (s *Store) fileArgs(shard int, ms []goredis.XMessage) []any {
 			b, _ := json.Marshal(c.md) // a map of strings always encodes
 			md = string(b)
 		}
+		if c.made {
+			// A new conversation: its hash whole, as file.lua writes it
+			// without reading anything.
+			fv := []any{"la", c.last, "lp", c.preview, "ld", c.dir, "t", c.tenant, "f", c.sender, "g", c.guest,
+				"st", ConvOpen, "ca", c.created, "n", c.n, "un", c.unread}
+			if c.li != 0 {
+				fv = append(fv, "li", c.li)
+			}
+			if md != "" {
+				fv = append(fv, "md", md)
+			}
+			if c.name != "" {
+				fv = append(fv, "nm", c.name)
+			}
+			args = append(args, "N", s.keys.Conversation(shard, c.tenant, c.id), s.keys.ConversationHistory(shard, c.tenant, c.id),
+				c.tenant, c.id, c.last, len(fv))
+			args = append(args, fv...)
+			args = append(args, len(c.entries))
+			args = append(args, c.entries...)
+			continue
+		}
 		args = append(args, c.tenant, c.id, c.sender, c.guest, flag(c.made), c.created, c.last, c.preview, c.dir,
 			c.n, c.unread, c.li, c.name, md, len(c.entries))
 		args = append(args, c.entries...)

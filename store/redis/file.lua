@@ -13,8 +13,14 @@
 --         unless it is still the stream's first (no other caller filed
 --         the same entries meanwhile)
 -- ARGV[4] the stream id of the last entry read
--- then per conversation, from ARGV[5], FILE_FIELDS values and its history
--- entries:
+-- then per conversation, from ARGV[5], either a new conversation's share,
+-- laid out whole by Go so that this only writes it (no hash yet: its
+-- first message made it):
+--   +0 "N"                 +1 its hash key (cv:)   +2 its history key (cvh:)
+--   +3 tenant              +4 conversation id      +5 last activity (ms)
+--   +6 h, then h values: the hash's fields and values
+--   +7+h k, then its k history entries (JSON), oldest first
+-- or FILE_FIELDS values and its history entries:
 --   +0 tenant              +1 conversation id
 --   +2 sender              +3 guest
 --   +4 "1": its first message made it (no hash yet), else "0"
@@ -39,7 +45,33 @@ end
 local prefix, ttl = ARGV[1], ARGV[2]
 local idx, tenants = {}, {}
 local i = 5
-while i <= #ARGV do
+local n = #ARGV
+while i <= n do
+  if ARGV[i] == 'N' then
+    local ck, hk, t, id = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local h = tonumber(ARGV[i + 6])
+    local fv = i + 7
+    redis.call('HSET', ck, unpack(ARGV, fv, fv + h - 1))
+    local k = tonumber(ARGV[fv + h])
+    local first, last = fv + h + 1, fv + h + k
+    for j = first, last, 1000 do
+      local len = redis.call('RPUSH', hk, unpack(ARGV, j, math.min(j + 999, last)))
+      if len > HISTORY_MAX then
+        redis.call('LTRIM', hk, -HISTORY_MAX, -1)
+      end
+    end
+    redis.call('EXPIRE', ck, ttl)
+    redis.call('EXPIRE', hk, ttl)
+    local z = idx[t]
+    if not z then
+      z = {}
+      idx[t] = z
+      tenants[#tenants + 1] = t
+    end
+    z[#z + 1] = ARGV[i + 5]
+    z[#z + 1] = id
+    i = last + 1
+  else
   local t, id, f, g, nw = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4] == '1'
   local la, li, nm, md = ARGV[i + 6], ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
   local n, un = tonumber(ARGV[i + 9]), tonumber(ARGV[i + 10])
@@ -98,6 +130,7 @@ while i <= #ARGV do
   z[#z + 1] = la
   z[#z + 1] = id
   i = last + 1
+  end
 end
 for _, t in ipairs(tenants) do
   local z = idx[t]
