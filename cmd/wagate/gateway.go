@@ -215,12 +215,16 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 
 	// url.Parse's errors quote the URL, password and all: say what is
 	// wrong without it.
-	if _, err := url.Parse(g.redisURL); err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	// (Cluster and Sentinel URLs list several hosts, which url.Parse
+	// refuses: redis.Open reads them.)
+	if !strings.HasPrefix(g.redisURL, "redis+") {
+		if _, err := url.Parse(g.redisURL); err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("redis url (-redis, WAGATE_REDIS_URL) %s: %w", redactURL(g.redisURL), err)
 		}
-		return nil, fmt.Errorf("redis url (-redis, WAGATE_REDIS_URL) %s: %w", redactURL(g.redisURL), err)
 	}
 	rdb, err := redis.Open(ctx, g.redisURL)
 	if err != nil {

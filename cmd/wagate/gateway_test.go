@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
@@ -158,8 +160,31 @@ func (tg *testGateway) guestWrites(guest, text string) {
 // window; then API → Redis → dispatcher → Meta adapter → simulator →
 // signed status webhooks → processor → state → events → loader →
 // ClickHouse.
-func TestTextFromAPIToReadInClickHouse(t *testing.T) {
-	tg := startTestGateway(t, sim.Delays{Sent: 150 * time.Millisecond, Delivered: 400 * time.Millisecond, Read: 700 * time.Millisecond})
+func TestTextFromAPIToReadInClickHouse(t *testing.T) { walkingSkeleton(t) }
+
+// TestWalkingSkeletonOnARedisCluster is the same path with the gateway on
+// a Redis Cluster of three masters and three replicas
+// (redis+cluster://…): every function call, stream read and pipeline
+// reaches the node of its slot, and the functions are on every master.
+func TestWalkingSkeletonOnARedisCluster(t *testing.T) {
+	cc := redistest.ClusterClient(t)
+	prefix := redistest.ClusterPrefix(t, cc)
+	walkingSkeleton(t, func(g *gatewayFlags) { g.redisURL, g.prefix = redistest.ClusterURL(), prefix })
+	// Its keys are spread over the masters, by shard.
+	var spread atomic.Int32 // ForEachMaster calls at once
+	_ = cc.ForEachMaster(context.Background(), func(ctx context.Context, c *goredis.Client) error {
+		if keys, _ := c.Keys(ctx, prefix+":*").Result(); len(keys) > 0 {
+			spread.Add(1)
+		}
+		return nil
+	})
+	if spread.Load() < 2 {
+		t.Fatalf("the gateway's keys are on %d master(s), want them spread by shard", spread.Load())
+	}
+}
+
+func walkingSkeleton(t *testing.T, opts ...func(*gatewayFlags)) {
+	tg := startTestGateway(t, sim.Delays{Sent: 150 * time.Millisecond, Delivered: 400 * time.Millisecond, Read: 700 * time.Millisecond}, opts...)
 	tg.guestWrites("+1234567890", "Hi, I just landed. Can I check in early?")
 	code, v := tg.call("POST", "/api/v1/whatsapp/messages/send",
 		`{"guest_phone":"+1234567890","message_type":"text","content":{"text":"Welcome to Grand Plaza Hotel! How can we assist you today?"},"conversation_id":"conv_abc123","staff_member_id":"staff_456"}`)

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/ctxsleep"
 	"github.com/wagate/wagate/message"
 )
 
@@ -196,6 +197,9 @@ func (s *Store) ReadNotices(ctx context.Context, shard int, consumer string, cou
 // in Redis instead of asking each shard in turn).
 func (s *Store) ReadNoticesAll(ctx context.Context, consumer string, count int, block time.Duration) ([]Notice, error) {
 	n := s.cfg.Shards
+	if s.cluster {
+		return s.readNoticesShards(ctx, consumer, count, block)
+	}
 	args := make([]string, 0, 2*n)
 	for sh := 0; sh < n; sh++ {
 		args = append(args, s.keys.Notify(sh))
@@ -218,6 +222,38 @@ func (s *Store) ReadNoticesAll(ctx context.Context, consumer string, count int, 
 		for _, m := range st.Messages {
 			out = append(out, decodeNotice(sh, m))
 		}
+	}
+	return out, nil
+}
+
+// noticesPoll is how long ReadNoticesAll waits between looks on a Redis
+// Cluster, where one call cannot wait on the shards' streams together.
+const noticesPoll = 100 * time.Millisecond
+
+// readNoticesShards is ReadNoticesAll on a Redis Cluster: a call per
+// shard (one slot each) in one pipeline, then, when none had anything, a
+// pause of at most noticesPoll.
+func (s *Store) readNoticesShards(ctx context.Context, consumer string, count int, block time.Duration) ([]Notice, error) {
+	p := s.rdb.Pipeline()
+	cmds := make([]*goredis.XStreamSliceCmd, s.cfg.Shards)
+	for sh := range cmds {
+		cmds[sh] = p.XReadGroup(ctx, &goredis.XReadGroupArgs{
+			Group: GroupHooks, Consumer: consumer, Streams: []string{s.keys.Notify(sh), ">"}, Count: int64(count), Block: -1,
+		})
+	}
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("read notices: %w", err)
+	}
+	var out []Notice
+	for sh, c := range cmds {
+		for _, st := range c.Val() {
+			for _, m := range st.Messages {
+				out = append(out, decodeNotice(sh, m))
+			}
+		}
+	}
+	if len(out) == 0 && block > 0 {
+		_ = ctxsleep.Sleep(ctx, min(block, noticesPoll))
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -128,29 +129,109 @@ const (
 	GroupHooks = "hooks"
 )
 
-// Open connects to the Redis at url ("redis://host:port/db").
+// Open connects to the Redis at url: one server ("redis://[user:pass@]host:port/db",
+// "rediss://" with TLS), a Redis Cluster by seed nodes
+// ("redis+cluster://[user:pass@]host:port[,host:port…]"), or a primary
+// with replicas watched by Sentinel
+// ("redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[/db]").
 func Open(ctx context.Context, url string) (goredis.UniversalClient, error) {
-	opt, err := goredis.ParseURL(url)
+	rdb, addr, err := newClient(url)
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
-	if opt.PoolSize < 64 {
-		// Every shard worker blocks on a connection in XREADGROUP.
-		opt.PoolSize = 64
-	}
-	// A call ends at its context's deadline, not only at the client's
-	// read timeout: a frozen Redis (a stalled network, a long fork) must
-	// cost an API request its own bound (503), not the whole freeze.
-	opt.ContextTimeoutEnabled = true
-	if opt.DialTimeout == 0 {
-		opt.DialTimeout = 3 * time.Second
-	}
-	rdb := goredis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("redis at %s: %w", addr, err)
+	}
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		// Every master must answer: a Cluster with a master down cannot
+		// take every shard's writes.
+		if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.Ping(ctx).Err()
+		}); err != nil {
+			rdb.Close()
+			return nil, fmt.Errorf("redis cluster at %s: %w", addr, err)
+		}
 	}
 	return rdb, nil
+}
+
+// minPool is the least connections per server: every shard worker blocks
+// on one in XREADGROUP.
+const minPool = 64
+
+// newClient builds the client for url without connecting; addr names it
+// in errors (never with its password).
+func newClient(url string) (goredis.UniversalClient, string, error) {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return nil, "", errors.New("redis url: no scheme (redis://, rediss://, redis+cluster:// or redis+sentinel://)")
+	}
+	switch scheme {
+	case "redis+cluster", "redis+sentinel":
+	default:
+		opt, err := goredis.ParseURL(url)
+		if err != nil {
+			return nil, "", fmt.Errorf("redis url: %w", err)
+		}
+		opt.PoolSize = max(opt.PoolSize, minPool)
+		// A call ends at its context's deadline, not only at the client's
+		// read timeout: a frozen Redis (a stalled network, a long fork)
+		// must cost an API request its own bound (503), not the whole
+		// freeze.
+		opt.ContextTimeoutEnabled = true
+		if opt.DialTimeout == 0 {
+			opt.DialTimeout = 3 * time.Second
+		}
+		return goredis.NewClient(opt), opt.Addr, nil
+	}
+	user, pass := "", ""
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		cred := rest[:at]
+		rest = rest[at+1:]
+		if u, p, ok := strings.Cut(cred, ":"); ok {
+			user, pass = u, p
+		} else {
+			pass = cred
+		}
+	}
+	hosts, path, _ := strings.Cut(rest, "/")
+	path, _, _ = strings.Cut(path, "?")
+	var addrs []string
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			if !strings.Contains(h, ":") {
+				h += ":6379"
+			}
+			addrs = append(addrs, h)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, "", fmt.Errorf("redis url: %s needs at least one host:port", scheme)
+	}
+	addr := strings.Join(addrs, ",")
+	if scheme == "redis+cluster" {
+		if path != "" {
+			return nil, "", errors.New("redis url: a Redis Cluster has one database: no /db in a redis+cluster:// url")
+		}
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, Username: user, Password: pass,
+			PoolSize: minPool, ContextTimeoutEnabled: true, DialTimeout: 3 * time.Second}), addr, nil
+	}
+	master, dbs, _ := strings.Cut(path, "/")
+	if master == "" {
+		return nil, "", errors.New("redis url: redis+sentinel:// needs the master's name: redis+sentinel://host:port/<master name>[/db]")
+	}
+	db := 0
+	if dbs != "" {
+		n, err := strconv.Atoi(dbs)
+		if err != nil || n < 0 {
+			return nil, "", fmt.Errorf("redis url: database %q is not a number", dbs)
+		}
+		db = n
+	}
+	return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: master, SentinelAddrs: addrs,
+		Username: user, Password: pass, DB: db, PoolSize: minPool, ContextTimeoutEnabled: true,
+		DialTimeout: 3 * time.Second}), addr + "/" + master, nil
 }
 
 // New returns a Store over rdb, loading the scripts and creating the

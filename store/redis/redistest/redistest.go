@@ -85,3 +85,48 @@ func CommandStats(ctx context.Context, rdb goredis.UniversalClient) (map[string]
 	}
 	return redisinfo.CommandStats(info), nil
 }
+
+// ClusterURL is where tests find a Redis Cluster: $WAGATE_TEST_REDIS_CLUSTER_URL,
+// else the six nodes `scripts/services cluster-up` starts on 7100-7105.
+func ClusterURL() string {
+	if v := os.Getenv("WAGATE_TEST_REDIS_CLUSTER_URL"); v != "" {
+		return v
+	}
+	return "redis+cluster://127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102"
+}
+
+// ClusterClient returns a client of the test Redis Cluster, closed when t
+// ends; it fails t when the cluster does not answer.
+func ClusterClient(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	hosts := strings.TrimPrefix(ClusterURL(), "redis+cluster://")
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(hosts, ","), PoolSize: 64})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return c.Ping(ctx).Err() }); err != nil {
+		cc.Close()
+		t.Fatalf("no Redis Cluster at %s (%v): run the tests with scripts/test, which starts it (scripts/services cluster-up)", ClusterURL(), err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// ClusterPrefix is Prefix on a Redis Cluster: the keys are looked for on
+// every master and deleted one by one (they lie in many slots).
+func ClusterPrefix(t testing.TB, cc *goredis.ClusterClient) string {
+	t.Helper()
+	prefix := fmt.Sprintf("c%x", rand.Uint32())
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+			p := c.Pipeline()
+			for iter.Next(ctx) {
+				p.Unlink(ctx, iter.Val())
+			}
+			_, err := p.Exec(ctx)
+			return err
+		})
+	})
+	return prefix
+}
