@@ -82,6 +82,12 @@ type Config struct {
 	// template to a guest whose window is closed is held, not sent, while
 	// its portfolio is at the limit. A sender in none is not limited.
 	Portfolios map[string]Portfolio
+	// Reporting names the secondary providers (by Name) whose status
+	// callbacks wagate receives (a Gallabox webhook secret, a ChatApp
+	// callback token): a message one of them carried may still fall back
+	// to SMS when it is not delivered in time. Others report nothing, so
+	// their sends never wait for a delivery.
+	Reporting map[string]bool
 	// PortfolioRecheck is how often a send held by its portfolio's limit
 	// looks again (1 min): Meta may raise the limit before the oldest
 	// counted guest leaves the window.

@@ -367,3 +367,61 @@ func TestEveryChainHoldsWhatItCannotCarry(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondarysUndeliveredFallsBackWhenItReports: a message the secondary
+// provider carried falls back to SMS when not delivered in time only if
+// that provider's status callbacks reach wagate (Config.Reporting); from a
+// provider that reports nothing it would always go twice.
+func TestSecondarysUndeliveredFallsBackWhenItReports(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		reporting map[string]bool
+		sms       int
+	}{
+		{"gallabox reports", map[string]bool{"gallabox": true}, 1},
+		{"gallabox reports nothing", nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, sim.Config{}, Config{Reporting: c.reporting,
+				Breaker: BreakerConfig{Window: time.Second, MinRequests: 1, FailureRatio: 0.5, OpenFor: time.Minute}})
+			g, err := gallabox.New(gallabox.Config{BaseURL: r.sim.URL(), APIKey: sim.DefaultGallaboxAPIKey, APISecret: sim.DefaultGallaboxAPISecret, DefaultChannelID: "ch-1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.withSMS(StepSecondary, StepSMS, StepHold)
+			r.routes[sender].Secondary = g
+			r.sim.SetOutage(time.Now().Add(time.Hour))
+			// The first opens Meta's breaker; the rest go through Gallabox.
+			ids := r.enqueue(3, sender, func(a *redis.EnqueueArgs) {
+				a.FallbackText, a.FallbackAfter = "Your room is ready (by SMS)", time.Second
+			})
+			r.start()
+			states := r.wait(ids, is(message.StatusSent))
+			via := 0
+			for _, st := range states {
+				if st.Provider == "gallabox" && st.FallbackMS == 0 {
+					via++
+				}
+			}
+			if via == 0 {
+				t.Fatalf("nothing went through Gallabox: %v", states)
+			}
+			before := len(r.sim.SMSRequests())
+			// A second past sent, the fallback is due: wait for it (or,
+			// when none may come, well past its time).
+			deadline := time.Now().Add(10 * time.Second)
+			if c.sms == 0 {
+				deadline = time.Now().Add(2500 * time.Millisecond)
+			}
+			for time.Now().Before(deadline) && len(r.sim.SMSRequests())-before < c.sms*via {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if c.sms == 0 {
+				time.Sleep(time.Until(deadline))
+			}
+			if got := len(r.sim.SMSRequests()) - before; got != c.sms*via {
+				t.Fatalf("%d SMS after the delivery deadline for %d Gallabox sends, want %d each", got, via, c.sms)
+			}
+		})
+	}
+}

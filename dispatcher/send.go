@@ -278,7 +278,7 @@ func (p *pump) backoff(counted int, retryAfter time.Duration) time.Duration {
 
 // record writes j's outcome; dlq sends it to the dead-letter stream.
 func (p *pump) record(j *job, r *redis.Result, dlq bool) outcome {
-	opts := redis.FinishOptions{DeadLetter: dlq, NoReceipts: j.via == StepSecondary}
+	opts := redis.FinishOptions{DeadLetter: dlq, NoReceipts: j.via == StepSecondary && !p.w.d.cfg.Reporting[r.Provider]}
 	o := p.persist(j, outcome{j: j, kind: outDone}, func(ctx context.Context) error { return p.w.d.store.Finish(ctx, j.rj, r, opts) })
 	if o.kind == outDone && j.hasFallback {
 		// Finish may have scheduled its fallback check: the shard's

@@ -148,6 +148,10 @@ func (fc *fileConfig) dispatchConfig(instance string) (dispatcher.Config, error)
 			return c, fmt.Errorf("config: dispatch.%s: %w", f.name, err)
 		}
 	}
+	c.Reporting = map[string]bool{}
+	for _, w := range fc.providerWebhooks() {
+		c.Reporting[w.Name] = true
+	}
 	c.Portfolios = map[string]dispatcher.Portfolio{}
 	for _, a := range fc.Meta.Accounts {
 		limit := a.MessagingLimit
