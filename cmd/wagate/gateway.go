@@ -29,10 +29,13 @@ import (
 
 // gatewayFlags are the settings every gateway role shares.
 type gatewayFlags struct {
-	instance   string
-	redisURL   string
-	prefix     string
-	shards     int
+	instance string
+	redisURL string
+	prefix   string
+	shards   int
+	// replicas is how many replicas must have what the API acknowledges
+	// (redis.Config.Replicas).
+	replicas   int
 	clickhouse string
 	chDatabase string
 	chUser     string
@@ -99,6 +102,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.Var(secretFlag{&g.redisURL, redactURL}, "redis", "Redis `URL`, redis://[:password@]host:port/db (WAGATE_REDIS_URL)")
 	fs.StringVar(&g.prefix, "prefix", env("WAGATE_PREFIX", "wa"), "prefix of every Redis key (WAGATE_PREFIX)")
 	fs.IntVar(&g.shards, "shards", envInt("WAGATE_SHARDS", 16), "message shards (WAGATE_SHARDS)")
+	fs.IntVar(&g.replicas, "redis-replicas", envInt("WAGATE_REDIS_REPLICAS", 0),
+		"answer 202 (and a webhook's 200) only once this many replicas of its Redis master have it: WAIT once per group-committed flush (WAGATE_REDIS_REPLICAS)")
 	fs.StringVar(&g.clickhouse, "clickhouse", env("WAGATE_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (WAGATE_CLICKHOUSE_ADDR)")
 	fs.StringVar(&g.chDatabase, "clickhouse-db", env("WAGATE_CLICKHOUSE_DATABASE", "wagate"), "ClickHouse database (WAGATE_CLICKHOUSE_DATABASE)")
 	fs.StringVar(&g.chUser, "clickhouse-user", env("WAGATE_CLICKHOUSE_USER", "default"), "ClickHouse user (WAGATE_CLICKHOUSE_USER)")
@@ -234,7 +239,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		rdb.Close()
 		return nil, err
 	}
-	store, err := redis.New(ctx, rdb, redis.Config{Prefix: g.prefix, Shards: g.shards})
+	store, err := redis.New(ctx, rdb, redis.Config{Prefix: g.prefix, Shards: g.shards, Replicas: g.replicas})
 	if err != nil {
 		rdb.Close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -68,6 +69,12 @@ type batcher struct {
 	// ch, so the final drain in close sees every job that did.
 	mu     sync.RWMutex
 	closed bool
+
+	// replicas, when not 0, is how many replicas must have what the API
+	// acknowledges before it is answered (Config.Replicas); replicaTimeout
+	// bounds the wait.
+	replicas       int
+	replicaTimeout time.Duration
 }
 
 func newBatcher(rdb goredis.UniversalClient, sc *scripts, flushers, max int) *batcher {
@@ -108,6 +115,10 @@ type flushScratch struct {
 	spare   []*callGroup
 	again   []pipeJob
 	gagain  []*callGroup
+	// unreplicated are the acknowledged jobs of the flush that too few
+	// replicas confirmed (Config.Replicas), under mu.
+	mu           sync.Mutex
+	unreplicated map[pipeJob]bool
 }
 
 // group returns a cleared call group for key, reusing a spare one.
@@ -130,6 +141,7 @@ func (f *flushScratch) reset() {
 		clear(g.args)
 		f.spare = append(f.spare, g)
 	}
+	clear(f.unreplicated)
 	clear(f.singles)
 	clear(f.groups)
 	clear(f.again)
@@ -188,7 +200,7 @@ func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
 		}
 		g.jobs = append(g.jobs, m)
 	}
-	b.pipeline(ctx, f.singles, f.groups)
+	b.pipeline(ctx, f, f.singles, f.groups)
 	// After a Redis restart or FUNCTION FLUSH the functions answer
 	// "function not found" and did nothing: load them and send those jobs,
 	// and only those, again.
@@ -196,7 +208,7 @@ func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
 		if j.noScript() {
 			f.again = append(f.again, j)
 		} else {
-			j.finish(nil)
+			j.finish(f.replicated(j))
 		}
 	}
 	for _, g := range f.groups {
@@ -210,10 +222,10 @@ func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
 		return
 	}
 	if err := b.scripts.load(ctx, b.rdb); err == nil {
-		b.pipeline(ctx, f.again, f.gagain)
+		b.pipeline(ctx, f, f.again, f.gagain)
 	}
 	for _, j := range f.again {
-		j.finish(nil) // each job reads its own commands' errors
+		j.finish(f.replicated(j)) // each job reads its own commands' errors
 	}
 	for _, g := range f.gagain {
 		g.answer()
@@ -221,8 +233,17 @@ func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
 }
 
 // pipeline sends the jobs' commands and the groups' calls in one round
-// trip. Errors stay with the commands, where each job reads its own.
-func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob, groups []*callGroup) {
+// trip. Errors stay with the commands, where each job reads its own. With
+// replicas to wait for, the acknowledged jobs' writes are followed by a
+// WAIT on the same connection (one per master on a Cluster), and those
+// too few replicas confirmed are noted in f.
+func (b *batcher) pipeline(ctx context.Context, f *flushScratch, jobs []pipeJob, groups []*callGroup) {
+	if b.replicas > 0 && acknowledges(jobs, groups) {
+		if cc, ok := b.rdb.(*goredis.ClusterClient); ok {
+			b.pipelineWaitCluster(ctx, cc, f, jobs, groups)
+			return
+		}
+	}
 	p := b.rdb.Pipeline()
 	for _, j := range jobs {
 		j.queue(ctx, p)
@@ -230,7 +251,147 @@ func (b *batcher) pipeline(ctx context.Context, jobs []pipeJob, groups []*callGr
 	for _, g := range groups {
 		g.queue(ctx, p)
 	}
+	var wait *goredis.Cmd
+	if b.replicas > 0 && acknowledges(jobs, groups) {
+		wait = p.Do(ctx, "wait", b.replicas, b.replicaTimeout.Milliseconds())
+	}
 	_, _ = p.Exec(ctx)
+	if wait != nil {
+		f.waited(jobs, groups, wait, b.replicas)
+	}
+}
+
+// pipelineWaitCluster is pipeline on a Redis Cluster with replicas to wait
+// for: the acknowledged jobs go in one pipeline per master, each ended by
+// its WAIT (a WAIT counts its own connection's writes); the others in the
+// cluster's usual pipeline.
+func (b *batcher) pipelineWaitCluster(ctx context.Context, cc *goredis.ClusterClient, f *flushScratch, jobs []pipeJob, groups []*callGroup) {
+	type node struct {
+		jobs   []pipeJob
+		groups []*callGroup
+	}
+	nodes := map[*goredis.Client]*node{}
+	var rest []pipeJob
+	var restGroups []*callGroup
+	at := func(key string) *node {
+		c, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return nil
+		}
+		n := nodes[c]
+		if n == nil {
+			n = &node{}
+			nodes[c] = n
+		}
+		return n
+	}
+	for _, j := range jobs {
+		if a, ok := j.(acknowledged); ok {
+			if n := at(a.slotKey()); n != nil {
+				n.jobs = append(n.jobs, j)
+				continue
+			}
+		}
+		rest = append(rest, j)
+	}
+	for _, g := range groups {
+		if a, ok := g.jobs[0].(acknowledged); ok {
+			if n := at(a.slotKey()); n != nil {
+				n.groups = append(n.groups, g)
+				continue
+			}
+		}
+		restGroups = append(restGroups, g)
+	}
+	var wg sync.WaitGroup
+	for c, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := c.Pipeline()
+			for _, j := range n.jobs {
+				j.queue(ctx, p)
+			}
+			for _, g := range n.groups {
+				g.queue(ctx, p)
+			}
+			wait := p.Do(ctx, "wait", b.replicas, b.replicaTimeout.Milliseconds())
+			_, _ = p.Exec(ctx)
+			f.waited(n.jobs, n.groups, wait, b.replicas)
+		}()
+	}
+	if len(rest) > 0 || len(restGroups) > 0 {
+		p := cc.Pipeline()
+		for _, j := range rest {
+			j.queue(ctx, p)
+		}
+		for _, g := range restGroups {
+			g.queue(ctx, p)
+		}
+		_, _ = p.Exec(ctx)
+	}
+	wg.Wait()
+}
+
+// acknowledged is a job the API answers a caller for once Redis has it
+// (an accepted message, a batch's chunks, a provider's webhook): with
+// Config.Replicas it waits for the replicas too. slotKey is a key of its
+// writes, which names the master that takes them.
+type acknowledged interface {
+	slotKey() string
+}
+
+// acknowledges reports whether any of the jobs is acknowledged.
+func acknowledges(jobs []pipeJob, groups []*callGroup) bool {
+	for _, j := range jobs {
+		if _, ok := j.(acknowledged); ok {
+			return true
+		}
+	}
+	for _, g := range groups {
+		if _, ok := g.jobs[0].(acknowledged); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNotReplicated says Redis took a write but fewer replicas than
+// Config.Replicas confirmed it in time: it may be lost if its master
+// dies now. It is an ErrUnconfirmed: retry with the same Idempotency-Key.
+var ErrNotReplicated = fmt.Errorf("%w: too few replicas confirmed it", ErrUnconfirmed)
+
+// waited notes the acknowledged jobs of a pipeline whose WAIT counted
+// fewer than want replicas (or failed). Several pipelines may note at once
+// (a Cluster's masters).
+func (f *flushScratch) waited(jobs []pipeJob, groups []*callGroup, wait *goredis.Cmd, want int) {
+	if n, err := wait.Int64(); err == nil && n >= int64(want) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unreplicated == nil {
+		f.unreplicated = map[pipeJob]bool{}
+	}
+	for _, j := range jobs {
+		if _, ok := j.(acknowledged); ok {
+			f.unreplicated[j] = true
+		}
+	}
+	for _, g := range groups {
+		if _, ok := g.jobs[0].(acknowledged); ok && g.cmd.Err() == nil {
+			g.cmd.SetErr(ErrNotReplicated)
+		}
+	}
+}
+
+// replicated is nil, or ErrNotReplicated for a job too few replicas
+// confirmed.
+func (f *flushScratch) replicated(j pipeJob) error {
+	if f.unreplicated[j] {
+		return ErrNotReplicated
+	}
+	return nil
 }
 
 // queue adds the group's one call to p.
@@ -294,3 +455,8 @@ func (b *batcher) close() {
 		}
 	}
 }
+
+// The jobs the API acknowledges (see acknowledged).
+func (j *enqueueJob) slotKey() string { return j.s.keys.Events(j.shard) }
+func (j *chunksJob) slotKey() string  { return j.keys[0] }
+func (j *inboundJob) slotKey() string { return j.args.Stream }

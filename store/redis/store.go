@@ -43,6 +43,16 @@ type Config struct {
 	// FileWait bounds how long a conversation read files what waits to be
 	// filed before it answers (1 s; see FileNow).
 	FileWait time.Duration
+	// Replicas makes what the API acknowledges (accepted messages, batch
+	// chunks, providers' webhooks) wait until that many replicas of the
+	// master that took it have it too (WAIT, once per flush of the group
+	// commit, on the flush's connection to each master): a master that
+	// dies then loses nothing acknowledged while a replica it waited for
+	// takes over. 0 (the default): the master's answer is enough.
+	Replicas int
+	// ReplicaTimeout bounds that wait (1 s); past it the callers learn
+	// ErrNotReplicated (an ErrUnconfirmed: the write may survive).
+	ReplicaTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -79,6 +89,9 @@ func (c *Config) setDefaults() {
 	if c.FileWait == 0 {
 		c.FileWait = time.Second
 	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = time.Second
+	}
 }
 
 // Validate reports the first setting that cannot work.
@@ -94,6 +107,8 @@ func (c Config) Validate() error {
 		return errors.New("redis: TTLs are too short")
 	case c.Pipelines < 1 || c.PipelineMax < 1:
 		return errors.New("redis: pipelines and pipeline size must be positive")
+	case c.Replicas < 0 || c.Replicas > 16:
+		return fmt.Errorf("redis: replicas to wait for must be 0..16, got %d", c.Replicas)
 	}
 	return nil
 }
@@ -264,6 +279,7 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 		return nil, err
 	}
 	s.batch = newBatcher(rdb, s.scripts, cfg.Pipelines, cfg.PipelineMax)
+	s.batch.replicas, s.batch.replicaTimeout = cfg.Replicas, cfg.ReplicaTimeout
 	return s, nil
 }
 
