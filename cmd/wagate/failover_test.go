@@ -30,7 +30,7 @@ func TestAMasterKilledMidLoad(t *testing.T) {
 			tg := startTestGateway(t, sim.Delays{Sent: 50 * time.Millisecond, Delivered: 100 * time.Millisecond, Read: 150 * time.Millisecond},
 				func(g *gatewayFlags) { g.redisURL, g.prefix, g.shards, g.replicas = cl.URL, "kill", 8, c.replicas })
 			ctx := context.Background()
-			victim, err := cl.Master(ctx, redis.NewKeys("kill", 8, 1).Events(0))
+			victim, err := cl.Master(ctx, tg.gw.store.Keys().Events(0))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,6 +39,60 @@ func NewKeys(prefix string, shards, parts int) *Keys {
 	return k
 }
 
+// NewClusterKeys is NewKeys for a Redis Cluster: each shard's and
+// partition's hash tag is chosen so that its slot lies in its own even
+// share of the 16 384 slots ("{s07.12}" rather than "{s07}"), so that the
+// shards spread evenly over masters that split the slots evenly. (The
+// plain tags' slots are whatever CRC16 makes them: 16 shards fall 8, 4 and
+// 4 over three masters.) A deployment keeps the keys it began with: one
+// server uses NewKeys's.
+func NewClusterKeys(prefix string, shards, parts int) *Keys {
+	k := NewKeys(prefix, shards, parts)
+	for i := range k.shards {
+		k.shards[i] = fmt.Sprintf("%s:{%s}:", k.prefix, spreadTag(fmt.Sprintf("s%02d", i), i, shards))
+		k.fileKeys[i] = []string{k.File(i)}
+	}
+	for i := range k.parts {
+		// Inbound partitions are spread the same way.
+		k.parts[i] = fmt.Sprintf("%s:{%s}:", k.prefix, spreadTag(fmt.Sprintf("i%02d", i), i, parts))
+	}
+	return k
+}
+
+// spreadTag is base.<k>, with the least k, whose slot lies within an
+// eighth of a share of the middle of share i of n equal shares of the slot
+// space: whichever even split of the slots the masters have, a shard
+// belongs to the master holding most of its share.
+func spreadTag(base string, i, n int) string {
+	mid, w := (2*i+1)*clusterSlots/(2*n), max(clusterSlots/n/8, 1)
+	lo, hi := mid-w, mid+w
+	for k := 0; ; k++ {
+		tag := base + "." + strconv.Itoa(k)
+		if s := keySlot(tag); s >= lo && s < hi {
+			return tag
+		}
+	}
+}
+
+// clusterSlots is a Redis Cluster's number of slots.
+const clusterSlots = 16384
+
+// keySlot is the Cluster slot of a hash tag: CRC16 (XMODEM) mod 16384.
+func keySlot(tag string) int {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % clusterSlots
+}
+
 // Shards is the number of message shards.
 func (k *Keys) Shards() int { return len(k.shards) }
 

@@ -259,7 +259,7 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 	s := &Store{
 		rdb:      rdb,
 		cfg:      cfg,
-		keys:     NewKeys(cfg.Prefix, cfg.Shards, cfg.InboundParts),
+		keys:     newKeysFor(rdb, cfg),
 		scripts:  newScripts(),
 		stateTTL: fmt.Sprint(int64(cfg.StateTTL / time.Second)),
 		idemTTL:  fmt.Sprint(int64(cfg.IdempotencyTTL / time.Second)),
@@ -331,3 +331,12 @@ func (s *Store) callShard(shard int) int {
 
 // nowMS is the store's clock in Unix milliseconds.
 func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+// newKeysFor is the key layout for rdb: spread hash tags on a Redis
+// Cluster (NewClusterKeys), the plain ones on one server.
+func newKeysFor(rdb goredis.UniversalClient, cfg Config) *Keys {
+	if _, ok := rdb.(*goredis.ClusterClient); ok {
+		return NewClusterKeys(cfg.Prefix, cfg.Shards, cfg.InboundParts)
+	}
+	return NewKeys(cfg.Prefix, cfg.Shards, cfg.InboundParts)
+}
