@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis"
@@ -67,6 +69,8 @@ type fleet struct {
 	shards int
 	cfg    string // config file
 	procs  []*proc
+	// redisURL is the Redis the processes use.
+	redisURL string
 }
 
 // number is a sender number of a fleet.
@@ -105,7 +109,14 @@ func spreadNumbers(n int) []number {
 func newFleet(t *testing.T, sc sim.Config, nums []number, tune func(*fileConfig)) *fleet {
 	t.Helper()
 	rdb := redistest.Client(t)
-	f := &fleet{t: t, prefix: redistest.Prefix(t, rdb), shards: 16}
+	return newFleetOn(t, rdb, redistest.URL(), redistest.Prefix(t, rdb), sc, nums, tune)
+}
+
+// newFleetOn is newFleet on the Redis rdb reaches at url (one server or a
+// Cluster), with the processes' keys under prefix.
+func newFleetOn(t *testing.T, rdb goredis.UniversalClient, url, prefix string, sc sim.Config, nums []number, tune func(*fileConfig)) *fleet {
+	t.Helper()
+	f := &fleet{t: t, prefix: prefix, shards: 16, redisURL: url}
 	var err error
 	f.store, err = redis.New(context.Background(), rdb, redis.Config{Prefix: f.prefix, Shards: f.shards})
 	if err != nil {
@@ -166,7 +177,7 @@ func (f *fleet) start(instance, roles string) *proc {
 	f.t.Helper()
 	addr, ops := freeAddr(f.t), freeAddr(f.t)
 	p := f.startProcess(instance, addr, "serve", "-config", f.cfg, "-roles", roles, "-instance", instance,
-		"-http", addr, "-ops", ops, "-redis", redistest.URL(), "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
+		"-http", addr, "-ops", ops, "-redis", f.redisURL, "-prefix", f.prefix, "-shards", strconv.Itoa(f.shards), "-log-level", "warn")
 	p.ops = ops
 	return p
 }
