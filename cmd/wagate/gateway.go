@@ -38,6 +38,8 @@ type gatewayFlags struct {
 	replicas   int
 	clickhouse string
 	chDatabase string
+	// chCluster names a ClickHouse cluster (clickhouse.Config.Cluster).
+	chCluster  string
 	chUser     string
 	chPassword string
 	httpAddr   string
@@ -106,6 +108,8 @@ func (g *gatewayFlags) register(fs *flag.FlagSet) {
 		"answer 202 (and a webhook's 200) only once this many replicas of its Redis master have it: WAIT once per group-committed flush (WAGATE_REDIS_REPLICAS)")
 	fs.StringVar(&g.clickhouse, "clickhouse", env("WAGATE_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native address (WAGATE_CLICKHOUSE_ADDR)")
 	fs.StringVar(&g.chDatabase, "clickhouse-db", env("WAGATE_CLICKHOUSE_DATABASE", "wagate"), "ClickHouse database (WAGATE_CLICKHOUSE_DATABASE)")
+	fs.StringVar(&g.chCluster, "clickhouse-cluster", env("WAGATE_CLICKHOUSE_CLUSTER", ""),
+		"a cluster `name` of the ClickHouse servers' remote_servers: tables on each of its servers, Distributed tables over them (WAGATE_CLICKHOUSE_CLUSTER)")
 	fs.StringVar(&g.chUser, "clickhouse-user", env("WAGATE_CLICKHOUSE_USER", "default"), "ClickHouse user (WAGATE_CLICKHOUSE_USER)")
 	g.chPassword = env("WAGATE_CLICKHOUSE_PASSWORD", "")
 	fs.Var(secretFlag{&g.chPassword, hideSecret}, "clickhouse-password", "ClickHouse `password` (WAGATE_CLICKHOUSE_PASSWORD)")
@@ -175,6 +179,7 @@ func hideSecret(v string) string {
 func (g *gatewayFlags) chConfig() clickhouse.Config {
 	c := clickhouse.DefaultConfig()
 	c.Addr, c.Database, c.Username, c.Password = g.clickhouse, g.chDatabase, g.chUser, g.chPassword
+	c.Cluster = g.chCluster
 	return c
 }
 
@@ -368,7 +373,7 @@ func (gw *gateway) startLoader(ctx context.Context, g *gatewayFlags, reg prometh
 	for {
 		conn, err := clickhouse.Open(ctx, cfg)
 		if err == nil {
-			err = clickhouse.Migrate(ctx, conn, cfg.Database)
+			err = clickhouse.MigrateFor(ctx, conn, cfg)
 			if err != nil {
 				conn.Close()
 			}

@@ -65,7 +65,7 @@ func cmdMigrate(args []string) error {
 		return err
 	}
 	defer conn.Close()
-	if err := clickhouse.Migrate(ctx, conn, cfg.Database); err != nil {
+	if err := clickhouse.MigrateFor(ctx, conn, cfg); err != nil {
 		return err
 	}
 	fmt.Printf("clickhouse schema up to date in database %s at %s\n", cfg.Database, cfg.Addr)

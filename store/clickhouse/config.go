@@ -32,6 +32,13 @@ type Config struct {
 	// Username and Password authenticate; an empty Username is "default".
 	Username string
 	Password string
+	// Cluster, when set, names a cluster of the servers' remote_servers
+	// configuration: Migrate makes the tables on each of its servers
+	// (message_events_local…) and Distributed tables over them under the
+	// usual names, sharded by message id; the loader's inserts are
+	// synchronous (insert_distributed_sync), so an acknowledged event is on
+	// its shard. Letters, digits and "_".
+	Cluster string
 	// DialTimeout bounds opening one connection. Default 5s.
 	DialTimeout time.Duration
 	// ReadTimeout bounds the wait for any one answer of the server. Default 30s.
@@ -123,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkDatabase(c.Database); err != nil {
 		return bad("%v", err)
+	}
+	if c.Cluster != "" && checkDatabase(c.Cluster) != nil {
+		return bad("Cluster %q is not letters, digits and _", c.Cluster)
 	}
 	for _, d := range []struct {
 		name string

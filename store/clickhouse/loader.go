@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -274,6 +275,11 @@ func (l *Loader) insert(ctx context.Context) error {
 }
 
 func (l *Loader) send(ctx context.Context) error {
+	if l.cfg.Cluster != "" {
+		// Acknowledged only once every shard has its rows: a Distributed
+		// insert otherwise returns when its rows are queued on this server.
+		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	}
 	b, err := l.conn.PrepareBatch(ctx, l.insertSQL)
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)

@@ -231,7 +231,8 @@ func DropPartitionsBefore(ctx context.Context, conn driver.Conn, db string, befo
 	}
 	cutoff, _ := strconv.Atoi(before.UTC().Format("20060102"))
 	rows, err := conn.Query(ctx, `SELECT DISTINCT table, partition_id FROM system.parts
-WHERE database = ? AND active AND table IN (?, ?)`, db, EventsTable, StatusMinuteTable)
+WHERE database = ? AND active AND table IN (?, ?, ?, ?)`, db, EventsTable, StatusMinuteTable,
+		EventsTable+localSuffix, StatusMinuteTable+localSuffix)
 	if err != nil {
 		return 0, fmt.Errorf("drop partitions of %s: list: %w", db, err)
 	}
