@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,8 +28,18 @@ type cpuSample struct {
 	// machine is the CPU time every process of the machine used
 	// (/proc/stat), so that what others ran during a run shows.
 	machine float64
-	// cmds is Redis's INFO commandstats: time (µs) and calls per command.
+	// cmds is Redis's INFO commandstats: time (µs) and calls per command
+	// (on a Cluster, summed over the masters).
 	cmds map[string]redisinfo.CommandStat
+	// masters are, on a Cluster, each master's CPU seconds and commands'
+	// time (µs), by address.
+	masters map[string]masterSample
+}
+
+// masterSample is one master's share of a sample.
+type masterSample struct {
+	cpu  float64
+	usec int64
 }
 
 // cpuMeter takes the samples; it needs the gateway's metrics (its ops
@@ -36,10 +47,17 @@ type cpuSample struct {
 type cpuMeter struct {
 	ops *Client
 	rdb *goredis.Client
+	// cluster is the Redis Cluster when the gateway runs on one
+	// (redis+cluster://…): its masters are sampled one by one.
+	cluster *goredis.ClusterClient
 }
 
 func newCPUMeter(ops *Client, redisURL string) *cpuMeter {
 	m := &cpuMeter{ops: ops}
+	if hosts, ok := strings.CutPrefix(redisURL, "redis+cluster://"); ok {
+		m.cluster = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: strings.Split(hosts, ","), PoolSize: 1})
+		return m
+	}
 	if opt, err := goredis.ParseURL(redisURL); err == nil {
 		opt.PoolSize = 1
 		m.rdb = goredis.NewClient(opt)
@@ -51,6 +69,44 @@ func (m *cpuMeter) close() {
 	if m.rdb != nil {
 		m.rdb.Close()
 	}
+	if m.cluster != nil {
+		m.cluster.Close()
+	}
+}
+
+// sampleCluster sums the masters' CPU and commandstats into s and keeps
+// each master's share.
+func (m *cpuMeter) sampleCluster(s *cpuSample) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	s.masters, s.cmds = map[string]masterSample{}, map[string]redisinfo.CommandStat{}
+	s.redis = 0
+	err := m.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		info, err := c.Info(ctx, "cpu", "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		cpu, cmds := redisinfo.CPUSeconds(info), redisinfo.CommandStats(info)
+		mu.Lock()
+		defer mu.Unlock()
+		s.redis += cpu
+		var usec int64
+		for name, st := range cmds {
+			sum := s.cmds[name]
+			sum.Calls += st.Calls
+			sum.Usec += st.Usec
+			s.cmds[name] = sum
+			if name != "info" {
+				usec += st.Usec
+			}
+		}
+		s.masters[c.Options().Addr] = masterSample{cpu: cpu, usec: usec}
+		return nil
+	})
+	if err != nil {
+		s.redis, s.cmds, s.masters = -1, nil, nil
+	}
 }
 
 func (m *cpuMeter) sample() cpuSample {
@@ -59,6 +115,9 @@ func (m *cpuMeter) sample() cpuSample {
 		if mt, err := m.ops.Scrape(); err == nil && mt["process_cpu_seconds_total"] != nil {
 			s.gateway = mt.Value("process_cpu_seconds_total")
 		}
+	}
+	if m.cluster != nil {
+		m.sampleCluster(&s)
 	}
 	if m.rdb != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -159,6 +218,7 @@ func cpuFigures(a, b cpuSample, units int64, unit string) map[string]float64 {
 	f("gateway", a.gateway, b.gateway)
 	f("redis", a.redis, b.redis)
 	redisCommandFigures(a, b, units, unit, out)
+	masterFigures(a, b, units, unit, out)
 	f("wabench", a.bench, b.bench)
 	if a.machine >= 0 && b.machine >= 0 {
 		busy := (b.machine - a.machine) / el
@@ -218,4 +278,34 @@ func (p *profiler) fetch(name string, secs int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// masterFigures are, on a Redis Cluster, each master's CPU per unit and
+// share of the commands' time, and how far the busiest and the idlest
+// master are from an even share (the load's spread over the masters).
+func masterFigures(a, b cpuSample, units int64, unit string, out map[string]float64) {
+	if len(b.masters) == 0 || units <= 0 {
+		return
+	}
+	var total int64
+	usec := map[string]int64{}
+	for addr, m := range b.masters {
+		if p, ok := a.masters[addr]; ok {
+			usec[addr] = m.usec - p.usec
+			total += usec[addr]
+			out["Redis master "+addr+" CPU per "+unit+" (µs)"] = (m.cpu - p.cpu) / float64(units) * 1e6
+		}
+	}
+	if total <= 0 || len(usec) == 0 {
+		return
+	}
+	even := float64(total) / float64(len(usec))
+	lo, hi := 1e18, 0.0
+	for addr, u := range usec {
+		out["Redis master "+addr+" share of commands (%)"] = float64(u) / float64(total) * 100
+		lo, hi = min(lo, float64(u)), max(hi, float64(u))
+	}
+	out["Redis masters"] = float64(len(usec))
+	out["Redis masters' spread: busiest over an even share (%)"] = (hi/even - 1) * 100
+	out["Redis masters' spread: idlest under an even share (%)"] = (1 - lo/even) * 100
 }

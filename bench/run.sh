@@ -17,6 +17,13 @@
 # before and after.
 #
 #   bench/run.sh single-api "-numbers 16 -rate 1 -sim-webhooks=false" -scenario single -numbers 16
+#
+# On the local Redis Cluster (scripts/services cluster-up), with
+# CLUSTER_PORTS="7100 7101 7102" for the clean-up:
+#
+#   CL=redis+cluster://127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102
+#   bench/run.sh single-cluster "-numbers 96 -rate 1 -sim-webhooks=false -redis $CL -prefix benchc" \
+#     -scenario single -numbers 96 -no-ceilings -redis $CL
 set -euo pipefail
 name=$1
 gwflags=$2
@@ -45,6 +52,12 @@ stop_gateway() {
   fi
   redis-cli --scan --pattern 'bench:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
   redis-cli --scan --pattern 'asynq:*' | xargs -r -n 1000 redis-cli unlink >/dev/null
+  # A gateway on the local Redis Cluster (-redis redis+cluster://…, prefix
+  # benchc): each master's keys, one UNLINK each (they lie in many slots).
+  local p
+  for p in ${CLUSTER_PORTS:-}; do
+    redis-cli -p "$p" --scan --pattern 'benchc:*' 2>/dev/null | awk '{print "UNLINK " $0}' | redis-cli -p "$p" >/dev/null 2>&1 || true
+  done
   clickhouse-client -q "DROP DATABASE IF EXISTS wagate_bench"
   # The ports lie below Linux's ephemeral range (32768-60999), so that no
   # client socket (the simulator retrying a webhook to the stopped API, say)
