@@ -95,7 +95,7 @@ sentinel failover-timeout wagate 5000
 	}
 	waitInfo(replica.Addr, "master_link_status:up")
 	time.Sleep(200 * time.Millisecond) // the replica has it
-	primary.Stop() // kill -9
+	primary.Stop()                     // kill -9
 	deadline = time.Now().Add(30 * time.Second)
 	for i := 1; ; i++ {
 		if err := send(i); err == nil {
