@@ -16,6 +16,7 @@ import (
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis"
+	"github.com/wagate/wagate/store/redis/redistest"
 )
 
 // checkRate asserts what the simulator saw of one number: every 10-second
@@ -50,11 +51,22 @@ func checkRate(t *testing.T, name string, secs []int, rate float64) {
 	t.Logf("%s: %d seconds at %v/s: %v", name, len(secs), rate, secs)
 }
 
-func TestSendRatesHoldAt80And1000PerSecond(t *testing.T) {
+func TestSendRatesHoldAt80And1000PerSecond(t *testing.T) { sendRatesHold(t, newFleet) }
+
+// TestSendRatesHoldOnARedisCluster: the same rates with the dispatcher on
+// the test Redis Cluster.
+func TestSendRatesHoldOnARedisCluster(t *testing.T) {
+	sendRatesHold(t, func(t *testing.T, sc sim.Config, nums []number, tune func(*fileConfig)) *fleet {
+		cc := redistest.ClusterClient(t)
+		return newFleetOn(t, cc, redistest.ClusterURL(), redistest.ClusterPrefix(t, cc), sc, nums, tune)
+	})
+}
+
+func sendRatesHold(t *testing.T, fleetOf func(*testing.T, sim.Config, []number, func(*fileConfig)) *fleet) {
 	nums := sameShardNumbers(2, 16) // the second is not slowed by the first
 	fast, slow := nums[0], nums[1]
 	// At 200 ms a call, 1 000 mps needs 200 sends in flight.
-	f := newFleet(t, sim.Config{Latency: 200 * time.Millisecond}, nums, func(fc *fileConfig) {
+	f := fleetOf(t, sim.Config{Latency: 200 * time.Millisecond}, nums, func(fc *fileConfig) {
 		fc.Rates.PerNumber[fast.sender] = 1000
 		fc.Rates.PerNumber[slow.sender] = 80
 	})
