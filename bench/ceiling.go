@@ -208,7 +208,7 @@ var eventColumns = []string{
 	"channel", "provider", "provider_message_id", "message_type", "lane",
 	"attempt", "error_code", "error_title", "pricing_category", "billable",
 	"conversation_id", "staff_member_id", "provider_conversation_id",
-	"shard", "stream_id", "inserted_ms", "pricing_model", "pricing_type",
+	"shard", "stream_id", "inserted_ms", "pricing_model", "pricing_type", "campaign_id", "template_name",
 }
 
 // eventTableDDL is message_events' definition with another name.
@@ -218,7 +218,8 @@ const eventTableDDL = `CREATE TABLE IF NOT EXISTS %s.%s (
     channel String, provider String, provider_message_id String, message_type String, lane String,
     attempt UInt16, error_code Int32, error_title String, pricing_category String, billable UInt8,
     conversation_id String, staff_member_id String, provider_conversation_id String,
-    shard UInt16, stream_id String, inserted_ms UInt64, pricing_model String, pricing_type String
+    shard UInt16, stream_id String, inserted_ms UInt64, pricing_model String, pricing_type String,
+    campaign_id String, template_name String
 ) ENGINE = ReplacingMergeTree(inserted_ms) PARTITION BY event_date ORDER BY (tenant_id, message_id, status, attempt)`
 
 // lifeStatuses are the rows one delivered and read message leaves in
@@ -323,7 +324,7 @@ type eventBatch struct {
 	id, tenant, sender, recipient, status []string
 	channel, provider, pid, mtype, lane   []string
 	errTitle, pricing, conv, staff, pconv []string
-	stream, pmodel, ptype                 []string
+	stream, pmodel, ptype, camp, tmpl     []string
 	attempt, shard                        []uint16
 	errCode                               []int32
 	billable                              []uint8
@@ -336,7 +337,7 @@ func (r *eventBatch) fill(b uint64, rows int) {
 		sender: r.sender[:0], recipient: r.recipient[:0], status: r.status[:0], channel: r.channel[:0],
 		provider: r.provider[:0], pid: r.pid[:0], mtype: r.mtype[:0], lane: r.lane[:0], errTitle: r.errTitle[:0],
 		pricing: r.pricing[:0], conv: r.conv[:0], staff: r.staff[:0], pconv: r.pconv[:0], stream: r.stream[:0],
-		pmodel: r.pmodel[:0], ptype: r.ptype[:0],
+		pmodel: r.pmodel[:0], ptype: r.ptype[:0], camp: r.camp[:0], tmpl: r.tmpl[:0],
 		attempt: r.attempt[:0], shard: r.shard[:0], errCode: r.errCode[:0], billable: r.billable[:0]}
 	now := time.Now()
 	nowMS := uint64(now.UnixMilli())
@@ -376,6 +377,8 @@ func (r *eventBatch) fill(b uint64, rows int) {
 		}
 		r.pmodel = append(r.pmodel, pmodel)
 		r.ptype = append(r.ptype, ptype)
+		r.camp = append(r.camp, "")
+		r.tmpl = append(r.tmpl, "")
 		r.stream = append(r.stream, strconv.FormatUint(nowMS, 10)+"-"+strconv.Itoa(i))
 		r.attempt = append(r.attempt, 1)
 		r.shard = append(r.shard, uint16(m%16))
@@ -395,7 +398,7 @@ func (r *eventBatch) insert(ctx context.Context, conn driver.Conn, insert string
 	}
 	cols := []any{r.date, r.at, r.ms, r.id, r.tenant, r.sender, r.recipient, r.status, r.channel, r.provider, r.pid,
 		r.mtype, r.lane, r.attempt, r.errCode, r.errTitle, r.pricing, r.billable, r.conv, r.staff, r.pconv,
-		r.shard, r.stream, r.ins, r.pmodel, r.ptype}
+		r.shard, r.stream, r.ins, r.pmodel, r.ptype, r.camp, r.tmpl}
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {
 			b.Abort()

@@ -39,6 +39,11 @@ type Event struct {
 	PricingModel           string
 	PricingType            string
 	ProviderConversationID string
+	// Campaign and TemplateName are the bulk campaign the message is of
+	// and the template it is, for delivery analytics by campaign and
+	// template ("" when none).
+	Campaign     string
+	TemplateName string
 	// ConversationID and StaffMemberID are the caller's references from
 	// the send request.
 	ConversationID string

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/clickhouse"
 )
@@ -89,6 +90,57 @@ func TestPricingObjectFromTheWebhookToClickHouse(t *testing.T) {
 		}
 		if got["queued"] != [3]string{} {
 			t.Errorf("%s: the queued row has pricing %v before any provider priced it", s.name, got["queued"])
+		}
+	}
+}
+
+// TestCampaignAndTemplateInClickHouse: every event row of a template sent
+// alone and of a campaign's batch carries its template's name and its
+// campaign, for delivery analytics by campaign and template.
+func TestCampaignAndTemplateInClickHouse(t *testing.T) {
+	tg := startTestGateway(t, sim.Delays{Sent: 50 * time.Millisecond, Delivered: 100 * time.Millisecond, Read: 150 * time.Millisecond})
+	params := `"parameters":{"guest_name":"Ana","event_name":"Jazz Night","event_date":"Friday","venue":"the Terrace"}`
+	code, v := tg.call("POST", "/api/v1/whatsapp/templates/send", `{"guest_phone":"+14155550501","template_name":"event_invitation","language":"en",`+params+`}`)
+	if code != 202 {
+		t.Fatalf("template: %d %v", code, v)
+	}
+	single := v["message_id"].(string)
+	code, v = tg.call("POST", "/api/v1/whatsapp/messages/batch-send", `{"template_name":"event_invitation","language":"en","campaign_id":"spring-jazz","messages":[{"phone":"+14155550502",`+params+`}]}`)
+	if code != 202 {
+		t.Fatalf("batch: %d %v", code, v)
+	}
+	var batched string
+	deadline := time.Now().Add(10 * time.Second)
+	for batched == "" && time.Now().Before(deadline) {
+		_, l := tg.call("GET", "/api/v1/whatsapp/batches/"+v["batch_id"].(string)+"/messages", "")
+		if ms, _ := l["messages"].([]any); len(ms) == 1 {
+			batched, _ = ms[0].(map[string]any)["message_id"].(string)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx := context.Background()
+	cfg := tg.g.chConfig()
+	conn, err := clickhouse.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, c := range []struct{ id, campaign string }{{single, ""}, {batched, "spring-jazz"}} {
+		var evs []message.Event
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if evs, err = clickhouse.Events(ctx, conn, cfg.Database, c.id); err == nil && len(evs) >= 5 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if len(evs) < 5 {
+			t.Fatalf("%s: %d events in ClickHouse", c.id, len(evs))
+		}
+		for _, e := range evs {
+			if e.TemplateName != "event_invitation" || e.Campaign != c.campaign {
+				t.Fatalf("%s's %s row: template %q campaign %q, want event_invitation and %q", c.id, e.Status, e.TemplateName, e.Campaign, c.campaign)
+			}
 		}
 	}
 }

@@ -101,7 +101,7 @@ func BenchmarkEventAppendPerRow(b *testing.B) {
 				string(ev.Status), ev.Channel, ev.Provider, ev.ProviderMessageID, string(ev.Type), string(ev.Lane),
 				uint16(ev.Attempt), int32(ev.ErrorCode), ev.ErrorTitle, ev.PricingCategory, billable,
 				ev.ConversationID, ev.StaffMemberID, ev.ProviderConversationID, uint16(ev.Shard), ev.StreamID, uint64(1),
-				ev.PricingModel, ev.PricingType); err != nil {
+				ev.PricingModel, ev.PricingType, ev.Campaign, ev.TemplateName); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -60,6 +60,8 @@ type addedColumn struct{ table, name, typ string }
 var addedColumns = [...]addedColumn{
 	{EventsTable, "pricing_model", "String"},
 	{EventsTable, "pricing_type", "String"},
+	{EventsTable, "campaign_id", "String"},
+	{EventsTable, "template_name", "String"},
 }
 
 // addColumn adds c to its table unless it is there already. Two instances

@@ -189,8 +189,10 @@ func TestMigrateAddsColumnsToAnOlderTable(t *testing.T) {
 	// The older release's table: everything up to inserted_ms.
 	q("DROP TABLE {db}.message_status_minute_mv")
 	q("DROP TABLE {db}.message_events")
-	old := strings.Replace(schemaSQL[strings.Index(schemaSQL, "CREATE TABLE IF NOT EXISTS {db}.message_events"):],
-		"inserted_ms         UInt64,\n    pricing_model       String,\n    pricing_type        String\n", "inserted_ms         UInt64\n", 1)
+	old := schemaSQL[strings.Index(schemaSQL, "CREATE TABLE IF NOT EXISTS {db}.message_events"):]
+	// Everything after inserted_ms came later.
+	cut := strings.Index(old, "inserted_ms         UInt64,") + len("inserted_ms         UInt64")
+	old = old[:cut] + "\n" + old[strings.Index(old, "\n)"):]
 	q(old[:strings.Index(old, ";")])
 	q("INSERT INTO {db}.message_events (event_date, event_time, event_ms, message_id, tenant_id, status, pricing_category) " +
 		"SELECT toDate(1765000000), toDateTime(1765000000), 1765000000000, 'msg_old', 'old-tenant', 'delivered', 'utility'")
@@ -200,12 +202,12 @@ func TestMigrateAddsColumnsToAnOlderTable(t *testing.T) {
 			t.Fatalf("Migrate over the older table: %v", err)
 		}
 	}
-	var model, typ, cat string
-	if err := conn.QueryRow(ctx, "SELECT pricing_model, pricing_type, pricing_category FROM "+quoteDB(db)+
-		".message_events WHERE message_id = 'msg_old'").Scan(&model, &typ, &cat); err != nil {
+	var model, typ, cat, campaign string
+	if err := conn.QueryRow(ctx, "SELECT pricing_model, pricing_type, pricing_category, campaign_id FROM "+quoteDB(db)+
+		".message_events WHERE message_id = 'msg_old'").Scan(&model, &typ, &cat, &campaign); err != nil {
 		t.Fatalf("the older row: %v", err)
 	}
-	if model != "" || typ != "" || cat != "utility" {
+	if model != "" || typ != "" || cat != "utility" || campaign != "" {
 		t.Errorf("older row after Migrate: model %q type %q category %q, want empty, empty, utility", model, typ, cat)
 	}
 	b, err := conn.PrepareBatch(ctx, insertEventsSQL(db))

@@ -33,7 +33,7 @@ var ErrTimeRange = errors.New("time range: from must be before to")
 const eventsSQL = `SELECT event_ms, message_id, tenant_id, sender, recipient, status,
     channel, provider, provider_message_id, message_type, lane, attempt,
     error_code, error_title, pricing_category, billable, conversation_id, staff_member_id,
-    provider_conversation_id, shard, stream_id, pricing_model, pricing_type
+    provider_conversation_id, shard, stream_id, pricing_model, pricing_type, campaign_id, template_name
 FROM %s.message_events FINAL
 WHERE message_id = ? AND event_date >= toDate(?)
 ORDER BY event_ms, attempt`
@@ -69,7 +69,8 @@ func Events(ctx context.Context, conn driver.Conn, db, messageID string) ([]mess
 		if err := rows.Scan(&ms, &ev.MessageID, &ev.TenantID, &ev.Sender, &ev.Recipient, &status,
 			&ev.Channel, &ev.Provider, &ev.ProviderMessageID, &typ, &lane, &attempt,
 			&errorCode, &ev.ErrorTitle, &ev.PricingCategory, &billable, &ev.ConversationID, &ev.StaffMemberID,
-			&ev.ProviderConversationID, &shard, &ev.StreamID, &ev.PricingModel, &ev.PricingType); err != nil {
+			&ev.ProviderConversationID, &shard, &ev.StreamID, &ev.PricingModel, &ev.PricingType,
+			&ev.Campaign, &ev.TemplateName); err != nil {
 			return nil, fmt.Errorf("events of %s: scan: %w", messageID, err)
 		}
 		ev.AtMS = int64(ms)

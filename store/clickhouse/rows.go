@@ -20,6 +20,7 @@ var eventColumns = [...]string{
 	"attempt", "error_code", "error_title", "pricing_category", "billable",
 	"conversation_id", "staff_member_id", "provider_conversation_id",
 	"shard", "stream_id", "inserted_ms", "pricing_model", "pricing_type",
+	"campaign_id", "template_name",
 }
 
 // insertEventsSQL is the loader's INSERT, with the explicit column list that
@@ -40,7 +41,7 @@ type eventRows struct {
 	channel, provider, providerMessageID, msgType   []string
 	lane, errorTitle, pricingCategory, conversation []string
 	staffMember, providerConversation, streamID     []string
-	pricingModel, pricingType                       []string
+	pricingModel, pricingType, campaign, template   []string
 	attempt, shard                                  []uint16
 	errorCode                                       []int32
 	billable                                        []uint8
@@ -56,7 +57,7 @@ func (r *eventRows) reset() {
 		&r.messageID, &r.tenantID, &r.sender, &r.recipient, &r.status,
 		&r.channel, &r.provider, &r.providerMessageID, &r.msgType,
 		&r.lane, &r.errorTitle, &r.pricingCategory, &r.conversation, &r.streamID,
-		&r.staffMember, &r.providerConversation, &r.pricingModel, &r.pricingType,
+		&r.staffMember, &r.providerConversation, &r.pricingModel, &r.pricingType, &r.campaign, &r.template,
 	} {
 		clear(*s)
 		*s = (*s)[:0]
@@ -100,6 +101,8 @@ func (r *eventRows) add(ev *message.Event, insertedMS int64) {
 	r.providerConversation = append(r.providerConversation, ev.ProviderConversationID)
 	r.pricingModel = append(r.pricingModel, ev.PricingModel)
 	r.pricingType = append(r.pricingType, ev.PricingType)
+	r.campaign = append(r.campaign, ev.Campaign)
+	r.template = append(r.template, ev.TemplateName)
 	r.shard = append(r.shard, uint16(min(max(ev.Shard, 0), math.MaxUint16)))
 	r.streamID = append(r.streamID, ev.StreamID)
 	r.insertedMS = append(r.insertedMS, uint64(max(insertedMS, 0)))
@@ -114,7 +117,7 @@ func (r *eventRows) appendTo(b driver.Batch) error {
 		r.channel, r.provider, r.providerMessageID, r.msgType, r.lane,
 		r.attempt, r.errorCode, r.errorTitle, r.pricingCategory, r.billable,
 		r.conversation, r.staffMember, r.providerConversation, r.shard, r.streamID, r.insertedMS,
-		r.pricingModel, r.pricingType,
+		r.pricingModel, r.pricingType, r.campaign, r.template,
 	}
 	for i, c := range cols {
 		if err := b.Column(i).Append(c); err != nil {

@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS {db}.message_events
     stream_id           String,
     inserted_ms         UInt64,
     pricing_model       String,
-    pricing_type        String
+    pricing_type        String,
+    campaign_id         String,
+    template_name       String
 )
 ENGINE = ReplacingMergeTree(inserted_ms)
 PARTITION BY event_date

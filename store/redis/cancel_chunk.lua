@@ -32,7 +32,7 @@ for i = 8, #ARGV, 3 do
     if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
     redis.call('HSET', msg, unpack(st))
     redis.call('EXPIRE', msg, ttl)
-    local m8 = {tenant, sender, recipient, ty, 'bulk', '', '', '0'}
+    local m8 = {tenant, sender, recipient, ty, 'bulk', '', '', '0', campaign, ''}
     emit_with(KEYS[1], id, m8, 'queued', qa, {'ch', 'whatsapp'})
     emit_with(KEYS[1], id, m8, 'canceled', now, {'ec', '', 'et', why, 'ch', 'whatsapp'})
     redis.call('HINCRBY', tq, tenant, -1)

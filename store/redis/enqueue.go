@@ -121,7 +121,7 @@ type enqueueJob struct {
 // enqFields is how many arguments one message takes (enqueue.lua's
 // ENQ_FIELDS); enqAnswer how many values it is answered with.
 const (
-	enqFields = 23
+	enqFields = 24
 	enqAnswer = 4
 )
 
@@ -237,7 +237,7 @@ func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
 		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
 		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
-		idem, fp, &j.file, &j.evPre, &j.evPost)
+		idem, fp, &j.file, &j.evPre, &j.evPost, a.Template)
 
 }
 

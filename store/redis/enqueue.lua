@@ -34,12 +34,13 @@
 --   +20 the file entry, packed (filecodec.go) up to its conversation
 --   +21, +22 the "queued" event, packed (eventcodec.go), before and after
 --       its conversation id
+--   +23 the template's name ('' for other messages), for analytics
 --
 -- A queued message's state gets its TTL when the dispatcher first takes
 -- it (begin.lua): it waits as long as it must, and writing the TTL here
 -- would cost every send a command.
 --
-local ENQ_FIELDS = 23
+local ENQ_FIELDS = 24
 local statettl, idemttl = ARGV[1], ARGV[2]
 local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
@@ -116,6 +117,7 @@ for b = 5, #ARGV, ENQ_FIELDS do
     if fbtext ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = fbtext end
     if ARGV[base + 15] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = ARGV[base + 15] end
     if status == 'scheduled' then st[#st + 1] = 'due'; st[#st + 1] = ARGV[base + 12] end
+    if ARGV[base + 22] ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = ARGV[base + 22] end
     local msg = prefix .. 'msg:' .. id
     redis.call('HSET', msg, unpack(st))
     if status == 'scheduled' then

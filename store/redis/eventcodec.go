@@ -7,21 +7,24 @@ import (
 )
 
 // A packed event is one stream field "e": the version '1', then the
-// event's first packedSlots values, each "<length>:<bytes>", in eventSlots'
-// order (the pricing model and type, which a queued event never has, are
-// not written). The
-// accept path writes its "queued" events packed, laid out by Go around the
+// event's packedSlots values, each "<length>:<bytes>", in eventSlots' order
+// (an older wagate wrote the first 19: no pricing model and type, campaign,
+// template). The accept path writes its "queued" events packed, laid out by Go around the
 // conversation id the function decides: one short XADD instead of two dozen
 // arguments. Other events are still written as fields (lib.lua's
 // emit_with); decodeEvent reads both.
 const packedVersion = '1'
 
-// packedSlots is how many of eventSlots a packed event holds.
-const packedSlots = 19
+// packedSlots is how many of eventSlots a packed event holds: all of them,
+// or the first 19 in one an older wagate wrote.
+const (
+	packedSlots    = len(eventSlots)
+	packedSlotsOld = 19
+)
 
 // eventSlots is the order of a packed event's values.
 var eventSlots = [...]string{"m", "t", "f", "r", "s", "ts", "ty", "l", "c", "sm", "a",
-	"ch", "p", "pid", "ec", "et", "pc", "b", "pcv", "pm", "pt"}
+	"ch", "p", "pid", "ec", "et", "pc", "b", "pcv", "pm", "pt", "cp", "tn"}
 
 // appendPacked appends one value of a packed event.
 func appendPacked(dst []byte, v string) []byte {
@@ -49,14 +52,19 @@ func appendQueuedEvent(pre, post []byte, id string, a *EnqueueArgs, lane message
 	post = appendPacked(post, a.StaffMemberID)
 	post = appendPacked(post, "0")
 	post = appendPacked(post, "whatsapp")
-	for range 7 {
+	for range 9 { // p pid ec et pc b pcv pm pt: none before a provider
 		post = append(post, "0:"...)
 	}
+	post = appendPacked(post, a.Campaign)
+	post = appendPacked(post, a.Template)
 	return pre, post
 }
 
 // decodePacked reads a packed event's values into v; false when it is
 // not one this code wrote.
 func decodePacked(s string, v *[len(eventSlots)]string) bool {
-	return len(s) > 0 && s[0] == packedVersion && unpack(s[1:], v[:packedSlots])
+	if len(s) == 0 || s[0] != packedVersion {
+		return false
+	}
+	return unpack(s[1:], v[:packedSlots]) || unpack(s[1:], v[:packedSlotsOld])
 }

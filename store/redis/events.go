@@ -405,7 +405,7 @@ func decodeEvent(shard int, m goredis.XMessage) message.Event {
 		}
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(v[i], 10, 64); return n }
-	// v holds eventSlots' values: m t f r s ts ty l c sm a ch p pid ec et pc b pcv pm pt.
+	// v holds eventSlots' values: m t f r s ts ty l c sm a ch p pid ec et pc b pcv pm pt cp tn.
 	return message.Event{
 		Shard: shard, StreamID: m.ID,
 		MessageID: v[0], TenantID: v[1], Sender: v[2], Recipient: v[3],
@@ -413,7 +413,7 @@ func decodeEvent(shard int, m goredis.XMessage) message.Event {
 		ConversationID: v[8], StaffMemberID: v[9], Attempt: int(num(10)), Channel: v[11],
 		Provider: v[12], ProviderMessageID: v[13], ErrorCode: int(num(14)), ErrorTitle: v[15],
 		PricingCategory: v[16], Billable: v[17] == "1", ProviderConversationID: v[18],
-		PricingModel: v[19], PricingType: v[20],
+		PricingModel: v[19], PricingType: v[20], Campaign: v[21], TemplateName: v[22],
 	}
 }
 

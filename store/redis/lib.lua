@@ -20,15 +20,17 @@ end
 
 -- EVENT_FIELDS are the message's hash fields an event carries, in the
 -- order emit_with takes them.
-local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a'}
+local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'cp', 'tn'}
 
 -- emit_with appends one event of message id to the events stream: m holds
 -- the message's EVENT_FIELDS (tenant, sender, recipient, type, lane,
--- conversation, staff member, attempt), then status, time and extra
--- field/value pairs (provider, error…).
+-- conversation, staff member, attempt, campaign, template name), then
+-- status, time and extra field/value pairs (provider, error…).
 local function emit_with(events, id, m, status, at, extra)
   local args = {'m', id, 't', m[1], 'f', m[2], 'r', m[3], 's', status,
     'ts', at, 'ty', m[4], 'l', m[5], 'c', m[6] or '', 'sm', m[7] or '', 'a', m[8] or '0'}
+  if m[9] and m[9] ~= '' then args[#args + 1] = 'cp'; args[#args + 1] = m[9] end
+  if m[10] and m[10] ~= '' then args[#args + 1] = 'tn'; args[#args + 1] = m[10] end
   for i = 1, #extra do
     args[#args + 1] = extra[i]
   end
@@ -78,7 +80,7 @@ end
 -- tenant's count in tq. Returns moved (0/1), first (0/1) and the previous
 -- status, or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl)
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'sg')
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'sg', 'cp', 'tn')
   if not cur[1] then
     return nil
   end
@@ -130,7 +132,7 @@ local function record(msgkey, events, tq, new, at, f, ttl)
   if (f.pcv or '') ~= '' then redis.call('HSET', msgkey, 'pcv', f.pcv) end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
-    emit_with(events, message_id(msgkey), {cur[5], cur[6], cur[7], cur[8], cur[9], cur[10], cur[11], cur[12]},
+    emit_with(events, message_id(msgkey), {cur[5], cur[6], cur[7], cur[8], cur[9], cur[10], cur[11], cur[12], cur[14], cur[15]},
       new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',
       'et', f.et or '', 'ch', f.ch or '', 'pc', f.pc or '', 'b', f.b or '', 'pcv', f.pcv or '',
       'pm', f.pm or '', 'pt', f.pt or ''})
@@ -361,6 +363,10 @@ end
 local function materialize(msgkey, events, tq, a)
   local prefix, tenant, sender, guest, ty = a[6], a[7], a[8], a[9], a[10]
   local now, qa, campaign = a[1], a[13], a[12]
+  -- A template's name, for analytics by template: Go lays a template out
+  -- with its name first (message.Template.BuildSend).
+  local tn = ''
+  if ty == 'template' then tn = string.match(a[11], '^{"name":"([^"\\]*)"') or '' end
   local g = guest_key(prefix, sender, guest)
   local gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
   local id = message_id(msgkey)
@@ -375,9 +381,10 @@ local function materialize(msgkey, events, tq, a)
     local st = {'st', 'failed', 't', tenant, 'f', sender, 'r', guest, 'ty', ty, 'b', a[11], 'l', 'bulk',
       'qa', qa, 'fa', now, 'ec', ec, 'et', et}
     if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
+    if tn ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = tn end
     redis.call('HSET', msgkey, unpack(st))
     redis.call('EXPIRE', msgkey, a[5])
-    local m8 = {tenant, sender, guest, ty, 'bulk', '', '', '0'}
+    local m8 = {tenant, sender, guest, ty, 'bulk', '', '', '0', campaign, tn}
     emit_with(events, id, m8, 'queued', qa, {'ch', 'whatsapp'})
     emit_with(events, id, m8, 'failed', now, {'ch', 'whatsapp', 'ec', ec, 'et', et})
     redis.call('HINCRBY', tq, tenant, -1)
@@ -391,11 +398,12 @@ local function materialize(msgkey, events, tq, a)
   if a[15] ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = a[15] end
   if a[16] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = a[16] end
   if a[17] ~= '0' then st[#st + 1] = 'ma'; st[#st + 1] = a[17] end
+  if tn ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = tn end
   redis.call('HSET', msgkey, unpack(st))
   file_add(prefix, a[21], conv, created)
-  emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0'}, 'queued', qa, {'ch', 'whatsapp'})
+  emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0', campaign, tn}, 'queued', qa, {'ch', 'whatsapp'})
   local function given(v, none) if v ~= none then return v end return nil end
-  -- st t f r ty b l c sm qa tc ab ft fas x ma rd
+  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn
   return {'queued', tenant, sender, guest, ty, a[11], 'bulk', conv, nil, qa, nil, nil,
-    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil}
+    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil, given(campaign, ''), given(tn, '')}
 end
