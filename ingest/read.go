@@ -136,6 +136,26 @@ func (s *Server) handleMessageRead(ctx *fasthttp.RequestCtx, p Principal, ps par
 		writeError(ctx, unavailable("marked read"))
 		return
 	}
+	if p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent {
+		// An agent marks read only in the conversations they see: the
+		// guest's current one with the number.
+		g, err := s.store.Guest(rctx, o.Sender, o.Guest)
+		var c *redis.Conversation
+		if err == nil && g.Conversation != "" {
+			c, err = s.store.FindConversation(rctx, p.Tenant.ID, []string{o.Sender}, g.Conversation)
+		}
+		switch {
+		case err != nil && !errors.Is(err, redis.ErrConversationNotFound):
+			s.log.Warn("conversation of a guest's message", "err", err)
+			writeError(ctx, unavailable("marked read"))
+			return
+		case c == nil || !p.sees(c):
+			writeError(ctx, &apiError{Code: message.CodeMessageNotFound,
+				Message: "No guest's message with this id reached your numbers in the last 8 days",
+				Details: map[string]any{"message_id": ps[0]}})
+			return
+		}
+	}
 	s.markRead(ctx, rctx, o.Sender, o.Guest, ps[0], r.TypingIndicator)
 }
 
