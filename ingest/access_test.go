@@ -341,6 +341,7 @@ func accessCalls(h *accessHarness, d *hotelData) map[string]accessCall {
 		"POST messages/send-interactive":            {"POST", interactivePath, `{"guest_phone":"` + seedGuest + `","interactive_type":"buttons","content":{"text":"Late checkout?","buttons":[{"id":"yes","title":"Yes"}]}}`, nil},
 		"GET messages/{id}/status":                  {"GET", api + "messages/" + d.msgID + "/status", "", nil},
 		"POST messages/{id}/read":                   {"POST", api + "messages/" + d.inboundID + "/read", `{"typing_indicator":true}`, nil},
+		"POST messages/read":                        {"POST", api + "messages/read", `{"message_id":"` + d.inboundID + `"}`, nil},
 		"GET batches/{id}":                          {"GET", api + "batches/" + d.batchID, "", nil},
 		"POST batches/{id}/cancel":                  {"POST", api + "batches/" + d.batchID + "/cancel", "", nil},
 		"GET batches/{id}/messages":                 {"GET", api + "batches/" + d.batchID + "/messages", "", nil},
@@ -620,6 +621,17 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 			want := []string{hotelMain + " " + d.inboundID + " false", seasideNum + " " + d.otherInboundID + " true"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("receipts %v, want %v", got, want)
+			}
+		}},
+		{"POST messages/read", func(t *testing.T) {
+			before := len(h.receipts.all())
+			for _, tok := range []string{otherToken, otherAdminToken} {
+				h.refused(t, 404, "MESSAGE_NOT_FOUND", "POST", api+"messages/read", tok, `{"message_id":"`+d.inboundID+`"}`)
+			}
+			h.refused(t, 400, "INVALID_REQUEST", "POST", api+"messages/read", staffToken, `{"typing_indicator":true}`)
+			h.ok(t, 200, "POST", api+"messages/read", staffToken, `{"message_id":"`+d.inboundID+`","typing_indicator":true}`)
+			if got := h.receipts.all()[before:]; !slices.Equal(got, []string{hotelMain + " " + d.inboundID + " true"}) {
+				t.Fatalf("receipts %v", got)
 			}
 		}},
 		{"GET messages/{id}/status", func(t *testing.T) {

@@ -94,8 +94,11 @@ func (s *Server) latestInbound(ctx context.Context, c *redis.Conversation) (stri
 	return "", nil
 }
 
-// readRequest is the optional body of POST messages/{id}/read.
+// readRequest is the optional body of POST messages/{id}/read, and the
+// body of POST messages/read (with the message's id).
 type readRequest struct {
+	// MessageID is the guest's message (POST messages/read only).
+	MessageID string `json:"message_id"`
 	// TypingIndicator also shows the guest that the business is typing.
 	TypingIndicator bool `json:"typing_indicator"`
 }
@@ -122,6 +125,33 @@ func (s *Server) handleMessageRead(ctx *fasthttp.RequestCtx, p Principal, ps par
 			return
 		}
 	}
+	if r.MessageID != "" && r.MessageID != ps[0] {
+		writeError(ctx, invalidRequest("message_id in the body is not the path's", map[string]any{"field": "message_id"}))
+		return
+	}
+	s.messageRead(ctx, p, ps[0], r.TypingIndicator)
+}
+
+// handleMessageReadBody serves POST /api/v1/whatsapp/messages/read with
+// {"message_id": …, "typing_indicator": …}, as Meta's own call takes it:
+// the form for a message id with a "/" in it (Meta's ids are base64).
+func (s *Server) handleMessageReadBody(ctx *fasthttp.RequestCtx, p Principal, _ params) {
+	var r readRequest
+	if e := decodeJSON(ctx.PostBody(), &r); e != nil {
+		writeError(ctx, e)
+		return
+	}
+	if r.MessageID == "" || len(r.MessageID) > 256 {
+		writeError(ctx, invalidRequest("message_id is required: the guest's message id, at most 256 characters", map[string]any{"field": "message_id"}))
+		return
+	}
+	s.messageRead(ctx, p, r.MessageID, r.TypingIndicator)
+}
+
+// messageRead marks the guest's message id read for p (see handleMessageRead).
+func (s *Server) messageRead(ctx *fasthttp.RequestCtx, p Principal, id string, typing bool) {
+	ps := params{id}
+	r := readRequest{TypingIndicator: typing}
 	rctx, cancel := context.WithTimeout(context.Background(), receiptTimeout)
 	defer cancel()
 	o, err := s.store.FindInbound(rctx, p.Tenant.Senders, ps[0])

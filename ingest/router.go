@@ -49,6 +49,7 @@ func apiEndpoints() []endpoint {
 		{method: "POST", pattern: "messages/send-media", route: routeMedia, json: true, h: (*Server).handleSendMedia},
 		{method: "POST", pattern: "messages/send-interactive", route: routeInteractive, json: true, h: (*Server).handleSendInteractive},
 		{method: "GET", pattern: "messages/{id}/status", route: routeStatus, h: (*Server).handleStatus},
+		{method: "POST", pattern: "messages/read", route: routeConversations, json: true, h: (*Server).handleMessageReadBody},
 		{method: "POST", pattern: "messages/{id}/read", route: routeConversations, json: true, h: (*Server).handleMessageRead},
 		{method: "GET", pattern: "batches/{id}", route: routeBatch, h: (*Server).handleBatchGet},
 		{method: "POST", pattern: "batches/{id}/cancel", route: routeBatch, h: (*Server).handleBatchCancel},
