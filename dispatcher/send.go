@@ -347,9 +347,10 @@ func (p *pump) portfolioHold(m *message.Message) (time.Time, string, bool) {
 		d.log.Warn("portfolio messaging limit", "portfolio", pf.ID, "err", err)
 		return now.Add(time.Second), "portfolio " + pf.ID + ": its messaging limit could not be checked", true
 	}
-	if a.Limit != redis.Unlimited || a.Counted > 0 {
-		d.m.portfolioCounted.WithLabelValues(pf.ID).Set(float64(a.Counted))
+	if a.InWindow {
+		return time.Time{}, "", false
 	}
+	d.m.portfolioCounted.WithLabelValues(pf.ID).Set(float64(a.Counted))
 	d.m.portfolioLimit.WithLabelValues(pf.ID).Set(float64(a.Limit))
 	if a.OK {
 		return time.Time{}, "", false

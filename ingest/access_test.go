@@ -270,12 +270,9 @@ func (h *accessHarness) makeHotelData(t *testing.T) *hotelData {
 
 	// A guest writes to every number; the hotel answers in the guest's
 	// conversation.
-	wrote := time.Now()
-	h.guestWrote(d.guest, wrote)
+	wrote := h.guestWrote(d.guest, time.Now())
 	h.guestWrote(d.optGuest, time.Now())
-	// guestWrote's message ids, as its provider gave them.
-	d.inboundID = "wamid.test-" + hotelMain + d.guest + wrote.Format(time.RFC3339Nano)
-	d.otherInboundID = "wamid.test-" + seasideNum + d.guest + wrote.Format(time.RFC3339Nano)
+	d.inboundID, d.otherInboundID = wrote[hotelMain], wrote[seasideNum]
 	v = h.ok(t, 202, "POST", sendPath, staffToken, sendText(d.guest, "We have your booking, Maria."))
 	d.convID = v["conversation_id"].(string)
 	v = h.ok(t, 202, "POST", sendPath, staffToken,

@@ -16,9 +16,10 @@ func (h *harness) openWindow(guest string) {
 }
 
 // guestWrote files a message from guest, sent at at, to every number of
-// the harness's tenants.
-func (h *harness) guestWrote(guest string, at time.Time) {
+// the harness's tenants, and returns each number's message id.
+func (h *harness) guestWrote(guest string, at time.Time) map[string]string {
 	h.t.Helper()
+	ids := map[string]string{}
 	for _, n := range []struct{ tenant, sender string }{
 		{"grand-plaza", "+15550001000"}, {"grand-plaza", "+15550001001"}, {"seaside", "+15550002000"},
 	} {
@@ -28,5 +29,7 @@ func (h *harness) guestWrote(guest string, at time.Time) {
 			Entry: redis.HistoryEntry{ID: wamid, AtMS: at.UnixMilli(), Type: "text", Preview: "Hello"}, NotifyKind: "inbound_message",
 		})
 		must(h.t, err)
+		ids[n.sender] = wamid
 	}
+	return ids
 }

@@ -30,16 +30,15 @@ const receiptTimeout = 10 * time.Second
 
 // receipts sends the receipts the inbox's reading implies, in the
 // background: a slow provider must not hold a staff member's click.
-// At most maxInFlight go at once; more are dropped (and counted), as a
+// At most cap(sem) go at once; more are dropped (and counted), as a
 // receipt is a courtesy the next read repeats.
 type receipts struct {
-	s           *Server
-	markers     map[string]ReadMarker
-	log         *slog.Logger
-	sem         chan struct{}
-	wg          sync.WaitGroup
-	dropped     func()
-	maxInFlight int
+	s       *Server
+	markers map[string]ReadMarker
+	log     *slog.Logger
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	dropped func()
 }
 
 func newReceipts(s *Server, markers map[string]ReadMarker, log *slog.Logger, dropped func()) *receipts {
@@ -150,43 +149,42 @@ func (s *Server) handleMessageReadBody(ctx *fasthttp.RequestCtx, p Principal, _ 
 
 // messageRead marks the guest's message id read for p (see handleMessageRead).
 func (s *Server) messageRead(ctx *fasthttp.RequestCtx, p Principal, id string, typing bool) {
-	ps := params{id}
-	r := readRequest{TypingIndicator: typing}
 	rctx, cancel := context.WithTimeout(context.Background(), receiptTimeout)
 	defer cancel()
-	o, err := s.store.FindInbound(rctx, p.Tenant.Senders, ps[0])
+	o, err := s.store.FindInbound(rctx, p.Tenant.Senders, id)
+	if err == nil && p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent {
+		err = s.agentSeesGuest(rctx, p, o)
+	}
 	switch {
-	case errors.Is(err, redis.ErrInboundUnknown) || (err == nil && o.TenantID != p.Tenant.ID):
+	case errors.Is(err, redis.ErrInboundUnknown) || errors.Is(err, redis.ErrConversationNotFound) ||
+		(err == nil && o.TenantID != p.Tenant.ID):
 		writeError(ctx, &apiError{Code: message.CodeMessageNotFound,
 			Message: "No guest's message with this id reached your numbers in the last 8 days",
-			Details: map[string]any{"message_id": ps[0]}})
-		return
+			Details: map[string]any{"message_id": id}})
 	case err != nil:
-		s.log.Warn("find inbound", "err", err)
+		s.log.Warn("guest's message", "err", err)
 		writeError(ctx, unavailable("marked read"))
-		return
+	default:
+		s.markRead(ctx, rctx, o.Sender, o.Guest, id, typing)
 	}
-	if p.Staff != nil && p.Staff.StaffRole == redis.StaffAgent {
-		// An agent marks read only in the conversations they see: the
-		// guest's current one with the number.
-		g, err := s.store.Guest(rctx, o.Sender, o.Guest)
-		var c *redis.Conversation
-		if err == nil && g.Conversation != "" {
-			c, err = s.store.FindConversation(rctx, p.Tenant.ID, []string{o.Sender}, g.Conversation)
-		}
-		switch {
-		case err != nil && !errors.Is(err, redis.ErrConversationNotFound):
-			s.log.Warn("conversation of a guest's message", "err", err)
-			writeError(ctx, unavailable("marked read"))
-			return
-		case c == nil || !p.sees(c):
-			writeError(ctx, &apiError{Code: message.CodeMessageNotFound,
-				Message: "No guest's message with this id reached your numbers in the last 8 days",
-				Details: map[string]any{"message_id": ps[0]}})
-			return
-		}
+}
+
+// agentSeesGuest is nil when agent p sees the guest's current
+// conversation with the number o names, else ErrConversationNotFound (or
+// Redis's error): an agent marks read only where they may read.
+func (s *Server) agentSeesGuest(ctx context.Context, p Principal, o redis.InboundOrigin) error {
+	g, err := s.store.Guest(ctx, o.Sender, o.Guest)
+	if err != nil {
+		return err
 	}
-	s.markRead(ctx, rctx, o.Sender, o.Guest, ps[0], r.TypingIndicator)
+	if g.Conversation == "" {
+		return redis.ErrConversationNotFound
+	}
+	c, err := s.store.FindConversation(ctx, p.Tenant.ID, []string{o.Sender}, g.Conversation)
+	if err == nil && !p.sees(c) {
+		err = redis.ErrConversationNotFound
+	}
+	return err
 }
 
 // handleTyping serves POST /conversations/{id}/typing: the guest's newest

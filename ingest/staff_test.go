@@ -518,9 +518,7 @@ func newInbox(t *testing.T, h *harness) *inboxFixture {
 	for name, body := range assign {
 		i++
 		guest := "+1415555020" + strconv.Itoa(i)
-		at := time.Now()
-		h.guestWrote(guest, at)
-		f.wamid[name] = "wamid.test-+15550001000" + guest + at.Format(time.RFC3339Nano) // guestWrote's id
+		f.wamid[name] = h.guestWrote(guest, time.Now())["+15550001000"]
 		c, v, _ := h.do("POST", sendPath, staffToken, sendText(guest, "Hello from the desk"))
 		if c != 202 {
 			t.Fatalf("send: %d %v", c, v)

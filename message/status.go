@@ -3,6 +3,8 @@
 // so that every other package can speak it.
 package message
 
+import "strings"
+
 // Status is where a message is in its life. The string form is what the API
 // shows, what Redis stores and what ClickHouse records.
 type Status string
@@ -69,3 +71,20 @@ func Terminal(s Status) bool {
 
 // Known reports whether s is one of the statuses above.
 func Known(s Status) bool { return Rank(s) >= 0 }
+
+// DeliveryStatus reads a provider's delivery status (sent, delivered,
+// read, failed, in any case) as wagate's; false for any other (accepted,
+// deleted…), which wagate does not record.
+func DeliveryStatus(s string) (Status, bool) {
+	switch strings.ToLower(s) {
+	case "sent":
+		return StatusSent, true
+	case "delivered":
+		return StatusDelivered, true
+	case "read":
+		return StatusRead, true
+	case "failed":
+		return StatusFailed, true
+	}
+	return "", false
+}

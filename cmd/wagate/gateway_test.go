@@ -63,13 +63,7 @@ func startTestGateway(t *testing.T, delays sim.Delays, opts ...func(*gatewayFlag
 // configuration (`wagate dev`'s) first, when not nil.
 func startTestGatewayWith(t *testing.T, delays sim.Delays, cfg func(*fileConfig), opts ...func(*gatewayFlags)) *testGateway {
 	t.Helper()
-	rdb := redistest.Client(t)
-	g := gatewayFlags{
-		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
-		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
-		httpAddr: freeAddr(t), roles: "api,dispatcher,inbound,loader",
-		media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey},
-	}
+	g := testFlags(t, "api,dispatcher,inbound,loader")
 	for _, o := range opts {
 		o(&g)
 	}
@@ -77,32 +71,56 @@ func startTestGatewayWith(t *testing.T, delays sim.Delays, cfg func(*fileConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.New(sim.Config{
+	s := startTestSim(t, sim.Config{
 		Addr: "127.0.0.1:0", AccessToken: devSimToken, AppSecret: devAppSecret,
 		WebhookURL:   "http://" + g.httpAddr + "/webhooks/meta",
 		Numbers:      []sim.Number{{PhoneNumberID: devPhoneID, DisplayPhoneNumber: devSender[1:], WABAID: devWABA}},
 		StatusDelays: delays,
 		Templates:    map[string][]message.Template{devWABA: catalogue},
-	}, prometheus.NewRegistry())
+	})
+	fc := devConfig(s.URL(), devNumbers(1), 80)
+	if cfg != nil {
+		cfg(fc)
+	}
+	return runTestGateway(t, g, s, fc)
+}
+
+// testFlags are a test gateway's flags: free ports, the test's own Redis
+// prefix and ClickHouse database, roles.
+func testFlags(t *testing.T, roles string) gatewayFlags {
+	t.Helper()
+	rdb := redistest.Client(t)
+	return gatewayFlags{
+		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
+		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
+		httpAddr: freeAddr(t), roles: roles,
+		media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey},
+	}
+}
+
+// startTestSim starts a simulator (shut down by the gateway's cleanup).
+func startTestSim(t *testing.T, cfg sim.Config) *sim.Server {
+	t.Helper()
+	s, err := sim.New(cfg, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	fc := devConfig(s.URL(), devNumbers(1), 80)
-	if cfg != nil {
-		cfg(fc)
-	}
+	return s
+}
+
+// runTestGateway starts the gateway of g and fc beside simulator s, with
+// the demo catalogue as the tenant's templates, and stops both (and drops
+// its ClickHouse database) when t ends.
+func runTestGateway(t *testing.T, g gatewayFlags, s *sim.Server, fc *fileConfig) *testGateway {
+	t.Helper()
 	gw, err := startGateway(&g, fc, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tg := &testGateway{t: t, gw: gw, sim: s, api: "http://" + gw.api.Addr(), g: g}
-	// The demo tenant's templates, as `wagate dev` gives them.
-	if err := gw.store.PutTemplates(context.Background(), devTenant, catalogue); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -110,12 +128,19 @@ func startTestGatewayWith(t *testing.T, delays sim.Delays, cfg func(*fileConfig)
 			t.Errorf("shutdown: %v", err)
 		}
 		s.Shutdown(ctx)
-		cfg := g.chConfig()
-		if conn, err := clickhouse.Open(ctx, cfg); err == nil {
+		if conn, err := clickhouse.Open(ctx, g.chConfig()); err == nil {
 			conn.Exec(ctx, "DROP DATABASE IF EXISTS "+g.chDatabase)
 			conn.Close()
 		}
 	})
+	// The demo tenant's templates, as `wagate dev` gives them.
+	catalogue, err := demoCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.store.PutTemplates(context.Background(), devTenant, catalogue); err != nil {
+		t.Fatal(err)
+	}
 	return tg
 }
 

@@ -4,22 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/provider/gallabox"
 	"github.com/wagate/wagate/provider/sim"
-	"github.com/wagate/wagate/store/redis/redistest"
 )
 
 // The numbers of the provider end-to-end test: one Gallabox sends for,
@@ -35,26 +28,14 @@ const (
 // played by a simulator that posts their status callbacks back.
 func startProviderGateway(t *testing.T) *testGateway {
 	t.Helper()
-	rdb := redistest.Client(t)
-	g := gatewayFlags{
-		instance: "it-" + t.Name(), redisURL: redistest.URL(), prefix: redistest.Prefix(t, rdb), shards: 4,
-		clickhouse: clickhouseAddr(), chDatabase: fmt.Sprintf("wagate_it_%x", rand.Uint32()), chUser: "default",
-		httpAddr: freeAddr(t), roles: "api,dispatcher,inbound",
-		media: mediaFlags{dir: t.TempDir(), signingKey: devMediaSigningKey},
-	}
-	s, err := sim.New(sim.Config{
+	g := testFlags(t, "api,dispatcher,inbound")
+	s := startTestSim(t, sim.Config{
 		Addr: "127.0.0.1:0", AccessToken: devSimToken, AppSecret: devAppSecret,
 		StatusDelays:          sim.Delays{Sent: 50 * time.Millisecond, Delivered: 150 * time.Millisecond, Read: 300 * time.Millisecond},
 		GallaboxWebhookURL:    "http://" + g.httpAddr + "/webhooks/gallabox",
 		GallaboxWebhookSecret: devGallaboxWebhookSecret,
 		ChatAppWebhookURL:     "http://" + g.httpAddr + "/webhooks/chatapp?token=" + devChatAppWebhookToken,
-	}, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	fc := &fileConfig{
 		Tenants: []tenantConfig{{ID: devTenant, Senders: []string{e2eGallaboxSender, e2eChatAppSender},
 			Tokens: []tokenConfig{{Token: devStaffToken, Role: ingest.RoleStaff}}}},
@@ -68,27 +49,7 @@ func startProviderGateway(t *testing.T) *testGateway {
 	if err := fc.validate(); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := startGateway(&g, fc, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := &testGateway{t: t, gw: gw, sim: s, api: "http://" + gw.api.Addr(), g: g}
-	catalogue, err := demoCatalogue()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.store.PutTemplates(context.Background(), devTenant, catalogue); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := gw.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		s.Shutdown(ctx)
-	})
-	return tg
+	return runTestGateway(t, g, s, fc)
 }
 
 // walkToRead polls a message's status until it is read and returns the

@@ -96,7 +96,7 @@ func ParseWebhook(body []byte, name string) ([]provider.StatusUpdate, error) {
 			bad++
 			continue
 		}
-		st, ok := statusOf(r.Status)
+		st, ok := message.DeliveryStatus(r.Status)
 		if !ok {
 			continue
 		}
@@ -111,22 +111,6 @@ func ParseWebhook(body []byte, name string) ([]provider.StatusUpdate, error) {
 		return nil, fmt.Errorf("%w: none of %d reports names a message and a status", ErrMalformed, bad)
 	}
 	return out, nil
-}
-
-// statusOf maps ChatApp's status to wagate's; false for one wagate does
-// not record.
-func statusOf(s string) (message.Status, bool) {
-	switch strings.ToLower(s) {
-	case "sent":
-		return message.StatusSent, true
-	case "delivered":
-		return message.StatusDelivered, true
-	case "read":
-		return message.StatusRead, true
-	case "failed":
-		return message.StatusFailed, true
-	}
-	return "", false
 }
 
 // failure is a failed report's error: the numeric code (Meta's, passed

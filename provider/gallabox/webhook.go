@@ -161,20 +161,13 @@ func ParseWebhook(body []byte, name string) ([]provider.StatusUpdate, error) {
 	return []provider.StatusUpdate{u}, nil
 }
 
-// statusOf maps Gallabox's status to wagate's; false for one wagate does
-// not record.
+// statusOf maps Gallabox's status to wagate's ("error" is its failure
+// too); false for one wagate does not record.
 func statusOf(s string) (message.Status, bool) {
-	switch strings.ToLower(s) {
-	case "sent":
-		return message.StatusSent, true
-	case "delivered":
-		return message.StatusDelivered, true
-	case "read":
-		return message.StatusRead, true
-	case "failed", "error":
+	if strings.EqualFold(s, "error") {
 		return message.StatusFailed, true
 	}
-	return "", false
+	return message.DeliveryStatus(s)
 }
 
 // timestampMS reads Unix seconds given as a string or a number (a value

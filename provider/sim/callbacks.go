@@ -190,18 +190,7 @@ func (s *Server) runAltScheduler() {
 			}
 		}
 		ready = ready[:0]
-		if next == maxTime {
-			timer.Reset(time.Hour)
-		} else if d := time.Duration(next - time.Now().UnixNano()); d > 0 {
-			timer.Reset(d)
-		} else {
-			continue
-		}
-		select {
-		case <-timer.C:
-		case <-h.wake:
-			timer.Stop()
-		case <-s.stop:
+		if !sleepUntil(timer, next, h.wake, s.stop) {
 			return
 		}
 	}

@@ -263,19 +263,7 @@ func (s *Server) runScheduler() {
 			}
 		}
 		ready = ready[:0]
-
-		if next == maxTime {
-			timer.Reset(time.Hour)
-		} else if d := time.Duration(next - time.Now().UnixNano()); d > 0 {
-			timer.Reset(d)
-		} else {
-			continue
-		}
-		select {
-		case <-timer.C:
-		case <-h.wake:
-			timer.Stop()
-		case <-s.stop:
+		if !sleepUntil(timer, next, h.wake, s.stop) {
 			return
 		}
 	}
@@ -539,4 +527,24 @@ func (s *Server) Inbound(phoneNumberID, from, name, text string) (string, error)
 	}
 	id, _, err := s.InboundMessage(phoneNumberID, from, name, InboundMessage{Type: "text", Text: text})
 	return id, err
+}
+
+// sleepUntil waits until next (Unix ns; maxTime: an hour at most), a wake
+// or stop, and reports false on stop. A next already past returns at once.
+func sleepUntil(timer *time.Timer, next int64, wake, stop <-chan struct{}) bool {
+	if next == maxTime {
+		timer.Reset(time.Hour)
+	} else if d := time.Duration(next - time.Now().UnixNano()); d > 0 {
+		timer.Reset(d)
+	} else {
+		return true
+	}
+	select {
+	case <-timer.C:
+	case <-wake:
+		timer.Stop()
+	case <-stop:
+		return false
+	}
+	return true
 }

@@ -238,11 +238,10 @@ func (b *batcher) exec(batch []pipeJob, f *flushScratch) {
 // WAIT on the same connection (one per master on a Cluster), and those
 // too few replicas confirmed are noted in f.
 func (b *batcher) pipeline(ctx context.Context, f *flushScratch, jobs []pipeJob, groups []*callGroup) {
-	if b.replicas > 0 && acknowledges(jobs, groups) {
-		if cc, ok := b.rdb.(*goredis.ClusterClient); ok {
-			b.pipelineWaitCluster(ctx, cc, f, jobs, groups)
-			return
-		}
+	wait := b.replicas > 0 && acknowledges(jobs, groups)
+	if cc, ok := b.rdb.(*goredis.ClusterClient); ok && wait {
+		b.pipelineWaitCluster(ctx, cc, f, jobs, groups)
+		return
 	}
 	p := b.rdb.Pipeline()
 	for _, j := range jobs {
@@ -251,13 +250,13 @@ func (b *batcher) pipeline(ctx context.Context, f *flushScratch, jobs []pipeJob,
 	for _, g := range groups {
 		g.queue(ctx, p)
 	}
-	var wait *goredis.Cmd
-	if b.replicas > 0 && acknowledges(jobs, groups) {
-		wait = p.Do(ctx, "wait", b.replicas, b.replicaTimeout.Milliseconds())
+	var waitCmd *goredis.Cmd
+	if wait {
+		waitCmd = p.Do(ctx, "wait", b.replicas, b.replicaTimeout.Milliseconds())
 	}
 	_, _ = p.Exec(ctx)
-	if wait != nil {
-		f.waited(jobs, groups, wait, b.replicas)
+	if waitCmd != nil {
+		f.waited(jobs, groups, waitCmd, b.replicas)
 	}
 }
 

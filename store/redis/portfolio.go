@@ -25,6 +25,9 @@ type Admission struct {
 	// OK: the send may go (the guest's window is open, the guest was
 	// counted already, or the portfolio is under its limit).
 	OK bool
+	// InWindow: the guest's window is open, the conversation is theirs:
+	// admitted without a look at the portfolio (Counted and Limit unknown).
+	InWindow bool
 	// Counted is how many unique guests the portfolio started in the last
 	// 24 hours, Limit its limit (Unlimited: none).
 	Counted, Limit int
@@ -47,7 +50,7 @@ func (s *Store) AdmitBusinessInitiated(ctx context.Context, portfolio, sender, g
 		return Admission{}, fmt.Errorf("admit %s: %w", portfolio, err)
 	}
 	if li > 0 && now-li < s.cfg.Window.Milliseconds() {
-		return Admission{OK: true, Limit: configured}, nil
+		return Admission{OK: true, InWindow: true}, nil
 	}
 	v, err := s.scripts.portfolio.Run(ctx, s.rdb, []string{s.keys.PortfolioUsers(portfolio), s.keys.PortfolioTier(portfolio)},
 		guest, now, configured, PortfolioWindow.Milliseconds()).Int64Slice()
