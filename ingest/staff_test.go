@@ -615,7 +615,10 @@ func TestAgentsSeeTheirOwnTheirDepartmentsAndUnassignedConversations(t *testing.
 			continue
 		}
 		if got := names(v); c != 200 || !slices.Equal(got, want) {
-			t.Errorf("%s: %d %v, want %v", q, c, got, want)
+			// What every conversation holds now, to tell a wrong filter
+			// from a wrong assignment.
+			_, all, _ := h.do("GET", convsPath+"?limit=100", staffToken, "")
+			t.Errorf("%s: %d %v, want %v; fixture %v; answer %v; all %v", q, c, got, want, f.conv, v, all)
 		}
 	}
 	// An agent who hands a conversation on gets the answer, then loses it.
