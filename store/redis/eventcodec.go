@@ -9,10 +9,10 @@ import (
 // A packed event is one stream field "e": the version '1', then the
 // event's packedSlots values, each "<length>:<bytes>", in eventSlots' order
 // (an older wagate wrote the first 19: no pricing model and type, campaign,
-// template). The accept path writes its "queued" events packed, laid out by Go around the
-// conversation id the function decides: one short XADD instead of two dozen
-// arguments. Other events are still written as fields (lib.lua's
-// emit_with); decodeEvent reads both.
+// template). Every event is written packed, one short XADD instead of two
+// dozen arguments: the accept path's "queued" ones laid out by Go around the
+// conversation id the function decides, the others by lib.lua's emit_with.
+// decodeEvent also reads the field-per-slot events of older wagates.
 const packedVersion = '1'
 
 // packedSlots is how many of eventSlots a packed event holds: all of them,

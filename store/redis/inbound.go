@@ -171,37 +171,53 @@ const (
 	AppliedUnknown
 )
 
-// ApplyStatuses records provider statuses forward only (transition.lua), in
-// one round trip, and returns what each did.
+// ApplyStatuses records provider statuses forward only (transition.lua):
+// each shard's in one call, all shards' in one round trip, each shard's in
+// the order given. It returns what each did.
 func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied, error) {
 	out := make([]Applied, len(sts))
 	if len(sts) == 0 {
 		return out, nil
 	}
-	cmds := make([]*goredis.Cmd, len(sts))
-	run := func(only func(i int) bool) {
+	// Each shard's statuses, by index into sts; ids not ours are unknown.
+	byShard := map[int][]int{}
+	var shards []int
+	for i := range sts {
+		shard, err := message.ShardOf(sts[i].MessageID)
+		if err != nil || shard >= s.cfg.Shards {
+			out[i] = AppliedUnknown
+			continue
+		}
+		if _, ok := byShard[shard]; !ok {
+			shards = append(shards, shard)
+		}
+		byShard[shard] = append(byShard[shard], i)
+	}
+	now := s.nowMS()
+	cmds := make([]*goredis.Cmd, len(shards))
+	run := func(only func(k int) bool) {
 		p := s.rdb.Pipeline()
-		for i := range sts {
-			if !only(i) {
+		for k, sh := range shards {
+			if !only(k) {
 				continue
 			}
-			shard, err := message.ShardOf(sts[i].MessageID)
-			if err != nil || shard >= s.cfg.Shards {
-				cmds[i] = nil
-				continue
+			idx := byShard[sh]
+			args := make([]any, 0, 3+transitionFields*len(idx))
+			args = append(args, s.keys.ShardPrefix(sh), s.stateTTL, now)
+			for _, i := range idx {
+				r := &sts[i].Result
+				args = append(args, sts[i].MessageID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID, r.code(),
+					r.ErrorTitle, r.channel(), r.PricingCategory, r.Billable, r.ConversationID, r.PricingModel, r.PricingType)
 			}
-			r := &sts[i].Result
-			cmds[i] = s.scripts.transition.FCall(ctx, p,
-				[]string{s.keys.Msg(shard, sts[i].MessageID), s.keys.Events(shard), s.keys.TenantQueued(shard), s.keys.FallbackChecks(shard)},
-				string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID, r.code(), r.ErrorTitle, r.channel(),
-				r.PricingCategory, r.Billable, r.ConversationID, s.stateTTL, s.nowMS(), r.PricingModel, r.PricingType)
+			cmds[k] = s.scripts.transition.FCall(ctx, p,
+				[]string{s.keys.Events(sh), s.keys.TenantQueued(sh), s.keys.FallbackChecks(sh)}, args...)
 		}
 		_, _ = p.Exec(ctx)
 	}
 	run(func(int) bool { return true })
-	noScript := func(i int) bool { return cmds[i] != nil && isNoScript(cmds[i].Err()) }
-	for i := range cmds {
-		if noScript(i) {
+	noScript := func(k int) bool { return isNoScript(cmds[k].Err()) }
+	for k := range shards {
+		if noScript(k) {
 			if err := s.scripts.load(ctx, s.rdb); err != nil {
 				return nil, err
 			}
@@ -209,25 +225,32 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 			break
 		}
 	}
-	for i, c := range cmds {
-		if c == nil {
-			out[i] = AppliedUnknown
-			continue
+	for k, sh := range shards {
+		v, err := cmds[k].Slice()
+		idx := byShard[sh]
+		if err != nil {
+			return nil, fmt.Errorf("apply statuses: %w", err)
 		}
-		v, err := c.Slice()
-		switch {
-		case errors.Is(err, goredis.Nil):
-			out[i] = AppliedUnknown
-		case err != nil:
-			return nil, fmt.Errorf("apply status: %w", err)
-		case len(v) == 3 && v[1] == int64(1):
-			out[i] = AppliedNew
-		default:
-			out[i] = AppliedDuplicate
+		if len(v) != 3*len(idx) {
+			return nil, fmt.Errorf("apply statuses: %d answers for %d statuses", len(v)/3, len(idx))
+		}
+		for j, i := range idx {
+			switch {
+			case v[3*j] == int64(-1):
+				out[i] = AppliedUnknown
+			case v[3*j+1] == int64(1):
+				out[i] = AppliedNew
+			default:
+				out[i] = AppliedDuplicate
+			}
 		}
 	}
 	return out, nil
 }
+
+// transitionFields is how many arguments each status takes in
+// transition.lua.
+const transitionFields = 13
 
 // Orphan is a parked status: Member is opaque to the store, DueMS is when
 // to look at it again.
