@@ -25,6 +25,12 @@ type ProcessorConfig struct {
 	BatchSize int
 	// Block is how long a read waits for new bodies (1 s).
 	Block time.Duration
+	// Linger is how long the processor waits after a read that brought
+	// only a few bodies (under BatchSize/8) before it reads again (5 ms;
+	// negative: never), so that under load one read takes many bodies
+	// and one call per shard applies all their statuses, instead of a
+	// call per webhook. A status is applied at most this much later.
+	Linger time.Duration
 	// ReclaimIdle is how long another consumer may sit on bodies before this
 	// one takes them over, taking it for dead (30 s).
 	ReclaimIdle time.Duration
@@ -70,6 +76,9 @@ func (c *ProcessorConfig) setDefaults() {
 	}
 	if c.Block == 0 {
 		c.Block = time.Second
+	}
+	if c.Linger == 0 {
+		c.Linger = 5 * time.Millisecond
 	}
 	if c.ReclaimIdle == 0 {
 		c.ReclaimIdle = 30 * time.Second
@@ -226,6 +235,9 @@ func (p *Processor) readLoop(part int) {
 		if failing {
 			p.log.Info("inbound processing works again", "partition", part)
 			failing = false
+		}
+		if n := len(entries); n > 0 && n < p.cfg.BatchSize/8 && p.cfg.Linger > 0 {
+			_ = ctxsleep.Sleep(ctx, p.cfg.Linger)
 		}
 	}
 }

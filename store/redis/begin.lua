@@ -44,7 +44,7 @@
 if fenced(KEYS[3], ARGV[2]) then
   return {'fenced'}
 end
-local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd', 'cp', 'tn'}
+local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd', 'cp', 'tn', 'ev'}
 local f = redis.call('HMGET', KEYS[1], unpack(BEGIN_FIELDS))
 if not f[1] and #ARGV >= 21 then
   f = materialize(KEYS[1], KEYS[2], KEYS[5], ARGV)
@@ -78,7 +78,8 @@ at = string.format('%d', at)
 redis.call('HSET', KEYS[1], 'st', 'sending', 'sg', at)
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
-emit_with(KEYS[2], message_id(KEYS[1]), {f[2], f[3], f[4], f[5], f[7], f[8], f[9], attempt, f[18], f[19]},
-  'sending', at, {'ch', 'whatsapp'})
+local ev = f[20]
+if not ev then ev = make_ev(f[2], f[3], f[4], f[5], f[7], f[8], f[9], f[18], f[19]) end
+emit_packed(KEYS[2], message_id(KEYS[1]), 'sending', at, attempt, EMPTY_PROVIDER_PART, ev)
 return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
   f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0', f[16] or '0'}

@@ -33,14 +33,16 @@ func FuzzDecodePackedEvent(f *testing.F) {
 	f.Add("1:2:3", "9999999999:", "\x00", "é")
 	f.Fuzz(func(t *testing.T, guest, conv, staff, tenant string) {
 		a := &EnqueueArgs{TenantID: tenant, Sender: "+15550001000", Recipient: guest, Type: message.TypeText, StaffMemberID: staff}
-		pre, post := appendQueuedEvent(nil, nil, "msg_1", a, message.LaneTx, message.StatusQueued, 1700000000123)
-		packed := string(pre) + string(appendPacked(nil, conv)) + string(post)
+		a.Campaign, a.Template = "spring", "welcome"
+		head, pre, post := appendQueuedEvent(nil, nil, nil, "msg_1", a, message.LaneTx, message.StatusQueued, 1700000000123)
+		packed := string(head) + string(pre) + string(appendPacked(nil, conv)) + string(post)
 		var v [len(eventSlots)]string
 		if !decodePacked(packed, &v) {
 			t.Fatalf("refused its own %q", packed)
 		}
 		if v[0] != "msg_1" || v[1] != tenant || v[3] != guest || v[4] != "queued" || v[5] != "1700000000123" ||
-			v[8] != conv || v[9] != staff || v[11] != "whatsapp" {
+			v[8] != conv || v[9] != staff || v[10] != "0" || v[11] != "whatsapp" || v[12] != "" || v[20] != "" ||
+			v[21] != "spring" || v[22] != "welcome" || v[6] != "text" || v[7] != "tx" {
 			t.Fatalf("decoded %q", v)
 		}
 		decodePacked(guest+conv+staff, &v) // anything else: no panic

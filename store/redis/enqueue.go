@@ -110,7 +110,7 @@ type enqueueJob struct {
 	// its caller gives up waiting), the history entry and the packed
 	// "queued" event around its conversation id are the job's own buffers,
 	// passed as pointers so that boxing them allocates nothing.
-	content, file, evPre, evPost bytesArg
+	content, file, evHead, evPre, evPost bytesArg
 	// entry is scratch for the history entry.
 	entry []byte
 	vals  []any
@@ -121,7 +121,7 @@ type enqueueJob struct {
 // enqFields is how many arguments one message takes (enqueue.lua's
 // ENQ_FIELDS); enqAnswer how many values it is answered with.
 const (
-	enqFields = 24
+	enqFields = 25
 	enqAnswer = 4
 )
 
@@ -231,13 +231,13 @@ func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 	if due > 0 {
 		status = message.StatusScheduled
 	}
-	j.evPre.b, j.evPost.b = appendQueuedEvent(j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
+	j.evHead.b, j.evPre.b, j.evPost.b = appendQueuedEvent(j.evHead.b[:0], j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
 	c := &s.args
 	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
 		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
 		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
 		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
-		idem, fp, &j.file, &j.evPre, &j.evPost, a.Template)
+		idem, fp, &j.file, &j.evHead, &j.evPre, &j.evPost, a.Template)
 
 }
 

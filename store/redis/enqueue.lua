@@ -32,15 +32,16 @@
 --   +18 idempotency key        wa:{sNN}:idem:<tenant>:<key>, or ''
 --   +19 request fingerprint
 --   +20 the file entry, packed (filecodec.go) up to its conversation
---   +21, +22 the "queued" event, packed (eventcodec.go), before and after
---       its conversation id
---   +23 the template's name ('' for other messages), for analytics
+--   +21 the "queued" event's head, packed (eventcodec.go, version 2)
+--   +22, +23 its static part (the state keeps it as "ev", for the
+--       message's later events) before and after its conversation id
+--   +24 the template's name ('' for other messages), for analytics
 --
 -- A queued message's state gets its TTL when the dispatcher first takes
 -- it (begin.lua): it waits as long as it must, and writing the TTL here
 -- would cost every send a command.
 --
-local ENQ_FIELDS = 24
+local ENQ_FIELDS = 25
 local statettl, idemttl = ARGV[1], ARGV[2]
 local window, convttl = tonumber(ARGV[3]), ARGV[4]
 local out = {}
@@ -117,7 +118,10 @@ for b = 5, #ARGV, ENQ_FIELDS do
     if fbtext ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = fbtext end
     if ARGV[base + 15] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = ARGV[base + 15] end
     if status == 'scheduled' then st[#st + 1] = 'due'; st[#st + 1] = ARGV[base + 12] end
-    if ARGV[base + 22] ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = ARGV[base + 22] end
+    if ARGV[base + 23] ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = ARGV[base + 23] end
+    local ev = ARGV[base + 21] .. #conv .. ':' .. conv .. ARGV[base + 22]
+    st[#st + 1] = 'ev'
+    st[#st + 1] = ev
     local msg = prefix .. 'msg:' .. id
     redis.call('HSET', msg, unpack(st))
     if status == 'scheduled' then
@@ -157,7 +161,7 @@ for b = 5, #ARGV, ENQ_FIELDS do
       end
     end
     file_add(prefix, ARGV[base + 19], conv, created)
-    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. #conv .. ':' .. conv .. ARGV[base + 21])
+    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. ev)
     answer('ok', id, conv, status)
   end
 end

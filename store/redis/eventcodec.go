@@ -6,14 +6,24 @@ import (
 	"github.com/wagate/wagate/message"
 )
 
-// A packed event is one stream field "e": the version '1', then the
-// event's packedSlots values, each "<length>:<bytes>", in eventSlots' order
-// (an older wagate wrote the first 19: no pricing model and type, campaign,
-// template). Every event is written packed, one short XADD instead of two
-// dozen arguments: the accept path's "queued" ones laid out by Go around the
-// conversation id the function decides, the others by lib.lua's emit_with.
-// decodeEvent also reads the field-per-slot events of older wagates.
-const packedVersion = '1'
+// A packed event is one stream field "e", in one of two layouts.
+//
+// Version '2' (written now): the values that change from event to event
+// first, then the message's static part as its state keeps it (field
+// "ev"), so that a function emits an event by concatenating a few strings
+// instead of packing two dozen values:
+//
+//	'2' m s ts a ch p pid ec et pc b pcv pm pt | t f r ty l c sm cp tn
+//
+// Version '1' (older wagates): eventSlots' order, the first 19 in one an
+// older still (no pricing model and type, campaign, template).
+//
+// Each value is "<length>:<bytes>". decodeEvent also reads the
+// field-per-slot events of older wagates.
+const (
+	packedVersion   = '1'
+	packedVersionV2 = '2'
+)
 
 // packedSlots is how many of eventSlots a packed event holds: all of them,
 // or the first 19 in one an older wagate wrote.
@@ -22,9 +32,17 @@ const (
 	packedSlotsOld = 19
 )
 
-// eventSlots is the order of a packed event's values.
+// eventSlots is the order of a version '1' event's values, and of what
+// decodePacked fills.
 var eventSlots = [...]string{"m", "t", "f", "r", "s", "ts", "ty", "l", "c", "sm", "a",
 	"ch", "p", "pid", "ec", "et", "pc", "b", "pcv", "pm", "pt", "cp", "tn"}
+
+// v2Slots maps a version '2' event's values, in order, to eventSlots.
+var v2Slots = [len(eventSlots)]int{0, 4, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 1, 2, 3, 6, 7, 8, 9, 21, 22}
+
+// emptyProviderPart is a packed event's ch (whatsapp) and nine empty
+// provider values: the part of an event before a provider has answered.
+const emptyProviderPart = "8:whatsapp0:0:0:0:0:0:0:0:0:"
 
 // appendPacked appends one value of a packed event.
 func appendPacked(dst []byte, v string) []byte {
@@ -34,37 +52,49 @@ func appendPacked(dst []byte, v string) []byte {
 }
 
 // appendQueuedEvent lays out the "queued" (or "scheduled") event of an
-// accepted message in two parts: the values before the conversation id and
-// those after it (the function puts "<length>:<id>" between).
-func appendQueuedEvent(pre, post []byte, id string, a *EnqueueArgs, lane message.Lane, status message.Status, now int64) ([]byte, []byte) {
-	pre = append(pre, packedVersion)
-	pre = appendPacked(pre, id)
+// accepted message in three parts: its head (version to the provider
+// values), and its static part (which the state keeps as "ev") before and
+// after the conversation id, which the function puts between as
+// "<length>:<id>".
+func appendQueuedEvent(head, pre, post []byte, id string, a *EnqueueArgs, lane message.Lane, status message.Status, now int64) ([]byte, []byte, []byte) {
+	head = append(head, packedVersionV2)
+	head = appendPacked(head, id)
+	head = appendPacked(head, string(status))
+	var t [20]byte
+	ts := strconv.AppendInt(t[:0], now, 10)
+	head = strconv.AppendInt(head, int64(len(ts)), 10)
+	head = append(append(head, ':'), ts...)
+	head = append(head, "1:0"...)
+	head = append(head, emptyProviderPart...)
 	pre = appendPacked(pre, a.TenantID)
 	pre = appendPacked(pre, a.Sender)
 	pre = appendPacked(pre, a.Recipient)
-	pre = appendPacked(pre, string(status))
-	var t [20]byte
-	ts := strconv.AppendInt(t[:0], now, 10)
-	pre = strconv.AppendInt(pre, int64(len(ts)), 10)
-	pre = append(append(pre, ':'), ts...)
 	pre = appendPacked(pre, string(a.Type))
 	pre = appendPacked(pre, string(lane))
 	post = appendPacked(post, a.StaffMemberID)
-	post = appendPacked(post, "0")
-	post = appendPacked(post, "whatsapp")
-	for range 9 { // p pid ec et pc b pcv pm pt: none before a provider
-		post = append(post, "0:"...)
-	}
 	post = appendPacked(post, a.Campaign)
 	post = appendPacked(post, a.Template)
-	return pre, post
+	return head, pre, post
 }
 
 // decodePacked reads a packed event's values into v; false when it is
 // not one this code wrote.
 func decodePacked(s string, v *[len(eventSlots)]string) bool {
-	if len(s) == 0 || s[0] != packedVersion {
+	if len(s) == 0 {
 		return false
 	}
-	return unpack(s[1:], v[:packedSlots]) || unpack(s[1:], v[:packedSlotsOld])
+	switch s[0] {
+	case packedVersionV2:
+		var w [len(eventSlots)]string
+		if !unpack(s[1:], w[:]) {
+			return false
+		}
+		for i, slot := range v2Slots {
+			v[slot] = w[i]
+		}
+		return true
+	case packedVersion:
+		return unpack(s[1:], v[:packedSlots]) || unpack(s[1:], v[:packedSlotsOld])
+	}
+	return false
 }

@@ -117,11 +117,20 @@ func (s *Store) AckInbound(ctx context.Context, entries []InboundEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	p := s.rdb.Pipeline()
+	// One XACK and one XDEL per partition, with all its ids.
+	byPart := map[int][]string{}
+	var parts []int
 	for _, e := range entries {
-		key := s.keys.Inbound(e.Part)
-		p.XAck(ctx, key, GroupInbound, e.ID)
-		p.XDel(ctx, key, e.ID)
+		if _, ok := byPart[e.Part]; !ok {
+			parts = append(parts, e.Part)
+		}
+		byPart[e.Part] = append(byPart[e.Part], e.ID)
+	}
+	p := s.rdb.Pipeline()
+	for _, part := range parts {
+		key := s.keys.Inbound(part)
+		p.XAck(ctx, key, GroupInbound, byPart[part]...)
+		p.XDel(ctx, key, byPart[part]...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("ack inbound: %w", err)
@@ -202,12 +211,14 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 				continue
 			}
 			idx := byShard[sh]
-			args := make([]any, 0, 3+transitionFields*len(idx))
+			args := make([]any, 0, 3+9*len(idx))
 			args = append(args, s.keys.ShardPrefix(sh), s.stateTTL, now)
 			for _, i := range idx {
 				r := &sts[i].Result
-				args = append(args, sts[i].MessageID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID, r.code(),
-					r.ErrorTitle, r.channel(), r.PricingCategory, r.Billable, r.ConversationID, r.PricingModel, r.PricingType)
+				args = append(args, sts[i].MessageID, string(r.Status), r.AtMS, string(appendProviderPart(nil, r)), 0)
+				n := len(args)
+				args = appendStatusFields(args, r)
+				args[n-1] = len(args) - n
 			}
 			cmds[k] = s.scripts.transition.FCall(ctx, p,
 				[]string{s.keys.Events(sh), s.keys.TenantQueued(sh), s.keys.FallbackChecks(sh)}, args...)
@@ -248,9 +259,42 @@ func (s *Store) ApplyStatuses(ctx context.Context, sts []StatusApply) ([]Applied
 	return out, nil
 }
 
-// transitionFields is how many arguments each status takes in
-// transition.lua.
-const transitionFields = 13
+// appendProviderPart packs r's channel and provider values as an event
+// carries them (ch p pid ec et pc b pcv pm pt: lib.lua's provider_part).
+func appendProviderPart(dst []byte, r *Result) []byte {
+	for _, v := range [...]string{r.channel(), r.Provider, r.ProviderMessageID, r.code(), r.ErrorTitle,
+		r.PricingCategory, r.Billable, r.ConversationID, r.PricingModel, r.PricingType} {
+		dst = appendPacked(dst, v)
+	}
+	return dst
+}
+
+// appendStatusFields appends the state's fields status r brings besides
+// its status, as field/value pairs: lib.lua's status_fields, which the
+// dispatcher's own statuses use (TestStatusFieldsAsLuaLaysThemOut).
+func appendStatusFields(dst []any, r *Result) []any {
+	if r.Status == message.StatusFallback {
+		dst = append(dst, "fbp", r.Provider, "fbid", r.ProviderMessageID, "fbch", r.channel())
+	} else {
+		if r.Provider != "" {
+			dst = append(dst, "p", r.Provider)
+		}
+		if r.ProviderMessageID != "" {
+			dst = append(dst, "pid", r.ProviderMessageID)
+		}
+	}
+	if r.PricingCategory != "" {
+		dst = append(dst, "pc", r.PricingCategory, "bl", r.Billable, "pm", r.PricingModel, "pt", r.PricingType)
+	}
+	if r.ConversationID != "" {
+		dst = append(dst, "pcv", r.ConversationID)
+	}
+	switch r.Status {
+	case message.StatusFailed, message.StatusExpired, message.StatusCanceled:
+		dst = append(dst, "ec", r.code(), "et", r.ErrorTitle)
+	}
+	return dst
+}
 
 // Orphan is a parked status: Member is opaque to the store, DueMS is when
 // to look at it again.

@@ -19,38 +19,59 @@ local function message_id(msgkey)
 end
 
 -- EVENT_FIELDS are the message's hash fields an event carries, in the
--- order emit_with takes them.
-local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'cp', 'tn'}
+-- order emit_with takes them: ev, its static part packed (kept by the
+-- accept path), is all a version 2 event needs of them; the rest serve a
+-- state written before there was ev.
+local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'cp', 'tn', 'ev'}
 
--- EXTRA_SLOT places an event's extra fields in a packed event (the
--- slots after the attempt, eventcodec.go's eventSlots).
-local EXTRA_SLOT = {ch = 1, p = 2, pid = 3, ec = 4, et = 5, pc = 6, b = 7, pcv = 8, pm = 9, pt = 10}
-
--- packed is one value of a packed event, "<length>:<bytes>"; a number is
--- written whole, never in exponent form.
+-- packed is one value of a packed event, "<length>:<bytes>" (eventcodec.go);
+-- a number is written whole, never in exponent form.
 local function packed(v)
   if not v then return '0:' end
   if type(v) == 'number' then v = string.format('%d', v) end
   return #v .. ':' .. v
 end
 
--- emit_with appends one event of message id to the events stream, packed
--- (one field "e", eventcodec.go: one short XADD instead of two dozen
--- arguments, and one value for the loader to split): m holds the
--- message's EVENT_FIELDS (tenant, sender, recipient, type, lane,
--- conversation, staff member, attempt, campaign, template name), then
+-- make_ev packs the static part of a message's events (eventcodec.go's
+-- version 2: tenant, sender, recipient, type, lane, conversation, staff
+-- member, campaign, template name), which its state keeps as "ev".
+local function make_ev(t, f, r, ty, l, c, sm, cp, tn)
+  return packed(t) .. packed(f) .. packed(r) .. packed(ty) .. packed(l) .. packed(c) .. packed(sm) ..
+    packed(cp) .. packed(tn)
+end
+
+-- provider_part packs an event's channel and provider values (ch p pid ec
+-- et pc b pcv pm pt) from f's fields of those names.
+local function provider_part(f)
+  return packed(f.ch) .. packed(f.p) .. packed(f.pid) .. packed(f.ec) .. packed(f.et) .. packed(f.pc) ..
+    packed(f.b) .. packed(f.pcv) .. packed(f.pm) .. packed(f.pt)
+end
+
+-- EMPTY_PROVIDER_PART is provider_part before a provider answered: the
+-- channel (whatsapp) and nine empty values (eventcodec.go's
+-- emptyProviderPart).
+local EMPTY_PROVIDER_PART = '8:whatsapp0:0:0:0:0:0:0:0:0:'
+
+-- emit_packed appends one event, packed (eventcodec.go, version 2): the
+-- message id, status, time and attempt, then x (provider_part) and ev
+-- (make_ev) as they are: one short XADD of a few concatenated strings.
+local function emit_packed(events, id, status, at, attempt, x, ev)
+  if not attempt or attempt == '' then attempt = '0' end
+  redis.call('XADD', events, '*', 'e', '2' .. packed(id) .. packed(status) .. packed(at) .. packed(attempt) .. x .. ev)
+end
+
+-- emit_with appends one event of message id to the events stream: m holds
+-- the message's EVENT_FIELDS (tenant, sender, recipient, type, lane,
+-- conversation, staff member, attempt, campaign, template name, ev), then
 -- status, time and extra field/value pairs (provider, error…).
 local function emit_with(events, id, m, status, at, extra)
+  local ev = m[11]
+  if not ev then ev = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10]) end
   local x = {}
   for i = 1, #extra, 2 do
-    x[EXTRA_SLOT[extra[i]]] = extra[i + 1]
+    x[extra[i]] = extra[i + 1]
   end
-  local a = m[8]
-  if not a or a == '' then a = '0' end
-  redis.call('XADD', events, '*', 'e', '1' .. packed(id) .. packed(m[1]) .. packed(m[2]) .. packed(m[3]) ..
-    packed(status) .. packed(at) .. packed(m[4]) .. packed(m[5]) .. packed(m[6]) .. packed(m[7]) .. packed(a) ..
-    packed(x[1]) .. packed(x[2]) .. packed(x[3]) .. packed(x[4]) .. packed(x[5]) .. packed(x[6]) ..
-    packed(x[7]) .. packed(x[8]) .. packed(x[9]) .. packed(x[10]) .. packed(m[9]) .. packed(m[10]))
+  emit_packed(events, id, status, at, m[8], provider_part(x), ev)
 end
 
 -- emit is emit_with for a message whose fields are read from its hash.
@@ -89,65 +110,18 @@ local function wake(wakekey, awake, sender)
   end
 end
 
--- record applies status new at time at to the message in msgkey, forward
--- only, and writes its event (the rules are in transition.lua). f holds the
--- provider's fields p, pid, ec, et, ch, pc, b, pcv, pm, pt. A message leaving the
--- open statuses (queued, scheduled, sending) for good is taken off its
--- tenant's count in tq. Returns moved (0/1), first (0/1) and the previous
--- status, or nil when the message is unknown.
-local function record(msgkey, events, tq, new, at, f, ttl)
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'sg', 'cp', 'tn')
-  if not cur[1] then
-    return nil
-  end
-  local r = RANK[new]
-  if r == nil then
-    return 0, 0, cur[1]
-  end
-  local moves = r > RANK[cur[1]]
-  local progress = new == 'sent' or new == 'delivered' or new == 'read' or new == 'fallback'
-  if not moves and not progress then
-    return 0, 0, cur[1]
-  end
-  at = tonumber(at) or 0
-  local function after(v)
-    local n = tonumber(v)
-    if n and n >= at then at = n + 1 end
-  end
-  after(cur[2])
-  -- A provider may answer within the millisecond of the "sending" event.
-  if r >= 2 then after(cur[13]) end
-  if r >= 3 then after(cur[3]) end
-  if r == 5 then after(cur[4]) end
-  at = string.format('%d', at)
-
-  local first = 0
-  local tf = AT_FIELD[new]
-  if tf and redis.call('HSETNX', msgkey, tf, at) == 1 then
-    first = 1
-  end
-  if not moves and first == 0 then
-    -- Seen before: a status that changes nothing writes nothing.
-    return 0, 0, cur[1]
-  end
-  -- One HSET of everything the status brings.
+-- status_fields are the state's fields a status brings besides st, as
+-- field/value pairs (Go lays out the same for transition.lua:
+-- store/redis/inbound.go's statusFields): a fallback's provider and id
+-- (its own, the WhatsApp ones stay), else the provider and its id; the
+-- pricing; the provider's conversation; a failure's error.
+local function status_fields(new, f)
   local set = {}
   local function put(k, v)
     set[#set + 1] = k
     set[#set + 1] = v
   end
-  if moves then
-    put('st', new)
-    if new == 'failed' or new == 'expired' or new == 'canceled' then
-      put('ec', f.ec or '')
-      put('et', f.et or '')
-    end
-    if RANK[cur[1]] <= 1 and r >= 2 then
-      redis.call('HINCRBY', tq, cur[5], -1)
-    end
-  end
   if new == 'fallback' then
-    -- The fallback's provider and id are its own: the WhatsApp ones stay.
     put('fbp', f.p or '')
     put('fbid', f.pid or '')
     put('fbch', f.ch or '')
@@ -162,15 +136,89 @@ local function record(msgkey, events, tq, new, at, f, ttl)
     put('pt', f.pt or '')
   end
   if (f.pcv or '') ~= '' then put('pcv', f.pcv) end
+  if new == 'failed' or new == 'expired' or new == 'canceled' then
+    put('ec', f.ec or '')
+    put('et', f.et or '')
+  end
+  return set
+end
+
+-- record applies status new at time at to the message in msgkey, forward
+-- only, and writes its event (the rules are in transition.lua). f holds the
+-- provider's fields p, pid, ec, et, ch, pc, b, pcv, pm, pt; or, from
+-- transition.lua, set holds the fields the status brings (status_fields)
+-- and x its event's provider part (provider_part), as Go laid them out. A
+-- message leaving the open statuses (queued, scheduled, sending) for good
+-- is taken off its tenant's count in tq. A status that changes nothing
+-- writes nothing. Returns moved (0/1), first (0/1) and the previous
+-- status, or nil when the message is unknown.
+local function record(msgkey, events, tq, new, at, f, ttl, set, x)
+  -- The field of the time new is first reached is read with the rest: no
+  -- HSETNX.
+  local tf = AT_FIELD[new] or 'st'
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf)
+  if not cur[1] then
+    return nil
+  end
+  local r = RANK[new]
+  if r == nil then
+    return 0, 0, cur[1]
+  end
+  local moves = r > RANK[cur[1]]
+  local progress = new == 'sent' or new == 'delivered' or new == 'read' or new == 'fallback'
+  if not moves and not progress then
+    return 0, 0, cur[1]
+  end
+  -- A status's time is after those of the statuses it follows (a
+  -- provider may answer within the millisecond of the "sending" event).
+  at = tonumber(at) or 0
+  local n = tonumber(cur[2])
+  if n and n >= at then at = n + 1 end
+  if r >= 2 then
+    n = tonumber(cur[7])
+    if n and n >= at then at = n + 1 end
+  end
+  if r >= 3 then
+    n = tonumber(cur[3])
+    if n and n >= at then at = n + 1 end
+  end
+  if r == 5 then
+    n = tonumber(cur[4])
+    if n and n >= at then at = n + 1 end
+  end
+  at = string.format('%d', at)
+
+  local first = 0
+  if AT_FIELD[new] and not cur[9] then
+    first = 1
+  end
+  if not moves and first == 0 then
+    return 0, 0, cur[1]
+  end
+  set = set or status_fields(new, f)
+  if first == 1 then
+    set[#set + 1] = tf
+    set[#set + 1] = at
+  end
+  if moves then
+    set[#set + 1] = 'st'
+    set[#set + 1] = new
+    if RANK[cur[1]] <= 1 and r >= 2 then
+      redis.call('HINCRBY', tq, cur[5], -1)
+    end
+  end
   if #set > 0 then
     redis.call('HSET', msgkey, unpack(set))
   end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
-    emit_with(events, message_id(msgkey), {cur[5], cur[6], cur[7], cur[8], cur[9], cur[10], cur[11], cur[12], cur[14], cur[15]},
-      new, at, {'p', f.p or '', 'pid', f.pid or '', 'ec', f.ec or '',
-      'et', f.et or '', 'ch', f.ch or '', 'pc', f.pc or '', 'b', f.b or '', 'pcv', f.pcv or '',
-      'pm', f.pm or '', 'pt', f.pt or ''})
+    local ev = cur[8]
+    if not ev then
+      -- A state from before ev: its static part from its fields.
+      local m = redis.call('HMGET', msgkey, unpack(EVENT_FIELDS))
+      ev = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10])
+    end
+    emit_packed(events, message_id(msgkey), new, at, cur[6], x or provider_part(f), ev)
   end
   local moved = 0
   if moves then moved = 1 end
@@ -426,8 +474,9 @@ local function materialize(msgkey, events, tq, a)
     return false
   end
   local conv, created = conv_outbound(prefix, g, gv, tenant, sender, guest, '', 'conv_' .. string.sub(id, 5), now, a[20])
+  local ev = make_ev(tenant, sender, guest, ty, 'bulk', conv, '', campaign, tn)
   local st = {'st', 'queued', 't', tenant, 'f', sender, 'r', guest, 'ty', ty, 'b', a[11], 'l', 'bulk',
-    'c', conv, 'qa', qa}
+    'c', conv, 'qa', qa, 'ev', ev}
   if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
   if a[14] ~= '0' then st[#st + 1] = 'x'; st[#st + 1] = a[14] end
   if a[15] ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = a[15] end
@@ -436,9 +485,9 @@ local function materialize(msgkey, events, tq, a)
   if tn ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = tn end
   redis.call('HSET', msgkey, unpack(st))
   file_add(prefix, a[21], conv, created)
-  emit_with(events, id, {tenant, sender, guest, ty, 'bulk', conv, '', '0', campaign, tn}, 'queued', qa, {'ch', 'whatsapp'})
+  emit_packed(events, id, 'queued', qa, '0', EMPTY_PROVIDER_PART, ev)
   local function given(v, none) if v ~= none then return v end return nil end
-  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn
+  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn ev
   return {'queued', tenant, sender, guest, ty, a[11], 'bulk', conv, nil, qa, nil, nil,
-    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil, given(campaign, ''), given(tn, '')}
+    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil, given(campaign, ''), given(tn, ''), ev}
 end

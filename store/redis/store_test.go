@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -792,5 +793,53 @@ func TestABurstWakesItsSenderOnce(t *testing.T) {
 	s.Enqueue(ctx, textArgs("+15550006000", "x"))
 	if more, _, _ := s.ReadWakes(ctx, shard, after, -1, nil); len(more) != 1 {
 		t.Fatalf("after the wake-up was taken, a new message gave %v", more)
+	}
+}
+
+// TestStatusFieldsAsLuaLaysThemOut: a status recorded by the dispatcher
+// (Finish: lib.lua's status_fields and provider_part) and the same status
+// from a webhook (ApplyStatuses: Go's appendStatusFields and
+// appendProviderPart) write the same state fields and the same event.
+func TestStatusFieldsAsLuaLaysThemOut(t *testing.T) {
+	ctx := context.Background()
+	for _, r := range []Result{
+		{Status: message.StatusSent, Provider: "meta", ProviderMessageID: "wamid.A"},
+		{Status: message.StatusFailed, Provider: "meta", ProviderMessageID: "wamid.B", ErrorCode: 131026, ErrorTitle: "Message undeliverable"},
+		{Status: message.StatusFallback, Provider: "twilio", ProviderMessageID: "SM123", Channel: "sms"},
+		{Status: message.StatusCanceled, ErrorTitle: "canceled through the API"},
+	} {
+		t.Run(string(r.Status), func(t *testing.T) {
+			s, rdb := newTestStore(t)
+			var fields [2]map[string]string
+			var evs [2]message.Event
+			for k := range 2 {
+				j := claimOne(t, s, "w1")
+				r := r
+				r.AtMS = time.Now().UnixMilli()
+				if k == 0 {
+					if err := s.Finish(ctx, j, &r, FinishOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, err := s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: r}}); err != nil {
+					t.Fatal(err)
+				}
+				all := rdb.HGetAll(ctx, s.keys.Msg(j.Shard, j.Msg.ID)).Val()
+				fields[k] = map[string]string{}
+				for _, f := range []string{"st", "p", "pid", "fbp", "fbid", "fbch", "ec", "et", "pc", "bl", "pcv"} {
+					if v, ok := all[f]; ok {
+						fields[k][f] = v
+					}
+				}
+				es := events(t, s, j.Shard)
+				evs[k] = es[len(es)-1]
+				evs[k].MessageID, evs[k].StreamID, evs[k].AtMS, evs[k].Recipient, evs[k].ConversationID = "", "", 0, "", ""
+			}
+			if fields[0]["st"] != string(r.Status) || !maps.Equal(fields[0], fields[1]) {
+				t.Errorf("state: Finish wrote %v, ApplyStatuses %v", fields[0], fields[1])
+			}
+			if evs[0] != evs[1] || evs[0].Status != r.Status {
+				t.Errorf("event: Finish wrote %+v, ApplyStatuses %+v", evs[0], evs[1])
+			}
+		})
 	}
 }

@@ -8,12 +8,13 @@
 -- The messages' state hashes are built from ARGV[1] (the same slot).
 --
 -- ARGV[1] shard prefix (wa:{sNN}:)   ARGV[2] state TTL (s)   ARGV[3] now (unix ms)
--- then TRANSITION_FIELDS per status, from ARGV[4]:
+-- then per status, from ARGV[4]:
 --   +0  message id           +1  status             +2  at (unix ms)
---   +3  provider             +4  provider message id
---   +5  error code           +6  error title        +7  channel
---   +8  pricing category     +9  billable (0/1/"")  +10 provider conversation id
---   +11 pricing model        +12 pricing type (Meta's pricing object)
+--   +3  its event's provider part, packed (eventcodec.go: ch p pid ec et
+--       pc b pcv pm pt)
+--   +4  n, then n values: the state's fields the status brings, as
+--       field/value pairs (provider and its id, pricing, the provider's
+--       conversation, a failure's error: lib.lua's status_fields)
 --
 -- A status moves the message only to a higher rank (a late "sent" never
 -- overwrites "delivered"). Statuses of delivery progress (sent, delivered,
@@ -27,15 +28,18 @@
 --
 -- Returns, per status, moved (0/1), first (0/1) and the message's status
 -- after it, or -1, 0, '' when the message is unknown (its state expired).
-local TRANSITION_FIELDS = 13
 local prefix, ttl, now = ARGV[1], ARGV[2], ARGV[3]
 local out = {}
-for b = 4, #ARGV, TRANSITION_FIELDS do
+local b = 4
+while b <= #ARGV do
   local msgkey = prefix .. 'msg:' .. ARGV[b]
   local st = ARGV[b + 1]
-  local moved, first, prev = record(msgkey, KEYS[1], KEYS[2], st, ARGV[b + 2],
-    {p = ARGV[b + 3], pid = ARGV[b + 4], ec = ARGV[b + 5], et = ARGV[b + 6], ch = ARGV[b + 7],
-     pc = ARGV[b + 8], b = ARGV[b + 9], pcv = ARGV[b + 10], pm = ARGV[b + 11], pt = ARGV[b + 12]}, ttl)
+  local n = tonumber(ARGV[b + 4])
+  local set = {}
+  for i = 1, n do
+    set[i] = ARGV[b + 4 + i]
+  end
+  local moved, first, prev = record(msgkey, KEYS[1], KEYS[2], st, ARGV[b + 2], nil, ttl, set, ARGV[b + 3])
   if moved == nil then
     out[#out + 1] = -1
     out[#out + 1] = 0
@@ -52,5 +56,6 @@ for b = 4, #ARGV, TRANSITION_FIELDS do
     out[#out + 1] = first
     out[#out + 1] = now_st
   end
+  b = b + 5 + n
 end
 return out
