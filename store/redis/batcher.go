@@ -25,6 +25,8 @@ type pipeJob interface {
 type mergeKey struct {
 	fn    *function
 	shard int
+	// role is the lease role of jobs that check one (begin, finish).
+	role string
 }
 
 // mergedJob is a job whose arguments join those of the other jobs of its
@@ -44,6 +46,12 @@ type mergedJob interface {
 	// merged hands the job its answer values, or the call's error; the job
 	// is then finished (finish is not called as well).
 	merged(vals []any, err error)
+}
+
+// prequeuer is a merged job with a command of its own that goes before its
+// group's call, in the same pipeline (a key of another slot).
+type prequeuer interface {
+	prequeue(ctx context.Context, p goredis.Pipeliner)
 }
 
 // callGroup is one merged call of a flush; a flusher reuses its groups.
@@ -398,6 +406,11 @@ func (g *callGroup) queue(ctx context.Context, p goredis.Pipeliner) {
 	// The arguments are laid out as FCALL takes them, in the group's
 	// reused slice: the command holds it until the pipeline has run.
 	keys, head := g.jobs[0].mergeHead()
+	for _, j := range g.jobs {
+		if pq, ok := j.(prequeuer); ok {
+			pq.prequeue(ctx, p)
+		}
+	}
 	args := append(g.args[:0], "fcall", g.key.fn.name, len(keys))
 	args = append(args, keys...)
 	args = append(args, head...)

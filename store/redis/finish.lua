@@ -1,46 +1,79 @@
--- finish.lua: the shard's owner records the outcome of a send (sent,
--- failed, fallback…), writes its event and acknowledges the queue entry.
+-- finish.lua: the shard's owner records the outcomes of sends (sent,
+-- failed, fallback…), writes their events and acknowledges their queue
+-- entries: the finishes one flush of the dispatcher's group commit carries
+-- for one shard, in one call (the lease checked once, each stream's
+-- entries acknowledged and deleted in one XACK and one XDEL).
 --
--- KEYS[1] message state hash   wa:{sNN}:msg:<id>
+-- KEYS[1] lease                wa:{sNN}:lease:dispatch
 -- KEYS[2] events stream        wa:{sNN}:events
--- KEYS[3] lease                wa:{sNN}:lease:dispatch
--- KEYS[4] queue stream         the entry's stream
--- KEYS[5] tenants' open count  wa:{sNN}:tq
--- KEYS[6] dead-letter stream   wa:{sNN}:dlq
--- KEYS[7] fallback checks      wa:{sNN}:fbcheck
+-- KEYS[3] tenants' open count  wa:{sNN}:tq
+-- KEYS[4] dead-letter stream   wa:{sNN}:dlq
+-- KEYS[5] fallback checks      wa:{sNN}:fbcheck
+-- The messages' state hashes are built from ARGV[3], their queue streams
+-- are given whole (the same slot).
 --
--- ARGV[1]  lease value          ARGV[2]  consumer group
--- ARGV[3]  queue entry id ('' for a message of a batch's chunk)
--- ARGV[4]  status
--- ARGV[5]  at (unix ms)         ARGV[6]  provider
--- ARGV[7]  provider message id  ARGV[8]  error code
--- ARGV[9]  error title          ARGV[10] channel
--- ARGV[11] state TTL (s)
--- ARGV[12] "1": add to the dead-letter stream (retries exhausted)
--- ARGV[13] fallback check due (unix ms; "0": none)
+-- ARGV[1] consumer group       ARGV[2] state TTL (s)
+-- ARGV[3] shard prefix (wa:{sNN}:)
+-- then FINISH_FIELDS per message, from ARGV[4]:
+--   +0  lease value (fencing token)   +1  message id
+--   +2  queue stream            +3  queue entry id ('' for a message of a
+--                                   batch's chunk)
+--   +4  status                  +5  at (unix ms)
+--   +6  provider                +7  provider message id
+--   +8  error code              +9  error title        +10 channel
+--   +11 "1": add to the dead-letter stream (retries exhausted)
+--   +12 fallback check due (unix ms; "0": none)
 --
--- Returns {"fenced"}, false when the message is unknown, or
--- {moved (0/1), first (0/1)}.
-if fenced(KEYS[3], ARGV[1]) then
-  return {'fenced'}
+-- Answers two values per message: {"fenced", 0}, {"gone", 0} when the
+-- message is unknown, or {moved (0/1), first (0/1)}.
+local FINISH_FIELDS = 13
+local group, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
+local owner = redis.call('GET', KEYS[1])
+local out = {}
+-- Each stream's entries to acknowledge, in the order first met.
+local acks, streams = {}, {}
+for b = 4, #ARGV, FINISH_FIELDS do
+  if owner ~= ARGV[b] then
+    out[#out + 1] = 'fenced'
+    out[#out + 1] = 0
+  else
+    local id, stream, entry = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+    if entry ~= '' then
+      local a = acks[stream]
+      if not a then
+        a = {}
+        acks[stream] = a
+        streams[#streams + 1] = stream
+      end
+      a[#a + 1] = entry
+    end
+    local msgkey = prefix .. 'msg:' .. id
+    local at = ARGV[b + 5]
+    local moved, first, _, cur = record(msgkey, KEYS[2], KEYS[3], ARGV[b + 4], at,
+      {p = ARGV[b + 6], pid = ARGV[b + 7], ec = ARGV[b + 8], et = ARGV[b + 9], ch = ARGV[b + 10]}, ttl)
+    if moved == nil then
+      out[#out + 1] = 'gone'
+      out[#out + 1] = 0
+    else
+      if cur[10] then
+        redis.call('HDEL', msgkey, 'rd')
+      end
+      if ARGV[b + 11] == '1' then
+        local m = redis.call('HMGET', msgkey, 't', 'f', 'r', 'a')
+        local dl = redis.call('XADD', KEYS[4], '*', 'm', id, 't', m[1], 'f', m[2], 'r', m[3], 'a', m[4] or '0',
+          'ec', ARGV[b + 8], 'et', ARGV[b + 9], 'ts', at)
+        redis.call('HSET', msgkey, 'dl', dl)
+      end
+      if ARGV[b + 12] ~= '0' and redis.call('HEXISTS', msgkey, 'ft') == 1 then
+        redis.call('ZADD', KEYS[5], ARGV[b + 12], id)
+      end
+      out[#out + 1] = moved
+      out[#out + 1] = first
+    end
+  end
 end
-if ARGV[3] ~= '' then
-  ack(KEYS[4], ARGV[2], ARGV[3])
+for _, stream in ipairs(streams) do
+  redis.call('XACK', stream, group, unpack(acks[stream]))
+  redis.call('XDEL', stream, unpack(acks[stream]))
 end
-local id = message_id(KEYS[1])
-local moved, first = record(KEYS[1], KEYS[2], KEYS[5], ARGV[4], ARGV[5],
-  {p = ARGV[6], pid = ARGV[7], ec = ARGV[8], et = ARGV[9], ch = ARGV[10]}, ARGV[11])
-if moved == nil then
-  return false
-end
-redis.call('HDEL', KEYS[1], 'rd')
-if ARGV[12] == '1' then
-  local m = redis.call('HMGET', KEYS[1], 't', 'f', 'r', 'a')
-  local dl = redis.call('XADD', KEYS[6], '*', 'm', id, 't', m[1], 'f', m[2], 'r', m[3], 'a', m[4] or '0',
-    'ec', ARGV[8], 'et', ARGV[9], 'ts', ARGV[5])
-  redis.call('HSET', KEYS[1], 'dl', dl)
-end
-if ARGV[13] ~= '0' and redis.call('HEXISTS', KEYS[1], 'ft') == 1 then
-  redis.call('ZADD', KEYS[7], ARGV[13], id)
-end
-return {moved, first}
+return out

@@ -150,24 +150,25 @@ end
 -- and x its event's provider part (provider_part), as Go laid them out. A
 -- message leaving the open statuses (queued, scheduled, sending) for good
 -- is taken off its tenant's count in tq. A status that changes nothing
--- writes nothing. Returns moved (0/1), first (0/1) and the previous
--- status, or nil when the message is unknown.
+-- writes nothing. Returns moved (0/1), first (0/1), the previous status
+-- and what it read of the state (st qa sa da t a sg ev <time field> rd),
+-- or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   -- The field of the time new is first reached is read with the rest: no
   -- HSETNX.
   local tf = AT_FIELD[new] or 'st'
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf)
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd')
   if not cur[1] then
     return nil
   end
   local r = RANK[new]
   if r == nil then
-    return 0, 0, cur[1]
+    return 0, 0, cur[1], cur
   end
   local moves = r > RANK[cur[1]]
   local progress = new == 'sent' or new == 'delivered' or new == 'read' or new == 'fallback'
   if not moves and not progress then
-    return 0, 0, cur[1]
+    return 0, 0, cur[1], cur
   end
   -- A status's time is after those of the statuses it follows (a
   -- provider may answer within the millisecond of the "sending" event).
@@ -193,7 +194,7 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
     first = 1
   end
   if not moves and first == 0 then
-    return 0, 0, cur[1]
+    return 0, 0, cur[1], cur
   end
   set = set or status_fields(new, f)
   if first == 1 then
@@ -222,7 +223,7 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   end
   local moved = 0
   if moves then moved = 1 end
-  return moved, first, cur[1]
+  return moved, first, cur[1], cur
 end
 
 -- Guests and conversations, all on the shard of the business number:

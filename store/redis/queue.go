@@ -261,39 +261,56 @@ const (
 	BeginLater
 )
 
-// beginJob carries one Begin through the batcher.
+// beginJob carries one Begin through the batcher, which merges the
+// begins of one shard and flush into one call of the begin function.
 type beginJob struct {
 	s    *Store
 	job  *Job
 	now  int64
-	cmd  *goredis.Cmd
+	vals []any
 	err  error
 	done chan struct{}
 }
 
-func (b *beginJob) queue(ctx context.Context, p goredis.Pipeliner) {
+// beginWidth is how many values the begin function answers per message
+// (begin.lua's BEGIN_WIDTH).
+const beginWidth = 18
+
+func (b *beginJob) mergeKey() mergeKey {
+	return mergeKey{fn: b.s.scripts.begin, shard: b.job.Shard, role: b.job.Lease.Role}
+}
+
+func (b *beginJob) mergeHead() (keys, head []any) {
+	s, sh := b.s, b.job.Shard
+	return []any{s.keys.Lease(sh, b.job.Lease.Role), s.keys.Events(sh), s.keys.TenantQueued(sh)}, s.beginHead[sh]
+}
+
+func (b *beginJob) mergeArgs(dst []any) []any {
 	s, j := b.s, b.job
-	keys := []string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role),
-		j.Stream, s.keys.TenantQueued(j.Shard)}
 	if j.Batch == nil {
-		b.cmd = s.scripts.begin.FCall(ctx, p, keys, b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL)
-		return
+		return append(dst, j.Lease.Value, b.now, j.Msg.ID, j.Stream, j.EntryID, 0)
 	}
 	bt, it := j.Batch, j.Item
 	entry := appendOutEntry(nil, j.Msg.ID, b.now, &EnqueueArgs{Type: it.Type, Preview: it.Preview})
 	file := appendFilePre(nil, "o", bt.TenantID, bt.Sender, j.Msg.Recipient, b.now, it.Preview, entry, 0, "", "")
-	b.cmd = s.scripts.begin.FCall(ctx, p, keys, b.now, j.Lease.Value, GroupDispatch, j.EntryID, s.stateTTL,
-		s.keys.ShardPrefix(j.Shard), bt.TenantID, bt.Sender, j.Msg.Recipient, string(it.Type), it.Content,
+	return append(dst, j.Lease.Value, b.now, j.Msg.ID, j.Stream, j.EntryID, 15,
+		bt.TenantID, bt.Sender, j.Msg.Recipient, string(it.Type), it.Content,
 		bt.Campaign, bt.CreatedMS, bt.ExpiresMS, bt.FallbackText, int64(bt.FallbackAfter/time.Second), bt.MaxAttempts,
 		flag(bt.WindowCheck && it.Type != message.TypeTemplate), s.windowMS, s.convTTL, file)
 }
 
-func (b *beginJob) noScript() bool { return b.cmd != nil && isNoScript(b.cmd.Err()) }
+func (b *beginJob) mergeWidth() int { return beginWidth }
 
-func (b *beginJob) finish(err error) {
-	b.err = err
+func (b *beginJob) merged(vals []any, err error) {
+	b.vals, b.err = vals, err
 	b.done <- struct{}{}
 }
+
+func (b *beginJob) finish(err error) { b.merged(nil, err) }
+
+// queue and noScript are never used: the batcher merges begin jobs.
+func (b *beginJob) queue(context.Context, goredis.Pipeliner) {}
+func (b *beginJob) noScript() bool                           { return false }
 
 // Begin marks j's message "sending" and loads it into j.Msg (see
 // begin.lua), batched with other callers' into one pipeline.
@@ -301,27 +318,24 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 	b := &beginJob{s: s, job: j, now: s.nowMS(), done: make(chan struct{}, 1)}
 	s.batch.submit(ctx, b)
 	<-b.done
-	if b.err == nil {
-		b.err = b.cmd.Err()
-	}
-	if errors.Is(b.err, goredis.Nil) {
-		return BeginGone, nil
-	}
 	if b.err != nil {
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, b.err)
 	}
-	v, _ := b.cmd.Slice()
+	v := b.vals
 	str := func(i int) string { x, _ := v[i].(string); return x }
-	switch {
-	case len(v) == 1 && str(0) == "fenced":
+	switch str(0) {
+	case "fenced":
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, ErrFenced)
-	case len(v) == 1 && str(0) == "expired":
+	case "gone":
+		return BeginGone, nil
+	case "expired":
 		return BeginExpired, nil
-	case len(v) == 2 && str(0) == "later":
+	case "later":
 		due, _ := strconv.ParseInt(str(1), 10, 64)
 		j.RetryDue = time.UnixMilli(due)
 		return BeginLater, nil
-	case len(v) < 18:
+	case "go":
+	default:
 		return BeginDone, nil
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
@@ -382,41 +396,63 @@ type FinishOptions struct {
 	NoReceipts bool
 }
 
-// finishJob carries one Finish or Retry through the batcher.
+// finishJob carries one Finish (as a finishCall) or Retry through the
+// batcher.
 type finishJob struct {
 	s     *Store
 	job   *Job
 	res   *Result
-	retry bool  // Retry rather than Finish
 	dueMS int64 // Retry: when to try again
 	// uncounted: the retry does not count against the budget (throttling).
 	uncounted bool
 	opts      FinishOptions
 	now       int64
 	setPID    *goredis.StatusCmd
-	cmd       *goredis.Cmd
+	cmd       *goredis.Cmd // Retry's
+	vals      []any        // Finish's answer (finishCall)
 	err       error
 	done      chan struct{}
 }
 
 func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	s, j, r := f.s, f.job, f.res
-	msgKey := s.keys.Msg(j.Shard, j.Msg.ID)
-	lease := s.keys.Lease(j.Shard, j.Lease.Role)
-	if f.retry {
-		uncounted := "0"
-		if f.uncounted {
-			uncounted = "1"
-		}
-		f.cmd = s.scripts.retry.FCall(ctx, p, []string{msgKey, s.keys.Events(j.Shard), lease},
-			j.Lease.Value, f.dueMS, r.code(), r.ErrorTitle, f.now, uncounted, s.stateTTL)
-		return
+	uncounted := "0"
+	if f.uncounted {
+		uncounted = "1"
 	}
-	if r.ProviderMessageID != "" && r.Status != message.StatusFallback {
-		// Before the state write: a webhook that finds the mapping and
-		// applies "delivered" first is fine, statuses move forward only.
-		f.setPID = p.Set(ctx, s.keys.PID(r.ProviderMessageID), j.Msg.ID, s.cfg.PIDTTL)
+	f.cmd = s.scripts.retry.FCall(ctx, p, []string{s.keys.Msg(j.Shard, j.Msg.ID), s.keys.Events(j.Shard), s.keys.Lease(j.Shard, j.Lease.Role)},
+		j.Lease.Value, f.dueMS, r.code(), r.ErrorTitle, f.now, uncounted, s.stateTTL)
+}
+
+// finishCall is a Finish's job as the batcher merges it: the finishes of
+// one shard and flush share one call of the finish function.
+type finishCall finishJob
+
+// finishWidth is how many values the finish function answers per message.
+const finishWidth = 2
+
+func (f *finishCall) mergeKey() mergeKey {
+	return mergeKey{fn: f.s.scripts.finish, shard: f.job.Shard, role: f.job.Lease.Role}
+}
+
+func (f *finishCall) mergeHead() (keys, head []any) {
+	s, sh := f.s, f.job.Shard
+	return []any{s.keys.Lease(sh, f.job.Lease.Role), s.keys.Events(sh), s.keys.TenantQueued(sh), s.keys.DLQ(sh),
+		s.keys.FallbackChecks(sh)}, s.finishHead[sh]
+}
+
+// prequeue maps the provider's id to the message before the call: a
+// webhook that finds the mapping and applies "delivered" first is fine,
+// statuses move forward only. (The mapping's key is not of the shard's
+// slot.)
+func (f *finishCall) prequeue(ctx context.Context, p goredis.Pipeliner) {
+	if r := f.res; r.ProviderMessageID != "" && r.Status != message.StatusFallback {
+		f.setPID = p.Set(ctx, f.s.keys.PID(r.ProviderMessageID), f.job.Msg.ID, f.s.cfg.PIDTTL)
 	}
+}
+
+func (f *finishCall) mergeArgs(dst []any) []any {
+	j, r := f.job, f.res
 	var fbDue int64
 	switch {
 	case r.Status == message.StatusSent && j.FallbackAfter > 0 && j.FallbackText != "" && !f.opts.NoReceipts:
@@ -424,16 +460,22 @@ func (f *finishJob) queue(ctx context.Context, p goredis.Pipeliner) {
 	case r.Status == message.StatusFailed && j.FallbackText != "":
 		fbDue = f.now
 	}
-	dlq := "0"
-	if f.opts.DeadLetter {
-		dlq = "1"
-	}
-	f.cmd = s.scripts.finish.FCall(ctx, p,
-		[]string{msgKey, s.keys.Events(j.Shard), lease, j.Stream,
-			s.keys.TenantQueued(j.Shard), s.keys.DLQ(j.Shard), s.keys.FallbackChecks(j.Shard)},
-		j.Lease.Value, GroupDispatch, j.EntryID, string(r.Status), r.AtMS, r.Provider, r.ProviderMessageID,
-		r.code(), r.ErrorTitle, r.channel(), s.stateTTL, dlq, fbDue)
+	return append(dst, j.Lease.Value, j.Msg.ID, j.Stream, j.EntryID, string(r.Status), r.AtMS, r.Provider,
+		r.ProviderMessageID, r.code(), r.ErrorTitle, r.channel(), flag(f.opts.DeadLetter), fbDue)
 }
+
+func (f *finishCall) mergeWidth() int { return finishWidth }
+
+func (f *finishCall) merged(vals []any, err error) {
+	f.vals, f.err = vals, err
+	f.done <- struct{}{}
+}
+
+func (f *finishCall) finish(err error) { f.merged(nil, err) }
+
+// queue and noScript are never used: the batcher merges finish calls.
+func (f *finishCall) queue(context.Context, goredis.Pipeliner) {}
+func (f *finishCall) noScript() bool                           { return false }
 
 func (f *finishJob) noScript() bool { return f.cmd != nil && isNoScript(f.cmd.Err()) }
 
@@ -448,31 +490,36 @@ func (f *finishJob) finish(err error) {
 // pending and is redelivered if the process dies. ErrFenced: the shard has
 // a new owner.
 func (s *Store) Finish(ctx context.Context, j *Job, r *Result, opts FinishOptions) error {
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, opts: opts, now: s.nowMS(), done: make(chan struct{}, 1)})
+	f := &finishCall{s: s, job: j, res: r, opts: opts, now: s.nowMS(), done: make(chan struct{}, 1)}
+	s.batch.submit(ctx, f)
+	<-f.done
+	if f.err != nil {
+		return fmt.Errorf("finish %s: %w", j.Msg.ID, f.err)
+	}
+	if f.setPID != nil && f.setPID.Err() != nil {
+		return fmt.Errorf("finish %s: map provider id: %w", j.Msg.ID, f.setPID.Err())
+	}
+	if v, _ := f.vals[0].(string); v == "fenced" {
+		return fmt.Errorf("finish %s: %w", j.Msg.ID, ErrFenced)
+	}
+	return nil
 }
 
 // Retry marks a job to be sent again from dueMS (Unix ms) after a failed
 // attempt; its queue entry stays pending in place (see retry.lua). An
 // uncounted retry (the provider throttled) does not use up the retry budget.
 func (s *Store) Retry(ctx context.Context, j *Job, dueMS int64, r *Result, uncounted bool) error {
-	return s.runFinish(ctx, &finishJob{s: s, job: j, res: r, retry: true, dueMS: max(dueMS, 1),
-		uncounted: uncounted, now: s.nowMS(), done: make(chan struct{}, 1)})
-}
-
-func (s *Store) runFinish(ctx context.Context, f *finishJob) error {
+	f := &finishJob{s: s, job: j, res: r, dueMS: max(dueMS, 1), uncounted: uncounted, now: s.nowMS(), done: make(chan struct{}, 1)}
 	s.batch.submit(ctx, f)
 	<-f.done
 	if f.err != nil {
-		return fmt.Errorf("finish %s: %w", f.job.Msg.ID, f.err)
-	}
-	if f.setPID != nil && f.setPID.Err() != nil {
-		return fmt.Errorf("finish %s: map provider id: %w", f.job.Msg.ID, f.setPID.Err())
+		return fmt.Errorf("retry %s: %w", j.Msg.ID, f.err)
 	}
 	if err := f.cmd.Err(); err != nil && !errors.Is(err, goredis.Nil) {
-		return fmt.Errorf("finish %s: %w", f.job.Msg.ID, err)
+		return fmt.Errorf("retry %s: %w", j.Msg.ID, err)
 	}
 	if v, _ := f.cmd.Slice(); len(v) == 1 && v[0] == "fenced" {
-		return fmt.Errorf("finish %s: %w", f.job.Msg.ID, ErrFenced)
+		return fmt.Errorf("retry %s: %w", j.Msg.ID, ErrFenced)
 	}
 	return nil
 }

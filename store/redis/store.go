@@ -128,6 +128,9 @@ type Store struct {
 	// enqueueHead the enqueue function's leading arguments: built once.
 	eventsKeyArgs [][]any
 	enqueueHead   []any
+	// beginHead and finishHead are each shard's leading arguments of the
+	// begin and finish functions: built once.
+	beginHead, finishHead [][]any
 	// args caches the enqueue's recurring arguments as interfaces.
 	args       argCache
 	windowMS   string
@@ -272,6 +275,10 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 		s.eventsKeyArgs = append(s.eventsKeyArgs, []any{s.keys.Events(sh)})
 	}
 	s.enqueueHead = []any{s.stateTTL, s.idemTTL, s.windowMS, s.convTTL}
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		s.beginHead = append(s.beginHead, []any{GroupDispatch, s.stateTTL, s.keys.ShardPrefix(sh)})
+		s.finishHead = append(s.finishHead, []any{GroupDispatch, s.stateTTL, s.keys.ShardPrefix(sh)})
+	}
 	if err := s.scripts.load(ctx, rdb); err != nil {
 		return nil, err
 	}
