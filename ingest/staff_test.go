@@ -608,17 +608,15 @@ func TestAgentsSeeTheirOwnTheirDepartmentsAndUnassignedConversations(t *testing.
 		"?assigned_to=none&status=xx": nil,
 	} {
 		c, v, _ := h.sdo(bruno, "GET", convsPath+q, "")
-		if strings.Contains(q, "xx") {
+		// (Not "contains xx": a random staff id may hold it.)
+		if strings.HasSuffix(q, "&status=xx") {
 			if c != 400 {
 				t.Errorf("%s: %d", q, c)
 			}
 			continue
 		}
 		if got := names(v); c != 200 || !slices.Equal(got, want) {
-			// What every conversation holds now, to tell a wrong filter
-			// from a wrong assignment.
-			_, all, _ := h.do("GET", convsPath+"?limit=100", staffToken, "")
-			t.Errorf("%s: %d %v, want %v; fixture %v; answer %v; all %v", q, c, got, want, f.conv, v, all)
+			t.Errorf("%s: %d %v, want %v", q, c, got, want)
 		}
 	}
 	// An agent who hands a conversation on gets the answer, then loses it.
