@@ -2,10 +2,7 @@ package dispatcher
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,63 +77,9 @@ func TestIdleDispatcherSendsFewCommands(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	perSecond, lines := idleCommands(t, rdb)
+	perSecond, lines := redistest.IdleCommands(t, rdb)
 	t.Logf("an idle dispatcher sent %.1f commands a second: %s", perSecond, lines)
 	if perSecond > idleBound {
 		t.Fatalf("an idle dispatcher sent %.1f commands a second, want at most %d: %s", perSecond, idleBound, lines)
 	}
-}
-
-// An idle webhook deliverer waits in Redis too: its events and notices
-// reads block over every shard at once, retries are looked for every Poll.
-// About 5 a second here (4 of them the retries' look); 140 before.
-func TestIdleHookDelivererSendsFewCommands(t *testing.T) {
-	srv := redistest.StartServer(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	ctx := context.Background()
-	store, err := redis.New(ctx, rdb, redis.Config{Prefix: "idlehooks"}) // 16 shards
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
-	d, err := NewHookDeliverer(HookConfig{Consumer: "idle-hooks"}, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start()
-	t.Cleanup(func() { d.Shutdown(context.Background()) })
-	time.Sleep(time.Second) // its first reclaim looks are not idling
-	perSecond, lines := idleCommands(t, rdb)
-	t.Logf("an idle webhook deliverer sent %.1f commands a second: %s", perSecond, lines)
-	if perSecond > 10 {
-		t.Fatalf("an idle webhook deliverer sent %.1f commands a second, want at most 10: %s", perSecond, lines)
-	}
-}
-
-// idleCommands counts the commands a test's own Redis serves in 6 s of
-// idling: how many a second, and each command's calls.
-func idleCommands(t *testing.T, rdb *goredis.Client) (float64, string) {
-	t.Helper()
-	ctx := context.Background()
-	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	const window = 6 * time.Second
-	time.Sleep(window) // the measurement itself: nothing to wait for
-	stats, err := redistest.CommandStats(ctx, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	var lines []string
-	for name, st := range stats {
-		if name == "info" || name == "config|resetstat" {
-			continue
-		}
-		total += st.Calls
-		lines = append(lines, fmt.Sprintf("%s %d", name, st.Calls))
-	}
-	slices.Sort(lines)
-	return float64(total) / window.Seconds(), strings.Join(lines, ", ")
 }

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
+	"github.com/wagate/wagate/templatesync"
 )
 
 // fileConfig is the JSON file named by WAGATE_CONFIG (or -config): tenants,
@@ -411,8 +411,8 @@ func (fc *fileConfig) numbers() map[string]ingest.NumberRef {
 // templateAccounts builds the template client of each Meta account with a
 // waba_id: a tenant submits through the first account serving one of its
 // numbers, and takes the template webhooks of every such account.
-func (fc *fileConfig) templateAccounts() (map[string]dispatcher.TemplateAccount, map[string][]string, error) {
-	accounts, wabaTenants := map[string]dispatcher.TemplateAccount{}, map[string][]string{}
+func (fc *fileConfig) templateAccounts() (map[string]templatesync.Account, map[string][]string, error) {
+	accounts, wabaTenants := map[string]templatesync.Account{}, map[string][]string{}
 	for _, a := range fc.Meta.Accounts {
 		if a.WABAID == "" {
 			continue

@@ -21,10 +21,12 @@ import (
 
 	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/filer"
+	"github.com/wagate/wagate/hooks"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/clickhouse"
 	"github.com/wagate/wagate/store/redis"
+	"github.com/wagate/wagate/templatesync"
 )
 
 // gatewayFlags are the settings every gateway role shares.
@@ -193,8 +195,8 @@ type gateway struct {
 	api     *ingest.Server
 	proc    *ingest.Processor
 	disp    *dispatcher.Dispatcher
-	hooks   *dispatcher.HookDeliverer
-	tplSync *dispatcher.TemplateSync
+	hooks   *hooks.Deliverer
+	tplSync *templatesync.Sync
 	filer   *filer.Filer
 	trimmer *redis.Trimmer
 	// ops is the operator's listener (nil: -ops is empty).
@@ -306,14 +308,14 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		// The tenants' webhooks go with the dispatcher role: every
 		// deployment runs it, and the events streams are trimmed only
 		// once the hooks group has read them.
-		gw.hooks, err = dispatcher.NewHookDeliverer(dispatcher.HookConfig{Consumer: g.instance, Allow: g.webhookAllowList()}, store, reg, log.With("role", "hooks"))
+		gw.hooks, err = hooks.New(hooks.Config{Consumer: g.instance, Allow: g.webhookAllowList()}, store, reg, log.With("role", "hooks"))
 		if err != nil {
 			return nil, err
 		}
 		// Every dispatcher may run the template sync: one at a time holds
 		// its lease.
 		if len(tplAccounts) > 0 {
-			gw.tplSync, err = dispatcher.NewTemplateSync(dispatcher.TemplateSyncConfig{Instance: g.instance, Accounts: tplAccounts},
+			gw.tplSync, err = templatesync.New(templatesync.Config{Instance: g.instance, Accounts: tplAccounts},
 				store, reg, log.With("role", "templates"))
 			if err != nil {
 				return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,32 @@ func ClusterPrefix(t testing.TB, cc *goredis.ClusterClient) string {
 		})
 	})
 	return prefix
+}
+
+// IdleCommands counts the commands a test's own Redis (StartServer: INFO
+// commandstats counts every client's) serves in 6 s of idling: how many a
+// second, and each command's calls.
+func IdleCommands(t testing.TB, rdb *goredis.Client) (float64, string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const window = 6 * time.Second
+	time.Sleep(window) // the measurement itself: nothing to wait for
+	stats, err := CommandStats(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	var lines []string
+	for name, st := range stats {
+		if name == "info" || name == "config|resetstat" {
+			continue
+		}
+		total += st.Calls
+		lines = append(lines, fmt.Sprintf("%s %d", name, st.Calls))
+	}
+	slices.Sort(lines)
+	return float64(total) / window.Seconds(), strings.Join(lines, ", ")
 }

@@ -1,4 +1,4 @@
-package dispatcher
+package templatesync
 
 import (
 	"context"
@@ -17,6 +17,12 @@ import (
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
+)
+
+// The business number and its Meta phone number id the tests use.
+const (
+	sender  = "+15550001000"
+	phoneID = "100000000000001"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -44,13 +50,13 @@ func syncStore(t *testing.T) *redis.Store {
 }
 
 // newSync returns a sync on clock (nil: the real one).
-func newSync(t *testing.T, store *redis.Store, clock *fakeClock, instance string, accounts map[string]TemplateAccount) *TemplateSync {
+func newSync(t *testing.T, store *redis.Store, clock *fakeClock, instance string, accounts map[string]Account) *Sync {
 	t.Helper()
 	now := time.Now
 	if clock != nil {
 		now = clock.Now
 	}
-	s, err := NewTemplateSync(TemplateSyncConfig{Instance: instance, Accounts: accounts, Now: now, Tick: 20 * time.Millisecond,
+	s, err := New(Config{Instance: instance, Accounts: accounts, Now: now, Tick: 20 * time.Millisecond,
 		LeaseTTL: time.Second, ListEvery: time.Hour, RetryBase: time.Second, RetryMax: time.Minute},
 		store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -86,7 +92,7 @@ func TestTemplateSyncSubmitsAndCatchesUpWithTheReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Now().Add(time.Second)} // past the store's clock
-	ts := newSync(t, store, clock, "a", map[string]TemplateAccount{"grand-plaza": account})
+	ts := newSync(t, store, clock, "a", map[string]Account{"grand-plaza": account})
 
 	tp := lateCheckoutTemplate()
 	if err := store.CreateTemplate(ctx, "grand-plaza", tp); err != nil {
@@ -125,7 +131,7 @@ func TestTemplateSyncSubmitsAndCatchesUpWithTheReview(t *testing.T) {
 	}
 }
 
-// scripted is a TemplateAccount answering as told.
+// scripted is a Account answering as told.
 type scripted struct {
 	mu      sync.Mutex
 	errs    []error
@@ -165,7 +171,7 @@ func TestTemplateSyncAnswersEachKindOfRefusal(t *testing.T) {
 			clock := &fakeClock{now: time.Now().Add(time.Second)} // past the store's clock
 			acct := &scripted{errs: errs, listing: []message.Template{{Name: "late_checkout_confirmation", Language: "en",
 				Category: message.CategoryUtility, Status: message.TemplateApproved, ProviderID: "55"}}}
-			ts := newSync(t, store, clock, "a", map[string]TemplateAccount{"grand-plaza": acct})
+			ts := newSync(t, store, clock, "a", map[string]Account{"grand-plaza": acct})
 			ts.lastList = clock.Now() // the first listing is not the point here
 			if err := store.CreateTemplate(ctx, "grand-plaza", lateCheckoutTemplate()); err != nil {
 				t.Fatal(err)
@@ -204,7 +210,7 @@ func TestTemplateSyncWaitsForItsBackoff(t *testing.T) {
 	store := syncStore(t)
 	clock := &fakeClock{now: time.Now().Add(time.Second)} // past the store's clock
 	acct := &scripted{errs: []error{&provider.Error{Class: provider.ClassThrottle, Code: 4, RetryAfter: 30 * time.Second}}}
-	ts := newSync(t, store, clock, "a", map[string]TemplateAccount{"grand-plaza": acct})
+	ts := newSync(t, store, clock, "a", map[string]Account{"grand-plaza": acct})
 	if err := store.CreateTemplate(ctx, "grand-plaza", lateCheckoutTemplate()); err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +231,8 @@ func TestOnlyOneTemplateSyncRunsAtATime(t *testing.T) {
 	ctx := context.Background()
 	store := syncStore(t)
 	acct := &scripted{}
-	a := newSync(t, store, nil, "a", map[string]TemplateAccount{"grand-plaza": acct})
-	b := newSync(t, store, nil, "b", map[string]TemplateAccount{"grand-plaza": acct})
+	a := newSync(t, store, nil, "a", map[string]Account{"grand-plaza": acct})
+	b := newSync(t, store, nil, "b", map[string]Account{"grand-plaza": acct})
 	a.Start()
 	waitUntil(t, "a takes the lease", func() bool { _, l := acct.counts(); return l == 1 })
 	b.Start()
@@ -262,7 +268,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func TestTemplateSyncConfig(t *testing.T) {
-	f := func(name string, c TemplateSyncConfig, want string) {
+	f := func(name string, c Config, want string) {
 		t.Helper()
 		c.setDefaults()
 		err := c.Validate()
@@ -270,40 +276,11 @@ func TestTemplateSyncConfig(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	f("defaults", TemplateSyncConfig{}, "")
-	f("lease shorter than two ticks", TemplateSyncConfig{Tick: time.Second, LeaseTTL: time.Second}, "two ticks")
-	f("backoff upside down", TemplateSyncConfig{RetryBase: time.Minute, RetryMax: time.Second}, "retry backoff")
-	f("nil account", TemplateSyncConfig{Accounts: map[string]TemplateAccount{"x": nil}}, "nil account")
-	f("negative tick", TemplateSyncConfig{Tick: -1}, "positive")
-}
-
-func TestTemplateSendsReachTheProvider(t *testing.T) {
-	welcome := message.Template{Name: "welcome_checkin", Language: "en", Category: message.CategoryUtility, Status: message.TemplateApproved,
-		Components: []message.TemplateComponent{{Type: "BODY", Text: "Hello {{guest_name}}, welcome to {{hotel_name}}! Your room {{room_number}} is ready for you today."}}}
-	r := newRig(t, sim.Config{Templates: map[string][]message.Template{"1": {welcome}}}, Config{})
-	obj, _, err := welcome.BuildSend(map[string]string{"guest_name": "John Smith", "hotel_name": "Grand Plaza Hotel", "room_number": "205"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad, _, _ := welcome.BuildSend(map[string]string{"guest_name": "John Smith", "hotel_name": "Grand Plaza Hotel", "room_number": "205"})
-	bad = []byte(strings.Replace(string(bad), `"code":"en"`, `"code":"de"`, 1))
-	good := r.enqueue(1, sender, func(a *redis.EnqueueArgs) { a.Type, a.Content, a.Template = message.TypeTemplate, obj, welcome.Name })
-	missing := r.enqueue(1, sender, func(a *redis.EnqueueArgs) { a.Type, a.Content, a.Template = message.TypeTemplate, bad, welcome.Name })
-	r.start()
-	r.wait(good, func(s message.Status) bool { return s != message.StatusQueued && s != message.StatusSending })
-	st := r.wait(missing, is(message.StatusFailed))
-	if st[missing[0]].ErrorCode != 132001 {
-		t.Fatalf("a template missing in German failed with %d", st[missing[0]].ErrorCode)
-	}
-	reqs := r.sim.Requests(phoneID)
-	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), `"type":"template","template":`+string(obj)) {
-		t.Fatalf("the provider got %d sends: %v", len(reqs), reqs)
-	}
-	if got := r.wait(good, func(s message.Status) bool {
-		return s == message.StatusSent || s == message.StatusDelivered || s == message.StatusRead
-	}); len(got) != 1 {
-		t.Fatal("template send not sent")
-	}
+	f("defaults", Config{}, "")
+	f("lease shorter than two ticks", Config{Tick: time.Second, LeaseTTL: time.Second}, "two ticks")
+	f("backoff upside down", Config{RetryBase: time.Minute, RetryMax: time.Second}, "retry backoff")
+	f("nil account", Config{Accounts: map[string]Account{"x": nil}}, "nil account")
+	f("negative tick", Config{Tick: -1}, "positive")
 }
 
 // TestTemplateSyncNeverCrossesTenants: two tenants whose numbers share a
@@ -326,7 +303,7 @@ func TestTemplateSyncNeverCrossesTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Now().Add(time.Second)}
-	ts := newSync(t, store, clock, "a", map[string]TemplateAccount{"grand-plaza": shared, "seaside": shared, "harbour": alone})
+	ts := newSync(t, store, clock, "a", map[string]Account{"grand-plaza": shared, "seaside": shared, "harbour": alone})
 	clock.add(2 * time.Hour) // the listing is due
 	for range 2 {
 		if err := ts.step(ctx); err != nil {

@@ -1,4 +1,8 @@
-package dispatcher
+// Package hooks is the tenant webhook role: it posts message status
+// events, conversation, inbound-message and opt-out notices to the
+// webhooks tenants configure, signed, retried, and kept as dead letters
+// when they keep failing.
+package hooks
 
 import (
 	"context"
@@ -18,8 +22,8 @@ import (
 	"github.com/wagate/wagate/store/redis"
 )
 
-// HookConfig configures the HookDeliverer.
-type HookConfig struct {
+// Config configures the Deliverer.
+type Config struct {
 	// Consumer names this instance in the hooks consumer group; keep it
 	// stable across restarts so it resumes its own unacknowledged events.
 	Consumer string
@@ -46,7 +50,7 @@ type HookConfig struct {
 	Now func() time.Time
 }
 
-func (c *HookConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Consumer == "" {
 		c.Consumer = "hooks-1"
 	}
@@ -74,7 +78,7 @@ func (c *HookConfig) setDefaults() {
 }
 
 // Validate reports the first setting that cannot work.
-func (c HookConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Workers < 1:
 		return errors.New("hooks: workers must be positive")
@@ -86,15 +90,31 @@ func (c HookConfig) Validate() error {
 	return nil
 }
 
-// HookDeliverer posts events to the tenants' own webhooks: message status
+// Store is what the deliverer uses of the store (store/redis's *Store):
+// the events and notices it reads, the tenants' webhook settings, and its
+// records of deliveries and retries.
+type Store interface {
+	HookEventReader(consumer string) *redis.EventReader
+	Config() redis.Config
+	TenantDoc(ctx context.Context, tenant, name string) ([]byte, error)
+	ReadNoticesAll(ctx context.Context, consumer string, count int, block time.Duration) ([]redis.Notice, error)
+	ReclaimNotices(ctx context.Context, shard int, consumer string, minIdle time.Duration, count int) ([]redis.Notice, error)
+	AckNotices(ctx context.Context, ns []redis.Notice) error
+	RecordHook(ctx context.Context, tenant string, ok bool, errText string, retry bool, body []byte) error
+	ScheduleHookRetry(ctx context.Context, member string, due time.Time) error
+	ClaimHookRetries(ctx context.Context, n int, lease time.Duration) ([]string, error)
+	DoneHookRetry(ctx context.Context, member string) error
+}
+
+// Deliverer posts events to the tenants' own webhooks: message status
 // events from the events streams and conversation, inbound-message and
 // opt-out notices from the notify streams, each signed with the tenant's
 // secret. Delivery is at least once: an event is acknowledged after its
 // delivery succeeded, or failed and was parked for a retry; a retry that
 // fails MaxRetries times is kept among the tenant's dead letters.
-type HookDeliverer struct {
-	cfg    HookConfig
-	store  *redis.Store
+type Deliverer struct {
+	cfg    Config
+	store  Store
 	events *redis.EventReader
 	client *fasthttp.Client
 	log    *slog.Logger
@@ -121,8 +141,8 @@ type hookMetrics struct {
 	latency    prometheus.Observer
 }
 
-// NewHookDeliverer returns a deliverer over store; its metrics go to reg.
-func NewHookDeliverer(cfg HookConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) (*HookDeliverer, error) {
+// New returns a deliverer over store; its metrics go to reg.
+func New(cfg Config, store Store, reg prometheus.Registerer, log *slog.Logger) (*Deliverer, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -131,7 +151,7 @@ func NewHookDeliverer(cfg HookConfig, store *redis.Store, reg prometheus.Registe
 	if err != nil {
 		return nil, fmt.Errorf("hooks: allow-list: %w", err)
 	}
-	d := &HookDeliverer{cfg: cfg, store: store, events: store.HookEventReader(cfg.Consumer), log: log,
+	d := &Deliverer{cfg: cfg, store: store, events: store.HookEventReader(cfg.Consumer), log: log,
 		client: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
 			MaxConnsPerHost: cfg.Workers, MaxResponseBodySize: 64 << 10, Dial: guard.Dial,
 			// A POST is not repeated by the transport: the retry schedule is ours.
@@ -157,7 +177,7 @@ func NewHookDeliverer(cfg HookConfig, store *redis.Store, reg prometheus.Registe
 }
 
 // Start runs the event, notice and retry loops in the background.
-func (d *HookDeliverer) Start() {
+func (d *Deliverer) Start() {
 	d.wg.Add(3)
 	go d.loop(d.eventsOnce, d.cfg.Poll)
 	go d.loop(d.noticesOnce, d.cfg.Poll)
@@ -168,7 +188,7 @@ func (d *HookDeliverer) Start() {
 
 // Shutdown stops reading and waits for the deliveries in flight (bounded
 // by ctx). Events read and not acknowledged are delivered after a restart.
-func (d *HookDeliverer) Shutdown(ctx context.Context) error {
+func (d *Deliverer) Shutdown(ctx context.Context) error {
 	d.stopOnce.Do(func() { close(d.stop) })
 	done := make(chan struct{})
 	go func() { d.wg.Wait(); close(done) }()
@@ -182,7 +202,7 @@ func (d *HookDeliverer) Shutdown(ctx context.Context) error {
 
 // loop runs once until stopped; once reports whether it found work (else
 // the loop waits a poll), and errors back off.
-func (d *HookDeliverer) loop(once func(context.Context) (bool, error), idle time.Duration) {
+func (d *Deliverer) loop(once func(context.Context) (bool, error), idle time.Duration) {
 	defer d.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -224,7 +244,7 @@ func (d *HookDeliverer) loop(once func(context.Context) (bool, error), idle time
 }
 
 // config returns tenant's webhook configuration (nil: none), cached.
-func (d *HookDeliverer) config(ctx context.Context, tenant string) (*message.WebhookConfig, error) {
+func (d *Deliverer) config(ctx context.Context, tenant string) (*message.WebhookConfig, error) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	c, ok := d.configs[tenant]
@@ -344,7 +364,7 @@ func noticeDelivery(n *redis.Notice) delivery {
 }
 
 // eventsOnce delivers one read of message events.
-func (d *HookDeliverer) eventsOnce(ctx context.Context) (bool, error) {
+func (d *Deliverer) eventsOnce(ctx context.Context) (bool, error) {
 	evs, err := d.events.Read(ctx, nil, 512, noticesBlock)
 	if err != nil || len(evs) == 0 {
 		return false, err
@@ -371,7 +391,7 @@ func (d *HookDeliverer) eventsOnce(ctx context.Context) (bool, error) {
 
 // noticesOnce delivers one read of every shard's notices, reclaiming those
 // a dead instance held.
-func (d *HookDeliverer) noticesOnce(ctx context.Context) (bool, error) {
+func (d *Deliverer) noticesOnce(ctx context.Context) (bool, error) {
 	var ns []redis.Notice
 	// A dead instance's notices: looked for now and then, not at every
 	// read (they wait ReclaimIdle anyway).
@@ -415,7 +435,7 @@ func (d *HookDeliverer) noticesOnce(ctx context.Context) (bool, error) {
 const noticesBlock = 2 * time.Second
 
 // retriesOnce delivers the parked deliveries that are due.
-func (d *HookDeliverer) retriesOnce(ctx context.Context) (bool, error) {
+func (d *Deliverer) retriesOnce(ctx context.Context) (bool, error) {
 	ms, err := d.store.ClaimHookRetries(ctx, 64, d.cfg.RetryLease)
 	if err != nil || len(ms) == 0 {
 		return false, err
@@ -443,7 +463,7 @@ func (d *HookDeliverer) retriesOnce(ctx context.Context) (bool, error) {
 // deliverAll posts ds with at most Workers at once. A failed delivery is
 // parked for its next attempt (or kept as a dead letter): the error is
 // only for what could not be recorded, which keeps the events unacked.
-func (d *HookDeliverer) deliverAll(ctx context.Context, ds []delivery) error {
+func (d *Deliverer) deliverAll(ctx context.Context, ds []delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -471,7 +491,7 @@ func (d *HookDeliverer) deliverAll(ctx context.Context, ds []delivery) error {
 
 // deliver posts one delivery with the tenant's current configuration and
 // records the outcome.
-func (d *HookDeliverer) deliver(ctx context.Context, dl *delivery) error {
+func (d *Deliverer) deliver(ctx context.Context, dl *delivery) error {
 	cfg, err := d.config(ctx, dl.Tenant)
 	if err != nil {
 		return err
@@ -506,7 +526,7 @@ func (d *HookDeliverer) deliver(ctx context.Context, dl *delivery) error {
 }
 
 // post sends dl to cfg's URL; it returns why it failed, "" on a 2xx.
-func (d *HookDeliverer) post(cfg *message.WebhookConfig, dl *delivery) string {
+func (d *Deliverer) post(cfg *message.WebhookConfig, dl *delivery) string {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)

@@ -1,4 +1,4 @@
-package dispatcher
+package hooks
 
 import (
 	"context"
@@ -62,6 +62,9 @@ func (s *hookSink) events() []map[string]any {
 	return append([]map[string]any(nil), s.got...)
 }
 
+// sender is the business number the tests' messages are from.
+const sender = "+15550001000"
+
 func hookStore(t *testing.T) *redis.Store {
 	rdb := redistest.Client(t)
 	store, err := redis.New(context.Background(), rdb, redis.Config{Prefix: redistest.Prefix(t, rdb), Shards: 2})
@@ -83,13 +86,13 @@ func configureHook(t *testing.T, store *redis.Store, url string, events []string
 
 // startHooks starts a deliverer that may reach loopback (the tests' sinks
 // listen there), unless opts say otherwise.
-func startHooks(t *testing.T, store *redis.Store, opts ...func(*HookConfig)) *HookDeliverer {
-	cfg := HookConfig{Consumer: "h1", Poll: 20 * time.Millisecond, Timeout: 2 * time.Second, RetryLease: 5 * time.Second,
+func startHooks(t *testing.T, store *redis.Store, opts ...func(*Config)) *Deliverer {
+	cfg := Config{Consumer: "h1", Poll: 20 * time.Millisecond, Timeout: 2 * time.Second, RetryLease: 5 * time.Second,
 		ConfigTTL: 50 * time.Millisecond, Allow: netguard.Loopback()}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	d, err := NewHookDeliverer(cfg, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	d, err := New(cfg, store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +236,7 @@ func TestHooksNeverReachInternalAddresses(t *testing.T) {
 	for _, url := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
 		store := hookStore(t)
 		configureHook(t, store, url, []string{message.EventMessageQueued}, 0)
-		startHooks(t, store, func(c *HookConfig) { c.Allow = nil; c.Consumer = "h-" + url })
+		startHooks(t, store, func(c *Config) { c.Allow = nil; c.Consumer = "h-" + url })
 		if _, err := store.Enqueue(ctx, &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: "+14155550199",
 			Type: message.TypeTemplate, Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,7 @@
-package dispatcher
+// Package templatesync is the template sync role: one instance at a time
+// submits the templates tenants create to their providers and keeps their
+// stored statuses in step with the providers' lists.
+package templatesync
 
 import (
 	"context"
@@ -18,10 +21,10 @@ import (
 	"github.com/wagate/wagate/store/redis"
 )
 
-// TemplateAccount is the provider side of the template sync: the account
+// Account is the provider side of the template sync: the account
 // holding a tenant's templates (Meta: a WhatsApp Business Account, see
 // meta.Templates).
-type TemplateAccount interface {
+type Account interface {
 	// CreateTemplate submits t for review. A refusal because the name and
 	// language exist already matches provider.ErrTemplateExists.
 	CreateTemplate(ctx context.Context, t *message.Template) (provider.TemplateResult, error)
@@ -32,14 +35,14 @@ type TemplateAccount interface {
 // templateLeaseRole names the sync's lease (on shard 0's lease key).
 const templateLeaseRole = "templates"
 
-// TemplateSyncConfig configures the template sync.
-type TemplateSyncConfig struct {
+// Config configures the template sync.
+type Config struct {
 	// Instance names this process as the holder of the sync's lease; it
 	// must be unique among live instances.
 	Instance string
 	// Accounts maps a tenant id to the provider account holding its
 	// templates. A tenant without one keeps its submissions queued.
-	Accounts map[string]TemplateAccount
+	Accounts map[string]Account
 	// Tick is how often queued submissions are looked for and the lease
 	// renewed (2 s).
 	Tick time.Duration
@@ -63,7 +66,7 @@ type TemplateSyncConfig struct {
 	Now func() time.Time
 }
 
-func (c *TemplateSyncConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Instance == "" {
 		c.Instance = "templates-1"
 	}
@@ -94,7 +97,7 @@ func (c *TemplateSyncConfig) setDefaults() {
 }
 
 // Validate reports the first setting that cannot work.
-func (c TemplateSyncConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Tick <= 0 || c.ListEvery <= 0 || c.CallTimeout <= 0:
 		return errors.New("template sync: tick, list interval and call timeout must be positive")
@@ -113,14 +116,28 @@ func (c TemplateSyncConfig) Validate() error {
 	return nil
 }
 
-// TemplateSync submits the templates tenants create to their provider
+// Store is what the sync uses of the store (store/redis's *Store): its
+// lease, the templates waiting for submission, and the providers' view of
+// them.
+type Store interface {
+	TakeLease(ctx context.Context, role string, shard int, instance string, ttl time.Duration) (*redis.Lease, bool, error)
+	RenewLease(ctx context.Context, l *redis.Lease, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, l *redis.Lease) error
+	Template(ctx context.Context, tenant, name, language string) (*message.Template, error)
+	DueTemplateSubmissions(ctx context.Context, tenant string, now time.Time, limit int) ([]redis.TemplateRef, error)
+	FinishTemplateSubmission(ctx context.Context, tenant string, ref redis.TemplateRef, sub redis.Submission) error
+	RetryTemplateSubmission(ctx context.Context, tenant string, ref redis.TemplateRef, due time.Time) error
+	SyncProviderTemplates(ctx context.Context, tenant string, ts []message.Template, importUnknown bool) (redis.SyncResult, error)
+}
+
+// Sync submits the templates tenants create to their provider
 // accounts and keeps the stored statuses in step with the providers'
 // (the webhooks usually do; the periodic listing catches what they
 // missed). One instance across processes runs it, the holder of a Redis
 // lease.
-type TemplateSync struct {
-	cfg     TemplateSyncConfig
-	store   *redis.Store
+type Sync struct {
+	cfg     Config
+	store   Store
 	log     *slog.Logger
 	tenants []string // sorted, for a stable order
 	// shared[tenant]: its account serves other tenants too, so its
@@ -141,13 +158,13 @@ type TemplateSync struct {
 	done     chan struct{}
 }
 
-// NewTemplateSync checks cfg and returns a sync over store, not started.
-func NewTemplateSync(cfg TemplateSyncConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) (*TemplateSync, error) {
+// New checks cfg and returns a sync over store, not started.
+func New(cfg Config, store Store, reg prometheus.Registerer, log *slog.Logger) (*Sync, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &TemplateSync{cfg: cfg, store: store, log: log, attempts: map[string]int{},
+	s := &Sync{cfg: cfg, store: store, log: log, attempts: map[string]int{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 		submissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wagate_template_submissions_total",
@@ -172,11 +189,11 @@ func NewTemplateSync(cfg TemplateSyncConfig, store *redis.Store, reg prometheus.
 }
 
 // Start runs the sync in the background until Shutdown.
-func (s *TemplateSync) Start() { go s.loop() }
+func (s *Sync) Start() { go s.loop() }
 
 // Shutdown stops the sync after the step under way and gives its lease
 // back, so that another instance takes over at once.
-func (s *TemplateSync) Shutdown(ctx context.Context) error {
+func (s *Sync) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	select {
 	case <-s.done:
@@ -186,7 +203,7 @@ func (s *TemplateSync) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (s *TemplateSync) loop() {
+func (s *Sync) loop() {
 	defer close(s.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -220,7 +237,7 @@ func (s *TemplateSync) loop() {
 }
 
 // release gives the lease back, if held.
-func (s *TemplateSync) release() {
+func (s *Sync) release() {
 	if s.lease == nil {
 		return
 	}
@@ -234,7 +251,7 @@ func (s *TemplateSync) release() {
 
 // step renews or takes the lease and, holding it, makes the due
 // submissions and, when it is time, lists the accounts' templates.
-func (s *TemplateSync) step(ctx context.Context) error {
+func (s *Sync) step(ctx context.Context) error {
 	held, err := s.hold(ctx)
 	if err != nil || !held {
 		return err
@@ -260,7 +277,7 @@ func (s *TemplateSync) step(ctx context.Context) error {
 
 // hold reports whether this instance holds the sync's lease, renewing it
 // or taking it when it is free.
-func (s *TemplateSync) hold(ctx context.Context) (bool, error) {
+func (s *Sync) hold(ctx context.Context) (bool, error) {
 	if s.lease != nil {
 		ok, err := s.store.RenewLease(ctx, s.lease, s.cfg.LeaseTTL)
 		if err != nil {
@@ -283,7 +300,7 @@ func (s *TemplateSync) hold(ctx context.Context) (bool, error) {
 }
 
 // submitDue submits tenant's due templates.
-func (s *TemplateSync) submitDue(ctx context.Context, tenant string) error {
+func (s *Sync) submitDue(ctx context.Context, tenant string) error {
 	now := s.cfg.Now()
 	refs, err := s.store.DueTemplateSubmissions(ctx, tenant, now, s.cfg.Batch)
 	if err != nil {
@@ -299,7 +316,7 @@ func (s *TemplateSync) submitDue(ctx context.Context, tenant string) error {
 }
 
 // submit submits one template and records what came of it.
-func (s *TemplateSync) submit(ctx context.Context, tenant string, account TemplateAccount, ref redis.TemplateRef, now time.Time) error {
+func (s *Sync) submit(ctx context.Context, tenant string, account Account, ref redis.TemplateRef, now time.Time) error {
 	t, err := s.store.Template(ctx, tenant, ref.Name, ref.Language)
 	if errors.Is(err, redis.ErrNotFound) {
 		// Gone since it was queued: take it off the queue.
@@ -353,7 +370,7 @@ func (s *TemplateSync) submit(ctx context.Context, tenant string, account Templa
 
 // backoff is the wait before attempt n+1: the provider's Retry-After, or
 // exponential from RetryBase to RetryMax with full jitter.
-func (s *TemplateSync) backoff(n int, err error) time.Duration {
+func (s *Sync) backoff(n int, err error) time.Duration {
 	var pe *provider.Error
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		return min(pe.RetryAfter, s.cfg.RetryMax)
@@ -370,8 +387,8 @@ func (s *TemplateSync) backoff(n int, err error) time.Duration {
 // too (the same account value: gateway configs hand every tenant of a
 // WhatsApp Business Account the same one). An account that cannot be
 // compared is taken as shared: importing nothing is the safe side.
-func sharedAccounts(accounts map[string]TemplateAccount) map[string]bool {
-	users := map[TemplateAccount]int{}
+func sharedAccounts(accounts map[string]Account) map[string]bool {
+	users := map[Account]int{}
 	shared := map[string]bool{}
 	for t, a := range accounts {
 		if !reflect.TypeOf(a).Comparable() {
@@ -389,7 +406,7 @@ func sharedAccounts(accounts map[string]TemplateAccount) map[string]bool {
 }
 
 // list brings tenant's stored templates in step with its account's.
-func (s *TemplateSync) list(ctx context.Context, tenant string) error {
+func (s *Sync) list(ctx context.Context, tenant string) error {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	ts, err := s.cfg.Accounts[tenant].ListTemplates(cctx)
 	cancel()
