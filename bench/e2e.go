@@ -168,9 +168,90 @@ func (s *Suite) e2e(ctx context.Context) error {
 		r.Notes = append(r.Notes, fmt.Sprintf("ceiling = the smallest of http/send (req/s), redis/xadd (msg/s) and clickhouse/insert per message (rows/s ÷ %d)", len(lifeStatuses)))
 	}
 	sustained := window >= targetE2ESustain-5*time.Second && s.cfg.E2EDuration >= targetE2ESustain
-	r.judge(r.Throughput >= targetE2EMPS, sustained)
+	peerOK := true
+	if s.cfg.Peer != "" {
+		peer, err := s.peerDispatch(ctx)
+		if err != nil {
+			return err
+		}
+		if peer.Throughput > 0 {
+			x := r.Throughput / peer.Throughput
+			r.figure("× the asynq peer's dispatch-only msg/s", x)
+			r.Notes = append(r.Notes, fmt.Sprintf("%.2f× the asynq peer's dispatch-only rate (%.0f msg/s: accepted and sent to the simulator, no statuses, same load, same Redis, same run)", x, peer.Throughput))
+			peerOK = x >= targetE2EPeerRatio
+		}
+	} else {
+		r.Notes = append(r.Notes, "no peer measured (-peer): the ratio to its dispatch-only rate is not judged")
+	}
+	r.judge(r.Throughput >= targetE2EMPS, sustained, peerOK)
 	s.report.Results = append(s.report.Results, r)
 	return nil
+}
+
+// peerDispatch drives the e2e scenario's load at the peer gateway (-peer,
+// started with a rate per number like wagate's) right after wagate's run,
+// and measures its dispatch-only rate: the messages its API accepted, over
+// the time from the first send to the simulator having taken the last of
+// them. The peer has no status loop, so the simulator holds its statuses
+// meanwhile (none reaches wagate's webhook). It is recorded as a result of
+// its own.
+func (s *Suite) peerDispatch(ctx context.Context) (*Result, error) {
+	if s.sim == nil {
+		return nil, fmt.Errorf("peer dispatch: needs the simulator (-sim) to count the peer's sends")
+	}
+	restore, err := s.holdSimulator()
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
+	accepted := func() float64 {
+		var st map[string]any
+		s.sim.GetJSON(pathSimStats, &st) //nolint:errcheck // a failed read counts as no progress
+		v, _ := st["accepted"].(float64)
+		return v
+	}
+	before := accepted()
+	src := newSendSource(s.cfg.Token, s.senders, s.base, s.cfg.Text, s.cfg.Concurrency, false)
+	s.base += 100_000_000
+	r := Result{Scenario: "e2e", Name: "e2e/asynq-peer", Unit: "msg/s",
+		Goal: "the gateway a Go team would write instead (bench/peers/asynq): accept and send, no status loop, for comparison"}
+	lc := s.load("e2e/asynq-peer", s.cfg.Concurrency, s.cfg.E2EDuration, 0, s.cfg.E2ERate)
+	lc.Target = s.cfg.Peer
+	start := time.Now()
+	a := s.cpu.sample()
+	l, err := Run(ctx, lc, src)
+	if err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
+	// Until the simulator has taken every message the peer accepted, or
+	// its count has not grown for E2EWait.
+	want := float64(l.Messages)
+	got, lastMove, doneAt := 0.0, time.Now(), time.Now()
+	for ctx.Err() == nil {
+		n := accepted() - before
+		if n > got {
+			got, lastMove, doneAt = n, time.Now(), time.Now()
+		}
+		if got >= want || time.Since(lastMove) > s.cfg.E2EWait {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b := s.cpu.sample()
+	for k, v := range cpuFigures(a, b, int64(got), "message") {
+		if k == "CPU gateway (cores)" || k == "CPU gateway per message (µs)" {
+			continue // wagate's (with the simulator): the peer's own is in "everything else"
+		}
+		r.figure(k, v)
+	}
+	r.fromLoad(l)
+	r.Throughput = perSecond(int64(got), doneAt.Sub(start))
+	r.figure("API accepted (msg/s)", l.RPS())
+	r.figure("sent to the simulator", got)
+	r.Checks = append(r.Checks, Check{What: "messages the peer accepted that reached the simulator", Want: int64(want), Got: int64(got),
+		OK: got >= want})
+	s.report.Results = append(s.report.Results, r)
+	return &s.report.Results[len(s.report.Results)-1], nil
 }
 
 func perMessage(c *Ceiling) float64 {

@@ -19,12 +19,15 @@ const (
 	targetRedisSend    = 25.0
 	// bulk: at least targetBulkRatio of the pipelined XADD ceiling,
 	// Redis at most targetRedisBulk µs per message.
-	targetBulkRatio   = 0.50
-	targetRedisBulk   = 3.0
-	targetE2EMPS      = 10_000
-	targetE2ESustain  = 60 * time.Second
-	targetBacklogRSS  = 300 << 20
-	targetBacklogMsgs = 1_000_000
+	targetBulkRatio = 0.50
+	targetRedisBulk = 3.0
+	targetE2EMPS    = 10_000
+	// e2e: at least targetE2EPeerRatio times the asynq peer's
+	// dispatch-only rate (issue "The status loop").
+	targetE2EPeerRatio = 1.0
+	targetE2ESustain   = 60 * time.Second
+	targetBacklogRSS   = 300 << 20
+	targetBacklogMsgs  = 1_000_000
 )
 
 // single: concurrent messages/send over keep-alive connections, spread

@@ -225,7 +225,7 @@ func (s *Suite) holdSimulator() (func(), error) {
 	if status, _, err := s.sim.Do("POST", pathSimConfig, simHold); err != nil || status != 200 {
 		return nil, fmt.Errorf("simulator config: %v (status %d)", err, status)
 	}
-	s.note("simulator holds its own statuses for 2 h while the webhooks scenario runs")
+	s.note("simulator holds its own statuses for 2 h meanwhile (the webhooks scenario posts them itself; the asynq peer has no status loop)")
 	return func() {
 		b, _ := json.Marshal(restore)
 		s.sim.Do("POST", pathSimConfig, b) //nolint:errcheck // best effort
