@@ -46,7 +46,7 @@
 -- at, throttled attempts, attempt base, fallback text, fallback after (s),
 -- expires, max attempts (0: the dispatcher's)}.
 local BEGIN_WIDTH = 18
-local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd', 'cp', 'tn', 'ev', 'a'}
+local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd', 'cp', 'tn', 'ev', 'a', 'ev2'}
 local group, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
 
 local function begin_one(msgkey, stream, now, entry, a)
@@ -83,9 +83,9 @@ local function begin_one(msgkey, stream, now, entry, a)
   local attempt = (tonumber(f[21]) or 0) + 1
   redis.call('HSET', msgkey, 'st', 'sending', 'sg', at, 'a', attempt)
   redis.call('EXPIRE', msgkey, ttl)
-  local ev = f[20]
-  if not ev then ev = make_ev(f[2], f[3], f[4], f[5], f[7], f[8], f[9], f[18], f[19]) end
-  emit_packed(KEYS[2], message_id(msgkey), 'sending', at, attempt, EMPTY_PROVIDER_PART, ev)
+  local ev, ev2 = f[20], f[22]
+  if not ev or not ev2 then ev, ev2 = make_ev(f[2], f[3], f[4], f[5], f[7], f[8], f[9], f[18], f[19]) end
+  emit_packed(KEYS[2], message_id(msgkey), 'sending', at, attempt, EMPTY_PROVIDER_PART, ev, ev2)
   return {'go', st, f[2], f[3], f[4], f[5], f[6], f[7], f[8] or '', f[9] or '', tostring(attempt),
     f[10], f[11] or '0', f[12] or '0', f[13] or '', f[14] or '0', f[15] or '0', f[16] or '0'}
 end

@@ -33,7 +33,7 @@
 --   +19 request fingerprint
 --   +20 the file entry, packed (filecodec.go) up to its conversation
 --   +21 the "queued" event's head, packed (eventcodec.go, version 2)
---   +22, +23 its static part (the state keeps it as "ev", for the
+--   +22, +23 its static part (the state keeps it as "ev" and "ev2", for the
 --       message's later events) before and after its conversation id
 --   +24 the template's name ('' for other messages), for analytics
 --
@@ -119,9 +119,13 @@ for b = 5, #ARGV, ENQ_FIELDS do
     if ARGV[base + 15] ~= '0' then st[#st + 1] = 'fas'; st[#st + 1] = ARGV[base + 15] end
     if status == 'scheduled' then st[#st + 1] = 'due'; st[#st + 1] = ARGV[base + 12] end
     if ARGV[base + 23] ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = ARGV[base + 23] end
-    local ev = ARGV[base + 21] .. #conv .. ':' .. conv .. ARGV[base + 22]
+    -- The static part in two fields, each short enough for Redis's compact
+    -- hash encoding: the message's state stays a listpack.
+    local ev, ev2 = ARGV[base + 21], #conv .. ':' .. conv .. ARGV[base + 22]
     st[#st + 1] = 'ev'
     st[#st + 1] = ev
+    st[#st + 1] = 'ev2'
+    st[#st + 1] = ev2
     local msg = prefix .. 'msg:' .. id
     redis.call('HSET', msg, unpack(st))
     if status == 'scheduled' then
@@ -161,7 +165,7 @@ for b = 5, #ARGV, ENQ_FIELDS do
       end
     end
     file_add(prefix, ARGV[base + 19], conv, created)
-    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. ev)
+    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. ev .. ev2)
     answer('ok', id, conv, status)
   end
 end

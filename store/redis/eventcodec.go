@@ -9,11 +9,12 @@ import (
 // A packed event is one stream field "e", in one of two layouts.
 //
 // Version '2' (written now): the values that change from event to event
-// first, then the message's static part as its state keeps it (field
-// "ev"), so that a function emits an event by concatenating a few strings
-// instead of packing two dozen values:
+// first, then the message's static part as its state keeps it (fields
+// "ev" and "ev2", each short enough for Redis's compact hash encoding), so
+// that a function emits an event by concatenating a few strings instead of
+// packing two dozen values:
 //
-//	'2' m s ts a ch p pid ec et pc b pcv pm pt | t f r ty l c sm cp tn
+//	'2' m s ts a ch p pid ec et pc b pcv pm pt | t f r ty l | c sm cp tn
 //
 // Version '1' (older wagates): eventSlots' order, the first 19 in one an
 // older still (no pricing model and type, campaign, template).
@@ -53,9 +54,9 @@ func appendPacked(dst []byte, v string) []byte {
 
 // appendQueuedEvent lays out the "queued" (or "scheduled") event of an
 // accepted message in three parts: its head (version to the provider
-// values), and its static part (which the state keeps as "ev") before and
-// after the conversation id, which the function puts between as
-// "<length>:<id>".
+// values), and its static part before the conversation id (the state's
+// "ev") and after it (with "<length>:<id>" put before it by the function,
+// the state's "ev2").
 func appendQueuedEvent(head, pre, post []byte, id string, a *EnqueueArgs, lane message.Lane, status message.Status, now int64) ([]byte, []byte, []byte) {
 	head = append(head, packedVersionV2)
 	head = appendPacked(head, id)

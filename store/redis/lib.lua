@@ -19,10 +19,10 @@ local function message_id(msgkey)
 end
 
 -- EVENT_FIELDS are the message's hash fields an event carries, in the
--- order emit_with takes them: ev, its static part packed (kept by the
--- accept path), is all a version 2 event needs of them; the rest serve a
--- state written before there was ev.
-local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'cp', 'tn', 'ev'}
+-- order emit_with takes them: ev and ev2, its static part packed (kept
+-- by the accept path), are all a version 2 event needs of them; the rest
+-- serve a state written before there was ev.
+local EVENT_FIELDS = {'t', 'f', 'r', 'ty', 'l', 'c', 'sm', 'a', 'cp', 'tn', 'ev', 'ev2'}
 
 -- packed is one value of a packed event, "<length>:<bytes>" (eventcodec.go);
 -- a number is written whole, never in exponent form.
@@ -33,11 +33,12 @@ local function packed(v)
 end
 
 -- make_ev packs the static part of a message's events (eventcodec.go's
--- version 2: tenant, sender, recipient, type, lane, conversation, staff
--- member, campaign, template name), which its state keeps as "ev".
+-- version 2), which its state keeps in two fields so that each stays
+-- short enough for Redis's compact hash encoding (64 bytes by default):
+-- ev (tenant, sender, recipient, type, lane) and ev2 (conversation, staff
+-- member, campaign, template name).
 local function make_ev(t, f, r, ty, l, c, sm, cp, tn)
-  return packed(t) .. packed(f) .. packed(r) .. packed(ty) .. packed(l) .. packed(c) .. packed(sm) ..
-    packed(cp) .. packed(tn)
+  return packed(t) .. packed(f) .. packed(r) .. packed(ty) .. packed(l), packed(c) .. packed(sm) .. packed(cp) .. packed(tn)
 end
 
 -- provider_part packs an event's channel and provider values (ch p pid ec
@@ -53,25 +54,25 @@ end
 local EMPTY_PROVIDER_PART = '8:whatsapp0:0:0:0:0:0:0:0:0:'
 
 -- emit_packed appends one event, packed (eventcodec.go, version 2): the
--- message id, status, time and attempt, then x (provider_part) and ev
+-- message id, status, time and attempt, then x (provider_part), ev and ev2
 -- (make_ev) as they are: one short XADD of a few concatenated strings.
-local function emit_packed(events, id, status, at, attempt, x, ev)
+local function emit_packed(events, id, status, at, attempt, x, ev, ev2)
   if not attempt or attempt == '' then attempt = '0' end
-  redis.call('XADD', events, '*', 'e', '2' .. packed(id) .. packed(status) .. packed(at) .. packed(attempt) .. x .. ev)
+  redis.call('XADD', events, '*', 'e', '2' .. packed(id) .. packed(status) .. packed(at) .. packed(attempt) .. x .. ev .. ev2)
 end
 
 -- emit_with appends one event of message id to the events stream: m holds
 -- the message's EVENT_FIELDS (tenant, sender, recipient, type, lane,
--- conversation, staff member, attempt, campaign, template name, ev), then
+-- conversation, staff member, attempt, campaign, template name, ev, ev2), then
 -- status, time and extra field/value pairs (provider, error…).
 local function emit_with(events, id, m, status, at, extra)
-  local ev = m[11]
-  if not ev then ev = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10]) end
+  local ev, ev2 = m[11], m[12]
+  if not ev or not ev2 then ev, ev2 = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10]) end
   local x = {}
   for i = 1, #extra, 2 do
     x[extra[i]] = extra[i + 1]
   end
-  emit_packed(events, id, status, at, m[8], provider_part(x), ev)
+  emit_packed(events, id, status, at, m[8], provider_part(x), ev, ev2)
 end
 
 -- emit is emit_with for a message whose fields are read from its hash.
@@ -143,21 +144,39 @@ local function status_fields(new, f)
   return set
 end
 
+-- brings_news reports whether the fields a status brings (set, field/value
+-- pairs) tell the state cur (as record reads it) something new: a
+-- provider, its id, its pricing or its conversation. A repeated status may:
+-- Meta's "sent" webhook, with the pricing, comes after the dispatcher
+-- recorded "sent" from the provider's answer.
+local function brings_news(set, cur)
+  for i = 1, #set, 2 do
+    local k, v = set[i], set[i + 1]
+    if (k == 'p' and v ~= cur[12]) or (k == 'pid' and v ~= cur[13]) or (k == 'pc' and v ~= cur[14]) or
+      (k == 'pcv' and v ~= cur[15]) then
+      return true
+    end
+  end
+  return false
+end
+
 -- record applies status new at time at to the message in msgkey, forward
 -- only, and writes its event (the rules are in transition.lua). f holds the
 -- provider's fields p, pid, ec, et, ch, pc, b, pcv, pm, pt; or, from
 -- transition.lua, set holds the fields the status brings (status_fields)
 -- and x its event's provider part (provider_part), as Go laid them out. A
 -- message leaving the open statuses (queued, scheduled, sending) for good
--- is taken off its tenant's count in tq. A status that changes nothing
--- writes nothing. Returns moved (0/1), first (0/1), the previous status
--- and what it read of the state (st qa sa da t a sg ev <time field> rd),
+-- is taken off its tenant's count in tq. A status seen before writes only
+-- what it brings anew (brings_news), and one that changes nothing writes
+-- nothing. Returns moved (0/1), first (0/1), the previous status
+-- and what it read of the state (st qa sa da t a sg ev <time field> rd ev2
+-- p pid pc pcv),
 -- or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   -- The field of the time new is first reached is read with the rest: no
   -- HSETNX.
   local tf = AT_FIELD[new] or 'st'
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd')
+  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd', 'ev2', 'p', 'pid', 'pc', 'pcv')
   if not cur[1] then
     return nil
   end
@@ -193,10 +212,10 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   if AT_FIELD[new] and not cur[9] then
     first = 1
   end
-  if not moves and first == 0 then
+  set = set or status_fields(new, f)
+  if not moves and first == 0 and not brings_news(set, cur) then
     return 0, 0, cur[1], cur
   end
-  set = set or status_fields(new, f)
   if first == 1 then
     set[#set + 1] = tf
     set[#set + 1] = at
@@ -213,13 +232,13 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   end
   redis.call('EXPIRE', msgkey, ttl)
   if first == 1 then
-    local ev = cur[8]
-    if not ev then
+    local ev, ev2 = cur[8], cur[11]
+    if not ev or not ev2 then
       -- A state from before ev: its static part from its fields.
       local m = redis.call('HMGET', msgkey, unpack(EVENT_FIELDS))
-      ev = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10])
+      ev, ev2 = make_ev(m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[9], m[10])
     end
-    emit_packed(events, message_id(msgkey), new, at, cur[6], x or provider_part(f), ev)
+    emit_packed(events, message_id(msgkey), new, at, cur[6], x or provider_part(f), ev, ev2)
   end
   local moved = 0
   if moves then moved = 1 end
@@ -475,9 +494,9 @@ local function materialize(msgkey, events, tq, a)
     return false
   end
   local conv, created = conv_outbound(prefix, g, gv, tenant, sender, guest, '', 'conv_' .. string.sub(id, 5), now, a[20])
-  local ev = make_ev(tenant, sender, guest, ty, 'bulk', conv, '', campaign, tn)
+  local ev, ev2 = make_ev(tenant, sender, guest, ty, 'bulk', conv, '', campaign, tn)
   local st = {'st', 'queued', 't', tenant, 'f', sender, 'r', guest, 'ty', ty, 'b', a[11], 'l', 'bulk',
-    'c', conv, 'qa', qa, 'ev', ev}
+    'c', conv, 'qa', qa, 'ev', ev, 'ev2', ev2}
   if campaign ~= '' then st[#st + 1] = 'cp'; st[#st + 1] = campaign end
   if a[14] ~= '0' then st[#st + 1] = 'x'; st[#st + 1] = a[14] end
   if a[15] ~= '' then st[#st + 1] = 'ft'; st[#st + 1] = a[15] end
@@ -486,9 +505,9 @@ local function materialize(msgkey, events, tq, a)
   if tn ~= '' then st[#st + 1] = 'tn'; st[#st + 1] = tn end
   redis.call('HSET', msgkey, unpack(st))
   file_add(prefix, a[21], conv, created)
-  emit_packed(events, id, 'queued', qa, '0', EMPTY_PROVIDER_PART, ev)
+  emit_packed(events, id, 'queued', qa, '0', EMPTY_PROVIDER_PART, ev, ev2)
   local function given(v, none) if v ~= none then return v end return nil end
-  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn ev
+  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn ev (a) ev2
   return {'queued', tenant, sender, guest, ty, a[11], 'bulk', conv, nil, qa, nil, nil,
-    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil, given(campaign, ''), given(tn, ''), ev}
+    given(a[15], ''), given(a[16], '0'), given(a[14], '0'), given(a[17], '0'), nil, given(campaign, ''), given(tn, ''), ev, nil, ev2}
 end

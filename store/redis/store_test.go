@@ -843,3 +843,78 @@ func TestStatusFieldsAsLuaLaysThemOut(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedStatusesWriteOnlyNews: Meta's "sent" webhook comes after the
+// dispatcher recorded "sent" from the provider's answer, and brings the
+// pricing: it is stored (without a second event); the same status again
+// writes nothing (its TTL is not even renewed); a new status is recorded
+// with its event.
+func TestRepeatedStatusesWriteOnlyNews(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	j := claimOne(t, s, "w1")
+	key := s.keys.Msg(j.Shard, j.Msg.ID)
+	if err := s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.R1"}, FinishOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	evs := len(events(t, s, j.Shard))
+	webhookSent := Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.R1",
+		PricingCategory: "utility", Billable: "1", PricingModel: "PMP", PricingType: "regular", ConversationID: "cv-1"}
+	for i, c := range []struct {
+		name      string
+		r         Result
+		newEvents int
+		renews    bool
+	}{
+		{"Meta's sent with the pricing", webhookSent, 0, true},
+		{"the same again", webhookSent, 0, false},
+		{"delivered", Result{Status: message.StatusDelivered, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.R1"}, 1, true},
+		{"delivered again", Result{Status: message.StatusDelivered, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.R1"}, 0, false},
+	} {
+		rdb.PExpire(ctx, key, time.Minute)
+		if _, err := s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: c.r}}); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.State(ctx, j.Msg.ID)
+		if st.PricingCategory != "utility" || st.PricingModel != "PMP" || st.PricingType != "regular" || st.ProviderMessageID != "wamid.R1" {
+			t.Fatalf("%d %s: state %+v", i, c.name, st)
+		}
+		if got := len(events(t, s, j.Shard)); got != evs+c.newEvents {
+			t.Fatalf("%d %s: %d new events, want %d", i, c.name, got-evs, c.newEvents)
+		}
+		evs += c.newEvents
+		if renewed := rdb.PTTL(ctx, key).Val() > time.Minute; renewed != c.renews {
+			t.Fatalf("%d %s: TTL renewed %v, want %v", i, c.name, renewed, c.renews)
+		}
+	}
+}
+
+// TestAShortMessagesStateStaysCompact: a short text's state keeps Redis's
+// compact hash encoding (listpack, for values up to 64 bytes by default)
+// through its life, so that a week of states costs what it must: the
+// static part of its events is kept in two short fields, not one long one.
+func TestAShortMessagesStateStaysCompact(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	j := claimOne(t, s, "w1")
+	key := s.keys.Msg(j.Shard, j.Msg.ID)
+	wamid := "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTZCMzE1QzQA"
+	for _, step := range []func() error{
+		func() error { return nil }, // begun
+		func() error {
+			return s.Finish(ctx, j, &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: wamid}, FinishOptions{})
+		},
+		func() error {
+			_, err := s.ApplyStatuses(ctx, []StatusApply{{MessageID: j.Msg.ID, Result: Result{Status: message.StatusDelivered, AtMS: time.Now().UnixMilli(),
+				Provider: "meta", ProviderMessageID: wamid, PricingCategory: "service", Billable: "0", PricingModel: "PMP", PricingType: "free_customer_service"}}})
+			return err
+		},
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		if enc := rdb.ObjectEncoding(ctx, key).Val(); enc != "listpack" {
+			t.Fatalf("state encoded as %s: %v", enc, rdb.HGetAll(ctx, key).Val())
+		}
+	}
+}

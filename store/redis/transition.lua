@@ -21,7 +21,9 @@
 -- read, fallback) are facts even when late: each is recorded, with its
 -- event, the first time it is seen. A failure, expiry or cancellation is
 -- recorded only if it moves the message (a "failed" after "read" is noise).
--- Duplicates change nothing and write nothing. A status's time is after
+-- A status seen before writes only what it brings anew (a provider's
+-- pricing or conversation: Meta's "sent" webhook comes after the
+-- dispatcher recorded "sent"); a pure duplicate writes nothing. A status's time is after
 -- the times of the statuses it follows: providers stamp whole seconds. A
 -- failure of a message that carries a fallback text schedules its fallback
 -- at once. The statuses are applied in the order given.
