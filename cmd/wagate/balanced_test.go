@@ -175,24 +175,34 @@ func TestGatewaysBehindNginxOnACluster(t *testing.T) {
 	for sh := 0; sh < f.shards; sh++ {
 		owned[sh] = strings.HasPrefix(cc.Get(ctx, f.store.Keys().Lease(sh, "dispatch")).Val(), "g2\t")
 	}
-	// One pipeline, before g1 takes g2's shards over (2 s lease).
-	mu.Lock()
-	sofar := append([]string(nil), accepted...)
-	mu.Unlock()
-	pipe := cc.Pipeline()
-	var sts []*goredis.StringCmd
-	for _, id := range sofar {
-		if sh, _ := message.ShardOf(id); owned[sh] {
-			sts = append(sts, pipe.HGet(ctx, f.store.Keys().Msg(sh, id), "st"))
+	// Every message of g2's shards that was "sending" when it died, before
+	// g1 takes them over (2 s lease): not only those whose 202 had reached
+	// a client by then (a message may be sending before its answer is
+	// back, and a cut answer's message goes all the same).
+	var inFlightN atomic.Int64
+	_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		var keys []string
+		iter := c.Scan(ctx, 0, f.prefix+":*:msg:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			id := iter.Val()[strings.LastIndex(iter.Val(), ":")+1:]
+			if sh, err := message.ShardOf(id); err == nil && owned[sh] {
+				keys = append(keys, iter.Val())
+			}
 		}
-	}
-	pipe.Exec(ctx)
-	inFlight := 0
-	for _, c := range sts {
-		if c.Val() == string(message.StatusSending) {
-			inFlight++
+		pipe := c.Pipeline()
+		sts := make([]*goredis.StringCmd, len(keys))
+		for i, k := range keys {
+			sts[i] = pipe.HGet(ctx, k, "st")
 		}
-	}
+		pipe.Exec(ctx)
+		for _, st := range sts {
+			if st.Val() == string(message.StatusSending) {
+				inFlightN.Add(1)
+			}
+		}
+		return iter.Err()
+	})
+	inFlight := int(inFlightN.Load())
 	time.Sleep(time.Second)
 	f.start("g3", "dispatcher")
 	g3start := time.Now() // it answers /healthz: its roles run
