@@ -41,7 +41,8 @@
 -- gone; {status} when it is not sendable any more (the entry is then
 -- acknowledged); {"expired"}; {"failed"} (a batch's message refused as it
 -- was made); {"later", due} when it waits for a retry (taken over from a
--- previous owner); or {"go", previous status, tenant, sender, recipient,
+-- previous owner); {"error", why} when its own step failed (the call's
+-- other messages go on); or {"go", previous status, tenant, sender, recipient,
 -- type, content, lane, conversation id, staff member id, attempt, queued
 -- at, throttled attempts, attempt base, fallback text, fallback after (s),
 -- expires, max attempts (0: the dispatcher's)}.
@@ -105,7 +106,14 @@ while i <= #ARGV do
       a = {ARGV[i + 1], ARGV[i], group, ARGV[i + 4], ttl, prefix}
       for k = 1, m do a[6 + k] = ARGV[i + 5 + k] end
     end
-    res = begin_one(prefix .. 'msg:' .. ARGV[i + 2], ARGV[i + 3], ARGV[i + 1], ARGV[i + 4], a)
+    -- One message's failure (a state no code of ours wrote) is its own:
+    -- the others of the call go on.
+    local ok, r = pcall(begin_one, prefix .. 'msg:' .. ARGV[i + 2], ARGV[i + 3], ARGV[i + 1], ARGV[i + 4], a)
+    if ok then
+      res = r
+    else
+      res = {'error', tostring(r)}
+    end
   end
   for k = 1, BEGIN_WIDTH do
     out[#out + 1] = res[k] or ''

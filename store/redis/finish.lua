@@ -25,50 +25,65 @@
 --   +12 fallback check due (unix ms; "0": none)
 --
 -- Answers two values per message: {"fenced", 0}, {"gone", 0} when the
--- message is unknown, or {moved (0/1), first (0/1)}.
+-- message is unknown, {"error", why} when its own step failed (its entry
+-- stays pending; the call's other messages go on), or {moved (0/1),
+-- first (0/1)}.
 local FINISH_FIELDS = 13
 local group, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call('GET', KEYS[1])
 local out = {}
 -- Each stream's entries to acknowledge, in the order first met.
 local acks, streams = {}, {}
+-- finish_one records the outcome of the message whose arguments start at
+-- ARGV[b] and notes its entry to acknowledge; it returns its two answer
+-- values.
+local function finish_one(b)
+  local id, stream, entry = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local msgkey = prefix .. 'msg:' .. id
+  local at = ARGV[b + 5]
+  local moved, first, _, cur = record(msgkey, KEYS[2], KEYS[3], ARGV[b + 4], at,
+    {p = ARGV[b + 6], pid = ARGV[b + 7], ec = ARGV[b + 8], et = ARGV[b + 9], ch = ARGV[b + 10]}, ttl)
+  if entry ~= '' then
+    local a = acks[stream]
+    if not a then
+      a = {}
+      acks[stream] = a
+      streams[#streams + 1] = stream
+    end
+    a[#a + 1] = entry
+  end
+  if moved == nil then
+    return 'gone', 0
+  end
+  if cur[10] then
+    redis.call('HDEL', msgkey, 'rd')
+  end
+  if ARGV[b + 11] == '1' then
+    local m = redis.call('HMGET', msgkey, 't', 'f', 'r', 'a')
+    local dl = redis.call('XADD', KEYS[4], '*', 'm', id, 't', m[1], 'f', m[2], 'r', m[3], 'a', m[4] or '0',
+      'ec', ARGV[b + 8], 'et', ARGV[b + 9], 'ts', at)
+    redis.call('HSET', msgkey, 'dl', dl)
+  end
+  if ARGV[b + 12] ~= '0' and redis.call('HEXISTS', msgkey, 'ft') == 1 then
+    redis.call('ZADD', KEYS[5], ARGV[b + 12], id)
+  end
+  return moved, first
+end
+
 for b = 4, #ARGV, FINISH_FIELDS do
   if owner ~= ARGV[b] then
     out[#out + 1] = 'fenced'
     out[#out + 1] = 0
   else
-    local id, stream, entry = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-    if entry ~= '' then
-      local a = acks[stream]
-      if not a then
-        a = {}
-        acks[stream] = a
-        streams[#streams + 1] = stream
-      end
-      a[#a + 1] = entry
-    end
-    local msgkey = prefix .. 'msg:' .. id
-    local at = ARGV[b + 5]
-    local moved, first, _, cur = record(msgkey, KEYS[2], KEYS[3], ARGV[b + 4], at,
-      {p = ARGV[b + 6], pid = ARGV[b + 7], ec = ARGV[b + 8], et = ARGV[b + 9], ch = ARGV[b + 10]}, ttl)
-    if moved == nil then
-      out[#out + 1] = 'gone'
-      out[#out + 1] = 0
+    -- One message's failure (a state no code of ours wrote) is its own: it
+    -- is answered "error" and its entry stays pending; the others go on.
+    local ok, r1, r2 = pcall(finish_one, b)
+    if not ok then
+      out[#out + 1] = 'error'
+      out[#out + 1] = tostring(r1)
     else
-      if cur[10] then
-        redis.call('HDEL', msgkey, 'rd')
-      end
-      if ARGV[b + 11] == '1' then
-        local m = redis.call('HMGET', msgkey, 't', 'f', 'r', 'a')
-        local dl = redis.call('XADD', KEYS[4], '*', 'm', id, 't', m[1], 'f', m[2], 'r', m[3], 'a', m[4] or '0',
-          'ec', ARGV[b + 8], 'et', ARGV[b + 9], 'ts', at)
-        redis.call('HSET', msgkey, 'dl', dl)
-      end
-      if ARGV[b + 12] ~= '0' and redis.call('HEXISTS', msgkey, 'ft') == 1 then
-        redis.call('ZADD', KEYS[5], ARGV[b + 12], id)
-      end
-      out[#out + 1] = moved
-      out[#out + 1] = first
+      out[#out + 1] = r1
+      out[#out + 1] = r2
     end
   end
 end

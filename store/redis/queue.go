@@ -326,6 +326,8 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 	switch str(0) {
 	case "fenced":
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, ErrFenced)
+	case "error":
+		return 0, fmt.Errorf("begin %s: %s", j.Msg.ID, str(1))
 	case "gone":
 		return BeginGone, nil
 	case "expired":
@@ -499,8 +501,12 @@ func (s *Store) Finish(ctx context.Context, j *Job, r *Result, opts FinishOption
 	if f.setPID != nil && f.setPID.Err() != nil {
 		return fmt.Errorf("finish %s: map provider id: %w", j.Msg.ID, f.setPID.Err())
 	}
-	if v, _ := f.vals[0].(string); v == "fenced" {
+	switch v, _ := f.vals[0].(string); v {
+	case "fenced":
 		return fmt.Errorf("finish %s: %w", j.Msg.ID, ErrFenced)
+	case "error":
+		why, _ := f.vals[1].(string)
+		return fmt.Errorf("finish %s: %s", j.Msg.ID, why)
 	}
 	return nil
 }

@@ -918,3 +918,50 @@ func TestAShortMessagesStateStaysCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBrokenStateFailsOnlyItsOwnSend: the begins and the finishes of a
+// shard share one call; a message whose state no code of ours wrote (here
+// a queued time that is not a number) fails alone, the others of the same
+// call go on.
+func TestOneBrokenStateFailsOnlyItsOwnSend(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	l := testLease(t, s, shard, "w1")
+	for range 6 {
+		if _, err := s.Enqueue(ctx, textArgs("+1234567890", "hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
+	if err != nil || len(es) != 6 {
+		t.Fatalf("read %d entries: %v", len(es), err)
+	}
+	broken := es[2].MessageID
+	rdb.HSet(ctx, s.keys.Msg(shard, broken), "qa", "not-a-time")
+	jobs := make([]*Job, len(es))
+	errs := make([]error, len(es))
+	var wg sync.WaitGroup
+	for i := range es {
+		jobs[i] = NewJob(l, shard, testSender, &es[i])
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = s.Begin(ctx, jobs[i]) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (es[i].MessageID == broken) != (err != nil) {
+			t.Fatalf("begin %d (%s, broken %v): %v", i, es[i].MessageID, es[i].MessageID == broken, err)
+		}
+	}
+	for i := range jobs {
+		if es[i].MessageID == broken {
+			continue
+		}
+		if err := s.Finish(ctx, jobs[i], &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid." + es[i].MessageID}, FinishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.State(ctx, es[i].MessageID); st.Status != message.StatusSent {
+			t.Fatalf("%s: %s", es[i].MessageID, st.Status)
+		}
+	}
+}
