@@ -37,4 +37,3 @@ func TestTemplateSendsReachTheProvider(t *testing.T) {
 		t.Fatal("template send not sent")
 	}
 }
-

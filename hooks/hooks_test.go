@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wagate/wagate/internal/netguard"
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
@@ -101,17 +102,6 @@ func startHooks(t *testing.T, store *redis.Store, opts ...func(*Config)) *Delive
 	return d
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestHooksDeliverSubscribedEventsSigned(t *testing.T) {
 	store := hookStore(t)
 	ctx := context.Background()
@@ -141,7 +131,7 @@ func TestHooksDeliverSubscribedEventsSigned(t *testing.T) {
 	if err != nil || st[0] != redis.AppliedNew {
 		t.Fatal(st, err)
 	}
-	waitFor(t, "four deliveries", func() bool { return len(sink.events()) >= 4 })
+	testwait.For(t, 10*time.Second, "four deliveries", func() bool { return len(sink.events()) >= 4 })
 	time.Sleep(200 * time.Millisecond) // nothing else may come
 	got := map[string]map[string]any{}
 	ids := map[string]bool{}
@@ -199,7 +189,7 @@ func TestHooksRetryThenDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One attempt and two retries, then it is given up.
-	waitFor(t, "a dead letter", func() bool {
+	testwait.For(t, 10*time.Second, "a dead letter", func() bool {
 		st, _ := store.HookStats(ctx, "hotel", 10)
 		return st.DeadLettered == 1
 	})
@@ -221,7 +211,7 @@ func TestHooksRetryThenDeadLetter(t *testing.T) {
 		Type: message.TypeTemplate, Content: a.Content, Lane: message.LaneTx}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a delivery", func() bool { return len(sink.events()) == 1 })
+	testwait.For(t, 10*time.Second, "a delivery", func() bool { return len(sink.events()) == 1 })
 }
 
 // TestHooksNeverReachInternalAddresses: a webhook stored with an internal
@@ -241,7 +231,7 @@ func TestHooksNeverReachInternalAddresses(t *testing.T) {
 			Type: message.TypeTemplate, Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "a refused delivery", func() bool {
+		testwait.For(t, 10*time.Second, "a refused delivery", func() bool {
 			st, _ := store.HookStats(ctx, "hotel", 10)
 			return strings.Contains(st.LastError, "internal address")
 		})
@@ -270,7 +260,7 @@ func TestDeadDeliveriesRedeliveredReachTheEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a dead letter", func() bool {
+	testwait.For(t, 10*time.Second, "a dead letter", func() bool {
 		st, _ := store.HookStats(ctx, "hotel", 10)
 		return len(st.DeadLetters) == 1
 	})
@@ -281,7 +271,7 @@ func TestDeadDeliveriesRedeliveredReachTheEndpoint(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("redeliver: %v %v", ids, err)
 	}
-	waitFor(t, "the redelivery", func() bool { return len(sink.events()) == 1 })
+	testwait.For(t, 10*time.Second, "the redelivery", func() bool { return len(sink.events()) == 1 })
 	e := sink.events()[0]
 	if e["event"] != "message_queued" || e["event_id"] != ids[0] || e["data"].(map[string]any)["message_id"] != res.ID {
 		t.Fatalf("redelivered %v", e)

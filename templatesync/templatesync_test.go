@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/meta"
@@ -234,7 +235,7 @@ func TestOnlyOneTemplateSyncRunsAtATime(t *testing.T) {
 	a := newSync(t, store, nil, "a", map[string]Account{"grand-plaza": acct})
 	b := newSync(t, store, nil, "b", map[string]Account{"grand-plaza": acct})
 	a.Start()
-	waitUntil(t, "a takes the lease", func() bool { _, l := acct.counts(); return l == 1 })
+	testwait.For(t, 5*time.Second, "a takes the lease", func() bool { _, l := acct.counts(); return l == 1 })
 	b.Start()
 	t.Cleanup(func() { b.Shutdown(context.Background()) })
 	for i := range 3 {
@@ -244,7 +245,7 @@ func TestOnlyOneTemplateSyncRunsAtATime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "three submissions", func() bool { c, _ := acct.counts(); return c == 3 })
+	testwait.For(t, 5*time.Second, "three submissions", func() bool { c, _ := acct.counts(); return c == 3 })
 	time.Sleep(100 * time.Millisecond) // five more ticks of both
 	if c, l := acct.counts(); c != 3 || l != 1 {
 		t.Fatalf("%d submissions and %d listings: both instances ran", c, l)
@@ -253,18 +254,7 @@ func TestOnlyOneTemplateSyncRunsAtATime(t *testing.T) {
 	if err := a.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "b takes over", func() bool { _, l := acct.counts(); return l == 2 })
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, 5*time.Second, "b takes over", func() bool { _, l := acct.counts(); return l == 2 })
 }
 
 func TestTemplateSyncConfig(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/chatapp"
@@ -289,7 +290,7 @@ func TestProviderCallbacks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "every callback", func() bool {
+			testwait.For(t, 5*time.Second, "every callback", func() bool {
 				return len(gbSink.snapshot()) == len(tc.gallabox) && len(caSink.snapshot()) == len(tc.chatapp)
 			})
 
@@ -337,7 +338,7 @@ func TestProviderCallbacks(t *testing.T) {
 			// The simulator counts a callback once its receiver has
 			// answered, which is after the receiver has it.
 			n := int64(len(tc.gallabox) + len(tc.chatapp))
-			waitFor(t, 5*time.Second, "the callbacks counted", func() bool { return s.Stats().CallbacksPosted >= n })
+			testwait.For(t, 5*time.Second, "the callbacks counted", func() bool { return s.Stats().CallbacksPosted >= n })
 			st := s.Stats()
 			if st.CallbacksPosted != n || st.CallbacksDropped != 0 || st.CallbacksRetried < tc.retried {
 				t.Fatalf("stats %+v", st)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/provider"
 )
 
@@ -47,7 +48,7 @@ func TestInboundMediaIsServedAsMetaServesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the inbound webhook", func() bool { return len(r.snapshot()) == 1 })
+	testwait.For(t, 5*time.Second, "the inbound webhook", func() bool { return len(r.snapshot()) == 1 })
 	sum := sha256.Sum256(photo)
 	got := r.snapshot()[0].inbound
 	want := []provider.Inbound{{ProviderMessageID: wamid, PhoneNumberID: testPhoneID, From: "+4915112345678", Name: "Ana", Type: "image",
@@ -160,7 +161,7 @@ func TestInboundMessageKinds(t *testing.T) {
 		Contacts: json.RawMessage(`[{"name":{"formatted_name":"Kerry Fitzgerald"},"phones":[{"phone":"+16505551234","type":"CELL"}]}]`)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "2 inbound webhooks", func() bool { return len(r.snapshot()) == 2 })
+	testwait.For(t, 5*time.Second, "2 inbound webhooks", func() bool { return len(r.snapshot()) == 2 })
 	byType := map[string]provider.Inbound{}
 	for _, p := range r.snapshot() {
 		for _, in := range p.inbound {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 )
@@ -95,7 +96,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	acceptN(t, s, 5)
-	waitFor(t, 5*time.Second, "some statuses", func() bool { return s.Stats().StatusesPosted >= 5 })
+	testwait.For(t, 5*time.Second, "some statuses", func() bool { return s.Stats().StatusesPosted >= 5 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/meta"
@@ -88,7 +89,7 @@ func TestTemplateReviewPostsASignedWebhook(t *testing.T) {
 	if err != nil || len(listed) != 2 || listed[0].Status != message.TemplatePending {
 		t.Fatalf("before the review: %+v %v", listed, err)
 	}
-	waitFor(t, 5*time.Second, "two template webhooks", func() bool { return len(templateEvents(t, r)) == 2 })
+	testwait.For(t, 5*time.Second, "two template webhooks", func() bool { return len(templateEvents(t, r)) == 2 })
 	events := templateEvents(t, r)
 	byName := map[string]provider.TemplateStatus{}
 	for _, e := range events {
@@ -122,7 +123,7 @@ func TestTemplateReviewPostsASignedWebhook(t *testing.T) {
 	if !s.SetTemplateStatus(testWABA, "late_checkout_confirmation", "en", message.TemplatePaused, "Low quality") {
 		t.Fatal("template not found")
 	}
-	waitFor(t, 5*time.Second, "the pause webhook", func() bool { return len(templateEvents(t, r)) == 3 })
+	testwait.For(t, 5*time.Second, "the pause webhook", func() bool { return len(templateEvents(t, r)) == 3 })
 	if e := templateEvents(t, r)[2]; e.Event != "PAUSED" || e.Reason != "Low quality" {
 		t.Fatalf("pause %+v", e)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
 )
@@ -41,7 +42,7 @@ func acceptN(t *testing.T, s *Server, n int) (ids, tos []string) {
 // nothing more comes.
 func settled(t *testing.T, s *Server, r *receiver, n int) {
 	t.Helper()
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d statuses posted and counted", n), func() bool {
+	testwait.For(t, 5*time.Second, fmt.Sprintf("%d statuses posted and counted", n), func() bool {
 		st := s.Stats()
 		return len(r.statuses()) >= n && st.StatusesPosted == st.StatusesScheduled && st.StatusesPosted >= int64(n)
 	})
@@ -212,7 +213,7 @@ func TestWebhookRetry(t *testing.T) {
 	ids, _ := acceptN(t, s, 1)
 	// The simulator counts a post once its answer is in, after the
 	// receiver has it: wait for both.
-	waitFor(t, 5*time.Second, "3 statuses", func() bool { return len(r.statuses()) >= 3 && s.Stats().StatusesPosted >= 3 })
+	testwait.For(t, 5*time.Second, "3 statuses", func() bool { return len(r.statuses()) >= 3 && s.Stats().StatusesPosted >= 3 })
 	got := byMessage(r.statuses())[ids[0]]
 	if len(got) != 3 {
 		t.Fatalf("statuses %+v", got)
@@ -233,7 +234,7 @@ func TestWebhookRetry(t *testing.T) {
 	r.failN = 1 << 30
 	s = startSim(t, Config{WebhookURL: r.srv.URL, WebhookMaxAttempts: 2, WebhookBackoffMin: 5 * time.Millisecond, WebhookBackoffMax: 5 * time.Millisecond})
 	acceptN(t, s, 1)
-	waitFor(t, 5*time.Second, "3 dropped webhooks", func() bool { return s.Stats().WebhooksDropped >= 3 })
+	testwait.For(t, 5*time.Second, "3 dropped webhooks", func() bool { return s.Stats().WebhooksDropped >= 3 })
 	if st := s.Stats(); st.WebhooksFailed != 6 || st.StatusesDropped != 3 || st.StatusesPosted != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -254,7 +255,7 @@ func TestInbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "2 inbound webhooks", func() bool { return len(r.snapshot()) >= 2 })
+	testwait.For(t, 5*time.Second, "2 inbound webhooks", func() bool { return len(r.snapshot()) >= 2 })
 	var got []provider.Inbound
 	for _, p := range r.snapshot() {
 		got = append(got, p.inbound...)

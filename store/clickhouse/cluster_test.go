@@ -10,6 +10,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 )
 
@@ -68,7 +69,7 @@ func TestLoaderOnTwoServers(t *testing.T) {
 	// Twenty of them again, as a loader that died between insert and ack
 	// inserts them.
 	src.push(evs[:20]...)
-	waitFor(t, 30*time.Second, "420 events acknowledged", func() bool {
+	testwait.For(t, 30*time.Second, "420 events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == 420
 	})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 )
 
@@ -49,7 +50,7 @@ func TestLoaderClickHouseDownLosesNothing(t *testing.T) {
 	now := time.Now().UnixMilli()
 	var all []message.Event
 	all = append(all, src.push(newEvents(50, "tenant-down", message.StatusSent, now)...)...)
-	waitFor(t, 20*time.Second, "first 50 events acknowledged", func() bool {
+	testwait.For(t, 20*time.Second, "first 50 events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == 50
 	})
@@ -57,7 +58,7 @@ func TestLoaderClickHouseDownLosesNothing(t *testing.T) {
 	// Down: 100 more arrive while ClickHouse is dead.
 	services(t, "clickhouse-stop", dir, "KILL")
 	all = append(all, src.push(newEvents(100, "tenant-down", message.StatusDelivered, now+1)...)...)
-	waitFor(t, 20*time.Second, "insert failures", func() bool {
+	testwait.For(t, 20*time.Second, "insert failures", func() bool {
 		return metric(t, reg, "wagate_loader_batches_total", "result", "error") >= 3 &&
 			metric(t, reg, "wagate_loader_clickhouse_up") == 0
 	})
@@ -79,7 +80,7 @@ func TestLoaderClickHouseDownLosesNothing(t *testing.T) {
 
 	// Up again, same data directory and port.
 	services(t, "clickhouse-start", dir, port)
-	waitFor(t, 60*time.Second, "all 150 events acknowledged", func() bool {
+	testwait.For(t, 60*time.Second, "all 150 events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == len(all)
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 )
 
@@ -52,11 +53,11 @@ func TestLoaderFlushesOnSize(t *testing.T) {
 	l, reg := startLoader(t, cfg, conn, src, nil)
 
 	src.push(newEvents(12, "tenant-size", message.StatusSent, time.Now().UnixMilli())...)
-	waitFor(t, 10*time.Second, "two full batches acknowledged", func() bool {
+	testwait.For(t, 10*time.Second, "two full batches acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == 10
 	})
-	waitFor(t, 5*time.Second, "the last 2 events held", func() bool {
+	testwait.For(t, 5*time.Second, "the last 2 events held", func() bool {
 		return metric(t, reg, "wagate_loader_pending_events") == 2
 	})
 	time.Sleep(100 * time.Millisecond)
@@ -115,7 +116,7 @@ func TestLoaderFlushesOnTime(t *testing.T) {
 	for round, n := range []int{3, 2} {
 		pushed := time.Now()
 		src.push(newEvents(n, "tenant-time", message.StatusSent, pushed.UnixMilli())...)
-		waitFor(t, 10*time.Second, "events acknowledged", func() bool {
+		testwait.For(t, 10*time.Second, "events acknowledged", func() bool {
 			_, _, calls := src.state()
 			return calls == round+1
 		})
@@ -173,7 +174,7 @@ func TestLoaderRowValues(t *testing.T) {
 	}
 	before := time.Now().UnixMilli()
 	queued := src.push(evs...)
-	waitFor(t, 10*time.Second, "events acknowledged", func() bool {
+	testwait.For(t, 10*time.Second, "events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == len(cases)
 	})
@@ -230,7 +231,7 @@ func TestLoaderShutdownFlushes(t *testing.T) {
 	l, reg := startLoader(t, cfg, conn, src, nil)
 
 	src.push(newEvents(7, "tenant-shutdown", message.StatusSent, time.Now().UnixMilli())...)
-	waitFor(t, 5*time.Second, "7 events held", func() bool { return metric(t, reg, "wagate_loader_pending_events") == 7 })
+	testwait.For(t, 5*time.Second, "7 events held", func() bool { return metric(t, reg, "wagate_loader_pending_events") == 7 })
 	if _, acked, _ := src.state(); acked != 0 {
 		t.Fatalf("%d events acked before size or time was reached", acked)
 	}
@@ -276,7 +277,7 @@ func TestLoaderRetriesFailedAck(t *testing.T) {
 	_, reg := startLoader(t, testConfig(db), conn, src, slogNew(logs))
 
 	src.push(newEvents(4, "tenant-ack", message.StatusDelivered, time.Now().UnixMilli())...)
-	waitFor(t, 10*time.Second, "events acknowledged", func() bool {
+	testwait.For(t, 10*time.Second, "events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == 4
 	})
@@ -330,7 +331,7 @@ func TestLoaderRedeliveryCollapses(t *testing.T) {
 	first := NewLoader(cfg, conn, src, nil, nil)
 	first.Start(ctx)
 	src.push(evs...)
-	waitFor(t, 10*time.Second, "first insert", func() bool { return len(stored(t, conn, db)) == len(evs) })
+	testwait.For(t, 10*time.Second, "first insert", func() bool { return len(stored(t, conn, db)) == len(evs) })
 	sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	err := first.Shutdown(sctx)
 	cancel()
@@ -342,7 +343,7 @@ func TestLoaderRedeliveryCollapses(t *testing.T) {
 	src.restart()
 	src.onAck = ackOnlyStored(t, conn, db)
 	second, _ := startLoader(t, cfg, conn, src, nil)
-	waitFor(t, 10*time.Second, "second loader acked all", func() bool {
+	testwait.For(t, 10*time.Second, "second loader acked all", func() bool {
 		_, acked, _ := src.state()
 		return acked == len(evs)
 	})
@@ -415,7 +416,7 @@ func TestLoaderReadErrorsAreRetried(t *testing.T) {
 	logs := newLogCounter(t)
 	_, reg := startLoader(t, testConfig(db), conn, src, slogNew(logs))
 	src.push(newEvents(5, "tenant-read", message.StatusSent, time.Now().UnixMilli())...)
-	waitFor(t, 10*time.Second, "events acknowledged", func() bool {
+	testwait.For(t, 10*time.Second, "events acknowledged", func() bool {
 		_, acked, _ := src.state()
 		return acked == 5
 	})

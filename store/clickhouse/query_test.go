@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/message"
 )
 
@@ -19,7 +20,7 @@ func load(t *testing.T, db string, evs []message.Event) {
 	l := NewLoader(testConfig(db), conn, src, nil, nil)
 	l.Start(context.Background())
 	src.push(evs...)
-	waitFor(t, 10*time.Second, "events loaded", func() bool {
+	testwait.For(t, 10*time.Second, "events loaded", func() bool {
 		_, acked, _ := src.state()
 		return acked == len(evs)
 	})
