@@ -119,18 +119,14 @@ func (s *Store) AckInbound(ctx context.Context, entries []InboundEntry) error {
 	}
 	// One XACK and one XDEL per partition, with all its ids.
 	byPart := map[int][]string{}
-	var parts []int
 	for _, e := range entries {
-		if _, ok := byPart[e.Part]; !ok {
-			parts = append(parts, e.Part)
-		}
 		byPart[e.Part] = append(byPart[e.Part], e.ID)
 	}
 	p := s.rdb.Pipeline()
-	for _, part := range parts {
+	for part, ids := range byPart {
 		key := s.keys.Inbound(part)
-		p.XAck(ctx, key, GroupInbound, byPart[part]...)
-		p.XDel(ctx, key, byPart[part]...)
+		p.XAck(ctx, key, GroupInbound, ids...)
+		p.XDel(ctx, key, ids...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("ack inbound: %w", err)

@@ -318,6 +318,12 @@ func (s *Store) Begin(ctx context.Context, j *Job) (Begun, error) {
 	b := &beginJob{s: s, job: j, now: s.nowMS(), done: make(chan struct{}, 1)}
 	s.batch.submit(ctx, b)
 	<-b.done
+	return b.result()
+}
+
+// result reads the begin function's answer for b's job into it.
+func (b *beginJob) result() (Begun, error) {
+	j := b.job
 	if b.err != nil {
 		return 0, fmt.Errorf("begin %s: %w", j.Msg.ID, b.err)
 	}
@@ -495,6 +501,12 @@ func (s *Store) Finish(ctx context.Context, j *Job, r *Result, opts FinishOption
 	f := &finishCall{s: s, job: j, res: r, opts: opts, now: s.nowMS(), done: make(chan struct{}, 1)}
 	s.batch.submit(ctx, f)
 	<-f.done
+	return f.result()
+}
+
+// result reads the finish function's answer for f's job.
+func (f *finishCall) result() error {
+	j := f.job
 	if f.err != nil {
 		return fmt.Errorf("finish %s: %w", j.Msg.ID, f.err)
 	}

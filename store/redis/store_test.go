@@ -921,8 +921,8 @@ func TestAShortMessagesStateStaysCompact(t *testing.T) {
 
 // TestOneBrokenStateFailsOnlyItsOwnSend: the begins and the finishes of a
 // shard share one call; a message whose state no code of ours wrote (here
-// a queued time that is not a number) fails alone, the others of the same
-// call go on.
+// not even a hash) fails alone, the others of the same call go on. The
+// jobs go through one call as the batcher merges them.
 func TestOneBrokenStateFailsOnlyItsOwnSend(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
@@ -938,30 +938,54 @@ func TestOneBrokenStateFailsOnlyItsOwnSend(t *testing.T) {
 		t.Fatalf("read %d entries: %v", len(es), err)
 	}
 	broken := es[2].MessageID
-	rdb.HSet(ctx, s.keys.Msg(shard, broken), "qa", "not-a-time")
-	jobs := make([]*Job, len(es))
-	errs := make([]error, len(es))
-	var wg sync.WaitGroup
+	rdb.Set(ctx, s.keys.Msg(shard, broken), "not a state", 0)
+	// oneCall runs jobs in one merged call, as a flush does.
+	oneCall := func(jobs []mergedJob) {
+		g := &callGroup{key: jobs[0].mergeKey(), jobs: jobs}
+		p := rdb.Pipeline()
+		g.queue(ctx, p)
+		p.Exec(ctx)
+		g.answer()
+	}
+	begins := make([]mergedJob, len(es))
 	for i := range es {
-		jobs[i] = NewJob(l, shard, testSender, &es[i])
-		wg.Add(1)
-		go func() { defer wg.Done(); _, errs[i] = s.Begin(ctx, jobs[i]) }()
+		begins[i] = &beginJob{s: s, job: NewJob(l, shard, testSender, &es[i]), now: s.nowMS(), done: make(chan struct{}, 1)}
 	}
-	wg.Wait()
-	for i, err := range errs {
-		if (es[i].MessageID == broken) != (err != nil) {
-			t.Fatalf("begin %d (%s, broken %v): %v", i, es[i].MessageID, es[i].MessageID == broken, err)
-		}
-	}
-	for i := range jobs {
+	oneCall(begins)
+	var finishes []mergedJob
+	for i, b := range begins {
+		got, err := b.(*beginJob).result()
 		if es[i].MessageID == broken {
+			if err == nil {
+				t.Fatalf("the broken state began: %v", got)
+			}
 			continue
 		}
-		if err := s.Finish(ctx, jobs[i], &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid." + es[i].MessageID}, FinishOptions{}); err != nil {
-			t.Fatal(err)
+		if err != nil || got != BeginGo {
+			t.Fatalf("begin %s beside a broken state: %v %v", es[i].MessageID, got, err)
 		}
-		if st, _ := s.State(ctx, es[i].MessageID); st.Status != message.StatusSent {
-			t.Fatalf("%s: %s", es[i].MessageID, st.Status)
+		finishes = append(finishes, &finishCall{s: s, job: b.(*beginJob).job, now: s.nowMS(), done: make(chan struct{}, 1),
+			res: &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid." + es[i].MessageID}})
+	}
+	// The broken one's finish joins the same call (as if its provider
+	// answered before its state was damaged).
+	finishes = append(finishes, &finishCall{s: s, job: begins[2].(*beginJob).job, now: s.nowMS(), done: make(chan struct{}, 1),
+		res: &Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(), Provider: "meta", ProviderMessageID: "wamid.broken"}})
+	oneCall(finishes)
+	for _, f := range finishes {
+		fc := f.(*finishCall)
+		err := fc.result()
+		if fc.job.Msg.ID == broken {
+			if err == nil {
+				t.Fatal("the broken state finished")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("finish %s beside a broken state: %v", fc.job.Msg.ID, err)
+		}
+		if st, _ := s.State(ctx, fc.job.Msg.ID); st.Status != message.StatusSent {
+			t.Fatalf("%s: %s", fc.job.Msg.ID, st.Status)
 		}
 	}
 }
