@@ -41,6 +41,12 @@ type Config struct {
 	// RetryLease hides a retry from other instances while one delivers it
 	// (1 min): longer than Timeout.
 	RetryLease time.Duration
+	// SkipEvery is how often the deliverer looks whether any tenant has a
+	// webhook (2 s). While none has, it does not read the events but moves
+	// its group past them every fifth look (Store.SkipHookEvents); a tenant
+	// that sets one gets every event from then on, the first up to this
+	// much later.
+	SkipEvery time.Duration
 	// Allow lists the internal networks (CIDR, or addresses) a tenant's
 	// webhook may reach; none by default: every delivery is dialed by
 	// internal/netguard, which refuses loopback, private, link-local and
@@ -72,6 +78,9 @@ func (c *Config) setDefaults() {
 	if c.RetryLease == 0 {
 		c.RetryLease = time.Minute
 	}
+	if c.SkipEvery == 0 {
+		c.SkipEvery = 2 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -82,7 +91,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.Workers < 1:
 		return errors.New("hooks: workers must be positive")
-	case c.Timeout <= 0 || c.Poll <= 0 || c.ConfigTTL <= 0 || c.ReclaimIdle <= 0:
+	case c.Timeout <= 0 || c.Poll <= 0 || c.ConfigTTL <= 0 || c.ReclaimIdle <= 0 || c.SkipEvery <= 0:
 		return errors.New("hooks: durations must be positive")
 	case c.RetryLease <= c.Timeout:
 		return errors.New("hooks: the retry lease must be longer than the delivery timeout")
@@ -95,6 +104,7 @@ func (c Config) Validate() error {
 // records of deliveries and retries.
 type Store interface {
 	HookEventReader(consumer string) *redis.EventReader
+	SkipHookEvents(ctx context.Context, move bool, pendingMax int) (bool, error)
 	Config() redis.Config
 	TenantDoc(ctx context.Context, tenant, name string) ([]byte, error)
 	ReadNoticesAll(ctx context.Context, consumer string, count int, block time.Duration) ([]redis.Notice, error)
@@ -125,6 +135,11 @@ type Deliverer struct {
 	// noticesReclaimed: when the notices loop last looked for a dead
 	// instance's notices (its goroutine's alone).
 	noticesReclaimed time.Time
+	// skipping says no tenant had a webhook when the events loop last
+	// looked, the skip's looks count; both the events loop's alone.
+	skipping bool
+	looked   time.Time
+	looks    int
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -363,8 +378,41 @@ func noticeDelivery(n *redis.Notice) delivery {
 	return delivery{Tenant: n.TenantID, Event: n.Kind, ID: id, Body: body}
 }
 
-// eventsOnce delivers one read of message events.
+// While no tenant has a webhook, the events loop moves its group past the
+// events every skipMoveEvery looks, and acknowledges up to skipPending of
+// the events a dead instance held every skipAckEvery: on one server a look
+// is one command, a move one per shard.
+const (
+	skipMoveEvery = 5
+	skipAckEvery  = 30
+	skipPending   = 1000
+)
+
+// eventsOnce delivers one read of message events, or skips them while no
+// tenant has a webhook.
 func (d *Deliverer) eventsOnce(ctx context.Context) (bool, error) {
+	if now := d.cfg.Now(); now.Sub(d.looked) >= d.cfg.SkipEvery {
+		d.looked = now
+		// The first look of a skip moves the group at once: from then
+		// on, the looks between moves leave events unread.
+		move := !d.skipping || d.looks%skipMoveEvery == 0
+		pending := 0
+		if d.looks%skipAckEvery == 0 {
+			pending = skipPending
+		}
+		skip, err := d.store.SkipHookEvents(ctx, move, pending)
+		if err != nil {
+			return false, err
+		}
+		d.skipping = skip
+		d.looks++
+		if !skip {
+			d.looks = 0
+		}
+	}
+	if d.skipping {
+		return false, nil
+	}
 	evs, err := d.events.Read(ctx, nil, 512, noticesBlock)
 	if err != nil || len(evs) == 0 {
 		return false, err

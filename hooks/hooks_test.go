@@ -280,3 +280,64 @@ func TestDeadDeliveriesRedeliveredReachTheEndpoint(t *testing.T) {
 		t.Fatalf("still dead: %v", st.DeadLetters)
 	}
 }
+
+// While no tenant has a webhook the deliverer reads no events at all (its
+// group is moved past them); a tenant that then sets one gets the events
+// that follow, each once.
+func TestEventsOfNoWebhookAreSkippedUntilATenantSetsOne(t *testing.T) {
+	store := hookStore(t)
+	ctx := context.Background()
+	sink := &hookSink{t: t, secret: "s3cret-s3cret-s3cret"}
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	startHooks(t, store, func(c *Config) { c.SkipEvery = 20 * time.Millisecond })
+	send := func(to string) string {
+		t.Helper()
+		a := &redis.EnqueueArgs{TenantID: "hotel", Sender: sender, Recipient: to, Type: message.TypeTemplate,
+			Content: []byte(`{"name":"room_ready","language":{"code":"en"}}`), Lane: message.LaneTx}
+		res, err := store.Enqueue(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ID
+	}
+	for i := 0; i < 20; i++ {
+		send("+1415555010" + string(rune('0'+i%10)))
+	}
+	// Moved past them: nothing of the hooks group is pending or unread.
+	rdb := redistest.Client(t)
+	testwait.For(t, 5*time.Second, "the hooks group past the 20 events", func() bool {
+		for sh := 0; sh < store.Config().Shards; sh++ {
+			key := store.Keys().Events(sh)
+			gs, err := rdb.XInfoGroups(ctx, key).Result()
+			if err != nil && !strings.Contains(err.Error(), "no such key") {
+				t.Fatal(err)
+			}
+			last, _ := rdb.XRevRangeN(ctx, key, "+", "-", 1).Result()
+			for _, g := range gs {
+				if g.Name == redis.GroupHooks && len(last) == 1 && (g.LastDeliveredID != last[0].ID || g.Pending != 0) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if n := len(sink.events()); n != 0 {
+		t.Fatalf("%d deliveries without any webhook", n)
+	}
+	// Skipped, not read: a read would have made the deliverer a consumer.
+	for sh := 0; sh < store.Config().Shards; sh++ {
+		if cs, _ := rdb.XInfoConsumers(ctx, store.Keys().Events(sh), redis.GroupHooks).Result(); len(cs) != 0 {
+			t.Fatalf("shard %d's events were read by %+v", sh, cs)
+		}
+	}
+
+	configureHook(t, store, srv.URL, []string{message.EventMessageQueued}, 3)
+	id := send("+14155550120")
+	testwait.For(t, 5*time.Second, "the queued event delivered", func() bool { return len(sink.events()) >= 1 })
+	time.Sleep(100 * time.Millisecond) // nothing else may come
+	got := sink.events()
+	if len(got) != 1 || got[0]["data"].(map[string]any)["message_id"] != id {
+		t.Fatalf("deliveries %v, want only %s's message_queued", got, id)
+	}
+}

@@ -54,6 +54,8 @@ var (
 	fileSrc string
 	//go:embed portfolio.lua
 	portfolioSrc string
+	//go:embed hook_skip.lua
+	hookSkipSrc string
 )
 
 // library is wagate's Redis Functions library: lib.lua once, then every
@@ -86,7 +88,7 @@ type scripts struct {
 	lib                                                                    *library
 	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *function
 	enqueueChunk, inbound, optset, convAction, claimDue, file              *function
-	chunkDone, cancelChunk, portfolio                                      *function
+	chunkDone, cancelChunk, portfolio, hookSkip                            *function
 }
 
 func newScripts() *scripts {
@@ -104,7 +106,7 @@ func newScripts() *scripts {
 		{&s.chunkDone, "chunk_done", chunkDoneSrc}, {&s.cancelChunk, "cancel_chunk", cancelChunkSrc},
 		{&s.inbound, "inbound", inboundSrc}, {&s.optset, "optset", optsetSrc}, {&s.convAction, "conv_action", convActionSrc},
 		{&s.claimDue, "claim_due", claimDueSrc}, {&s.file, "file", fileSrc},
-		{&s.portfolio, "portfolio", portfolioSrc},
+		{&s.portfolio, "portfolio", portfolioSrc}, {&s.hookSkip, "hook_skip", hookSkipSrc},
 	}
 	h := sha1.New()
 	h.Write([]byte(libSrc))

@@ -215,6 +215,11 @@ func (k *Keys) File(shard int) string { return k.shards[shard] + "file" }
 // Events is the shard's status events stream.
 func (k *Keys) Events(shard int) string { return k.shards[shard] + "events" }
 
+// HookTenants is the shard's index of the tenants with a webhook (a set;
+// its empty member marks it built). Every shard holds all of them: the hooks group's
+// skip (hook_skip.lua) reads it in the events stream's slot.
+func (k *Keys) HookTenants(shard int) string { return k.shards[shard] + "hookt" }
+
 // DLQ is the shard's dead-letter stream.
 func (k *Keys) DLQ(shard int) string { return k.shards[shard] + "dlq" }
 

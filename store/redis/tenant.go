@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -31,18 +33,165 @@ func (s *Store) TenantDoc(ctx context.Context, tenant, name string) ([]byte, err
 	return b, nil
 }
 
-// PutTenantDoc sets tenant's document name (nil deletes it).
+// PutTenantDoc sets tenant's document name (nil deletes it). A webhook
+// document also enters (or leaves) every shard's index of tenants with a
+// webhook, which lets the hooks group skip events while it is empty
+// (SkipHookEvents): entered before the document is written, so no event
+// after this call returns is skipped.
 func (s *Store) PutTenantDoc(ctx context.Context, tenant, name string, doc []byte) error {
+	key := s.keys.Tenant(tenant) + name
+	if name == DocWebhook && doc != nil {
+		if err := s.indexHookTenant(ctx, tenant, true); err != nil {
+			return err
+		}
+	}
 	var err error
 	if doc == nil {
-		err = s.rdb.Del(ctx, s.keys.Tenant(tenant)+name).Err()
+		err = s.rdb.Del(ctx, key).Err()
 	} else {
-		err = s.rdb.Set(ctx, s.keys.Tenant(tenant)+name, doc, 0).Err()
+		err = s.rdb.Set(ctx, key, doc, 0).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("tenant %s: %w", name, err)
 	}
+	if name == DocWebhook && doc == nil {
+		return s.indexHookTenant(ctx, tenant, false)
+	}
 	return nil
+}
+
+// indexHookTenant adds tenant to (or removes it from) every shard's index
+// of tenants with a webhook: in one transaction on one server, where the
+// skip reads only the first shard's.
+func (s *Store) indexHookTenant(ctx context.Context, tenant string, add bool) error {
+	if err := s.writeHookIndex(ctx, add, tenant); err != nil {
+		return fmt.Errorf("index of webhook tenants: %w", err)
+	}
+	return nil
+}
+
+// writeHookIndex adds members to (or removes them from) every shard's
+// index of tenants with a webhook.
+func (s *Store) writeHookIndex(ctx context.Context, add bool, members ...any) error {
+	do := func(p goredis.Pipeliner) error {
+		for sh := 0; sh < s.cfg.Shards; sh++ {
+			if add {
+				p.SAdd(ctx, s.keys.HookTenants(sh), members...)
+			} else {
+				p.SRem(ctx, s.keys.HookTenants(sh), members...)
+			}
+		}
+		return nil
+	}
+	var err error
+	if s.cluster {
+		_, err = s.rdb.Pipelined(ctx, do)
+	} else {
+		_, err = s.rdb.TxPipelined(ctx, do)
+	}
+	return err
+}
+
+// SkipHookEvents reports whether no tenant has a webhook, so that the
+// hooks group may skip the events instead of reading them; with move it
+// also moves the group past every event, acknowledging up to pendingMax of
+// the events it held per shard (0: none). The first call of a deployment
+// whose index is not built yet (its data written by an older wagate)
+// builds it from the tenants' documents.
+func (s *Store) SkipHookEvents(ctx context.Context, move bool, pendingMax int) (bool, error) {
+	r, err := s.skipHooks(ctx, move, pendingMax)
+	if err == nil && r < 0 {
+		if err = s.buildHookIndex(ctx); err == nil {
+			r, err = s.skipHooks(ctx, move, pendingMax)
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("skip hook events: %w", err)
+	}
+	return r == 1, nil
+}
+
+// skipHooks runs hook_skip: one call over every shard on one server, one
+// per shard (its slot) on a Cluster, where it answers the first answer
+// that is not 1 (a shard moved before another said no is as safe: its
+// events came before the tenant's webhook).
+func (s *Store) skipHooks(ctx context.Context, move bool, pendingMax int) (int64, error) {
+	if !s.cluster {
+		keys := make([]string, 1, 1+s.cfg.Shards)
+		keys[0] = s.keys.HookTenants(0)
+		for sh := 0; move && sh < s.cfg.Shards; sh++ {
+			keys = append(keys, s.keys.Events(sh))
+		}
+		return s.scripts.hookSkip.Run(ctx, s.rdb, keys, GroupHooks, pendingMax).Int64()
+	}
+	for sh := 0; sh < s.cfg.Shards; sh++ {
+		keys := []string{s.keys.HookTenants(sh)}
+		if move {
+			keys = append(keys, s.keys.Events(sh))
+		}
+		r, err := s.scripts.hookSkip.Run(ctx, s.rdb, keys, GroupHooks, pendingMax).Int64()
+		if err != nil || r != 1 {
+			return r, err
+		}
+		if !move {
+			return r, nil // every shard's index says the same
+		}
+	}
+	return 1, nil
+}
+
+// buildHookIndex fills every shard's index of tenants with a webhook from
+// the tenants' webhook documents (SCAN on every master), and marks it
+// built. A document set meanwhile is indexed by its own PutTenantDoc; one
+// deleted meanwhile may stay indexed, which only keeps the events read.
+func (s *Store) buildHookIndex(ctx context.Context) error {
+	// A tenant's key is <head><tenant><tail>.
+	head := strings.TrimSuffix(s.keys.Tenant(""), "}:")
+	tail := "}:" + DocWebhook
+	pattern := globEscape(head) + "*" + globEscape(tail)
+	tenants := []any{""}
+	scan := func(ctx context.Context, c goredis.Cmdable) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			k := it.Val()
+			if strings.HasPrefix(k, head) && strings.HasSuffix(k, tail) {
+				tenants = append(tenants, k[len(head):len(k)-len(tail)])
+			}
+		}
+		return it.Err()
+	}
+	var err error
+	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			mu.Lock() // tenants is shared
+			defer mu.Unlock()
+			return scan(ctx, c)
+		})
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return fmt.Errorf("index of webhook tenants: %w", err)
+	}
+	err = s.writeHookIndex(ctx, true, tenants...)
+	if err != nil {
+		return fmt.Errorf("index of webhook tenants: %w", err)
+	}
+	return nil
+}
+
+// globEscape escapes the characters SCAN's MATCH patterns give a meaning.
+func globEscape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // HookStats counts a tenant's webhook deliveries.
