@@ -198,4 +198,3 @@ func (r *receiver) statuses() []provider.StatusUpdate {
 	}
 	return out
 }
-

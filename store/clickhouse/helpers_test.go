@@ -127,7 +127,6 @@ func services(t testing.TB, args ...string) {
 	}
 }
 
-
 // metric returns the value of the metric name with the given label pairs
 // (counter, gauge, or a histogram's sample count) as reg exposes it.
 func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
