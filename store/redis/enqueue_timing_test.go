@@ -72,6 +72,27 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkEnqueueOneGuest is BenchmarkEnqueueParallel with every send to
+// one guest of one number, as `wrk` with one request body sends them: the
+// guest and its conversation are found, not made.
+func BenchmarkEnqueueOneGuest(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	defer reportRedisCPU(b, s)()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a := benchArgs(0)
+			if _, err := s.Enqueue(ctx, &a); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // reportRedisCPU reports, when the returned func runs at the end of a
 // benchmark, what Redis spent per op (INFO commandstats deltas): in
 // function calls (redis-fcall-µs/op, the commands they ran included) and
