@@ -21,8 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/internal/mediakit"
+	"github.com/wagate/wagate/internal/mediatest"
 	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/internal/password"
+	"github.com/wagate/wagate/internal/settings"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/media"
 	"github.com/wagate/wagate/store/redis"
@@ -102,7 +105,7 @@ func newAccessHarness(t *testing.T) *accessHarness {
 	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10,
 		ReadMarkers: map[string]ReadMarker{hotelMain: marker, hotelDesk: marker, seasideNum: marker}, MaxUploadBytes: 64 << 10, MetaAppSecret: appSecret, MetaVerifyToken: "verify-me",
 		PasswordParams: password.Fast(), WebhookAllow: netguard.Loopback(),
-		Media: MediaConfig{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
+		Media: mediakit.Config{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
 			URLTTL: time.Hour, Limits: testLimits, Now: clock.Now}}
 	srv, err := NewServer(cfg, store, ts, reg, reg, slog.New(slog.DiscardHandler))
 	must(t, err)
@@ -298,7 +301,7 @@ func (h *accessHarness) makeHotelData(t *testing.T) *hotelData {
 		`{"messages":[{"phone":"`+seedGuest+`","content":"Pool closes at 9"},{"phone":"`+d.guest+`","content":"Pool closes at 9"}]}`)
 	d.batchID = v["batch_id"].(string)
 
-	png := samplePNG(t)
+	png := mediatest.PNG(t)
 	code, up := h.upload(staffToken, "room_key_info.png", png, "image")
 	if code != 201 {
 		t.Fatalf("upload: %d %v", code, up)
@@ -489,7 +492,7 @@ func TestEveryEndpointNeedsAToken(t *testing.T) {
 		q := u.Query()
 		exp, sig := q.Get("expires"), q.Get("signature")
 		path := "/api/v1/whatsapp/media/" + d.mediaID
-		other := "/api/v1/whatsapp/media/" + newMediaID()
+		other := "/api/v1/whatsapp/media/" + mediakit.NewID()
 		for _, c := range []struct{ name, path, token string }{
 			{"no signature", path, ""},
 			{"a token instead of a signature", path, adminToken},
@@ -936,7 +939,7 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 			for _, tok := range []string{otherToken, otherAdminToken} {
 				h.refused(t, 403, "FORBIDDEN", "GET", api+"media/"+d.mediaID, tok, "")
 			}
-			code, v := h.upload(otherToken, "logo.png", samplePNG(t), "image")
+			code, v := h.upload(otherToken, "logo.png", mediatest.PNG(t), "image")
 			if code != 201 {
 				t.Fatalf("seaside upload: %d %v", code, v)
 			}
@@ -981,7 +984,7 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 		}},
 		{"GET settings", func(t *testing.T) {
 			v := h.ok(t, 200, "GET", api+"settings", otherAdminToken, "")
-			if v["tenant_id"] != "seaside" || fmt.Sprint(v["senders"]) != "["+seasideNum+"]" || v["opt_out_reply"] != DefaultSettings().OptOutReply {
+			if v["tenant_id"] != "seaside" || fmt.Sprint(v["senders"]) != "["+seasideNum+"]" || v["opt_out_reply"] != settings.Default().OptOutReply {
 				t.Fatalf("seaside's settings: %v", v)
 			}
 			if v := h.ok(t, 200, "GET", api+"settings", adminToken, ""); v["opt_out_reply"] != d.reply {
@@ -1176,7 +1179,7 @@ func TestEveryEndpointIsCoveredByTheAccessTests(t *testing.T) {
 	}
 	// Plausible ids, so that every call's path reaches its row.
 	calls := accessCalls(nil, &hotelData{msgID: message.NewID(1, 1), batchID: "bat_x_1", guest: seedGuest, convID: "conv_x_1", inboundID: "wamid.x",
-		mediaID: newMediaID(), deadID: message.NewID(2, 1), staffID: redis.NewStaffID()})
+		mediaID: mediakit.NewID(), deadID: message.NewID(2, 1), staffID: redis.NewStaffID()})
 	checks := map[string]bool{}
 	for _, c := range isolationChecks(nil, &hotelData{}) {
 		if checks[c.key] {

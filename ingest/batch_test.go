@@ -271,7 +271,6 @@ func TestBatchReplayAnswersTheBatchAsItStands(t *testing.T) {
 
 func TestBatchCountsAddUpWithRefusedMessages(t *testing.T) {
 	h := newHarness(t)
-	h.startProcessor()
 	// Two guests wrote; one of them then opted out; two never wrote.
 	h.guestSays("100000000000001", "+14155550001", "wamid.b1", "Hello")
 	h.guestSays("100000000000001", "+14155550002", "wamid.b2", "Hi")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -354,9 +355,10 @@ type messageJSON struct {
 	ReplyTo       *string         `json:"reply_to,omitempty"`
 	ReplyID       *string         `json:"reply_id,omitempty"`
 	// Media is a guest's attachment, with its status and URL
-	// (inboundmedia.go); Contacts the cards a guest shared.
-	Media *mediaJSON `json:"media,omitempty"`
-	mediaLink
+	// (inboundmedia.go, mediakit.Media.Link); Contacts the cards a guest
+	// shared.
+	Media *mediakit.Attachment `json:"media,omitempty"`
+	mediakit.Access
 	Contacts json.RawMessage `json:"contacts,omitempty"`
 }
 

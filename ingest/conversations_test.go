@@ -9,43 +9,40 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wagate/wagate/internal/settings"
+	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
 )
 
-// inboundText is Meta's webhook for a guest's text to number pnid.
-func inboundText(pnid, from, wamid, text string, at time.Time) []byte {
-	b, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
-		"id": "102290129340398", "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
-			"messaging_product": "whatsapp",
-			"metadata":          map[string]any{"display_phone_number": "15550001000", "phone_number_id": pnid},
-			"contacts":          []any{map[string]any{"profile": map[string]any{"name": "Maria Lopez"}, "wa_id": strings.TrimPrefix(from, "+")}},
-			"messages": []any{map[string]any{"from": strings.TrimPrefix(from, "+"), "id": wamid, "timestamp": fmt.Sprint(at.Unix()),
-				"type": "text", "text": map[string]any{"body": text}}},
-		}}},
-	}}})
-	return b
+// harnessNumbers are the Meta phone number ids of the harness's numbers
+// and their tenants, as the inbound role is configured with them.
+var harnessNumbers = map[string]struct{ tenant, sender string }{
+	"100000000000001": {"grand-plaza", "+15550001000"},
+	"100000000000002": {"grand-plaza", "+15550001001"},
+	"200000000000001": {"seaside", "+15550002000"},
 }
 
-// guestSays posts a guest's signed text and waits until the processor
-// filed it (the guest's record shows the message's time).
+// guestSays files a text from Maria Lopez at from to number pnid as the
+// inbound role files one (package inbound applies Meta's webhooks): the
+// window, the conversation, an opt keyword of the default settings and
+// the inbound_message event, once per wamid.
 func (h *harness) guestSays(pnid, from, wamid, text string) {
 	h.t.Helper()
-	at := time.Now()
-	if c := h.postWebhook(inboundText(pnid, from, wamid, text, at), appSecret); c != 200 {
-		h.t.Fatalf("inbound webhook: %d", c)
+	n := harnessNumbers[pnid]
+	at := time.Now().UnixMilli()
+	st := settings.Default()
+	opt, keyword := st.OptKeyword(text), ""
+	if opt != "" {
+		keyword = text
 	}
-	sender := harnessNumbers[pnid].Sender
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		g, err := h.store.Guest(context.Background(), sender, from)
-		must(h.t, err)
-		if g.LastInboundMS >= at.Truncate(time.Second).UnixMilli() && g.LastInboundMS > 0 {
-			// Let the rest of the body (an opt keyword) settle too.
-			time.Sleep(50 * time.Millisecond)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	h.t.Fatalf("the guest's message %s was not filed", wamid)
+	data, _ := json.Marshal(map[string]any{"message_id": wamid, "message_type": "text", "message_content": text,
+		"guest_name": "Maria Lopez", "timestamp": rfc3339(at)})
+	_, err := h.store.RecordInbound(context.Background(), &redis.InboundArgs{TenantID: n.tenant, Sender: n.sender, Guest: from,
+		Name: "Maria Lopez", ProviderMessageID: wamid, AtMS: at, Opt: opt, Keyword: keyword,
+		NotifyKind: message.EventInboundMessage, NotifyData: data,
+		Entry: redis.HistoryEntry{ID: wamid, AtMS: at, Type: "text", Preview: text, Name: "Maria Lopez"}})
+	must(h.t, err)
 }
 
 func sendText(guest, text string) string {
@@ -110,7 +107,6 @@ func TestWindowRefusalNamesTemplatesAndQueuesNothing(t *testing.T) {
 
 func TestInboundMessagesOpenTheWindowAndTheConversation(t *testing.T) {
 	h := newHarness(t)
-	h.startProcessor()
 	const guest = "+14155550123"
 	h.guestSays("100000000000001", guest, "wamid.in1", "Hi, is the spa open tomorrow?")
 	code, v, _ := h.do("GET", "/api/v1/whatsapp/conversations?guest_phone="+url.QueryEscape(guest)+"&status=active", staffToken, "")
@@ -136,9 +132,8 @@ func TestInboundMessagesOpenTheWindowAndTheConversation(t *testing.T) {
 	if code != 403 || errCode(t, v) != "MESSAGE_WINDOW_EXPIRED" {
 		t.Fatalf("from the other number: %d %v", code, v)
 	}
-	// The same webhook delivered again changes nothing.
-	h.postWebhook(inboundText("100000000000001", guest, "wamid.in1", "Hi, is the spa open tomorrow?", time.Now()), appSecret)
-	time.Sleep(300 * time.Millisecond)
+	// The same message filed again changes nothing.
+	h.guestSays("100000000000001", guest, "wamid.in1", "Hi, is the spa open tomorrow?")
 	_, v, _ = h.do("GET", "/api/v1/whatsapp/conversations/"+conv, staffToken, "")
 	msgs := v["messages"].([]any)
 	if len(msgs) != 2 || msgs[0].(map[string]any)["direction"] != "inbound" || msgs[1].(map[string]any)["status"] != "queued" ||
@@ -149,7 +144,6 @@ func TestInboundMessagesOpenTheWindowAndTheConversation(t *testing.T) {
 
 func TestOptOutBothWays(t *testing.T) {
 	h := newHarness(t)
-	h.startProcessor()
 	const guest = "+14155550177"
 	h.guestSays("100000000000001", guest, "wamid.o1", "Hello")
 	h.guestSays("100000000000001", guest, "wamid.o2", "  stop! ")
@@ -157,14 +151,13 @@ func TestOptOutBothWays(t *testing.T) {
 	if code != 403 || errCode(t, v) != "GUEST_OPTED_OUT" || errDetails(v)["source"] != "keyword" || errDetails(v)["opted_out_at"] == nil {
 		t.Fatalf("send after STOP: %d %v", code, v)
 	}
-	// The opt-out was confirmed to the guest, in their conversation.
+	// The conversation shows it (the inbound role confirms it to the
+	// guest: package inbound's TestOptKeywordsWorkBothWays).
 	_, v, _ = h.do("GET", "/api/v1/whatsapp/conversations?guest_phone="+url.QueryEscape(guest), staffToken, "")
 	conv := v["conversations"].([]any)[0].(map[string]any)
 	_, v, _ = h.do("GET", "/api/v1/whatsapp/conversations/"+conv["conversation_id"].(string), staffToken, "")
-	msgs := v["messages"].([]any)
-	lastMsg := msgs[len(msgs)-1].(map[string]any)
-	if lastMsg["direction"] != "outbound" || !strings.Contains(lastMsg["preview"].(string), "Reply START") || v["guest_opted_out"] != true {
-		t.Fatalf("confirmation: %v", v)
+	if v["guest_opted_out"] != true {
+		t.Fatalf("conversation: %v", v)
 	}
 	_, g, _ := h.do("GET", "/api/v1/whatsapp/guests/"+guest, staffToken, "")
 	nums := g["numbers"].([]any)
@@ -398,34 +391,10 @@ func TestSettingsNeedAdminAndCheckTheirInput(t *testing.T) {
 	}
 }
 
-func TestNormalizeKeyword(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		if got := normalizeKeyword(in); got != want {
-			t.Fatalf("%q → %q, want %q", in, got, want)
-		}
-	}
-	f("stop", "STOP")
-	f("  ¡Stop!! ", "STOP")
-	f("no más", "NO MAS")
-	f("NO  MAS.", "NO MAS")
-	f("opt-out", "OPT OUT")
-	f("Désabonner", "DESABONNER")
-	f("🙂", "")
-	st := DefaultSettings()
-	for text, want := range map[string]string{"STOP": "out", "Alto": "out", "baja": "out", "start": "in", "Alta": "in",
-		"please stop sending": "", "stop.": "out", "": ""} {
-		if got := st.optKeyword(text); got != want {
-			t.Fatalf("%q: %q, want %q", text, got, want)
-		}
-	}
-}
-
 // TestConversationsFoundByNameOrNumber: the inbox's search finds a guest
 // by a piece of their name, in any case, or of their number.
 func TestConversationsFoundByNameOrNumber(t *testing.T) {
 	h := newHarness(t)
-	h.startProcessor()
 	h.guestSays("100000000000001", "+14155550193", "wamid.search1", "Hello") // Maria Lopez
 	h.openWindow("+4930123456")
 	if code, v, _ := h.do("POST", sendPath, staffToken, sendText("+4930123456", "Guten Tag")); code != 202 {

@@ -119,7 +119,6 @@ func TestInboxStreamCarriesTheTenantsChanges(t *testing.T) {
 	// Streams of a second (a write timeout of 3 s), so that the test sees
 	// them reconnect without waiting long.
 	h := newHarness(t, func(c *Config) { c.WriteTimeout = 3 * time.Second })
-	h.startProcessor()
 	mine := h.openStream(staffToken)
 	theirs := h.openStream(otherToken)
 
@@ -256,7 +255,6 @@ func TestLiveHubResumesFromTheLastEventSeen(t *testing.T) {
 // colleague that it has left their view, but not of what it does then.
 func TestAnAgentsStreamCarriesOnlyWhatTheAgentSees(t *testing.T) {
 	h := newHarness(t, fastPasswords)
-	h.startProcessor()
 	h.addStaff(adminToken, "alice", "agent", "front_desk")
 	bruno := h.addStaff(adminToken, "bruno", "agent")
 	sa := h.login("grand-plaza", "alice", testPassword)

@@ -3,10 +3,6 @@ package ingest
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,173 +17,19 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/message"
-	"github.com/wagate/wagate/store/media"
 	"github.com/wagate/wagate/store/redis"
 )
 
-// MediaConfig configures media uploads: where files are kept, how their
-// URLs are signed and how large each media type may be.
-type MediaConfig struct {
-	// Files keeps uploaded bytes. Nil turns uploads and downloads off
-	// (they answer 503); sends by link work without it.
-	Files *media.Store
-	// SigningKey keys the HMAC-SHA256 of media URLs, at least 32 bytes.
-	// Every gateway behind one public address needs the same key.
-	SigningKey []byte
-	// PublicBaseURL is where clients and providers reach this API: scheme,
-	// host and an optional path prefix ("https://wa.example.com"). Media
-	// URLs start with it.
-	PublicBaseURL string
-	// URLTTL is how long a media URL works (24 h).
-	URLTTL time.Duration
-	// Retention is how long an uploaded media id can be sent and
-	// downloaded (90 days: longer than a send may be scheduled ahead).
-	Retention time.Duration
-	// Limits caps each media type's size; zero fields take WhatsApp's.
-	Limits MediaLimits
-	// Now is the clock of URL expiry; nil is time.Now.
-	Now func() time.Time
-}
-
-// MediaLimits are the largest files, in bytes, of each media type.
-type MediaLimits struct {
-	// Image (JPEG, PNG): 5 MiB.
-	Image int64
-	// Document (PDF, Office, text): 100 MiB.
-	Document int64
-	// Audio (AAC, AMR, MP3, M4A, Ogg Opus) and Video (MP4, 3GP): 16 MiB.
-	Audio, Video int64
-	// Sticker (WebP): 100 KiB still, AnimatedSticker 500 KiB.
-	Sticker, AnimatedSticker int64
-}
-
-// WhatsApp's limits (PROVIDERS.md).
-var defaultMediaLimits = MediaLimits{Image: 5 << 20, Document: 100 << 20, Audio: 16 << 20, Video: 16 << 20,
-	Sticker: 100 << 10, AnimatedSticker: 500 << 10}
-
-func (l *MediaLimits) setDefaults() {
-	for _, f := range []struct{ v, d *int64 }{{&l.Image, &defaultMediaLimits.Image}, {&l.Document, &defaultMediaLimits.Document},
-		{&l.Audio, &defaultMediaLimits.Audio}, {&l.Video, &defaultMediaLimits.Video},
-		{&l.Sticker, &defaultMediaLimits.Sticker}, {&l.AnimatedSticker, &defaultMediaLimits.AnimatedSticker}} {
-		if *f.v == 0 {
-			*f.v = *f.d
-		}
-	}
-}
-
-// of returns the limit of media type kind.
-func (l *MediaLimits) of(kind string, animated bool) int64 {
-	switch kind {
-	case "image":
-		return l.Image
-	case "document":
-		return l.Document
-	case "audio":
-		return l.Audio
-	case "video":
-		return l.Video
-	case "sticker":
-		if animated {
-			return l.AnimatedSticker
-		}
-		return l.Sticker
-	}
-	return 0
-}
-
-// mediaState is the server's media store and URL signer.
-type mediaState struct {
-	files             *media.Store
-	key               []byte
-	base              string // PublicBaseURL without a trailing slash
-	urlTTL, retention time.Duration
-	limits            MediaLimits
-	now               func() time.Time
-}
-
 // initMedia sets up s.media from s.cfg.Media.
 func (s *Server) initMedia() error {
-	m, err := newMediaState(s.cfg.Media)
+	m, err := mediakit.New(s.cfg.Media)
 	if err != nil {
 		return err
 	}
 	s.media = m
 	return nil
-}
-
-// newMediaState checks c and returns the media store and URL signer it
-// describes, its zero fields defaulted.
-func newMediaState(c MediaConfig) (mediaState, error) {
-	m := mediaState{files: c.Files, key: c.SigningKey, base: strings.TrimRight(c.PublicBaseURL, "/"),
-		urlTTL: c.URLTTL, retention: c.Retention, limits: c.Limits, now: c.Now}
-	if m.urlTTL == 0 {
-		m.urlTTL = 24 * time.Hour
-	}
-	if m.retention == 0 {
-		m.retention = 90 * 24 * time.Hour
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
-	m.limits.setDefaults()
-	if m.files != nil {
-		if len(m.key) < 32 {
-			return mediaState{}, errors.New("ingest: the media signing key must be at least 32 bytes")
-		}
-		u, err := url.Parse(m.base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return mediaState{}, fmt.Errorf("ingest: media public base url %q is not an http(s) root", c.PublicBaseURL)
-		}
-		if m.urlTTL < time.Minute || m.retention < time.Hour {
-			return mediaState{}, errors.New("ingest: media url ttl under a minute or retention under an hour")
-		}
-	}
-	return m, nil
-}
-
-// mediaPrefix starts every media id.
-const mediaPrefix = "med_"
-
-// mediaIDEncoding writes 128 random bits as 26 characters of Crockford's
-// base32 (as message ids), lower case.
-var mediaIDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
-// newMediaID returns "med_" and 128 random bits: an id no tenant can guess.
-func newMediaID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return mediaPrefix + mediaIDEncoding.EncodeToString(b[:])
-}
-
-// validMediaID reports whether id has the shape newMediaID gives, so that
-// what a caller types never reaches Redis as a key unchecked.
-func validMediaID(id string) bool {
-	if len(id) != len(mediaPrefix)+26 || !strings.HasPrefix(id, mediaPrefix) {
-		return false
-	}
-	for i := len(mediaPrefix); i < len(id); i++ {
-		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' && c != 'i' && c != 'l' && c != 'o' && c != 'u') {
-			return false
-		}
-	}
-	return true
-}
-
-// signature is the hex HMAC-SHA256 of a media URL: the id and its expiry.
-func (m *mediaState) signature(id string, expires int64) []byte {
-	h := hmac.New(sha256.New, m.key)
-	h.Write([]byte("wagate-media\n"))
-	h.Write([]byte(id))
-	h.Write([]byte{'\n'})
-	h.Write(strconv.AppendInt(nil, expires, 10))
-	return hex.AppendEncode(nil, h.Sum(nil))
-}
-
-// url returns the signed URL of media id, valid until expires (Unix s).
-func (m *mediaState) url(id string, expires int64) string {
-	return m.base + apiPrefix + "media/" + id + "?expires=" + strconv.FormatInt(expires, 10) +
-		"&signature=" + string(m.signature(id, expires))
 }
 
 // mediaOff answers the media calls of a gateway without a media store.
@@ -287,29 +129,6 @@ func readUploadForm(form *multipart.Form) (mediaUpload, *apiError) {
 	return up, nil
 }
 
-// cleanFilename keeps the last path element of an uploaded file's name,
-// without control characters, at most 240 bytes.
-func cleanFilename(name string) string {
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
-	for len(name) > 240 {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	if name == "." || name == ".." {
-		return ""
-	}
-	return name
-}
-
 // uploadAnswer is the 201 of an upload.
 type uploadAnswer struct {
 	MediaID   string `json:"media_id"`
@@ -328,7 +147,7 @@ type uploadAnswer struct {
 // once on disk, each upload gets its own media id.
 func (s *Server) handleMediaUpload(ctx *fasthttp.RequestCtx, p Principal, _ params) {
 	m := &s.media
-	if m.files == nil {
+	if m.Files == nil {
 		writeError(ctx, mediaOff)
 		return
 	}
@@ -364,7 +183,7 @@ func (s *Server) handleMediaUpload(ctx *fasthttp.RequestCtx, p Principal, _ para
 // storeUpload checks the uploaded file and keeps it.
 func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiError) {
 	m := &s.media
-	name := cleanFilename(up.file.Filename)
+	name := mediakit.CleanFilename(up.file.Filename)
 	size := up.file.Size
 	details := func() map[string]any {
 		d := map[string]any{"size": size, "filename": name}
@@ -382,9 +201,9 @@ func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiE
 		return nil, &apiError{Code: message.CodeInternal, Message: "The uploaded file could not be read; nothing was stored"}
 	}
 	defer f.Close()
-	format := mediaOffice(detectMedia(f, size), name)
+	format := mediakit.Office(mediakit.Detect(f, size), name)
 	switch {
-	case !format.known():
+	case !format.Known():
 		return nil, uploadFailed(reasonUnknown, "The file's content is not a format WhatsApp takes (whatever its name says)", details())
 	case format.Kind == "":
 		d := details()
@@ -402,7 +221,7 @@ func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiE
 			"Upload a file WhatsApp takes as "+up.declared+": "+supportedFormats)
 	}
 	kind := format.Kind
-	limit := m.limits.of(kind, format.Animated)
+	limit := m.Limits.Of(kind, format.Animated)
 	if size > limit {
 		d := details()
 		d["detected_type"], d["media_type"], d["max_bytes"] = format.MIME, kind, limit
@@ -413,7 +232,7 @@ func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiE
 		s.log.Error("rewind uploaded file", "err", err)
 		return nil, &apiError{Code: message.CodeInternal, Message: "The uploaded file could not be read; nothing was stored"}
 	}
-	blob, err := m.files.Put(f, limit)
+	blob, err := m.Files.Put(f, limit)
 	if err != nil {
 		s.log.Error("store uploaded file", "err", err)
 		return nil, &apiError{Code: message.CodeServiceUnavailable, Message: "The media store could not keep the file; nothing was stored",
@@ -422,18 +241,18 @@ func (s *Server) storeUpload(p Principal, up *mediaUpload) (*uploadAnswer, *apiE
 	if name == "" {
 		name = kind + "." + format.Ext
 	}
-	now := m.now()
-	rec := &redis.MediaRecord{ID: newMediaID(), TenantID: p.Tenant.ID, SHA256: blob.SHA256, MIME: format.MIME, Type: kind,
+	now := m.Now()
+	rec := &redis.MediaRecord{ID: mediakit.NewID(), TenantID: p.Tenant.ID, SHA256: blob.SHA256, MIME: format.MIME, Type: kind,
 		Size: blob.Size, Filename: name, CreatedMS: now.UnixMilli()}
 	rctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
-	err = s.store.PutMedia(rctx, rec, m.retention)
+	err = s.store.PutMedia(rctx, rec, m.Retention)
 	cancel()
 	if err != nil {
 		s.log.Warn("store media record", "err", err)
 		return nil, unavailable("stored")
 	}
-	expires := now.Add(m.urlTTL).Unix()
-	return &uploadAnswer{MediaID: rec.ID, MediaURL: m.url(rec.ID, expires), ExpiresAt: rfc3339(expires * 1000),
+	expires := now.Add(m.URLTTL).Unix()
+	return &uploadAnswer{MediaID: rec.ID, MediaURL: m.URL(rec.ID, expires), ExpiresAt: rfc3339(expires * 1000),
 		MediaType: kind, MIMEType: rec.MIME, Size: rec.Size, SHA256: rec.SHA256, Filename: name}, nil
 }
 
@@ -448,7 +267,7 @@ func forbiddenLink(msg string) *apiError {
 // checked before anything else so that unsigned requests learn nothing.
 func (s *Server) handleMediaGet(ctx *fasthttp.RequestCtx, _ Principal, ps params) {
 	m := &s.media
-	if m.files == nil {
+	if m.Files == nil {
 		writeError(ctx, mediaOff)
 		return
 	}
@@ -460,17 +279,17 @@ func (s *Server) handleMediaGet(ctx *fasthttp.RequestCtx, _ Principal, ps params
 		writeError(ctx, forbiddenLink("A media URL needs its expires and signature parameters"))
 		return
 	}
-	if !hmac.Equal(m.signature(id, expires), sig) {
+	if !hmac.Equal(m.Signature(id, expires), sig) {
 		writeError(ctx, forbiddenLink("The media URL's signature is not valid"))
 		return
 	}
-	if m.now().Unix() > expires {
+	if m.Now().Unix() > expires {
 		writeError(ctx, forbiddenLink("The media URL expired at "+time.Unix(expires, 0).UTC().Format(time.RFC3339)))
 		return
 	}
 	notFound := &apiError{Code: message.CodeMediaNotFound, Message: "No such media (it may have passed its retention)",
 		Details: map[string]any{"media_id": id}}
-	if !validMediaID(id) {
+	if !mediakit.ValidID(id) {
 		writeError(ctx, notFound)
 		return
 	}
@@ -486,7 +305,7 @@ func (s *Server) handleMediaGet(ctx *fasthttp.RequestCtx, _ Principal, ps params
 		writeError(ctx, unavailable("read"))
 		return
 	}
-	f, err := m.files.Open(rec.SHA256)
+	f, err := m.Files.Open(rec.SHA256)
 	if err != nil {
 		s.log.Warn("media file missing", "media_id", id, "sha256", rec.SHA256, "err", err)
 		writeError(ctx, notFound)
@@ -500,7 +319,7 @@ func (s *Server) handleMediaGet(ctx *fasthttp.RequestCtx, _ Principal, ps params
 		return
 	}
 	ct := rec.MIME
-	if ct == fmtText.MIME {
+	if ct == mediakit.MIMEText {
 		ct += "; charset=utf-8"
 	}
 	ctx.SetContentType(ct)
@@ -510,7 +329,7 @@ func (s *Server) handleMediaGet(ctx *fasthttp.RequestCtx, _ Principal, ps params
 	}
 	ctx.Response.Header.Set("Content-Disposition", contentDisposition(disposition, rec.Filename))
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
-	ctx.Response.Header.Set("Cache-Control", "private, max-age="+strconv.FormatInt(max(expires-m.now().Unix(), 0), 10))
+	ctx.Response.Header.Set("Cache-Control", "private, max-age="+strconv.FormatInt(max(expires-m.Now().Unix(), 0), 10))
 	ctx.Response.Header.Set("ETag", `"`+rec.SHA256+`"`)
 	// fasthttp closes the file once the body is written.
 	ctx.SetBodyStream(f, int(info.Size()))
@@ -676,7 +495,7 @@ func (s *Server) appendMediaContent(p Principal, r *mediaRef, names *mediaFieldN
 		if r.Type != "document" {
 			return dst, "", invalidRequest(names.filename+" is for documents only", map[string]any{"field": names.filename})
 		}
-		if cleanFilename(r.Filename) != r.Filename {
+		if mediakit.CleanFilename(r.Filename) != r.Filename {
 			return dst, "", invalidRequest(names.filename+" must be a file name: no folders or control characters, at most 240 bytes",
 				map[string]any{"field": names.filename})
 		}
@@ -756,7 +575,7 @@ func (s *Server) tenantMedia(tenant, id, field string) (*redis.MediaRecord, *api
 	notFound := &apiError{Code: message.CodeMediaNotFound, Message: "No media with this id for this tenant",
 		Details:         map[string]any{"field": field, "media_id": id},
 		RecoveryOptions: []string{"Upload the file with POST /api/v1/whatsapp/media/upload and send the media_id it answers"}}
-	if !validMediaID(id) {
+	if !mediakit.ValidID(id) {
 		return nil, notFound
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/mediakit"
+	"github.com/wagate/wagate/internal/mediatest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/media"
 	"github.com/wagate/wagate/store/redis"
@@ -48,7 +50,7 @@ type mediaHarness struct {
 
 // testLimits are small enough for tests to pass and well above the
 // sample files.
-var testLimits = MediaLimits{Image: 4 << 10, Document: 8 << 10, Audio: 4 << 10, Video: 4 << 10, Sticker: 300, AnimatedSticker: 600}
+var testLimits = mediakit.Limits{Image: 4 << 10, Document: 8 << 10, Audio: 4 << 10, Video: 4 << 10, Sticker: 300, AnimatedSticker: 600}
 
 func newMediaHarness(t *testing.T, opts ...func(*Config)) *mediaHarness {
 	t.Helper()
@@ -68,7 +70,7 @@ func newMediaHarness(t *testing.T, opts ...func(*Config)) *mediaHarness {
 	clock.ns.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
 	cfg := Config{Addr: "127.0.0.1:0", MaxBodyBytes: 64 << 10, MaxUploadBytes: 64 << 10,
-		Media: MediaConfig{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
+		Media: mediakit.Config{Files: files, SigningKey: []byte("test-media-signing-key-of-32-bytes!"), PublicBaseURL: publicBase + "/",
 			URLTTL: time.Hour, Limits: testLimits, Now: clock.Now}}
 	for _, o := range opts {
 		o(&cfg)
@@ -165,11 +167,11 @@ func mediaErrMessage(v map[string]any) string { return v["error"].(map[string]an
 
 func TestUploadAnswersTheSeedsFields(t *testing.T) {
 	h := newMediaHarness(t)
-	jpg := sampleJPEG(t)
+	jpg := mediatest.JPEG(t)
 	v := h.mustUpload("room_key_info.jpg", jpg, "image")
 	sum := sha256.Sum256(jpg)
 	id, _ := v["media_id"].(string)
-	if !validMediaID(id) || v["media_type"] != "image" || v["mime_type"] != "image/jpeg" || v["size"] != float64(len(jpg)) ||
+	if !mediakit.ValidID(id) || v["media_type"] != "image" || v["mime_type"] != "image/jpeg" || v["size"] != float64(len(jpg)) ||
 		v["sha256"] != hex.EncodeToString(sum[:]) || v["filename"] != "room_key_info.jpg" {
 		t.Fatalf("answer %v", v)
 	}
@@ -216,40 +218,40 @@ func TestUploadJudgesFilesByTheirBytes(t *testing.T) {
 			}
 		})
 	}
-	ok("png", "map.png", samplePNG(t), "image", "image/png", "image")
-	ok("jpeg", "room.jpg", sampleJPEG(t), "image", "image/jpeg", "image")
-	ok("pdf", "hotel_amenities_guide.pdf", samplePDF(), "document", "application/pdf", "document")
-	ok("docx", "menu.docx", sampleDOCX(t), "document", fmtDOCX.MIME, "document")
-	ok("doc", "minutes.doc", sampleOLE("WordDocument"), "document", "application/msword", "document")
-	ok("txt", "wifi.txt", sampleText(), "document", "text/plain", "document")
-	ok("mp3", "welcome.mp3", sampleMP3(), "audio", "audio/mpeg", "audio")
-	ok("opus", "note.ogg", sampleOpus(), "audio", "audio/ogg", "audio")
-	ok("mp4", "tour.mp4", sampleMP4(), "video", "video/mp4", "video")
-	ok("3gp", "tour.3gp", sample3GP(), "video", "video/3gpp", "video")
-	ok("webp", "wave.webp", sampleWebP(), "sticker", "image/webp", "sticker")
-	ok("type from the bytes", "scan", samplePDF(), "", "application/pdf", "document")
-	ok("png called .pdf, no type given", "guide.pdf", samplePNG(t), "", "image/png", "image")
+	ok("png", "map.png", mediatest.PNG(t), "image", "image/png", "image")
+	ok("jpeg", "room.jpg", mediatest.JPEG(t), "image", "image/jpeg", "image")
+	ok("pdf", "hotel_amenities_guide.pdf", mediatest.PDF(), "document", "application/pdf", "document")
+	ok("docx", "menu.docx", mediatest.DOCX(t), "document", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "document")
+	ok("doc", "minutes.doc", mediatest.OLE("WordDocument"), "document", "application/msword", "document")
+	ok("txt", "wifi.txt", mediatest.Text(), "document", "text/plain", "document")
+	ok("mp3", "welcome.mp3", mediatest.MP3(), "audio", "audio/mpeg", "audio")
+	ok("opus", "note.ogg", mediatest.Opus(), "audio", "audio/ogg", "audio")
+	ok("mp4", "tour.mp4", mediatest.MP4(), "video", "video/mp4", "video")
+	ok("3gp", "tour.3gp", mediatest.ThreeGP(), "video", "video/3gpp", "video")
+	ok("webp", "wave.webp", mediatest.WebP(), "sticker", "image/webp", "sticker")
+	ok("type from the bytes", "scan", mediatest.PDF(), "", "application/pdf", "document")
+	ok("png called .pdf, no type given", "guide.pdf", mediatest.PNG(t), "", "image/png", "image")
 
-	refused("png called .pdf, sent as document", "guide.pdf", samplePNG(t), "document", reasonMismatch, "the file is a PNG image, which is sent as image")
-	refused("wav called .mp3", "welcome.mp3", sampleWAV(), "audio", reasonUnsupported, "WhatsApp does not take WAV")
-	refused("exe called .jpg", "room.jpg", sampleEXE(), "image", reasonUnsupported, "Windows program")
-	refused("webp as image", "wave.webp", sampleWebP(), "image", reasonMismatch, "stickers")
-	refused("hevc video", "tour.mp4", sampleHEVC(), "video", reasonUnsupported, "H.265")
+	refused("png called .pdf, sent as document", "guide.pdf", mediatest.PNG(t), "document", reasonMismatch, "the file is a PNG image, which is sent as image")
+	refused("wav called .mp3", "welcome.mp3", mediatest.WAV(), "audio", reasonUnsupported, "WhatsApp does not take WAV")
+	refused("exe called .jpg", "room.jpg", mediatest.EXE(), "image", reasonUnsupported, "Windows program")
+	refused("webp as image", "wave.webp", mediatest.WebP(), "image", reasonMismatch, "stickers")
+	refused("hevc video", "tour.mp4", mediatest.HEVC(), "video", reasonUnsupported, "H.265")
 	refused("unknown bytes", "data.bin", []byte{0, 1, 2, 3, 4, 5, 0xfe, 0xff}, "document", reasonUnknown, "not a format WhatsApp takes")
 	refused("empty file", "empty.pdf", nil, "document", reasonEmpty, "empty")
-	refused("image over its limit", "big.png", append(samplePNG(t), make([]byte, 5<<10)...), "image", reasonTooLarge, "up to 4096 bytes")
-	refused("still sticker over 300 bytes", "big.webp", webpFile(riffChunk("VP8L", make([]byte, 400))), "sticker", reasonTooLarge, "up to 300 bytes")
+	refused("image over its limit", "big.png", append(mediatest.PNG(t), make([]byte, 5<<10)...), "image", reasonTooLarge, "up to 4096 bytes")
+	refused("still sticker over 300 bytes", "big.webp", mediatest.WebPFile(mediatest.RIFFChunk("VP8L", make([]byte, 400))), "sticker", reasonTooLarge, "up to 300 bytes")
 	// An animated sticker may be larger than a still one.
-	ok("animated sticker", "dance.webp", sampleAnimatedWebP(400), "sticker", "image/webp", "sticker")
-	refused("animated sticker over 600 bytes", "dance.webp", sampleAnimatedWebP(700), "sticker", reasonTooLarge, "up to 600 bytes")
+	ok("animated sticker", "dance.webp", mediatest.AnimatedWebP(400), "sticker", "image/webp", "sticker")
+	refused("animated sticker over 600 bytes", "dance.webp", mediatest.AnimatedWebP(700), "sticker", reasonTooLarge, "up to 600 bytes")
 
 	// Refusals name what was found and what was asked.
-	_, v := h.upload(staffToken, "guide.pdf", samplePNG(t), "document")
+	_, v := h.upload(staffToken, "guide.pdf", mediatest.PNG(t), "document")
 	d := mediaErrDetails(t, v)
 	if d["detected_type"] != "image/png" || d["declared_type"] != "document" || d["field"] != "media_type" || d["filename"] != "guide.pdf" {
 		t.Fatalf("details %v", d)
 	}
-	_, v = h.upload(staffToken, "big.png", append(samplePNG(t), make([]byte, 5<<10)...), "image")
+	_, v = h.upload(staffToken, "big.png", append(mediatest.PNG(t), make([]byte, 5<<10)...), "image")
 	if d := mediaErrDetails(t, v); d["max_bytes"] != float64(4<<10) || d["size"].(float64) <= 4<<10 {
 		t.Fatalf("details %v", d)
 	}
@@ -275,7 +277,7 @@ func TestUploadFormIsChecked(t *testing.T) {
 			}
 		})
 	}
-	png := string(samplePNG(t))
+	png := string(mediatest.PNG(t))
 	f("no file", []formPart{{field: "media_type", value: "image"}}, 422, "MEDIA_UPLOAD_FAILED", reasonNoFile)
 	f("file in another field", []formPart{{field: "file", filename: "a.png", value: png}}, 422, "MEDIA_UPLOAD_FAILED", reasonNoFile)
 	f("media as text", []formPart{{field: "media", value: "hello"}}, 422, "MEDIA_UPLOAD_FAILED", reasonNoFile)
@@ -291,12 +293,12 @@ func TestUploadFormIsChecked(t *testing.T) {
 	if code != 400 || errCode(t, v) != "INVALID_REQUEST" {
 		t.Fatalf("broken multipart: %d %v", code, v)
 	}
-	body, ct := multipartBody(t, formPart{field: "media", filename: "huge.pdf", value: string(samplePDF()) + strings.Repeat(" ", 70<<10)})
+	body, ct := multipartBody(t, formPart{field: "media", filename: "huge.pdf", value: string(mediatest.PDF()) + strings.Repeat(" ", 70<<10)})
 	code, v = h.post(uploadPath, staffToken, ct, body)
 	if code != 413 || errCode(t, v) != "PAYLOAD_TOO_LARGE" {
 		t.Fatalf("over MaxUploadBytes: %d %v", code, v)
 	}
-	body, ct = multipartBody(t, formPart{field: "media", filename: "a.pdf", value: string(samplePDF())})
+	body, ct = multipartBody(t, formPart{field: "media", filename: "a.pdf", value: string(mediatest.PDF())})
 	code, v = h.post(uploadPath, "", ct, body)
 	if code != 401 {
 		t.Fatalf("no token: %d %v", code, v)
@@ -308,7 +310,7 @@ func TestUploadFormIsChecked(t *testing.T) {
 
 func TestTheSameBytesAreStoredOnce(t *testing.T) {
 	h := newMediaHarness(t)
-	png := samplePNG(t)
+	png := mediatest.PNG(t)
 	a := h.mustUpload("map.png", png, "image")
 	b := h.mustUpload("map-copy.png", png, "")
 	if a["media_id"] == b["media_id"] || a["sha256"] != b["sha256"] || b["filename"] != "map-copy.png" {
@@ -327,7 +329,7 @@ func TestTheSameBytesAreStoredOnce(t *testing.T) {
 
 func TestMediaURLIsSignedAndExpires(t *testing.T) {
 	h := newMediaHarness(t)
-	pdf := samplePDF()
+	pdf := mediatest.PDF()
 	v := h.mustUpload("hotel amenities guide.pdf", pdf, "document")
 	good := v["media_url"].(string)
 	code, hdr, body := h.get(good)
@@ -352,13 +354,13 @@ func TestMediaURLIsSignedAndExpires(t *testing.T) {
 	forbidden("later expiry", "expires=9999999999&signature="+sig, u.Path)
 	forbidden("no signature", "expires="+q.Get("expires"), u.Path)
 	forbidden("no expiry", "signature="+sig, u.Path)
-	other := h.mustUpload("map.png", samplePNG(t), "image")
+	other := h.mustUpload("map.png", mediatest.PNG(t), "image")
 	forbidden("another media's signature", u.RawQuery, "/api/v1/whatsapp/media/"+other["media_id"].(string))
 
 	// An id the gateway signed but does not hold is 404, not 403.
 	unknown := "med_" + strings.Repeat("a", 26)
 	exp := h.clock.Now().Add(time.Minute).Unix()
-	code, _, body = h.get(h.srv.media.url(unknown, exp))
+	code, _, body = h.get(h.srv.media.URL(unknown, exp))
 	var ans map[string]any
 	json.Unmarshal(body, &ans)
 	if code != 404 || errCode(t, ans) != "MEDIA_NOT_FOUND" {
@@ -382,8 +384,8 @@ func sendMediaBody(fields map[string]any) string {
 func TestSendMediaQueuesMetasObject(t *testing.T) {
 	h := newMediaHarness(t)
 	h.openWindow("+1234567890")
-	img := h.mustUpload("room_key_info.jpg", sampleJPEG(t), "image")["media_id"].(string)
-	doc := h.mustUpload("amenities.pdf", samplePDF(), "document")["media_id"].(string)
+	img := h.mustUpload("room_key_info.jpg", mediatest.JPEG(t), "image")["media_id"].(string)
+	doc := h.mustUpload("amenities.pdf", mediatest.PDF(), "document")["media_id"].(string)
 	const caption = "Here is your digital room key information. Tap your phone on the door reader to access your room."
 	f := func(name, body, wantContent string, wantType message.Type) {
 		t.Run(name, func(t *testing.T) {
@@ -419,8 +421,8 @@ func TestSendMediaQueuesMetasObject(t *testing.T) {
 func TestSendMediaRefusesWhatWhatsAppWouldNot(t *testing.T) {
 	h := newMediaHarness(t)
 	h.openWindow("+1234567890")
-	img := h.mustUpload("room.jpg", sampleJPEG(t), "image")["media_id"].(string)
-	audio := h.mustUpload("welcome.mp3", sampleMP3(), "audio")["media_id"].(string)
+	img := h.mustUpload("room.jpg", mediatest.JPEG(t), "image")["media_id"].(string)
+	audio := h.mustUpload("welcome.mp3", mediatest.MP3(), "audio")["media_id"].(string)
 	send := func(extra map[string]any) string {
 		m := map[string]any{"guest_phone": "+1234567890"}
 		for k, v := range extra {
@@ -483,7 +485,7 @@ func TestMediaPreviewForTheInbox(t *testing.T) {
 
 func TestMediaIsOffWithoutAStore(t *testing.T) {
 	h := newHarness(t)
-	body, ct := multipartBody(t, formPart{field: "media", filename: "a.png", value: string(samplePNG(t))})
+	body, ct := multipartBody(t, formPart{field: "media", filename: "a.png", value: string(mediatest.PNG(t))})
 	req, _ := http.NewRequest("POST", h.base+uploadPath, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+staffToken)
 	req.Header.Set("Content-Type", ct)
@@ -505,7 +507,7 @@ func TestMediaConfigIsChecked(t *testing.T) {
 	files, err := media.New(t.TempDir())
 	must(t, err)
 	key := []byte("test-media-signing-key-of-32-bytes!")
-	for name, c := range map[string]MediaConfig{
+	for name, c := range map[string]mediakit.Config{
 		"short key":  {Files: files, SigningKey: key[:16], PublicBaseURL: publicBase},
 		"no base":    {Files: files, SigningKey: key},
 		"base ftp":   {Files: files, SigningKey: key, PublicBaseURL: "ftp://x.example"},
@@ -563,7 +565,7 @@ func FuzzUploadForm(f *testing.F) {
 		if up.file == nil || len(form.File["media"]) != 1 || (up.declared != "" && !isMediaType(up.declared)) {
 			t.Fatalf("accepted %+v from %+v", up, form)
 		}
-		if name := cleanFilename(up.file.Filename); strings.ContainsAny(name, "/\\\x00\n") || len(name) > 240 {
+		if name := mediakit.CleanFilename(up.file.Filename); strings.ContainsAny(name, "/\\\x00\n") || len(name) > 240 {
 			t.Fatalf("file name %q kept unsafe", name)
 		}
 	})
@@ -607,8 +609,8 @@ func TestTemplateHeaderTakesTheTenantsOwnUploads(t *testing.T) {
 	h := newMediaHarness(t)
 	h.putTemplates("grand-plaza", hotelTemplates...)
 	h.putTemplates("seaside", hotelTemplates...)
-	img := h.mustUpload("room_key_info.jpg", sampleJPEG(t), "image")["media_id"].(string)
-	doc := h.mustUpload("amenities.pdf", samplePDF(), "document")["media_id"].(string)
+	img := h.mustUpload("room_key_info.jpg", mediatest.JPEG(t), "image")["media_id"].(string)
+	doc := h.mustUpload("amenities.pdf", mediatest.PDF(), "document")["media_id"].(string)
 	send := func(id string) string {
 		return `{"guest_phone":"+1234567890","template_name":"room_ready","language":"en",
 			"parameters":{"1":"Ana","2":"412","header_media_id":"` + id + `","button_0":"K-412","button_1":"HELP"}}`
@@ -643,7 +645,7 @@ func TestTemplateHeaderTakesTheTenantsOwnUploads(t *testing.T) {
 func TestStaffsMediaShowsInTheHistory(t *testing.T) {
 	h := newMediaHarness(t)
 	h.openWindow("+1234567890")
-	data := sampleJPEG(t)
+	data := mediatest.JPEG(t)
 	img := h.mustUpload("towels.jpg", data, "image")["media_id"].(string)
 	code, v, _ := h.do("POST", sendPath, staffToken, `{"guest_phone":"+1234567890","message_type":"image","content":{"media_id":"`+img+`","caption":"These ones?"}}`)
 	if code != 202 {

@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/wagate/wagate/message"
-	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/provider/chatapp"
 	"github.com/wagate/wagate/provider/gallabox"
-	"github.com/wagate/wagate/provider/meta"
-	"github.com/wagate/wagate/store/redis"
 )
 
 // The status callbacks of the secondary providers, beside Meta's
@@ -23,7 +19,7 @@ import (
 // is verified the way its provider allows (Gallabox signs the body with
 // the webhook's Secret; ChatApp signs nothing, so its callback URL carries
 // a token), stored raw in the inbound streams like Meta's, and parsed by
-// the processor with the provider's own parser (batch.parse).
+// the inbound role (package inbound) with the provider's own parser.
 
 // Kinds of provider webhooks.
 const (
@@ -200,44 +196,4 @@ func (s *Server) storeHook(ctx *fasthttp.RequestCtx, kind, tag string, body []by
 	}
 	s.metrics.webhooks.WithLabelValues(kind, "accepted").Inc()
 	return true
-}
-
-// parse hands the statuses and messages of a stored body to b, read with
-// the parser of the provider that posted it (the entry's tag: "gallabox",
-// "chatapp", "kind/name", or Meta's).
-func (b *batch) parse(e *redis.InboundEntry) error {
-	kind, name, _ := strings.Cut(e.Provider, "/")
-	if name == "" {
-		name = kind
-	}
-	var sts []provider.StatusUpdate
-	var err error
-	switch kind {
-	case KindGallabox:
-		sts, err = gallabox.ParseWebhook(e.Body, name)
-	case KindChatApp:
-		sts, err = chatapp.ParseWebhook(e.Body, name)
-	default:
-		return meta.ParseWebhook(e.Body, b)
-	}
-	if err != nil {
-		return err
-	}
-	for i := range sts {
-		if sts[i].AtMS <= 0 {
-			// No time of the provider's: when it reached the gateway.
-			sts[i].AtMS = e.ReceivedMS
-		}
-		if err := b.HandleStatus(&sts[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// unparsable reports whether a parse error says the body is not its
-// provider's (it is dropped) rather than that recording failed.
-func unparsable(err error) bool {
-	return errors.Is(err, meta.ErrMalformed) || errors.Is(err, meta.ErrNotWhatsApp) ||
-		errors.Is(err, gallabox.ErrMalformed) || errors.Is(err, chatapp.ErrMalformed)
 }

@@ -2,18 +2,14 @@ package ingest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/internal/webhooktest"
 	"github.com/wagate/wagate/provider/gallabox"
-	"github.com/wagate/wagate/store/redis"
 )
 
 // The accounts of the provider webhook tests: two Gallabox accounts (the
@@ -30,18 +26,6 @@ func withProviderHooks(c *Config) {
 		{Kind: KindGallabox, Name: "gallabox-eu", Secret: gallabox2Secret},
 		{Kind: KindChatApp, Name: "chatapp", Secret: chatappToken},
 	}
-}
-
-// gallaboxStatus is a Message.WA.Status.Received body, as Gallabox's API
-// reference shows it.
-func gallaboxStatus(id, status string, ts int64) []byte {
-	return []byte(fmt.Sprintf(`{"id":%q,"status":%q,"timestamp":"%d","errors":[],"message":{"recipient_id":"1234567890"},"recipient_id":"1234567890","localMessageId":"20fdf4ba-a363-43a2-940c-99e8a086da29"}`, id, status, ts))
-}
-
-// chatappReport is one ChatAppStatus report, as ChatApp's receipt page
-// shows it.
-func chatappReport(id, status string, tsMS int64) string {
-	return fmt.Sprintf(`{"Status":%q,"MsgFrameType":"template","From":"15550001000","To":"1234567890","Timestamp":%d,"MessageId":%q,"TemplateCode":"744c4b5c79c9","Language":"en"}`, status, tsMS, id)
 }
 
 // postGallabox posts body with the x-event-name event, signed with secret
@@ -81,26 +65,15 @@ func (h *harness) send(req *http.Request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// sentVia queues a message and records it sent by provider name with pid.
-func (h *harness) sentVia(name, pid string) string {
-	h.t.Helper()
-	_, v, _ := h.do("POST", sendPath, staffToken, seedSend("hi"))
-	id := v["message_id"].(string)
-	j := h.begin(id)
-	must(h.t, h.store.Finish(context.Background(), j, &redis.Result{Status: message.StatusSent, AtMS: time.Now().UnixMilli(),
-		Provider: name, ProviderMessageID: pid}, redis.FinishOptions{}))
-	return id
-}
-
 // TestProviderWebhooksAreVerified: only a callback verified with one of
 // the accounts' secrets is kept; everything else is refused (401, 400,
 // 405) or ignored and changes nothing, and no answer repeats a secret.
 func TestProviderWebhooksAreVerified(t *testing.T) {
 	h := newHarness(t, withProviderHooks)
-	read := gallaboxStatus("66a7699b87b97af3ec4f2c7c", "read", 1722247579)
+	read := webhooktest.GallaboxStatus("66a7699b87b97af3ec4f2c7c", "read", 1722247579)
 	tampered := append([]byte(nil), read...)
 	tampered[10] = 'X'
-	push := "[" + chatappReport("61851ccb2f1365b16aee0001", "Delivered", 1700000000000) + "]"
+	push := "[" + webhooktest.ChatAppReport("61851ccb2f1365b16aee0001", "Delivered", 1700000000000) + "]"
 	for _, tc := range []struct {
 		name string
 		post func() (int, string)
@@ -135,7 +108,7 @@ func TestProviderWebhooksAreVerified(t *testing.T) {
 		{"gallabox signed", func() (int, string) { return h.postGallabox(read, gallaboxSecret, gallabox.EventStatusReceived) }, 200, true},
 		{"gallabox signed, the second account, no event header", func() (int, string) { return h.postGallabox(read, gallabox2Secret, "") }, 200, true},
 		{"gallabox failed event, lower case", func() (int, string) {
-			return h.postGallabox(gallaboxStatus("a1", "failed", 1), gallaboxSecret, "message.wa.status.failed")
+			return h.postGallabox(webhooktest.GallaboxStatus("a1", "failed", 1), gallaboxSecret, "message.wa.status.failed")
 		}, 200, true},
 		{"chatapp with its token", func() (int, string) { return h.postChatApp(push, chatappToken) }, 200, true},
 	} {
@@ -170,10 +143,10 @@ func TestProviderWebhooksAreVerified(t *testing.T) {
 // or ChatApp accounts refuses their callbacks, however they are signed.
 func TestProviderWebhooksNeedConfiguredAccounts(t *testing.T) {
 	h := newHarness(t)
-	if c, body := h.postGallabox(gallaboxStatus("a1", "read", 1), gallaboxSecret, ""); c != 401 || !strings.Contains(body, "no Gallabox webhook secret") {
+	if c, body := h.postGallabox(webhooktest.GallaboxStatus("a1", "read", 1), gallaboxSecret, ""); c != 401 || !strings.Contains(body, "no Gallabox webhook secret") {
 		t.Fatalf("gallabox: %d %s", c, body)
 	}
-	if c, body := h.postChatApp("["+chatappReport("m1", "Read", 1)+"]", chatappToken); c != 401 || !strings.Contains(body, "no ChatApp webhook token") {
+	if c, body := h.postChatApp("["+webhooktest.ChatAppReport("m1", "Read", 1)+"]", chatappToken); c != 401 || !strings.Contains(body, "no ChatApp webhook token") {
 		t.Fatalf("chatapp: %d %s", c, body)
 	}
 	if n := h.inboundLen(); n != 0 {
@@ -198,116 +171,6 @@ func TestNewProviderHooksRefusesBadAccounts(t *testing.T) {
 	}
 }
 
-// TestProviderStatusesApplyForwardOnly: Gallabox's and ChatApp's statuses
-// reach their messages through the processor, forward only, recorded
-// under the account that reported them; a forged one changes nothing and
-// one for an unknown id touches no message.
-func TestProviderStatusesApplyForwardOnly(t *testing.T) {
-	h := newHarness(t, withProviderHooks)
-	h.startProcessor()
-	ctx := context.Background()
-	post := func(name string, code int) {
-		t.Helper()
-		if code != 200 {
-			t.Fatalf("%s: %d", name, code)
-		}
-	}
-
-	t.Run("gallabox read before delivered", func(t *testing.T) {
-		id := h.sentVia("gallabox", "66a7699b87b97af3ec4f2c01")
-		c, _ := h.postGallabox(gallaboxStatus("66a7699b87b97af3ec4f2c01", "read", 1722247590), gallaboxSecret, gallabox.EventStatusReceived)
-		post("read", c)
-		h.waitStatus(id, message.StatusRead)
-		c, _ = h.postGallabox(gallaboxStatus("66a7699b87b97af3ec4f2c01", "delivered", 1722247580), gallaboxSecret, gallabox.EventStatusReceived)
-		post("delivered", c)
-		// The late delivered is a fact and is recorded; the message stays read.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			st, err := h.store.State(ctx, id)
-			must(t, err)
-			if st.DeliveredMS != 0 {
-				if st.Status != message.StatusRead || st.ReadMS == 0 || st.Provider != "gallabox" {
-					t.Fatalf("after a late delivered: %s read %d provider %s", st.Status, st.ReadMS, st.Provider)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the late delivered was not recorded: %+v", st)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-
-	t.Run("gallabox second account, forged read refused", func(t *testing.T) {
-		id := h.sentVia("gallabox-eu", "66a7699b87b97af3ec4f2c02")
-		if c, _ := h.postGallabox(gallaboxStatus("66a7699b87b97af3ec4f2c02", "read", 1722247590), "forged", gallabox.EventStatusReceived); c != 401 {
-			t.Fatalf("forged: %d", c)
-		}
-		c, _ := h.postGallabox(gallaboxStatus("66a7699b87b97af3ec4f2c02", "delivered", 1722247580), gallabox2Secret, gallabox.EventStatusReceived)
-		post("delivered", c)
-		// Processed after the forged one was refused: delivered, not read.
-		h.waitStatus(id, message.StatusDelivered)
-		st, err := h.store.State(ctx, id)
-		must(t, err)
-		if st.Status != message.StatusDelivered || st.ReadMS != 0 || st.Provider != "gallabox-eu" {
-			t.Fatalf("state %s read %d provider %s", st.Status, st.ReadMS, st.Provider)
-		}
-	})
-
-	t.Run("gallabox failure", func(t *testing.T) {
-		id := h.sentVia("gallabox", "66a76a5487b97af3ec4f2d35")
-		body := []byte(`{"id":"66a76a5487b97af3ec4f2d35","status":"failed","timestamp":"1722247764","errors":[{"code":131026,"title":"Message undeliverable","message":"Message undeliverable","error_data":{"details":"Message Undeliverable."}}],"recipient_id":"1234567890"}`)
-		c, _ := h.postGallabox(body, gallaboxSecret, gallabox.EventStatusFailed)
-		post("failed", c)
-		v := h.waitStatus(id, message.StatusFailed)
-		if r, _ := v["failure_reason"].(string); !strings.Contains(r, "undeliverable") {
-			t.Fatalf("failure reason %v", v["failure_reason"])
-		}
-	})
-
-	t.Run("chatapp batch out of order", func(t *testing.T) {
-		a := h.sentVia("chatapp", "61851ccb2f1365b16aee0a01")
-		b := h.sentVia("chatapp", "61851ccb2f1365b16aee0b01")
-		push := "[" + chatappReport("61851ccb2f1365b16aee0a01", "Read", 1700000003000) + "," +
-			chatappReport("61851ccb2f1365b16aee0a01", "Delivered", 1700000002000) + "," +
-			chatappReport("61851ccb2f1365b16aee0b01", "Delivered", 1700000002000) + "," +
-			chatappReport("61851ccb2f1365b16aee0b01", "Sent", 1700000001000) + "]"
-		c, _ := h.postChatApp(push, chatappToken)
-		post("push", c)
-		h.waitStatus(a, message.StatusRead)
-		h.waitStatus(b, message.StatusDelivered)
-		for _, id := range []string{a, b} {
-			st, err := h.store.State(ctx, id)
-			must(t, err)
-			if st.Provider != "chatapp" || st.DeliveredMS == 0 {
-				t.Fatalf("%s: provider %s delivered %d", id, st.Provider, st.DeliveredMS)
-			}
-		}
-	})
-
-	t.Run("unknown id is harmless", func(t *testing.T) {
-		id := h.sentVia("chatapp", "61851ccb2f1365b16aee0c01")
-		before, err := h.store.OrphanCount(ctx)
-		must(t, err)
-		c, _ := h.postChatApp("["+chatappReport("no-such-message", "Read", 1700000003000)+"]", chatappToken)
-		post("unknown", c)
-		c, _ = h.postGallabox(gallaboxStatus("000000000000000000000000", "read", 1722247590), gallaboxSecret, "")
-		post("unknown", c)
-		// Parked for the dispatcher's late write, like Meta's, and nothing
-		// else moves.
-		deadline := time.Now().Add(5 * time.Second)
-		for n, _ := h.store.OrphanCount(ctx); n < before+2; n, _ = h.store.OrphanCount(ctx) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d parked, want %d", n, before+2)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		c, _ = h.postChatApp("["+chatappReport("61851ccb2f1365b16aee0c01", "Delivered", 1700000002000)+"]", chatappToken)
-		post("delivered", c)
-		h.waitStatus(id, message.StatusDelivered)
-	})
-}
-
 // TestProviderWebhooksAreSizeCapped: a callback over MaxWebhookBytes is
 // refused before it is read (413) and nothing is kept, as Meta's are.
 func TestProviderWebhooksAreSizeCapped(t *testing.T) {
@@ -323,7 +186,7 @@ func TestProviderWebhooksAreSizeCapped(t *testing.T) {
 		t.Fatalf("%d bodies kept", n)
 	}
 	// Just under the cap is taken.
-	if c, body := h.postChatApp("["+chatappReport("m1", "Read", 1)+"]", chatappToken); c != 200 {
+	if c, body := h.postChatApp("["+webhooktest.ChatAppReport("m1", "Read", 1)+"]", chatappToken); c != 200 {
 		t.Fatalf("small push: %d %s", c, body)
 	}
 }

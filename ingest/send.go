@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 
+	"github.com/wagate/wagate/internal/sendargs"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -361,26 +361,12 @@ func idempotencyKey(ctx *fasthttp.RequestCtx) (string, *apiError) {
 
 // appendTextContent appends Meta's text object for body.
 func appendTextContent(dst []byte, body string, preview bool) []byte {
-	dst = append(dst, `{"body":`...)
-	dst = message.AppendJSONString(dst, body)
-	if preview {
-		return append(dst, `,"preview_url":true}`...)
-	}
-	return append(dst, '}')
+	return sendargs.AppendText(dst, body, preview)
 }
 
 // fingerprint identifies what a request asks for, so that an
 // Idempotency-Key reused for a different message is told apart.
-func fingerprint(a *redis.EnqueueArgs) uint64 {
-	h := fnv.New64a()
-	for _, s := range [...]string{a.Sender, a.Recipient, string(a.Type), a.ConversationID, a.StaffMemberID,
-		string(a.Lane), a.Campaign, a.FallbackText} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	h.Write(a.Content)
-	return h.Sum64()
-}
+func fingerprint(a *redis.EnqueueArgs) uint64 { return sendargs.Fingerprint(a) }
 
 // handleSend serves POST /api/v1/whatsapp/messages/send: text, media,
 // location, contacts and reactions.

@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/wagate/wagate/inbox"
+	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/internal/password"
 	"github.com/wagate/wagate/message"
@@ -73,7 +74,7 @@ type Config struct {
 	SenderRate func(sender string) float64
 	// Media configures uploads: where files are kept and how their URLs
 	// are signed.
-	Media MediaConfig
+	Media mediakit.Config
 	// WebhookAllow lists the internal networks (CIDR, or addresses) a
 	// tenant's webhook_url may reach: none by default, so that no tenant
 	// can make the gateway post to loopback, private, link-local or
@@ -180,7 +181,7 @@ type Server struct {
 	// only to addresses a tenant may reach.
 	hookClient *fasthttp.Client
 	guard      *netguard.Guard
-	media      mediaState
+	media      mediakit.Media
 	// staff caches each tenant's staff ids for the checks of sends and
 	// assignments.
 	staff *staffCache

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wagate/wagate/internal/webhooktest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
@@ -294,10 +295,6 @@ func TestMetaWebhookVerification(t *testing.T) {
 	}
 }
 
-func statusBody(pid, status string, ts int64) []byte {
-	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001000","phone_number_id":"100000000000001"},"statuses":[{"id":%q,"status":%q,"timestamp":"%d","recipient_id":"1234567890","conversation":{"id":"CONVERSATION_ID","origin":{"type":"service"}},"pricing":{"billable":true,"pricing_model":"PMP","category":"service"}}]}}]}]}`, pid, status, ts))
-}
-
 // postWebhook posts body signed with secret (no header when secret is "").
 func (h *harness) postWebhook(body []byte, secret string) int {
 	h.t.Helper()
@@ -322,7 +319,7 @@ func (h *harness) inboundLen() int64 {
 
 func TestMetaWebhookRefusesUnsignedAndChangesNothing(t *testing.T) {
 	h := newHarness(t)
-	body := statusBody("wamid.A", "delivered", 1700000000)
+	body := webhooktest.Status("wamid.A", "delivered", 1700000000)
 	if c := h.postWebhook(body, ""); c != 401 {
 		t.Fatalf("unsigned: %d", c)
 	}
@@ -450,10 +447,10 @@ func TestWebhooksAreRefusedWithoutAnAppSecret(t *testing.T) {
 	defer srv.Shutdown(context.Background())
 	h := &harness{t: t, store: store, srv: srv, base: "http://" + srv.Addr()}
 	// Signed with the empty key, which is what "no secret" would verify.
-	if c := h.postWebhook(statusBody("wamid.X", "read", 1700000000), ""); c != 401 {
+	if c := h.postWebhook(webhooktest.Status("wamid.X", "read", 1700000000), ""); c != 401 {
 		t.Fatalf("unsigned: %d", c)
 	}
-	body := statusBody("wamid.X", "read", 1700000000)
+	body := webhooktest.Status("wamid.X", "read", 1700000000)
 	req, _ := http.NewRequest("POST", h.base+"/webhooks/meta", bytes.NewReader(body))
 	req.Header.Set("X-Hub-Signature-256", string(meta.AppendSignature(nil, body, nil)))
 	resp, err := http.DefaultClient.Do(req)

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/wagate/wagate/internal/password"
+	"github.com/wagate/wagate/internal/tenantcache"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -204,7 +205,7 @@ func (s *Server) handleStaffCreate(ctx *fasthttp.RequestCtx, p Principal, _ para
 		writeError(ctx, unavailable("changed"))
 		return
 	}
-	s.staff.forget(p.Tenant.ID)
+	s.staff.Forget(p.Tenant.ID)
 	writeJSON(ctx, fasthttp.StatusCreated, memberJSON(m))
 }
 
@@ -350,7 +351,7 @@ func (s *Server) updateStaff(ctx *fasthttp.RequestCtx, p Principal, id string, c
 		writeError(ctx, unavailable("changed"))
 		return
 	}
-	s.staff.forget(p.Tenant.ID)
+	s.staff.Forget(p.Tenant.ID)
 	writeJSON(ctx, fasthttp.StatusOK, memberJSON(m))
 }
 
@@ -400,10 +401,10 @@ func (s *Server) handleStaffMe(ctx *fasthttp.RequestCtx, p Principal, _ params) 
 	})
 }
 
-// staffCache keeps, per tenant, which staff ids are enabled members
-// (tenantCache), for the checks of sends and assignments, so that a send
-// naming a member costs no Redis read.
-type staffCache = tenantCache[staffIDs]
+// staffCache keeps, per tenant, which staff ids are enabled members, for
+// the checks of sends and assignments, so that a send naming a member
+// costs no Redis read.
+type staffCache = tenantcache.Cache[staffIDs]
 
 // staffIDs are a tenant's members: enabled[id] for each, false when
 // disabled.
@@ -412,7 +413,7 @@ type staffIDs struct {
 }
 
 func newStaffCache(store *redis.Store, ttl time.Duration) *staffCache {
-	return newTenantCache(ttl, func(ctx context.Context, tenant string) (staffIDs, error) {
+	return tenantcache.New(ttl, func(ctx context.Context, tenant string) (staffIDs, error) {
 		all, err := store.ListStaff(ctx, tenant)
 		if err != nil {
 			return staffIDs{}, err
@@ -434,7 +435,7 @@ func (s *Server) checkStaffRef(rctx context.Context, p Principal, field, id stri
 	if field == "staff_member_id" {
 		op = "sent"
 	}
-	ids, err := s.staff.get(rctx, p.Tenant.ID)
+	ids, err := s.staff.Get(rctx, p.Tenant.ID)
 	if err != nil {
 		s.log.Warn("staff ids", "err", err)
 		return unavailable(op)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -637,7 +638,7 @@ func batchTemplate(tr *templateResolver, r *batchRequest, m *batchMessage, i int
 // upload's name. Other ids are the provider's own and pass as they are.
 func (tr *templateResolver) headerMedia(t *message.Template, values map[string]string, field string) *apiError {
 	id := values[message.ParamHeaderMediaID]
-	if !strings.HasPrefix(id, mediaPrefix) {
+	if !strings.HasPrefix(id, mediakit.IDPrefix) {
 		return nil
 	}
 	name := field + "." + message.ParamHeaderMediaID

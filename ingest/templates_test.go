@@ -4,20 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/store/redis"
 )
 
 const (
 	templatesPath    = "/api/v1/whatsapp/templates"
 	templateSendPath = "/api/v1/whatsapp/templates/send"
-	testWABA         = "200000000000001"
 )
 
 // hotelTemplates are grand-plaza's templates in these tests.
@@ -366,19 +363,11 @@ func TestTemplateSubmissionGivesEveryReasonMetaWouldReject(t *testing.T) {
 	}
 }
 
-// templateStatusWebhook is Meta's message_template_status_update.
-func templateStatusWebhook(waba, id, name, lang, event, reason string, at int64) []byte {
-	return []byte(fmt.Sprintf(`{"entry":[{"id":%q,"time":%d,"changes":[{"value":{"event":%q,"message_template_id":%s,`+
-		`"message_template_name":%q,"message_template_language":%q,"reason":%q},"field":"message_template_status_update"}]}],"object":"whatsapp_business_account"}`,
-		waba, at, event, id, name, lang, reason))
-}
-
-func TestTemplateStatusWebhooksReachTheTemplates(t *testing.T) {
+// TestTemplateStatusesShowAndDecideSends: the review outcomes the inbound
+// role records (package inbound applies Meta's webhooks) show in the
+// templates and decide their sends.
+func TestTemplateStatusesShowAndDecideSends(t *testing.T) {
 	h := newHarness(t)
-	p := NewProcessor(ProcessorConfig{Consumer: "p1", Block: 50 * time.Millisecond, OrphanSweep: 20 * time.Millisecond,
-		WABATenants: map[string][]string{testWABA: {"grand-plaza"}}}, h.store, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
-	p.Start()
-	t.Cleanup(func() { p.Shutdown(context.Background()) })
 	if code, v, _ := h.do("POST", templatesPath, adminToken, seedLateCheckout); code != 201 {
 		t.Fatalf("%d %v", code, v)
 	}
@@ -386,37 +375,21 @@ func TestTemplateStatusWebhooksReachTheTemplates(t *testing.T) {
 	if code, v, _ := h.do("POST", templatesPath, adminToken, second); code != 201 {
 		t.Fatalf("%d %v", code, v)
 	}
-	now := time.Now().Unix()
-	for _, b := range [][]byte{
-		templateStatusWebhook(testWABA, "1689556908129832", "late_checkout_confirmation", "en", "APPROVED", "NONE", now),
-		templateStatusWebhook(testWABA, "1689556908129833", "late_checkout_reminder", "en", "REJECTED", "INCORRECT_CATEGORY", now),
-		// Another account's, and one of seaside's template names: nothing.
-		templateStatusWebhook("999", "5", "late_checkout_confirmation", "en", "DISABLED", "NONE", now),
+	now := time.Now().UnixMilli()
+	for _, u := range []redis.TemplateUpdate{
+		{Name: "late_checkout_confirmation", Language: "en", ProviderID: "1689556908129832", Status: message.TemplateApproved, Reason: "NONE", AtMS: now},
+		{Name: "late_checkout_reminder", Language: "en", ProviderID: "1689556908129833", Status: message.TemplateRejected, Reason: "INCORRECT_CATEGORY", AtMS: now},
 	} {
-		if c := h.postWebhook(b, appSecret); c != 200 {
-			t.Fatalf("webhook %d", c)
+		if _, err := h.store.SetTemplateStatus(context.Background(), "grand-plaza", u); err != nil {
+			t.Fatal(err)
 		}
 	}
-	wait := func(name, want string) map[string]any {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			_, v, _ := h.do("GET", templatesPath+"/"+name, staffToken, "")
-			if v["status"] == want {
-				return v
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is %v, want %s", name, v["status"], want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	v := wait("late_checkout_confirmation", "APPROVED")
-	if v["provider_template_id"] != "1689556908129832" {
+	_, v, _ := h.do("GET", templatesPath+"/late_checkout_confirmation", staffToken, "")
+	if v["status"] != "APPROVED" || v["provider_template_id"] != "1689556908129832" {
 		t.Fatalf("%v", v)
 	}
-	v = wait("late_checkout_reminder", "REJECTED")
-	if v["rejected_reason"] != "INCORRECT_CATEGORY" {
+	_, v, _ = h.do("GET", templatesPath+"/late_checkout_reminder", staffToken, "")
+	if v["status"] != "REJECTED" || v["rejected_reason"] != "INCORRECT_CATEGORY" {
 		t.Fatalf("%v", v)
 	}
 	send := `{"guest_phone":"+1234567890","template_name":"late_checkout_confirmation","language":"en","parameters":["Ana","1:00 PM","412","$20"]}`
@@ -428,16 +401,6 @@ func TestTemplateStatusWebhooksReachTheTemplates(t *testing.T) {
 	if code != 404 || v["error"].(map[string]any)["details"].(map[string]any)["status"] != "REJECTED" {
 		t.Fatalf("rejected template: %d %v", code, v)
 	}
-	// A late repeat of an older delivery does not undo the newer status.
-	if c := h.postWebhook(templateStatusWebhook(testWABA, "1689556908129832", "late_checkout_confirmation", "en", "PAUSED", "NONE", now+5), appSecret); c != 200 {
-		t.Fatal(c)
-	}
-	wait("late_checkout_confirmation", "PAUSED")
-	if c := h.postWebhook(templateStatusWebhook(testWABA, "1689556908129832", "late_checkout_confirmation", "en", "APPROVED", "NONE", now), appSecret); c != 200 {
-		t.Fatal(c)
-	}
-	time.Sleep(300 * time.Millisecond)
-	wait("late_checkout_confirmation", "PAUSED")
 }
 
 func TestBatchOfTemplateMessages(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wagate/wagate/inbound"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
@@ -390,18 +391,18 @@ func validTenantID(id string) bool {
 
 // numbers maps each Meta phone number id to its business number and the
 // tenant that owns it, for the guests' inbound messages.
-func (fc *fileConfig) numbers() map[string]ingest.NumberRef {
+func (fc *fileConfig) numbers() map[string]inbound.NumberRef {
 	tenantOf := map[string]string{}
 	for _, t := range fc.Tenants {
 		for _, s := range t.Senders {
 			tenantOf[s] = t.ID
 		}
 	}
-	out := map[string]ingest.NumberRef{}
+	out := map[string]inbound.NumberRef{}
 	for _, a := range fc.Meta.Accounts {
 		for sender, pnid := range a.Numbers {
 			if t, ok := tenantOf[sender]; ok {
-				out[pnid] = ingest.NumberRef{Tenant: t, Sender: sender}
+				out[pnid] = inbound.NumberRef{Tenant: t, Sender: sender}
 			}
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/wagate/wagate/dispatcher"
 	"github.com/wagate/wagate/filer"
 	"github.com/wagate/wagate/hooks"
+	"github.com/wagate/wagate/inbound"
 	"github.com/wagate/wagate/ingest"
 	"github.com/wagate/wagate/ratelimit"
 	"github.com/wagate/wagate/store/clickhouse"
@@ -193,7 +194,7 @@ type gateway struct {
 	rdb     goredis.UniversalClient
 	store   *redis.Store
 	api     *ingest.Server
-	proc    *ingest.Processor
+	proc    *inbound.Processor
 	disp    *dispatcher.Dispatcher
 	hooks   *hooks.Deliverer
 	tplSync *templatesync.Sync
@@ -295,7 +296,7 @@ func startGateway(g *gatewayFlags, fc *fileConfig, log *slog.Logger) (*gateway, 
 		if err != nil {
 			return nil, err
 		}
-		gw.proc = ingest.NewProcessor(ingest.ProcessorConfig{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants,
+		gw.proc = inbound.New(inbound.Config{Consumer: g.instance, Numbers: fc.numbers(), WABATenants: wabaTenants,
 			Portfolios: fc.portfolios(),
 			Media:      mediaCfg, MediaFetchers: fetchers},
 			store, reg, log.With("role", "inbound"))

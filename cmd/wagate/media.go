@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wagate/wagate/inbound"
 	"github.com/wagate/wagate/ingest"
+	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/media"
 	"github.com/wagate/wagate/store/redis"
@@ -44,13 +46,13 @@ func (m *mediaFlags) register(fs *flag.FlagSet) {
 // setup opens the media folder and returns the API's media settings and
 // the Meta clients' media source, both over it and store. Without a
 // folder, uploads are off (sends by link still work) and the source is nil.
-func (m *mediaFlags) setup(httpAddr string, store *redis.Store, log *slog.Logger) (ingest.MediaConfig, meta.MediaSource, error) {
+func (m *mediaFlags) setup(httpAddr string, store *redis.Store, log *slog.Logger) (mediakit.Config, meta.MediaSource, error) {
 	if m.dir == "" {
-		return ingest.MediaConfig{}, nil, nil
+		return mediakit.Config{}, nil, nil
 	}
 	files, err := media.New(m.dir)
 	if err != nil {
-		return ingest.MediaConfig{}, nil, fmt.Errorf("media folder: %w", err)
+		return mediakit.Config{}, nil, fmt.Errorf("media folder: %w", err)
 	}
 	key := []byte(m.signingKey)
 	switch {
@@ -59,13 +61,13 @@ func (m *mediaFlags) setup(httpAddr string, store *redis.Store, log *slog.Logger
 		rand.Read(key)
 		log.Warn("no media signing key (-media-signing-key): media URLs work only on this instance, until it stops")
 	case len(key) < 32:
-		return ingest.MediaConfig{}, nil, errors.New("media signing key: at least 32 bytes")
+		return mediakit.Config{}, nil, errors.New("media signing key: at least 32 bytes")
 	}
 	base := m.publicURL
 	if base == "" {
 		base = "http://" + reachable(httpAddr)
 	}
-	cfg := ingest.MediaConfig{Files: files, SigningKey: key, PublicBaseURL: base, URLTTL: m.urlTTL}
+	cfg := mediakit.Config{Files: files, SigningKey: key, PublicBaseURL: base, URLTTL: m.urlTTL}
 	return cfg, newMediaSource(files, store, redis.DefaultProviderMediaTTL), nil
 }
 
@@ -120,8 +122,8 @@ func (m *mediaSource) SetProviderMediaID(ctx context.Context, account, sum, id s
 // mediaFetchers returns, by Meta phone number id, the fetcher of the Meta
 // account that holds the number: guests' media sent to a number are
 // downloaded with its account's token.
-func (fc *fileConfig) mediaFetchers() (map[string]ingest.MediaFetcher, error) {
-	out := map[string]ingest.MediaFetcher{}
+func (fc *fileConfig) mediaFetchers() (map[string]inbound.MediaFetcher, error) {
+	out := map[string]inbound.MediaFetcher{}
 	for _, a := range fc.Meta.Accounts {
 		f, err := meta.NewMediaFetcher(meta.Config{Name: a.Name, BaseURL: a.BaseURL, Version: a.Version, AccessToken: a.AccessToken,
 			PhoneNumberIDs: a.Numbers}, meta.FetchConfig{})

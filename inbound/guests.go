@@ -1,11 +1,14 @@
-package ingest
+package inbound
 
 import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/wagate/wagate/internal/mediakit"
+	"github.com/wagate/wagate/internal/sendargs"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/store/redis"
@@ -72,11 +75,11 @@ type inboundData struct {
 	MessageContent string `json:"message_content"`
 	GuestName      string `json:"guest_name,omitempty"`
 	// GuestUserID is the guest's business-scoped user id, when Meta gave it.
-	GuestUserID string     `json:"guest_user_id,omitempty"`
-	ReplyTo     string     `json:"reply_to,omitempty"`
-	ReplyID     string     `json:"reply_id,omitempty"`
-	Media       *mediaJSON `json:"media,omitempty"`
-	mediaLink
+	GuestUserID string               `json:"guest_user_id,omitempty"`
+	ReplyTo     string               `json:"reply_to,omitempty"`
+	ReplyID     string               `json:"reply_id,omitempty"`
+	Media       *mediakit.Attachment `json:"media,omitempty"`
+	mediakit.Access
 	Contacts  []provider.Contact `json:"contacts,omitempty"`
 	Timestamp string             `json:"timestamp"`
 }
@@ -113,14 +116,14 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		p.m.inbound.WithLabelValues("invalid").Inc()
 		return nil
 	}
-	st, err := p.settings.get(ctx, ref.Tenant)
+	st, err := p.settings.Get(ctx, ref.Tenant)
 	if err != nil {
 		// Without the tenant's keywords a STOP could be missed: try again.
 		return err
 	}
 	opt, keyword := "", ""
 	if m.Type == "text" || m.Type == "button" || m.Type == "interactive" {
-		if opt = st.optKeyword(m.Text); opt != "" {
+		if opt = st.OptKeyword(m.Text); opt != "" {
 			keyword = m.Text
 		}
 	}
@@ -140,17 +143,17 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 		}
 	}
 	if isMedia(m.Type) {
-		// The file is downloaded later (inboundmedia.go): the message is
+		// The file is downloaded later (download.go): the message is
 		// recorded now with the id its copy will have, and the job goes
 		// with it. media_received follows when the download ends.
-		job := mediaJob{MediaID: newMediaID(), ProviderMediaID: m.MediaID, PhoneNumberID: m.PhoneNumberID, Tenant: ref.Tenant,
+		job := mediaJob{MediaID: mediakit.NewID(), ProviderMediaID: m.MediaID, PhoneNumberID: m.PhoneNumberID, Tenant: ref.Tenant,
 			Sender: ref.Sender, Guest: guest, MessageID: m.ProviderMessageID, Type: m.Type, MIME: m.MimeType,
-			Filename: cleanFilename(m.Filename), Caption: truncRunes(m.Text, maxCaptionKept), Name: m.Name, ReplyTo: m.ContextID, AtMS: m.AtMS}
+			Filename: mediakit.CleanFilename(m.Filename), Caption: truncRunes(m.Text, maxCaptionKept), Name: m.Name, ReplyTo: m.ContextID, AtMS: m.AtMS}
 		in.MediaJob, _ = json.Marshal(&job)
 		in.Entry.MediaID, in.Entry.ProviderMediaID, in.Entry.MimeType = job.MediaID, job.ProviderMediaID, job.MIME
 		in.Entry.Filename, in.Entry.Caption = job.Filename, job.Caption
-		d.Media = historyMedia(&in.Entry)
-		d.MediaStatus = mediaPending
+		d.Media = &mediakit.Attachment{ID: job.MediaID, ProviderMediaID: job.ProviderMediaID, MimeType: job.MIME, Filename: job.Filename, Caption: job.Caption}
+		d.MediaStatus = mediakit.StatusPending
 	}
 	in.NotifyData, _ = json.Marshal(&d)
 	res, err := p.store.RecordInbound(ctx, in)
@@ -179,10 +182,10 @@ func (p *Processor) fileInbound(ctx context.Context, m *provider.Inbound) error 
 	// The confirmation goes even to the guest who just opted out (Force);
 	// its Idempotency-Key is the guest's message, so that processing this
 	// body again sends it once.
-	content := appendTextContent(nil, reply, false)
+	content := sendargs.AppendText(nil, reply, false)
 	a := &redis.EnqueueArgs{TenantID: ref.Tenant, Sender: ref.Sender, Recipient: guest, Type: message.TypeText,
 		Content: content, Lane: message.LaneTx, Preview: reply, Force: true, IdempotencyKey: "opt-" + res.Opt + "-" + m.ProviderMessageID}
-	a.Fingerprint = fingerprint(a)
+	a.Fingerprint = sendargs.Fingerprint(a)
 	if _, err := p.store.Enqueue(ctx, a); err != nil {
 		p.log.Warn("opt confirmation not queued", "guest", guest, "err", err)
 	}
@@ -212,4 +215,10 @@ func (p *Processor) guestOf(ctx context.Context, sender string, m *provider.Inbo
 		return phone, err
 	}
 	return m.UserID, nil
+}
+
+// rfc3339 writes a time as the API and the tenant webhooks show every
+// time.
+func rfc3339(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }

@@ -1,4 +1,4 @@
-package ingest
+package inbound
 
 import (
 	"context"
@@ -15,7 +15,7 @@ const templateStatusTimeout = 5 * time.Second
 
 // HandleTemplateStatus applies a template's review outcome (Meta's
 // message_template_status_update) to the templates of every tenant whose
-// templates the account holds (ProcessorConfig.WABATenants). An account no
+// templates the account holds (Config.WABATenants). An account no
 // tenant maps to, an event that changes nothing (FLAGGED) and a template no
 // tenant knows are skipped; the template sync's listing imports the last.
 func (b *batch) HandleTemplateStatus(ts *provider.TemplateStatus) error {

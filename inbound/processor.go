@@ -1,4 +1,11 @@
-package ingest
+// Package inbound is the inbound role: it applies the provider webhooks
+// the API stored (package ingest verifies and stores them): statuses go
+// to their messages forward only, those that beat their message's
+// provider id are parked until it appears; guests' messages open the
+// window and the conversation, their opt-out and opt-in keywords take
+// effect, and the media they send are downloaded and kept; template
+// status updates and messaging limits reach the store.
+package inbound
 
 import (
 	"cmp"
@@ -11,12 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wagate/wagate/internal/ctxsleep"
+	"github.com/wagate/wagate/internal/mediakit"
+	"github.com/wagate/wagate/internal/settings"
+	"github.com/wagate/wagate/internal/tenantcache"
 	"github.com/wagate/wagate/provider"
 	"github.com/wagate/wagate/store/redis"
 )
 
-// ProcessorConfig configures the inbound processor.
-type ProcessorConfig struct {
+// Config configures the Processor.
+type Config struct {
 	// Consumer names this instance in the inbound consumer group. Keep it
 	// stable across restarts (the host name) so that it resumes its own
 	// unacknowledged bodies at once.
@@ -51,9 +61,9 @@ type ProcessorConfig struct {
 	// announces for the account is the portfolio's.
 	Portfolios map[string]string
 	// Media is where guests' media are kept and how their URLs are signed:
-	// the API's MediaConfig (the same folder and key). Without Files,
+	// the API's media settings (the same folder and key). Without Files,
 	// downloads fail as not configured.
-	Media MediaConfig
+	Media mediakit.Config
 	// MediaFetchers download guests' media, by the provider's phone number
 	// id of the number they were sent to (its account's fetcher).
 	MediaFetchers map[string]MediaFetcher
@@ -63,11 +73,13 @@ type ProcessorConfig struct {
 
 // NumberRef is a business number and the tenant that owns it.
 type NumberRef struct {
+	// Tenant is the tenant's id.
 	Tenant string
+	// Sender is the business number, in E.164 form.
 	Sender string
 }
 
-func (c *ProcessorConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Consumer == "" {
 		c.Consumer = "inbound-1"
 	}
@@ -91,17 +103,77 @@ func (c *ProcessorConfig) setDefaults() {
 	}
 }
 
+// Store is what the processor uses of the store (store/redis's *Store),
+// grouped by the part of the role that uses it.
+type Store interface {
+	Bodies
+	Statuses
+	Guests
+	Downloads
+	Accounts
+}
+
+// Bodies are the inbound streams: the stored webhook bodies, read by a
+// consumer group, taken over from a dead consumer, and acknowledged once
+// applied.
+type Bodies interface {
+	Config() redis.Config
+	ReadInbound(ctx context.Context, part int, consumer string, count int, block time.Duration, pending bool, dst []redis.InboundEntry) ([]redis.InboundEntry, error)
+	ReclaimInbound(ctx context.Context, part int, consumer string, minIdle time.Duration, count int, dst []redis.InboundEntry) ([]redis.InboundEntry, error)
+	AckInbound(ctx context.Context, entries []redis.InboundEntry) error
+}
+
+// Statuses apply providers' statuses to their messages, by provider id,
+// and park those whose id is not known yet (orphans).
+type Statuses interface {
+	LookupProviderIDs(ctx context.Context, pids []string) ([]string, error)
+	ApplyStatuses(ctx context.Context, sts []redis.StatusApply) ([]redis.Applied, error)
+	ParkOrphans(ctx context.Context, part int, os []redis.Orphan) error
+	DueOrphans(ctx context.Context, part, limit int) ([]string, error)
+	RescheduleOrphans(ctx context.Context, part int, os []redis.Orphan) error
+	RemoveOrphans(ctx context.Context, part int, members []string) error
+}
+
+// Guests record guests' messages: who wrote (a number, or a user id
+// linked to one), the tenant's keywords (settings), the message with its
+// window, conversation and opt change, and an opt change's confirmation.
+type Guests interface {
+	settings.DocReader
+	LinkUserID(ctx context.Context, sender, bsuid, phone string) error
+	PhoneOfUserID(ctx context.Context, sender, bsuid string) (string, error)
+	RecordInbound(ctx context.Context, a *redis.InboundArgs) (redis.InboundResult, error)
+	Enqueue(ctx context.Context, a *redis.EnqueueArgs) (redis.EnqueueResult, error)
+}
+
+// Downloads are the queue of guests' media downloads and the records of
+// their outcomes.
+type Downloads interface {
+	ClaimMediaJobs(ctx context.Context, n int, lease time.Duration) ([]redis.MediaJob, error)
+	RetryMediaJob(ctx context.Context, j redis.MediaJob, next string, due time.Time) error
+	DropMediaJob(ctx context.Context, j redis.MediaJob) error
+	FinishMediaJob(ctx context.Context, j redis.MediaJob, n *redis.MediaNotice) error
+	Media(ctx context.Context, id string) (*redis.MediaRecord, error)
+	PutMedia(ctx context.Context, rec *redis.MediaRecord, ttl time.Duration) error
+}
+
+// Accounts record what Meta tells of a business account: its templates'
+// review outcomes and its portfolio's messaging limit.
+type Accounts interface {
+	SetTemplateStatus(ctx context.Context, tenant string, u redis.TemplateUpdate) (bool, error)
+	SetPortfolioLimit(ctx context.Context, portfolio string, limit int, atMS int64) (bool, error)
+}
+
 // Processor applies stored provider webhooks: statuses go to their messages
 // forward only; a status whose provider id is not known yet (the webhook
 // beat the dispatcher's state write) is parked and applied once it is.
 type Processor struct {
-	cfg      ProcessorConfig
-	store    *redis.Store
-	settings *settingsCache
+	cfg      Config
+	store    Store
+	settings *tenantcache.Cache[settings.Settings]
 	log      *slog.Logger
 	m        processorMetrics
-	// media and dl are guests' media and their downloads (inboundmedia.go).
-	media    mediaState
+	// media and dl are guests' media and their downloads (download.go).
+	media    mediakit.Media
 	dl       downloads
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -119,19 +191,20 @@ type processorMetrics struct {
 	downloads *prometheus.CounterVec
 }
 
-// NewProcessor returns a processor over store.
-func NewProcessor(cfg ProcessorConfig, store *redis.Store, reg prometheus.Registerer, log *slog.Logger) *Processor {
+// New returns a processor over store (store/redis's *Store); its metrics
+// are registered with reg.
+func New(cfg Config, store Store, reg prometheus.Registerer, log *slog.Logger) *Processor {
 	cfg.setDefaults()
 	cfg.Downloads.setDefaults()
-	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: newSettingsCache(store, 2*time.Second),
+	p := &Processor{cfg: cfg, store: store, log: log, stop: make(chan struct{}), settings: settings.NewCache(store, 2*time.Second),
 		dl:     downloads{cfg: cfg.Downloads, fetchers: cfg.MediaFetchers, kick: make(chan struct{}, 1)},
 		parked: make(chan struct{}, 1)}
 	var err error
-	if p.media, err = newMediaState(cfg.Media); err != nil {
+	if p.media, err = mediakit.New(cfg.Media); err != nil {
 		// The API refuses the same settings at start; here downloads fail
 		// as not configured rather than stopping the webhooks.
 		log.Error("guests' media will not be downloaded", "err", err)
-		p.media, _ = newMediaState(MediaConfig{})
+		p.media, _ = mediakit.New(mediakit.Config{})
 	}
 	p.m = processorMetrics{
 		bodies: prometheus.NewCounterVec(prometheus.CounterOpts{
