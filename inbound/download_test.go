@@ -415,15 +415,6 @@ func TestGuestMediaIsTheTenantsOwn(t *testing.T) {
 	}
 }
 
-// mustCanon re-encodes JSON as encoding/json writes a decoded value.
-func mustCanon(t *testing.T, s string) string {
-	t.Helper()
-	var v any
-	must(t, json.Unmarshal([]byte(s), &v))
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
 // TestGuestContactsAndFileNamesAreKept: a shared contact card and a
 // document's name reach the history and the webhook.
 func TestGuestContactsAndFileNamesAreKept(t *testing.T) {
@@ -437,8 +428,8 @@ func TestGuestContactsAndFileNamesAreKept(t *testing.T) {
 	h.post("meta", webhooktest.InboundMedia("100000000000001", seedGuest, "wamid.CARD", "contacts", card))
 	var e *redis.HistoryEntry
 	testwait.For(t, 5*time.Second, "the card in the history", func() bool { e = h.historyEntry(seedGuest, "wamid.CARD"); return e != nil })
-	want := mustCanon(t, `[{"name":{"formatted_name":"Kerry Fitzgerald","first_name":"Kerry"},"phones":[{"phone":"+1 (650) 555-1234","type":"CELL","wa_id":"16505551234"}],"org":{"company":"Example Taxi"}}]`)
-	if got := mustCanon(t, string(e.Contacts)); got != want || e.Preview != "[contacts] Kerry Fitzgerald" {
+	want := webhooktest.Canon(t, `[{"name":{"formatted_name":"Kerry Fitzgerald","first_name":"Kerry"},"phones":[{"phone":"+1 (650) 555-1234","type":"CELL","wa_id":"16505551234"}],"org":{"company":"Example Taxi"}}]`)
+	if got := webhooktest.Canon(t, string(e.Contacts)); got != want || e.Preview != "[contacts] Kerry Fitzgerald" {
 		t.Fatalf("history entry %+v", e)
 	}
 	in := h.notices(message.EventInboundMessage)["wamid.CARD"]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/internal/mediatest"
+	"github.com/wagate/wagate/internal/webhooktest"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis"
 )
@@ -170,17 +171,8 @@ func TestGuestMediaIsLinkedInTheHistory(t *testing.T) {
 		card := `[{"name":{"formatted_name":"Kerry Fitzgerald","first_name":"Kerry"},"phones":[{"phone":"+1 (650) 555-1234","type":"CELL","wa_id":"16505551234"}],"org":{"company":"Example Taxi"}}]`
 		h.guestMediaMessage(seedGuest, "wamid.CARD", "contacts", redis.HistoryEntry{Preview: "[contacts] Kerry Fitzgerald", Contacts: json.RawMessage(card)}, nil, nil)
 		m := h.historyEntry(staffToken, seedGuest, "wamid.CARD")
-		if got, _ := json.Marshal(m["contacts"]); m == nil || string(got) != mustCanon(t, card) || m["preview"] != "[contacts] Kerry Fitzgerald" || m["media"] != nil {
+		if got, _ := json.Marshal(m["contacts"]); m == nil || string(got) != webhooktest.Canon(t, card) || m["preview"] != "[contacts] Kerry Fitzgerald" || m["media"] != nil {
 			t.Fatalf("history entry %v", m)
 		}
 	})
-}
-
-// mustCanon re-encodes JSON as encoding/json writes a decoded value.
-func mustCanon(t *testing.T, s string) string {
-	t.Helper()
-	var v any
-	must(t, json.Unmarshal([]byte(s), &v))
-	b, _ := json.Marshal(v)
-	return string(b)
 }

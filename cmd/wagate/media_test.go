@@ -19,46 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wagate/wagate/ingest"
-	"github.com/wagate/wagate/message"
+	"github.com/wagate/wagate/internal/dispatchtest"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
-
-// mediaTakeJob takes message id from its queue as a dispatcher would, and
-// begins it.
-func mediaTakeJob(t *testing.T, store *redis.Store, id string) *redis.Job {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.State(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shard, _ := message.ShardOf(id)
-	l, ok, err := store.TakeLease(ctx, "dispatch", shard, "media-test", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ok {
-		l = &redis.Lease{Shard: shard, Role: "dispatch", Value: store.Client().Get(ctx, store.Keys().Lease(shard, "dispatch")).Val()}
-	}
-	es, err := store.ReadEntries(ctx, "media-test", []string{store.Keys().SenderQueue(shard, st.Sender, st.Lane, st.Campaign)}, 100, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range es {
-		if es[i].MessageID == id {
-			j := redis.NewJob(l, shard, st.Sender, &es[i])
-			if b, err := store.Begin(ctx, j); err != nil || b != redis.BeginGo {
-				t.Fatalf("begin %s: %v %v", id, b, err)
-			}
-			return j
-		}
-	}
-	t.Fatalf("message %s is not in its queue", id)
-	return nil
-}
 
 // mediaAPICall posts body to the API and decodes the answer.
 func mediaAPICall(t *testing.T, url, contentType string, body []byte) (int, map[string]any) {
@@ -152,7 +118,7 @@ func TestUploadedMediaReachesMetaOnce(t *testing.T) {
 		if code != 202 {
 			t.Fatalf("send-media: %d %v", code, v)
 		}
-		j := mediaTakeJob(t, store, v["message_id"].(string))
+		j := dispatchtest.Begin(t, store, v["message_id"].(string))
 		if _, err := client.Send(ctx, &j.Msg); err != nil {
 			t.Fatalf("meta send: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -61,4 +62,16 @@ func GallaboxStatus(id, status string, ts int64) []byte {
 // shows it.
 func ChatAppReport(id, status string, tsMS int64) string {
 	return fmt.Sprintf(`{"Status":%q,"MsgFrameType":"template","From":"15550001000","To":"1234567890","Timestamp":%d,"MessageId":%q,"TemplateCode":"744c4b5c79c9","Language":"en"}`, status, tsMS, id)
+}
+
+// Canon re-encodes JSON as encoding/json writes a decoded value, so that
+// a body can be compared with what a reader decoded and wrote again.
+func Canon(t testing.TB, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("canon of %s: %v", s, err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
