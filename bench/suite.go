@@ -16,7 +16,7 @@ import (
 // Scenarios wabench knows, in the order "all" runs them (backlog is not
 // part of "all": it needs a gateway whose dispatcher cannot keep up; bare
 // drives a `wabench -bare` server, not a gateway).
-var Scenarios = []string{"single", "bulk", "webhooks", "e2e", "backlog", "bare"}
+var Scenarios = []string{"single", "bulk", "webhooks", "e2e", "backlog", "bare", "rates"}
 
 // Config is one wabench run. Zero fields take the defaults noted.
 type Config struct {
@@ -83,6 +83,12 @@ type Config struct {
 	E2ERate     float64
 	E2EWait     time.Duration
 
+	// RatesMPS are the rates of the tenant's first numbers, as the
+	// gateway runs them (`wagate dev -rates 1000,80`), that the rates
+	// scenario checks over RatesDuration (60 s).
+	RatesMPS      []float64
+	RatesDuration time.Duration
+
 	// BacklogMessages are queued by the backlog scenario (1 000 000),
 	// via batch-send unless BacklogSingle.
 	BacklogMessages int
@@ -134,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CeilingDuration == 0 {
 		c.CeilingDuration = 10 * time.Second
+	}
+	if c.RatesDuration == 0 {
+		c.RatesDuration = 60 * time.Second
 	}
 	if c.E2EDuration == 0 {
 		c.E2EDuration = 60 * time.Second
@@ -194,7 +203,7 @@ func (c Config) Validate() error {
 		return errors.New("webhook batch must be 1..1000")
 	case c.WebhookMessages < 1 || c.BulkMessages < 1 || c.BacklogMessages < 1:
 		return errors.New("message counts must be positive")
-	case c.Duration <= 0 || c.CeilingDuration <= 0 || c.E2EDuration <= 0 || c.E2EWait <= 0:
+	case c.Duration <= 0 || c.CeilingDuration <= 0 || c.E2EDuration <= 0 || c.E2EWait <= 0 || c.RatesDuration <= 0:
 		return errors.New("durations must be positive")
 	case c.E2ERate < 0 || c.VerifySample < 0:
 		return errors.New("rates and samples must not be negative")
@@ -319,6 +328,8 @@ func (s *Suite) Run(ctx context.Context, names []string) error {
 			err = s.backlog(ctx)
 		case "bare":
 			err = s.bareRun(ctx)
+		case "rates":
+			err = s.rates(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)

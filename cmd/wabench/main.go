@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,8 @@ func run() error {
 	fs.DurationVar(&cfg.E2EDuration, "e2e-duration", 60*time.Second, "how long e2e sends")
 	fs.Float64Var(&cfg.E2ERate, "e2e-rate", 10_000, "e2e sends per second (0: as fast as the API answers)")
 	fs.DurationVar(&cfg.E2EWait, "e2e-wait", 60*time.Second, "e2e gives up on the read rows after so long without a new one")
+	rates := fs.String("rates", "1000,80", "the rates scenario: the messages per second of the tenant's first numbers, as the gateway runs them (wagate dev -numbers 2 -rates 1000,80)")
+	fs.DurationVar(&cfg.RatesDuration, "rates-duration", 60*time.Second, "how long the rates scenario measures each number's sends")
 	fs.IntVar(&cfg.BacklogMessages, "backlog", 1_000_000, "messages the backlog scenario queues")
 	fs.BoolVar(&cfg.BacklogSingle, "backlog-single", false, "queue the backlog with single sends instead of batch-sends")
 	fs.StringVar(&cfg.Ops, "ops", "http://127.0.0.1:38060", "the gateway's ops listener (its -ops address), where its /metrics is read (\"\" for none)")
@@ -73,6 +76,13 @@ func run() error {
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	bare := fs.String("bare", "", "only serve the HTTP ceiling's bare handler on this address until interrupted (the ceiling across processes: point -target of another wabench at it)")
 	fs.Parse(os.Args[1:])
+	for _, f := range strings.Split(*rates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-rates %q: want positive messages per second, comma-separated", *rates)
+		}
+		cfg.RatesMPS = append(cfg.RatesMPS, v)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

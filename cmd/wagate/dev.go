@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +124,27 @@ func devConfig(simURL string, numbers []sim.Number, mps float64) *fileConfig {
 	return fc
 }
 
+// devRates sets the rates of the demo tenant's first numbers from list
+// ("1000,80").
+func devRates(fc *fileConfig, list string) error {
+	if list == "" {
+		return nil
+	}
+	senders := fc.Tenants[0].Senders
+	fc.Rates.PerNumber = map[string]float64{}
+	for i, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 || math.IsInf(v, 0) {
+			return fmt.Errorf("-rates %q: want positive messages per second, comma-separated", list)
+		}
+		if i >= len(senders) {
+			return fmt.Errorf("-rates %q names %d numbers; -numbers gives %d", list, i+1, len(senders))
+		}
+		fc.Rates.PerNumber[senders[i]] = v
+	}
+	return nil
+}
+
 // reachable turns a listen address into one a client can dial.
 func reachable(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
@@ -143,6 +166,7 @@ func cmdDev(args []string) error {
 	nNumbers := fs.Int("numbers", 1, "the demo tenant's numbers: +15550001000, +15550001001…")
 	secondary := fs.String("secondary", "gallabox", "the demo numbers' secondary provider while Meta's breaker is open: gallabox or chatapp")
 	mps := fs.Float64("rate", 80, "each number's messages per second (Meta: 80, 1000 after upgrade)")
+	perNumber := fs.String("rates", "", "the first numbers' messages per second in order, comma-separated (1000,80: the first at 1000, the second at 80; the others at -rate)")
 	fs.Parse(args)
 	if g.media.signingKey == "" {
 		g.media.signingKey = devMediaSigningKey // links survive a dev restart
@@ -180,6 +204,10 @@ func cmdDev(args []string) error {
 		return err
 	}
 	fc := devConfig("http://"+reachable(simulator.Addr()), numbers, *mps)
+	if err := devRates(fc, *perNumber); err != nil {
+		simulator.Shutdown(context.Background())
+		return err
+	}
 	for n, rc := range fc.Routes {
 		rc.Secondary = *secondary
 		fc.Routes[n] = rc
