@@ -359,6 +359,9 @@ func eventDelivery(ev *message.Event, name string) delivery {
 			Type: nullable(ev.PricingType), Billable: ev.Billable}
 	}
 	id := "evt_" + strconv.Itoa(ev.Shard) + "_" + ev.StreamID
+	if ev.Index > 0 {
+		id += "." + strconv.Itoa(ev.Index) // one of an entry's several
+	}
 	body, _ := json.Marshal(envelope{Event: name, EventID: id, TenantID: ev.TenantID, CreatedAt: apiTime(ev.AtMS), Data: data})
 	return delivery{Tenant: ev.TenantID, Event: name, ID: id, Body: body}
 }

@@ -8,6 +8,10 @@ type Event struct {
 	// loader acknowledges it by them once ClickHouse has it.
 	Shard    int
 	StreamID string
+	// Index is the event's place in its stream entry: a call that records
+	// many messages writes their events as one entry (0: the first, or
+	// the entry's only one). StreamID and Index name the event.
+	Index int
 
 	MessageID string
 	TenantID  string

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/wagate/wagate/message"
 )
 
@@ -46,5 +48,40 @@ func FuzzDecodePackedEvent(f *testing.F) {
 			t.Fatalf("decoded %q", v)
 		}
 		decodePacked(guest+conv+staff, &v) // anything else: no panic
+	})
+}
+
+// FuzzGatheredEvents: an entry holding several events one after another
+// (a call's gathered events) decodes to each of them in order, with its
+// place in the entry; anything appended after them is no event and never a
+// panic.
+func FuzzGatheredEvents(f *testing.F) {
+	f.Add("+14155550100", "conv_x", "", uint8(3))
+	f.Add("", "", "9:", uint8(1))
+	f.Add("1:2:3", "é", "2", uint8(0))
+	f.Fuzz(func(t *testing.T, guest, conv, tail string, n uint8) {
+		n = n%5 + 1
+		var e []byte
+		for i := range n {
+			a := &EnqueueArgs{TenantID: "hotel", Sender: "+15550001000", Recipient: guest, Type: message.TypeText}
+			head, pre, post := appendQueuedEvent(nil, nil, nil, "msg_"+string(rune('a'+i)), a, message.LaneTx,
+				message.StatusQueued, 1700000000000+int64(i))
+			e = append(append(append(append(e, head...), pre...), appendPacked(nil, conv)...), post...)
+		}
+		m := goredis.XMessage{ID: "1700000000000-7", Values: map[string]any{"e": string(e)}}
+		evs := appendEvents(nil, 3, m)
+		if len(evs) != int(n) {
+			t.Fatalf("%d events of %d", len(evs), n)
+		}
+		for i, ev := range evs {
+			if ev.Index != i || ev.StreamID != m.ID || ev.Shard != 3 || ev.MessageID != "msg_"+string(rune('a'+i)) ||
+				ev.Recipient != guest || ev.ConversationID != conv || ev.AtMS != 1700000000000+int64(i) {
+				t.Fatalf("event %d: %+v", i, ev)
+			}
+		}
+		m.Values["e"] = string(e) + tail
+		if evs := appendEvents(nil, 3, m); len(evs) < int(n) {
+			t.Fatalf("with %q after them, %d events of %d", tail, len(evs), n)
+		}
 	})
 }

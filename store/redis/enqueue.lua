@@ -165,7 +165,7 @@ for b = 5, #ARGV, ENQ_FIELDS do
       end
     end
     file_add(prefix, ARGV[base + 19], conv, created)
-    redis.call('XADD', prefix .. 'events', '*', 'e', ARGV[base + 20] .. ev .. ev2)
+    emit_raw(prefix .. 'events', ARGV[base + 20] .. ev .. ev2)
     answer('ok', id, conv, status)
   end
 end

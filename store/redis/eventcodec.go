@@ -19,8 +19,10 @@ import (
 // Version '1' (older wagates): eventSlots' order, the first 19 in one an
 // older still (no pricing model and type, campaign, template).
 //
-// Each value is "<length>:<bytes>". decodeEvent also reads the
-// field-per-slot events of older wagates.
+// Each value is "<length>:<bytes>". One field may hold several version '2'
+// events one after another: the functions that record many messages a call
+// write all of a call's events as one entry (lib.lua's gathered).
+// appendEvents also reads the field-per-slot events of older wagates.
 const (
 	packedVersion   = '1'
 	packedVersionV2 = '2'
@@ -81,21 +83,33 @@ func appendQueuedEvent(head, pre, post []byte, id string, a *EnqueueArgs, lane m
 // decodePacked reads a packed event's values into v; false when it is
 // not one this code wrote.
 func decodePacked(s string, v *[len(eventSlots)]string) bool {
+	rest, ok := decodePackedPrefix(s, v)
+	return ok && rest == ""
+}
+
+// decodePackedPrefix reads the packed event at the start of s into v and
+// returns what follows it: an entry of a function that gathers its events
+// (lib.lua's gathered) holds several version '2' events one after another.
+func decodePackedPrefix(s string, v *[len(eventSlots)]string) (string, bool) {
 	if len(s) == 0 {
-		return false
+		return "", false
 	}
 	switch s[0] {
 	case packedVersionV2:
 		var w [len(eventSlots)]string
-		if !unpack(s[1:], w[:]) {
-			return false
+		rest, ok := unpackPrefix(s[1:], w[:])
+		if !ok {
+			return "", false
 		}
 		for i, slot := range v2Slots {
 			v[slot] = w[i]
 		}
-		return true
+		return rest, true
 	case packedVersion:
-		return unpack(s[1:], v[:packedSlots]) || unpack(s[1:], v[:packedSlotsOld])
+		// Version 1 came one to an entry.
+		if unpack(s[1:], v[:packedSlots]) || unpack(s[1:], v[:packedSlotsOld]) {
+			return "", true
+		}
 	}
-	return false
+	return "", false
 }

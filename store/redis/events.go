@@ -216,7 +216,7 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 		}
 		got[sh] += len(st.Messages)
 		for _, m := range st.Messages {
-			dst = append(dst, decodeEvent(sh, m))
+			dst = appendEvents(dst, sh, m)
 		}
 		if k := len(st.Messages); k > 0 && r.pending[sh] {
 			r.cursor[sh] = st.Messages[k-1].ID
@@ -255,7 +255,7 @@ func (r *EventReader) readShards(ctx context.Context, dst []message.Event, per i
 		for _, st := range streams {
 			got += len(st.Messages)
 			for _, m := range st.Messages {
-				dst = append(dst, decodeEvent(sh, m))
+				dst = appendEvents(dst, sh, m)
 			}
 			if k := len(st.Messages); k > 0 && r.pending[sh] {
 				r.cursor[sh] = st.Messages[k-1].ID
@@ -327,7 +327,7 @@ func (r *EventReader) reclaimDead(ctx context.Context, dst []message.Event, per 
 	}
 	for i, c := range claims {
 		for _, m := range c.Val() {
-			dst = append(dst, decodeEvent(claimShards[i], m))
+			dst = appendEvents(dst, claimShards[i], m)
 		}
 	}
 	return dst, nil
@@ -366,7 +366,7 @@ func (r *EventReader) reclaimIdle(ctx context.Context, dst []message.Event, per 
 			return dst, fmt.Errorf("reclaim events: %w", err)
 		}
 		for _, m := range msgs {
-			dst = append(dst, decodeEvent(sh, m))
+			dst = appendEvents(dst, sh, m)
 		}
 	}
 	return dst, nil
@@ -380,7 +380,11 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 	}
 	byShard := make(map[int][]string)
 	for i := range evs {
-		byShard[evs[i].Shard] = append(byShard[evs[i].Shard], evs[i].StreamID)
+		ids := byShard[evs[i].Shard]
+		// The events of one entry come one after another: its id once.
+		if n := len(ids); n == 0 || ids[n-1] != evs[i].StreamID {
+			byShard[evs[i].Shard] = append(ids, evs[i].StreamID)
+		}
 	}
 	p := r.s.rdb.Pipeline()
 	for sh, ids := range byShard {
@@ -392,22 +396,38 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 	return nil
 }
 
-// decodeEvent turns an events stream entry into an Event: a packed one
-// (field "e": the accept path's, eventcodec.go) or one of fields (the
-// other functions', lib.lua's emit_with).
-func decodeEvent(shard int, m goredis.XMessage) message.Event {
+// appendEvents appends the events of an events stream entry: packed ones
+// (field "e": one, or several a function gathered, eventcodec.go) or one of
+// fields (older wagates' functions). An entry it cannot read still yields
+// one event, empty but for where it is, so that it is acknowledged.
+func appendEvents(dst []message.Event, shard int, m goredis.XMessage) []message.Event {
 	var v [len(eventSlots)]string
-	if e, ok := m.Values["e"].(string); ok {
-		decodePacked(e, &v)
-	} else {
+	e, packed := m.Values["e"].(string)
+	if !packed {
 		for i, k := range eventSlots {
 			v[i], _ = m.Values[k].(string)
 		}
+		return append(dst, eventOf(shard, m.ID, 0, &v))
 	}
+	for i := 0; ; i++ {
+		rest, ok := decodePackedPrefix(e, &v)
+		if !ok && i > 0 {
+			return dst // the readable ones; the rest is none of ours
+		}
+		dst = append(dst, eventOf(shard, m.ID, i, &v))
+		if !ok || rest == "" {
+			return dst
+		}
+		e, v = rest, [len(eventSlots)]string{}
+	}
+}
+
+// eventOf is the event of slot values v, index i of entry id.
+func eventOf(shard int, id string, i int, v *[len(eventSlots)]string) message.Event {
 	num := func(i int) int64 { n, _ := strconv.ParseInt(v[i], 10, 64); return n }
 	// v holds eventSlots' values: m t f r s ts ty l c sm a ch p pid ec et pc b pcv pm pt cp tn.
 	return message.Event{
-		Shard: shard, StreamID: m.ID,
+		Shard: shard, StreamID: id, Index: i,
 		MessageID: v[0], TenantID: v[1], Sender: v[2], Recipient: v[3],
 		Status: message.Status(v[4]), AtMS: num(5), Type: message.Type(v[6]), Lane: message.Lane(v[7]),
 		ConversationID: v[8], StaffMemberID: v[9], Attempt: int(num(10)), Channel: v[11],

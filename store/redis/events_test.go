@@ -2,11 +2,13 @@ package redis
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
 
@@ -56,5 +58,71 @@ func TestIdleEventReaderWaitsInRedis(t *testing.T) {
 		if took := time.Since(began); took > 2*time.Second {
 			t.Fatalf("%s: the event came after %v of a 5 s wait", r.group, took)
 		}
+	}
+}
+
+// The events of one call that records many messages are one stream entry
+// (gathered), which readers take as as many events, in order, each named by
+// the entry and its place, and acknowledge as one.
+func TestACallsEventsAreOneEntryReadAsMany(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	l := testLease(t, s, shard, "w1")
+	for range 6 {
+		if _, err := s.Enqueue(ctx, textArgs("+1234567890", "hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := s.keys.Events(shard)
+	before := rdb.XLen(ctx, key).Val()
+	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
+	if err != nil || len(es) != 6 {
+		t.Fatalf("read %d entries: %v", len(es), err)
+	}
+	begins := make([]mergedJob, len(es))
+	for i := range es {
+		begins[i] = &beginJob{s: s, job: NewJob(l, shard, testSender, &es[i]), now: s.nowMS(), done: make(chan struct{}, 1)}
+	}
+	runOneCall(rdb, begins)
+	for _, b := range begins {
+		if got, err := b.(*beginJob).result(); err != nil || got != BeginGo {
+			t.Fatalf("begin: %v %v", got, err)
+		}
+	}
+	if n := rdb.XLen(ctx, key).Val() - before; n != 1 {
+		t.Fatalf("six begins in one call wrote %d entries, want one", n)
+	}
+
+	r := s.EventReader("loader-1")
+	evs, err := r.Read(ctx, nil, 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sending []message.Event
+	names := map[string]bool{}
+	for _, ev := range evs {
+		name := ev.StreamID + "." + strconv.Itoa(ev.Index)
+		if names[name] {
+			t.Fatalf("two events named %s", name)
+		}
+		names[name] = true
+		if ev.Status == message.StatusSending {
+			sending = append(sending, ev)
+		}
+	}
+	if len(evs) != 12 || len(sending) != 6 {
+		t.Fatalf("read %d events (%d sending), want 6 queued and 6 sending", len(evs), len(sending))
+	}
+	for i, ev := range sending {
+		if ev.StreamID != sending[0].StreamID || ev.Index != i || ev.MessageID != es[i].MessageID || ev.Recipient != "+1234567890" {
+			t.Fatalf("sending event %d: %+v, want message %s at place %d of one entry", i, ev, es[i].MessageID, i)
+		}
+	}
+	if err := r.Ack(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := rdb.XPending(ctx, key, GroupLoader).Result(); err != nil || p.Count != 0 {
+		t.Fatalf("pending after the ack: %+v %v", p, err)
 	}
 }

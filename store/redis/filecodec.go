@@ -62,19 +62,26 @@ func appendPackedInt(dst []byte, n int64) []byte {
 // unpack reads the packed values of s (after its version byte) into v;
 // false when s is not exactly len(v) of them.
 func unpack(s string, v []string) bool {
+	rest, ok := unpackPrefix(s, v)
+	return ok && rest == ""
+}
+
+// unpackPrefix is unpack of the values at the start of s; it returns what
+// follows them.
+func unpackPrefix(s string, v []string) (string, bool) {
 	for i := range v {
 		colon := strings.IndexByte(s, ':')
 		if colon <= 0 || colon > 10 {
-			return false
+			return "", false
 		}
 		n, err := strconv.Atoi(s[:colon])
 		if err != nil || n < 0 || n > len(s)-colon-1 {
-			return false
+			return "", false
 		}
 		v[i] = s[colon+1 : colon+1+n]
 		s = s[colon+1+n:]
 	}
-	return s == ""
+	return s, true
 }
 
 // decodeFileEntry reads a packed file entry; false when it is not one.

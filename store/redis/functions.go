@@ -96,17 +96,26 @@ func newScripts() *scripts {
 		fn   **function
 		name string
 		src  string
+		// gather: the function's events go out as one entry per
+		// events stream and call (lib.lua's gathered): the functions
+		// that handle many messages a call.
+		gather bool
 	}
 	s := &scripts{}
 	defs := []def{
-		{&s.enqueue, "enqueue", enqueueSrc}, {&s.begin, "begin", beginSrc}, {&s.finish, "finish", finishSrc},
-		{&s.transition, "transition", transitionSrc}, {&s.retry, "retry", retrySrc}, {&s.promote, "promote", promoteSrc},
-		{&s.lease, "lease", leaseSrc}, {&s.gc, "gc", gcSrc}, {&s.requeue, "requeue", requeueSrc},
-		{&s.enqueueChunk, "enqueue_chunk", enqueueChunkSrc},
-		{&s.chunkDone, "chunk_done", chunkDoneSrc}, {&s.cancelChunk, "cancel_chunk", cancelChunkSrc},
-		{&s.inbound, "inbound", inboundSrc}, {&s.optset, "optset", optsetSrc}, {&s.convAction, "conv_action", convActionSrc},
-		{&s.claimDue, "claim_due", claimDueSrc}, {&s.file, "file", fileSrc},
-		{&s.portfolio, "portfolio", portfolioSrc}, {&s.hookSkip, "hook_skip", hookSkipSrc},
+		{&s.enqueue, "enqueue", enqueueSrc, true}, {&s.begin, "begin", beginSrc, true}, {&s.finish, "finish", finishSrc, true},
+		{&s.transition, "transition", transitionSrc, true}, {&s.retry, "retry", retrySrc, false}, {&s.promote, "promote", promoteSrc, false},
+		{&s.lease, "lease", leaseSrc, false}, {&s.gc, "gc", gcSrc, false}, {&s.requeue, "requeue", requeueSrc, false},
+		{&s.enqueueChunk, "enqueue_chunk", enqueueChunkSrc, false},
+		{&s.chunkDone, "chunk_done", chunkDoneSrc, false}, {&s.cancelChunk, "cancel_chunk", cancelChunkSrc, false},
+		{&s.inbound, "inbound", inboundSrc, false}, {&s.optset, "optset", optsetSrc, false}, {&s.convAction, "conv_action", convActionSrc, false},
+		{&s.claimDue, "claim_due", claimDueSrc, false}, {&s.file, "file", fileSrc, false},
+		{&s.portfolio, "portfolio", portfolioSrc, false}, {&s.hookSkip, "hook_skip", hookSkipSrc, false},
+	}
+	for i := range defs {
+		if defs[i].gather {
+			defs[i].src = "return gathered(function()\n" + defs[i].src + "\nend)"
+		}
 	}
 	h := sha1.New()
 	h.Write([]byte(libSrc))

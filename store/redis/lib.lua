@@ -53,12 +53,52 @@ end
 -- emptyProviderPart).
 local EMPTY_PROVIDER_PART = '8:whatsapp0:0:0:0:0:0:0:0:0:'
 
+-- EVBUF holds, while a function gathers its events (gathered), each events
+-- stream's events of the call and EVKEYS those streams in order: they go
+-- out as one entry per stream and call, the events concatenated
+-- (eventcodec.go: a version 2 event delimits itself), so a call of many
+-- messages costs one XADD per stream, not one per event, and the readers
+-- read and acknowledge one entry. nil: each event is an entry of its own.
+local EVBUF, EVKEYS = nil, nil
+
+-- emit_raw appends event e, packed, to stream events (or to the call's
+-- gathered ones).
+local function emit_raw(events, e)
+  if not EVBUF then
+    redis.call('XADD', events, '*', 'e', e)
+    return
+  end
+  local b = EVBUF[events]
+  if not b then
+    b = {}
+    EVBUF[events] = b
+    EVKEYS[#EVKEYS + 1] = events
+  end
+  b[#b + 1] = e
+end
+
+-- gathered runs body with its events gathered (EVBUF) and writes them at
+-- its end, also when body fails (a function's writes are not undone by an
+-- error: the events of those done are kept with them), then answers as
+-- body did or raises its error.
+local function gathered(body)
+  EVBUF, EVKEYS = {}, {}
+  local ok, r = pcall(body)
+  local buf, keys = EVBUF, EVKEYS
+  EVBUF, EVKEYS = nil, nil
+  for _, k in ipairs(keys) do
+    redis.call('XADD', k, '*', 'e', table.concat(buf[k]))
+  end
+  if not ok then error(r, 0) end
+  return r
+end
+
 -- emit_packed appends one event, packed (eventcodec.go, version 2): the
 -- message id, status, time and attempt, then x (provider_part), ev and ev2
--- (make_ev) as they are: one short XADD of a few concatenated strings.
+-- (make_ev) as they are: a few concatenated strings.
 local function emit_packed(events, id, status, at, attempt, x, ev, ev2)
   if not attempt or attempt == '' then attempt = '0' end
-  redis.call('XADD', events, '*', 'e', '2' .. packed(id) .. packed(status) .. packed(at) .. packed(attempt) .. x .. ev .. ev2)
+  emit_raw(events, '2' .. packed(id) .. packed(status) .. packed(at) .. packed(attempt) .. x .. ev .. ev2)
 end
 
 -- emit_with appends one event of message id to the events stream: m holds

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/message"
 )
 
 // LiveEvent is a change the staff inbox shows as it happens: a notice of
@@ -76,6 +78,7 @@ func (t *LiveTail) Read(ctx context.Context, block time.Duration, dst []LiveEven
 		return dst, fmt.Errorf("live tail: %w", err)
 	}
 	n := t.s.cfg.Shards
+	var evs []message.Event
 	for _, st := range res {
 		i := slices.Index(t.keys, st.Stream)
 		if i < 0 || len(st.Messages) == 0 {
@@ -88,9 +91,11 @@ func (t *LiveTail) Read(ctx context.Context, block time.Duration, dst []LiveEven
 				dst = append(dst, LiveEvent{TenantID: nt.TenantID, ConversationID: nt.ConversationID, Kind: nt.Kind, AtMS: nt.AtMS})
 				continue
 			}
-			ev := decodeEvent(i-n, m)
-			dst = append(dst, LiveEvent{TenantID: ev.TenantID, ConversationID: ev.ConversationID, Kind: "message_status",
-				MessageID: ev.MessageID, Status: string(ev.Status), AtMS: ev.AtMS})
+			evs = appendEvents(evs[:0], i-n, m)
+			for _, ev := range evs {
+				dst = append(dst, LiveEvent{TenantID: ev.TenantID, ConversationID: ev.ConversationID, Kind: "message_status",
+					MessageID: ev.MessageID, Status: string(ev.Status), AtMS: ev.AtMS})
+			}
 		}
 	}
 	return dst, nil

@@ -48,11 +48,20 @@ func events(t *testing.T, s *Store, shard int) []message.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]message.Event, len(ms))
-	for i, m := range ms {
-		out[i] = decodeEvent(shard, m)
+	var out []message.Event
+	for _, m := range ms {
+		out = appendEvents(out, shard, m)
 	}
 	return out
+}
+
+// runOneCall runs jobs in one merged call, as a flush does.
+func runOneCall(rdb *goredis.Client, jobs []mergedJob) {
+	g := &callGroup{key: jobs[0].mergeKey(), jobs: jobs}
+	p := rdb.Pipeline()
+	g.queue(context.Background(), p)
+	p.Exec(context.Background())
+	g.answer()
 }
 
 // testLease takes shard's dispatch lease for instance.
@@ -939,14 +948,7 @@ func TestOneBrokenStateFailsOnlyItsOwnSend(t *testing.T) {
 	}
 	broken := es[2].MessageID
 	rdb.Set(ctx, s.keys.Msg(shard, broken), "not a state", 0)
-	// oneCall runs jobs in one merged call, as a flush does.
-	oneCall := func(jobs []mergedJob) {
-		g := &callGroup{key: jobs[0].mergeKey(), jobs: jobs}
-		p := rdb.Pipeline()
-		g.queue(ctx, p)
-		p.Exec(ctx)
-		g.answer()
-	}
+	oneCall := func(jobs []mergedJob) { runOneCall(rdb, jobs) }
 	begins := make([]mergedJob, len(es))
 	for i := range es {
 		begins[i] = &beginJob{s: s, job: NewJob(l, shard, testSender, &es[i]), now: s.nowMS(), done: make(chan struct{}, 1)}
