@@ -85,3 +85,30 @@ func FuzzGatheredEvents(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGatheredFileEntries: a file stream entry holding several messages'
+// file entries one after another (a call's) decodes to each, in order;
+// what follows them that is not one is dropped, never a panic.
+func FuzzGatheredFileEntries(f *testing.F) {
+	f.Add("+14155550100", "conv_x", "Your room is ready", "", uint8(3))
+	f.Add("", "", "", "1junk", uint8(0))
+	f.Add("é", "9:", "\x00", "19:", uint8(4))
+	f.Fuzz(func(t *testing.T, guest, conv, preview, tail string, n uint8) {
+		n = n%5 + 1
+		var s []byte
+		for i := range n {
+			s = appendFilePre(s, "o", "hotel", "+15550001000", guest, 1700000000000+int64(i), preview, []byte(`{"id":"m"}`), 0, "", "")
+			s = appendPacked(appendPacked(s, conv), "1")
+		}
+		es := appendFileEntries(nil, "1700000000000-1", string(s)+tail)
+		if len(es) < int(n) {
+			t.Fatalf("%d file entries of %d (tail %q)", len(es), n, tail)
+		}
+		for i, e := range es[:n] {
+			if e.guest != guest || e.conv != conv || e.preview != preview || e.at != 1700000000000+int64(i) ||
+				!e.newlyMade || e.kind != "o" || e.id != "1700000000000-1" {
+				t.Fatalf("file entry %d: %+v", i, e)
+			}
+		}
+	})
+}

@@ -160,12 +160,13 @@ func (s *Store) fileArgs(shard int, ms []goredis.XMessage) []any {
 	type key struct{ tenant, id string }
 	var order []*convShare
 	byKey := map[key]*convShare{}
+	var es []fileEntry
 	for _, m := range ms {
 		raw, _ := m.Values["e"].(string)
-		e, ok := decodeFileEntry(m.ID, raw)
-		if !ok {
-			continue // not ours: dropped with the rest
-		}
+		es = appendFileEntries(es, m.ID, raw) // what is not ours is dropped with the rest
+	}
+	for i := range es {
+		e := &es[i]
 		c := byKey[key{e.tenant, e.conv}]
 		if c == nil {
 			c = &convShare{tenant: e.tenant, id: e.conv, sender: e.sender, guest: e.guest, made: e.newlyMade, created: e.at}
@@ -262,7 +263,8 @@ func (s *Store) AwaitFile(ctx context.Context, shards []int, block time.Duration
 	return len(res) > 0, nil
 }
 
-// FileBacklog is how many messages wait to be filed, over all shards.
+// FileBacklog is how many file stream entries wait to be filed, over all
+// shards: a message received, or a call of accepted messages.
 func (s *Store) FileBacklog(ctx context.Context) (int64, error) {
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.IntCmd, s.cfg.Shards)

@@ -84,14 +84,21 @@ func unpackPrefix(s string, v []string) (string, bool) {
 	return s, true
 }
 
-// decodeFileEntry reads a packed file entry; false when it is not one.
-func decodeFileEntry(id, s string) (fileEntry, bool) {
-	var v [len(fileSlots)]string
-	if len(s) == 0 || s[0] != fileVersion || !unpack(s[1:], v[:]) {
-		return fileEntry{}, false
+// appendFileEntries appends the packed file entries of stream entry id's
+// value s: one, or several a function gathered one after another. What
+// follows the last readable one is not ours and dropped.
+func appendFileEntries(dst []fileEntry, id, s string) []fileEntry {
+	for len(s) > 0 && s[0] == fileVersion {
+		var v [len(fileSlots)]string
+		rest, ok := unpackPrefix(s[1:], v[:])
+		if !ok {
+			break
+		}
+		at, _ := strconv.ParseInt(v[4], 10, 64)
+		li, _ := strconv.ParseInt(v[7], 10, 64)
+		dst = append(dst, fileEntry{id: id, kind: v[0], tenant: v[1], sender: v[2], guest: v[3], at: at, preview: v[5],
+			entry: v[6], li: li, nm: v[8], md: v[9], conv: v[10], newlyMade: v[11] == "1"})
+		s = rest
 	}
-	at, _ := strconv.ParseInt(v[4], 10, 64)
-	li, _ := strconv.ParseInt(v[7], 10, 64)
-	return fileEntry{id: id, kind: v[0], tenant: v[1], sender: v[2], guest: v[3], at: at, preview: v[5], entry: v[6],
-		li: li, nm: v[8], md: v[9], conv: v[10], newlyMade: v[11] == "1"}, true
+	return dst
 }

@@ -54,11 +54,12 @@ end
 local EMPTY_PROVIDER_PART = '8:whatsapp0:0:0:0:0:0:0:0:0:'
 
 -- EVBUF holds, while a function gathers its events (gathered), each events
--- stream's events of the call and EVKEYS those streams in order: they go
--- out as one entry per stream and call, the events concatenated
--- (eventcodec.go: a version 2 event delimits itself), so a call of many
--- messages costs one XADD per stream, not one per event, and the readers
--- read and acknowledge one entry. nil: each event is an entry of its own.
+-- (and file) stream's entries of the call and EVKEYS those streams in
+-- order: they go out as one entry per stream and call, the values
+-- concatenated (eventcodec.go, filecodec.go: each delimits itself), so a
+-- call of many messages costs one XADD per stream, not one per message,
+-- and the readers read and acknowledge one entry. nil: each is an entry
+-- of its own.
 local EVBUF, EVKEYS = nil, nil
 
 -- emit_raw appends event e, packed, to stream events (or to the call's
@@ -486,7 +487,8 @@ end
 local function file_add(prefix, pre, conv, created)
   local nw = '1:0'
   if created then nw = '1:1' end
-  redis.call('XADD', prefix .. 'file', '*', 'e', pre .. #conv .. ':' .. conv .. nw)
+  -- A call's file entries are gathered as its events are (one entry).
+  emit_raw(prefix .. 'file', pre .. #conv .. ':' .. conv .. nw)
 end
 
 -- next_stream_id is the smallest stream id after id ("ms-seq").
