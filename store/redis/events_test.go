@@ -67,19 +67,9 @@ func TestIdleEventReaderWaitsInRedis(t *testing.T) {
 func TestACallsEventsAreOneEntryReadAsMany(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
-	shard := message.ShardFor(testSender, 4)
-	l := testLease(t, s, shard, "w1")
-	for range 6 {
-		if _, err := s.Enqueue(ctx, textArgs("+1234567890", "hello")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shard, l, es := queuedSix(t, s)
 	key := s.keys.Events(shard)
 	before := rdb.XLen(ctx, key).Val()
-	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
-	if err != nil || len(es) != 6 {
-		t.Fatalf("read %d entries: %v", len(es), err)
-	}
 	begins := make([]mergedJob, len(es))
 	for i := range es {
 		begins[i] = &beginJob{s: s, job: NewJob(l, shard, testSender, &es[i]), now: s.nowMS(), done: make(chan struct{}, 1)}

@@ -55,6 +55,26 @@ func events(t *testing.T, s *Store, shard int) []message.Event {
 	return out
 }
 
+// queuedSix queues six texts from testSender to one guest and reads their
+// queue entries as the lease's owner would: the shard, its lease and the
+// entries.
+func queuedSix(t *testing.T, s *Store) (int, *Lease, []Entry) {
+	t.Helper()
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	l := testLease(t, s, shard, "w1")
+	for range 6 {
+		if _, err := s.Enqueue(ctx, textArgs("+1234567890", "hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
+	if err != nil || len(es) != 6 {
+		t.Fatalf("read %d entries: %v", len(es), err)
+	}
+	return shard, l, es
+}
+
 // runOneCall runs jobs in one merged call, as a flush does.
 func runOneCall(rdb *goredis.Client, jobs []mergedJob) {
 	g := &callGroup{key: jobs[0].mergeKey(), jobs: jobs}
@@ -935,17 +955,7 @@ func TestAShortMessagesStateStaysCompact(t *testing.T) {
 func TestOneBrokenStateFailsOnlyItsOwnSend(t *testing.T) {
 	s, rdb := newTestStore(t)
 	ctx := context.Background()
-	shard := message.ShardFor(testSender, 4)
-	l := testLease(t, s, shard, "w1")
-	for range 6 {
-		if _, err := s.Enqueue(ctx, textArgs("+1234567890", "hello")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
-	if err != nil || len(es) != 6 {
-		t.Fatalf("read %d entries: %v", len(es), err)
-	}
+	shard, l, es := queuedSix(t, s)
 	broken := es[2].MessageID
 	rdb.Set(ctx, s.keys.Msg(shard, broken), "not a state", 0)
 	oneCall := func(jobs []mergedJob) { runOneCall(rdb, jobs) }
