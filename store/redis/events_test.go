@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,38 @@ func TestACallsEventsAreOneEntryReadAsMany(t *testing.T) {
 	}
 	if p, err := rdb.XPending(ctx, key, GroupLoader).Result(); err != nil || p.Count != 0 {
 		t.Fatalf("pending after the ack: %+v %v", p, err)
+	}
+}
+
+// A call that fails part way (a key of the wrong type: no code of ours
+// writes one) keeps, with the writes it made before failing, the events and
+// file entries of those writes: Redis undoes nothing, so neither may the
+// gathering.
+func TestAFailedCallKeepsTheEventsOfWhatItWrote(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	shard := message.ShardFor(testSender, 4)
+	rdb.Set(ctx, s.keys.Guest(shard, testSender, "+14155550199"), "not a guest", 0)
+	var jobs []mergedJob
+	for _, to := range []string{"+14155550100", "+14155550199"} {
+		j := &enqueueJob{done: make(chan struct{}, 1)}
+		s.prepareEnqueue(j, textArgs(to, "hello"))
+		jobs = append(jobs, j)
+	}
+	runOneCall(rdb, jobs)
+	first, second := jobs[0].(*enqueueJob), jobs[1].(*enqueueJob)
+	if first.err == nil || second.err == nil || !strings.Contains(second.err.Error(), "WRONGTYPE") {
+		t.Fatalf("the call answered %v, %v; want its error", first.err, second.err)
+	}
+	id := first.args[1].(string)
+	if st := rdb.HGet(ctx, s.keys.Msg(shard, id), "st").Val(); st != "queued" {
+		t.Fatalf("the first message's state %q: the call wrote it before failing", st)
+	}
+	evs := events(t, s, shard)
+	if len(evs) != 1 || evs[0].MessageID != id || evs[0].Status != message.StatusQueued {
+		t.Fatalf("events %+v, want the first message's queued one", evs)
+	}
+	if n := rdb.XLen(ctx, s.keys.File(shard)).Val(); n != 1 {
+		t.Fatalf("%d file entries, want the first message's", n)
 	}
 }
