@@ -178,11 +178,71 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Store is what the dispatcher uses of the store (store/redis's *Store), in
+// the groups below.
+type Store interface {
+	Leases
+	Queues
+	Sends
+	Fallbacks
+	Batches
+	AdmitBusinessInitiated(ctx context.Context, portfolio, sender, guest string, configured int) (redis.Admission, error)
+}
+
+// Leases are the shards' leases: taken and kept by a leaser, checked
+// before work that must be the owner's.
+type Leases interface {
+	NewLeaser(cfg redis.LeaserConfig, owner redis.ShardOwner, log *slog.Logger) (*redis.Leaser, error)
+	HoldsLease(ctx context.Context, l *redis.Lease) (bool, error)
+}
+
+// Queues are a shard's senders' queue streams, their wake-ups and the
+// scheduled sends that become due.
+type Queues interface {
+	ReadLanes(ctx context.Context, consumer string, tx []string, txCount int, bulk []string, bulkCount int, chunked []string, chunkCount int) ([]redis.Entry, error)
+	ClaimEntries(ctx context.Context, stream, consumer, start string, count int, dst []redis.Entry) ([]redis.Entry, string, error)
+	ReadWakeUps(ctx context.Context, shard int, after string, block time.Duration, dst []string) (redis.WakeUps, error)
+	WakeTail(ctx context.Context, shard int) (string, error)
+	SenderQueueRefs(ctx context.Context, shard int, sender string) ([]redis.QueueRef, error)
+	ShardSenders(ctx context.Context, shard int) ([]string, error)
+	ShardQueueStats(ctx context.Context, shards []int) ([]redis.QueueStats, error)
+	CollectQueue(ctx context.Context, shard int, sender, stream string) (bool, error)
+	CampaignRate(ctx context.Context, shard int, campaign string) (float64, error)
+	NextDue(ctx context.Context, shard int) (time.Time, bool, error)
+	Promote(ctx context.Context, shard, limit int) (int, error)
+}
+
+// Sends record a send's steps: begun, finished or to be retried, and the
+// statuses a fallback's provider answers with at once.
+type Sends interface {
+	Begin(ctx context.Context, j *redis.Job) (redis.Begun, error)
+	Finish(ctx context.Context, j *redis.Job, r *redis.Result, opts redis.FinishOptions) error
+	Retry(ctx context.Context, j *redis.Job, dueMS int64, r *redis.Result, uncounted bool) error
+	State(ctx context.Context, id string) (*redis.State, error)
+	ApplyStatuses(ctx context.Context, sts []redis.StatusApply) ([]redis.Applied, error)
+}
+
+// Fallbacks are the checks of messages sent with a fallback after a
+// delay: undelivered by then, they go by SMS.
+type Fallbacks interface {
+	DueFallbacks(ctx context.Context, shard, limit int) ([]string, error)
+	NextFallbackDue(ctx context.Context, shard int) (time.Time, bool, error)
+	FallbackChecked(ctx context.Context, shard int, ids ...string) error
+	RecheckFallback(ctx context.Context, shard int, id string, dueMS int64) error
+}
+
+// Batches are the batches' packed chunks the dispatcher expands.
+type Batches interface {
+	BatchSpec(ctx context.Context, id string) (*redis.BatchInfo, error)
+	BatchChunk(ctx context.Context, id string, k int) ([]redis.BatchItem, error)
+	ChunkDone(ctx context.Context, l *redis.Lease, shard int, stream, entryID, batchID string, chunk int) error
+}
+
 // Dispatcher owns shards through a leaser and runs a worker per owned
 // shard. It implements redis.ShardOwner.
 type Dispatcher struct {
 	cfg    Config
-	store  *redis.Store
+	store  Store
 	router Router
 	log    *slog.Logger
 	m      *metrics
@@ -196,7 +256,7 @@ type Dispatcher struct {
 }
 
 // New returns a dispatcher over store, routing senders with router.
-func New(cfg Config, store *redis.Store, router Router, reg prometheus.Registerer, log *slog.Logger) (*Dispatcher, error) {
+func New(cfg Config, store Store, router Router, reg prometheus.Registerer, log *slog.Logger) (*Dispatcher, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
