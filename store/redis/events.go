@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,12 @@ type EventReader struct {
 	// membership long gone, or never written) may hold events before this
 	// one takes them over (5 min). A live member's events are never taken.
 	ReclaimIdle time.Duration
+	// entries counts the stream entries read; perEntry is how many events
+	// an entry held lately (a call's gathered events share one), so that a
+	// read asks for about max events, not max entries of up to a call's
+	// worth each.
+	entries  int
+	perEntry float64
 	// Poll is the least time between two reads of the streams unless the
 	// first came back full (50 ms). Without it a reader keeping up with a
 	// busy gateway read every shard for a handful of events per round
@@ -162,11 +169,17 @@ func (r *EventReader) keepAlive(ctx context.Context) {
 func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int, block time.Duration) (_ []message.Event, switched bool, err error) {
 	s := r.s
 	shards := s.cfg.Shards
-	per := max / shards
+	per := int(float64(max) / float64(shards) / math.Max(r.perEntry, 1))
 	if per < 1 {
 		per = 1
 	}
 	n := len(dst)
+	r.entries = 0
+	defer func() {
+		if r.entries > 0 {
+			r.perEntry = (r.perEntry + float64(len(dst)-n)/float64(r.entries)) / 2
+		}
+	}()
 	// Reclaimed entries become this consumer's pending ones: take them only
 	// once its own pending ones were read, or they would come twice.
 	if !slices.Contains(r.pending, true) {
@@ -216,7 +229,7 @@ func (r *EventReader) readOnce(ctx context.Context, dst []message.Event, max int
 		}
 		got[sh] += len(st.Messages)
 		for _, m := range st.Messages {
-			dst = appendEvents(dst, sh, m)
+			dst = r.appendEntry(dst, sh, m)
 		}
 		if k := len(st.Messages); k > 0 && r.pending[sh] {
 			r.cursor[sh] = st.Messages[k-1].ID
@@ -255,7 +268,7 @@ func (r *EventReader) readShards(ctx context.Context, dst []message.Event, per i
 		for _, st := range streams {
 			got += len(st.Messages)
 			for _, m := range st.Messages {
-				dst = appendEvents(dst, sh, m)
+				dst = r.appendEntry(dst, sh, m)
 			}
 			if k := len(st.Messages); k > 0 && r.pending[sh] {
 				r.cursor[sh] = st.Messages[k-1].ID
@@ -327,7 +340,7 @@ func (r *EventReader) reclaimDead(ctx context.Context, dst []message.Event, per 
 	}
 	for i, c := range claims {
 		for _, m := range c.Val() {
-			dst = appendEvents(dst, claimShards[i], m)
+			dst = r.appendEntry(dst, claimShards[i], m)
 		}
 	}
 	return dst, nil
@@ -366,7 +379,7 @@ func (r *EventReader) reclaimIdle(ctx context.Context, dst []message.Event, per 
 			return dst, fmt.Errorf("reclaim events: %w", err)
 		}
 		for _, m := range msgs {
-			dst = appendEvents(dst, sh, m)
+			dst = r.appendEntry(dst, sh, m)
 		}
 	}
 	return dst, nil
@@ -394,6 +407,12 @@ func (r *EventReader) Ack(ctx context.Context, evs []message.Event) error {
 		return fmt.Errorf("ack events: %w", err)
 	}
 	return nil
+}
+
+// appendEntry is appendEvents for the reader, which counts the entries.
+func (r *EventReader) appendEntry(dst []message.Event, shard int, m goredis.XMessage) []message.Event {
+	r.entries++
+	return appendEvents(dst, shard, m)
 }
 
 // appendEvents appends the events of an events stream entry: packed ones

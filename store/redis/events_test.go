@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -148,5 +149,46 @@ func TestAFailedCallKeepsTheEventsOfWhatItWrote(t *testing.T) {
 	}
 	if n := rdb.XLen(ctx, s.keys.File(shard)).Val(); n != 1 {
 		t.Fatalf("%d file entries, want the first message's", n)
+	}
+}
+
+// A reader learns how many events an entry holds lately and asks for fewer
+// entries, so that a read brings about the events it was asked for, not
+// that many entries of a call's worth each.
+func TestAReadBringsAboutTheEventsAskedFor(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	shard, l, es := queuedSix(t, s)
+	r := s.EventReader("loader-1")
+	r.Poll = 0
+	// The six queued events, one entry each: read and acknowledged.
+	if evs, err := r.Read(ctx, nil, 100, 0); err != nil || len(evs) != 6 {
+		t.Fatalf("read %d queued events: %v", len(evs), err)
+	} else if err := r.Ack(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// Four calls of begins, of six messages each, after retries: four
+	// entries of six events.
+	for range 4 {
+		begins := make([]mergedJob, len(es))
+		for i := range es {
+			begins[i] = &beginJob{s: s, job: NewJob(l, shard, testSender, &es[i]), now: s.nowMS(), done: make(chan struct{}, 1)}
+		}
+		runOneCall(rdb, begins)
+	}
+	var sizes []int
+	total := 0
+	for total < 24 {
+		evs, err := r.Read(ctx, nil, 8, 0)
+		if err != nil || len(evs) == 0 {
+			t.Fatalf("read %d events (%v) after %d of 24", len(evs), err, total)
+		}
+		sizes = append(sizes, len(evs))
+		total += len(evs)
+	}
+	// Asked for 8 over 4 shards: two entries at first (12 events), then
+	// one at a time.
+	if fmt.Sprint(sizes) != "[12 6 6]" {
+		t.Fatalf("reads of %v events, want [12 6 6]", sizes)
 	}
 }
