@@ -14,7 +14,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// fileBatch is the most messages one call of the file function files.
+// fileBatch is about the most messages one call of the file function
+// files (read as entries: fileBatch over the messages an entry held lately).
 const fileBatch = 1000
 
 // FileNow files the messages of shards that wait to be filed into their
@@ -92,8 +93,9 @@ func (s *Store) FileShards(ctx context.Context, shards []int) ([]Filed, error) {
 func (s *Store) fileRound(ctx context.Context, shards []int, upto []string) ([]Filed, error) {
 	p := s.rdb.Pipeline()
 	reads := make([]*goredis.XMessageSliceCmd, len(shards))
+	count := int64(fileBatch) / max(s.filePerEntry.Load(), 1)
 	for i, sh := range shards {
-		reads[i] = p.XRangeN(ctx, s.keys.File(sh), "-", upto[i], fileBatch)
+		reads[i] = p.XRangeN(ctx, s.keys.File(sh), "-", upto[i], count)
 	}
 	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("file conversations: %w", err)
@@ -103,8 +105,9 @@ func (s *Store) fileRound(ctx context.Context, shards []int, upto []string) ([]F
 	for i, sh := range shards {
 		out[i].Shard = sh
 		if ms := reads[i].Val(); len(ms) > 0 {
-			args[i] = s.fileArgs(sh, ms)
-			out[i].N, out[i].FirstMS, out[i].More = len(ms), streamIDMS(ms[0].ID), len(ms) == fileBatch
+			args[i], out[i].N = s.fileArgs(sh, ms)
+			out[i].FirstMS, out[i].More = streamIDMS(ms[0].ID), int64(len(ms)) == count
+			s.filePerEntry.Store((s.filePerEntry.Load() + int64((out[i].N+len(ms)-1)/len(ms))) / 2)
 		}
 	}
 	cmds := make([]*goredis.Cmd, len(shards))
@@ -155,8 +158,9 @@ type convShare struct {
 }
 
 // fileArgs groups the read entries ms of shard by conversation, in the
-// order they were first met, as the file function takes them.
-func (s *Store) fileArgs(shard int, ms []goredis.XMessage) []any {
+// order they were first met, as the file function takes them, and counts
+// their messages.
+func (s *Store) fileArgs(shard int, ms []goredis.XMessage) ([]any, int) {
 	type key struct{ tenant, id string }
 	var order []*convShare
 	byKey := map[key]*convShare{}
@@ -229,7 +233,7 @@ func (s *Store) fileArgs(shard int, ms []goredis.XMessage) []any {
 			c.n, c.unread, c.li, c.name, md, len(c.entries))
 		args = append(args, c.entries...)
 	}
-	return args
+	return args, len(es)
 }
 
 // streamIDMS is the time part of a stream id ("1700000000000-3").

@@ -136,6 +136,10 @@ type Store struct {
 	windowMS   string
 	now        func() time.Time
 	inboundSeq atomic.Uint64 // spreads webhooks over partitions
+	// filePerEntry is how many messages a file stream entry held lately
+	// (a call's gathered ones share one): a filing round reads about
+	// fileBatch messages, not entries.
+	filePerEntry atomic.Int64
 }
 
 // Consumer groups of wagate's streams.
