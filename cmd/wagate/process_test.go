@@ -369,6 +369,13 @@ func terminal(st *redis.State) bool { return message.Terminal(st.Status) }
 // perSecond returns the simulator's accepted sends of phoneID per second,
 // trimmed of the first and last (partial) seconds, in time order.
 func (f *fleet) perSecond(phoneID string) []int {
+	_, secs := f.secondsOf(phoneID)
+	return secs
+}
+
+// secondsOf is perSecond with the sends of the partial second before the
+// first full one (lead).
+func (f *fleet) secondsOf(phoneID string) (lead int, secs []int) {
 	var raw map[string]int
 	f.simGet("/_sim/rates?phone_number_id="+phoneID, &raw)
 	m := map[int64]int{}
@@ -380,11 +387,10 @@ func (f *fleet) perSecond(phoneID string) []int {
 	for s := range m {
 		first, last = min(first, s), max(last, s)
 	}
-	var out []int
 	for s := first + 1; s < last; s++ {
-		out = append(out, m[s])
+		secs = append(secs, m[s])
 	}
-	return out
+	return m[first], secs
 }
 
 var _ = slog.Default
