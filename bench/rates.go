@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/wagate/wagate/message"
 )
 
 // targetRateError is how far a number's measured send rate may be from its
@@ -33,28 +31,14 @@ func (s *Suite) rates(ctx context.Context) error {
 	base := s.base
 	s.base += 100_000_000
 	dur := s.cfg.RatesDuration
-	var first, last uint64 // this run's guests, a range of numbers of its own
 	seq := uint64(0)
 	for i, mps := range s.cfg.RatesMPS {
 		n := int(math.Ceil(mps * (dur + 20*time.Second).Seconds()))
 		s.note("rates: queue %d messages from %s (%g mps)", n, s.senders.Number(i), mps)
 		for n > 0 {
 			k := min(n, 1000)
-			b := []byte(`{"messages":[`)
-			for j := range k {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = append(b, `{"phone":"`...)
-				b = appendRecipient(b, base, seq)
-				b = append(b, `","content":`...)
-				b = message.AppendJSONString(b, s.cfg.Text)
-				b = append(b, '}')
-				seq++
-			}
-			b = append(b, `],"from":"`...)
-			b = append(b, s.senders.Number(i)...)
-			b = append(b, `"}`...)
+			b := appendBatchBody(nil, base, seq, k, s.cfg.Text, s.senders.Number(i))
+			seq += uint64(k)
 			code, body, err := s.api.Do("POST", pathBatchSend, b)
 			if err != nil {
 				return fmt.Errorf("batch-send: %w", err)
@@ -65,9 +49,9 @@ func (s *Suite) rates(ctx context.Context) error {
 			n -= k
 		}
 	}
-	last = seq - 1
+	// This run's guests are a range of numbers of its own: 0 to seq-1.
 	ours := fmt.Sprintf("status = 'sent' AND inserted_ms >= %d AND recipient >= '%s' AND recipient <= '%s'",
-		startMS, appendRecipient(nil, base, first), appendRecipient(nil, base, last))
+		startMS, appendRecipient(nil, base, 0), appendRecipient(nil, base, seq-1))
 
 	// Wait until every number has sent for 5 s + dur after its first.
 	type span struct {

@@ -175,21 +175,7 @@ func newBulkSource(token string, senders Senders, base uint64, size int, text st
 
 // Build makes batch seq: messages seq×size onwards, from one number.
 func (s *bulkSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
-	b := append(s.bufs[w][:0], `{"messages":[`...)
-	first := seq * uint64(s.size)
-	for i := range uint64(s.size) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"phone":"`...)
-		b = appendRecipient(b, s.base, first+i)
-		b = append(b, `","content":`...)
-		b = message.AppendJSONString(b, s.text)
-		b = append(b, '}')
-	}
-	b = append(b, `],"from":"`...)
-	b = append(b, s.senders.Number(s.senders.sender(seq))...)
-	b = append(b, `"}`...)
+	b := appendBatchBody(s.bufs[w][:0], s.base, seq*uint64(s.size), s.size, s.text, s.senders.Number(s.senders.sender(seq)))
 	s.bufs[w] = b
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(pathBatchSend)
@@ -197,6 +183,25 @@ func (s *bulkSource) Build(w int, seq uint64, req *fasthttp.Request) bool {
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(b)
 	return true
+}
+
+// appendBatchBody appends a batch-send's body: n messages of text from
+// number from, to the guests of messages first onwards (appendRecipient).
+func appendBatchBody(dst []byte, base, first uint64, n int, text, from string) []byte {
+	dst = append(dst, `{"messages":[`...)
+	for i := range uint64(n) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"phone":"`...)
+		dst = appendRecipient(dst, base, first+i)
+		dst = append(dst, `","content":`...)
+		dst = message.AppendJSONString(dst, text)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `],"from":"`...)
+	dst = append(dst, from...)
+	return append(dst, `"}`...)
 }
 
 var errNoBatch = errors.New("answer without batch_id or accepted")

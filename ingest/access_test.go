@@ -313,7 +313,7 @@ func (h *accessHarness) makeHotelData(t *testing.T) *hotelData {
 	d.hookSecret = v["signing_secret"].(string)
 	d.reply = hotelOptOutMsg
 	h.ok(t, 200, "PUT", "/api/v1/whatsapp/settings", adminToken, `{"opt_out_reply":"`+hotelOptOutMsg+`"}`)
-	h.srv.settings.forget("grand-plaza")
+	h.srv.settings.Forget("grand-plaza")
 
 	v = h.ok(t, 202, "POST", sendPath, staffToken, seedSend("Your invoice"))
 	d.deadID = v["message_id"].(string)
@@ -1001,7 +1001,7 @@ func isolationChecks(h *accessHarness, d *hotelData) []isolationCheck {
 				t.Fatalf("the hotel's settings after seaside's change: %v", hotel)
 			}
 			// The hotel's window rule still holds.
-			h.srv.settings.forget("grand-plaza")
+			h.srv.settings.Forget("grand-plaza")
 			h.refused(t, 403, "MESSAGE_WINDOW_EXPIRED", "POST", sendPath, staffToken, sendText("+14155550999", "hi"))
 		}},
 		{"GET admin/dead-letters", func(t *testing.T) {

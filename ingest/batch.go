@@ -355,7 +355,7 @@ func (s *Server) handleBatchSend(ctx *fasthttp.RequestCtx, p Principal, _ params
 	a.IdempotencyKey = key
 	a.NoRetry = r.DeliveryOptions != nil && r.DeliveryOptions.RetryFailed != nil && !*r.DeliveryOptions.RetryFailed
 	sctx, scancel := s.apiCtx()
-	st, err := s.settings.get(sctx, p.Tenant.ID)
+	st, err := s.settings.Get(sctx, p.Tenant.ID)
 	scancel()
 	if err != nil {
 		// Not knowing the tenant's rules, accept nothing (see enqueue).

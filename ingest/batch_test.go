@@ -69,7 +69,7 @@ func (h *harness) windowRuleOff() {
 	if code, v, _ := h.do("PUT", "/api/v1/whatsapp/settings", adminToken, `{"window_enforcement":false}`); code != 200 {
 		h.t.Fatalf("settings: %d %v", code, v)
 	}
-	h.srv.settings.forget("grand-plaza")
+	h.srv.settings.Forget("grand-plaza")
 }
 
 // takeBulk takes every bulk message of sender as the dispatcher's pump

@@ -99,7 +99,7 @@ func TestWindowRefusalNamesTemplatesAndQueuesNothing(t *testing.T) {
 	}
 	// An admin who turns the rule off lets the provider decide.
 	h.do("PUT", "/api/v1/whatsapp/settings", adminToken, `{"window_enforcement":false}`)
-	h.srv.settings.forget("grand-plaza")
+	h.srv.settings.Forget("grand-plaza")
 	if code, v, _ := h.do("POST", sendPath, staffToken, sendText(guest, "Your table is ready")); code != 202 {
 		t.Fatalf("without enforcement: %d %v", code, v)
 	}

@@ -115,7 +115,7 @@ func (s *Server) enqueue(ctx *fasthttp.RequestCtx, p Principal, o *outbound, a *
 		}
 	}
 	if o.Type != message.TypeTemplate {
-		st, err := s.settings.get(rctx, p.Tenant.ID)
+		st, err := s.settings.Get(rctx, p.Tenant.ID)
 		if err != nil {
 			// Not knowing the tenant's rules, accept nothing: the defaults
 			// could refuse what the tenant allowed, and Redis is not
@@ -277,7 +277,7 @@ const apiTime = "2006-01-02T15:04:05.000Z07:00"
 func (s *Server) suggestedTemplates(tenant string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EnqueueTimeout)
 	defer cancel()
-	st, _ := s.settings.get(ctx, tenant)
+	st, _ := s.settings.Get(ctx, tenant)
 	if len(st.SuggestedTemplates) > 0 {
 		ts, err := s.store.Templates(ctx, tenant, redis.TemplateFilter{Status: message.TemplateApproved})
 		if err != nil {

@@ -24,6 +24,8 @@ import (
 	"github.com/wagate/wagate/internal/mediakit"
 	"github.com/wagate/wagate/internal/netguard"
 	"github.com/wagate/wagate/internal/password"
+	"github.com/wagate/wagate/internal/settings"
+	"github.com/wagate/wagate/internal/tenantcache"
 	"github.com/wagate/wagate/message"
 	"github.com/wagate/wagate/provider/meta"
 	"github.com/wagate/wagate/store/redis"
@@ -170,7 +172,8 @@ type Server struct {
 	hooks     providerHooks
 	promH     fasthttp.RequestHandler
 	endpoints []endpoint
-	settings  *settingsCache
+	// settings caches the tenants' settings for the sends' checks.
+	settings *tenantcache.Cache[settings.Settings]
 	// release gives back the memory of large bodies once answered.
 	release *memReleaser
 	// live feeds the inbox pages' event streams.
@@ -206,7 +209,7 @@ func NewServer(cfg Config, store *redis.Store, tokens *Tokens, reg prometheus.Re
 	}
 	s := &Server{guard: guard, release: newMemReleaser(1<<20, 2*time.Second), cfg: cfg, store: store, tokens: tokens, log: log, metrics: newMetrics(reg), appSecret: []byte(cfg.MetaAppSecret), verifier: meta.NewVerifier([]byte(cfg.MetaAppSecret)),
 		depth: newDepthCache(store.TenantOpen, time.Second), endpoints: apiEndpoints(),
-		settings: newSettingsCache(store, 2*time.Second),
+		settings: settings.NewCache(store, 2*time.Second),
 		hookClient: &fasthttp.Client{Name: "wagate-webhooks", ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			MaxResponseBodySize: 64 << 10, Dial: guard.Dial}}
 	s.staff = newStaffCache(store, 2*time.Second)

@@ -4,33 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/wagate/wagate/internal/settings"
-	"github.com/wagate/wagate/internal/tenantcache"
 	"github.com/wagate/wagate/store/redis"
 )
-
-// settingsCache keeps tenants' settings (settings.NewCache) for the
-// checks of sends; its get and forget are the calls of the send path.
-type settingsCache struct {
-	c *tenantcache.Cache[settings.Settings]
-}
-
-func newSettingsCache(store settings.DocReader, ttl time.Duration) *settingsCache {
-	return &settingsCache{c: settings.NewCache(store, ttl)}
-}
-
-// get returns tenant's settings; with nothing read yet and Redis failing,
-// the defaults and the error.
-func (c *settingsCache) get(ctx context.Context, tenant string) (settings.Settings, error) {
-	return c.c.Get(ctx, tenant)
-}
-
-// forget drops tenant's settings (after this process changed them).
-func (c *settingsCache) forget(tenant string) { c.c.Forget(tenant) }
 
 // invalidSettings is the 400 of a settings patch that cannot apply.
 func invalidSettings(err error) *apiError {
@@ -88,7 +67,7 @@ func (s *Server) handleSettingsPut(ctx *fasthttp.RequestCtx, p Principal, _ para
 		writeError(ctx, unavailable("changed"))
 		return
 	}
-	s.settings.forget(p.Tenant.ID)
+	s.settings.Forget(p.Tenant.ID)
 	writeJSON(ctx, fasthttp.StatusOK, settingsAnswer(p, st))
 }
 

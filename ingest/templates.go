@@ -490,7 +490,7 @@ type resolved struct {
 // region of it (the first by code), then the tenant's default language;
 // nil when none is approved.
 func (tr *templateResolver) nearest(ctx context.Context, all []message.Template, lang string) *message.Template {
-	st, err := tr.s.settings.get(ctx, tr.tenant)
+	st, err := tr.s.settings.Get(ctx, tr.tenant)
 	if err != nil || !st.TemplateLanguageFallback {
 		return nil
 	}

@@ -51,6 +51,20 @@ func benchArgs(i uint64) EnqueueArgs {
 // (b.SetParallelism(32): 64 callers on 2 cores, as the single scenario
 // has 64 connections); allocs/op are the store's share of a send.
 func BenchmarkEnqueueParallel(b *testing.B) {
+	// Each message to a guest of its own, as wabench's: a new
+	// conversation each, the costliest send.
+	benchEnqueue(b, benchArgs)
+}
+
+// BenchmarkEnqueueOneGuest is BenchmarkEnqueueParallel with every send to
+// one guest of one number, as `wrk` with one request body sends them: the
+// guest and its conversation are found, not made.
+func BenchmarkEnqueueOneGuest(b *testing.B) {
+	benchEnqueue(b, func(uint64) EnqueueArgs { return benchArgs(0) })
+}
+
+// benchEnqueue enqueues args(n) for the n-th op from 64 callers.
+func benchEnqueue(b *testing.B, args func(n uint64) EnqueueArgs) {
 	s := benchStore(b)
 	ctx := context.Background()
 	var seq atomic.Uint64
@@ -60,31 +74,7 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			n := seq.Add(1)
-			// Each message to a guest of its own, as wabench's: a new
-			// conversation each, the costliest send.
-			a := benchArgs(n)
-			if _, err := s.Enqueue(ctx, &a); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-// BenchmarkEnqueueOneGuest is BenchmarkEnqueueParallel with every send to
-// one guest of one number, as `wrk` with one request body sends them: the
-// guest and its conversation are found, not made.
-func BenchmarkEnqueueOneGuest(b *testing.B) {
-	s := benchStore(b)
-	ctx := context.Background()
-	b.SetParallelism(32)
-	b.ReportAllocs()
-	defer reportRedisCPU(b, s)()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			a := benchArgs(0)
+			a := args(seq.Add(1))
 			if _, err := s.Enqueue(ctx, &a); err != nil {
 				b.Error(err)
 				return

@@ -139,6 +139,15 @@ func newScripts() *scripts {
 	return s
 }
 
+// onEveryMaster runs fn on rdb, or on each master of a Cluster (at once:
+// fn must be safe for concurrent use).
+func onEveryMaster(ctx context.Context, rdb goredis.UniversalClient, fn func(context.Context, goredis.Cmdable) error) error {
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, rdb)
+}
+
 // load puts the library into every master (one server, or each master of
 // a Cluster). A library loaded already is left as it is.
 func (s *scripts) load(ctx context.Context, rdb goredis.UniversalClient) error {
@@ -155,13 +164,7 @@ func (l *library) load(ctx context.Context, rdb goredis.UniversalClient) error {
 		}
 		return nil
 	}
-	var err error
-	if cc, ok := rdb.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return one(ctx, c) })
-	} else {
-		err = one(ctx, rdb)
-	}
-	if err != nil {
+	if err := onEveryMaster(ctx, rdb, one); err != nil {
 		return fmt.Errorf("load redis functions: %w", err)
 	}
 	return nil
@@ -213,12 +216,7 @@ func (s *Store) EnsureFunctions(ctx context.Context) error {
 		}
 		return nil
 	}
-	var err error
-	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return has(ctx, c) })
-	} else {
-		err = has(ctx, s.rdb)
-	}
+	err := onEveryMaster(ctx, s.rdb, has)
 	if !errors.Is(err, errNoLibrary) {
 		return err
 	}

@@ -41,7 +41,7 @@ func (s *Store) TenantDoc(ctx context.Context, tenant, name string) ([]byte, err
 func (s *Store) PutTenantDoc(ctx context.Context, tenant, name string, doc []byte) error {
 	key := s.keys.Tenant(tenant) + name
 	if name == DocWebhook && doc != nil {
-		if err := s.indexHookTenant(ctx, tenant, true); err != nil {
+		if err := s.writeHookIndex(ctx, true, tenant); err != nil {
 			return err
 		}
 	}
@@ -55,23 +55,14 @@ func (s *Store) PutTenantDoc(ctx context.Context, tenant, name string, doc []byt
 		return fmt.Errorf("tenant %s: %w", name, err)
 	}
 	if name == DocWebhook && doc == nil {
-		return s.indexHookTenant(ctx, tenant, false)
-	}
-	return nil
-}
-
-// indexHookTenant adds tenant to (or removes it from) every shard's index
-// of tenants with a webhook: in one transaction on one server, where the
-// skip reads only the first shard's.
-func (s *Store) indexHookTenant(ctx context.Context, tenant string, add bool) error {
-	if err := s.writeHookIndex(ctx, add, tenant); err != nil {
-		return fmt.Errorf("index of webhook tenants: %w", err)
+		return s.writeHookIndex(ctx, false, tenant)
 	}
 	return nil
 }
 
 // writeHookIndex adds members to (or removes them from) every shard's
-// index of tenants with a webhook.
+// index of tenants with a webhook: in one transaction on one server, where
+// the skip reads only the first shard's.
 func (s *Store) writeHookIndex(ctx context.Context, add bool, members ...any) error {
 	do := func(p goredis.Pipeliner) error {
 		for sh := 0; sh < s.cfg.Shards; sh++ {
@@ -89,7 +80,10 @@ func (s *Store) writeHookIndex(ctx context.Context, add bool, members ...any) er
 	} else {
 		_, err = s.rdb.TxPipelined(ctx, do)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("index of webhook tenants: %w", err)
+	}
+	return nil
 }
 
 // SkipHookEvents reports whether no tenant has a webhook, so that the
@@ -150,35 +144,22 @@ func (s *Store) buildHookIndex(ctx context.Context) error {
 	tail := "}:" + DocWebhook
 	pattern := globEscape(head) + "*" + globEscape(tail)
 	tenants := []any{""}
+	var mu sync.Mutex // a Cluster's masters are scanned at once
 	scan := func(ctx context.Context, c goredis.Cmdable) error {
 		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
 		for it.Next(ctx) {
-			k := it.Val()
-			if strings.HasPrefix(k, head) && strings.HasSuffix(k, tail) {
+			if k := it.Val(); strings.HasPrefix(k, head) && strings.HasSuffix(k, tail) {
+				mu.Lock()
 				tenants = append(tenants, k[len(head):len(k)-len(tail)])
+				mu.Unlock()
 			}
 		}
 		return it.Err()
 	}
-	var err error
-	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
-		var mu sync.Mutex
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
-			mu.Lock() // tenants is shared
-			defer mu.Unlock()
-			return scan(ctx, c)
-		})
-	} else {
-		err = scan(ctx, s.rdb)
-	}
-	if err != nil {
+	if err := onEveryMaster(ctx, s.rdb, scan); err != nil {
 		return fmt.Errorf("index of webhook tenants: %w", err)
 	}
-	err = s.writeHookIndex(ctx, true, tenants...)
-	if err != nil {
-		return fmt.Errorf("index of webhook tenants: %w", err)
-	}
-	return nil
+	return s.writeHookIndex(ctx, true, tenants...)
 }
 
 // globEscape escapes the characters SCAN's MATCH patterns give a meaning.
