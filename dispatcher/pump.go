@@ -44,8 +44,8 @@ type job struct {
 	heapIndex int
 }
 
-// chunk is a batch's chunk in a pump's hands: one queue entry standing
-// for left more messages to settle.
+// chunk is a batch's chunk, or an entry of single sends (batch ""), in a
+// pump's hands: one queue entry standing for left more messages to settle.
 type chunk struct {
 	stream, entryID, batch string
 	index, left            int
@@ -190,6 +190,11 @@ type pump struct {
 	batches map[string]*redis.BatchInfo
 	// unloaded are chunk entries read whose record could not be read yet.
 	unloaded []unloadedChunk
+	// txPer and plainPer are how many messages an entry of the
+	// transactional and of the plain bulk streams held lately: an entry
+	// of the enqueue function holds all the single sends of a call, so
+	// reads ask for about the room's worth of messages, not entries.
+	txPer, plainPer float64
 }
 
 // unloadedChunk is a chunk entry to expand again.
@@ -404,6 +409,10 @@ func (p *pump) settle(j *job) {
 // arrive takes a read entry into its recipient's line; a batch's chunk
 // brings each of its messages.
 func (p *pump) arrive(e *redis.Entry, ref redis.QueueRef) {
+	if len(e.Sends) > 1 {
+		p.expandSends(e, ref)
+		return
+	}
 	if e.BatchID != "" {
 		if !p.expand(e, ref) {
 			p.unloaded = append(p.unloaded, unloadedChunk{*e, ref})
@@ -458,6 +467,24 @@ func (p *pump) expand(e *redis.Entry, ref redis.QueueRef) bool {
 	return true
 }
 
+// expandSends brings the single sends of an entry of the enqueue function
+// into their lines, each with the send record that makes its state when it
+// is begun; the entry is acknowledged once all are settled.
+func (p *pump) expandSends(e *redis.Entry, ref redis.QueueRef) {
+	c := &chunk{stream: e.Stream, entryID: e.ID, left: len(e.Sends)}
+	lane := ref.Lane
+	if lane != message.LaneBulk {
+		lane = message.LaneTx
+	}
+	for i := range e.Sends {
+		ps := &e.Sends[i]
+		rj := &redis.Job{Lease: p.w.lease, Shard: p.w.shard, Stream: e.Stream,
+			Msg: message.Message{ID: ps.ID, Sender: p.sender, Recipient: ps.Recipient}, Pending: ps}
+		p.place(&job{rj: rj, msgID: ps.ID, recipient: ps.Recipient, lane: lane, campaign: ref.Campaign,
+			hasFallback: ps.HasFallback, chunk: c})
+	}
+}
+
 // retryUnloaded expands the chunks whose records could not be read before.
 func (p *pump) retryUnloaded() {
 	left := p.unloaded[:0]
@@ -483,7 +510,7 @@ func (p *pump) chunkDone(c *chunk) {
 		if err == nil || errors.Is(err, redis.ErrFenced) || p.w.lost.Load() {
 			return
 		}
-		d.log.Warn("acknowledging a batch's chunk fails; retrying", "batch", c.batch, "chunk", c.index, "err", err)
+		d.log.Warn("acknowledging a queue entry of many messages fails; retrying", "batch", c.batch, "chunk", c.index, "entry", c.entryID, "err", err)
 		time.Sleep(wait)
 		wait = min(wait*2, 2*time.Second)
 	}
@@ -753,10 +780,10 @@ func (p *pump) readOnce() int {
 		}
 		refs[r.Stream] = r
 	}
-	txCount := min(txRoom, 500)
+	txCount := min(max(1, int(float64(txRoom)/max(1, p.txPer))), 500)
 	bulkCount, chunkCount := 0, 0
 	if n := len(bulkStreams) + len(chunkStreams); n > 0 {
-		bulkCount = min(max(1, bulkRoom/n), 500)
+		bulkCount = min(max(1, int(float64(bulkRoom/n)/max(1, p.plainPer))), 500)
 		chunkCount = max(1, bulkRoom/n/redis.ChunkSize)
 	}
 	es, err := d.store.ReadLanes(p.w.ctx, d.cfg.Instance, txStreams, txCount, bulkStreams, bulkCount, chunkStreams, chunkCount)
@@ -772,13 +799,26 @@ func (p *pump) readOnce() int {
 		return 0
 	}
 	per := map[string]int{}
+	var txMsgs, txEntries, plainMsgs, plainEntries int
 	for i := range es {
 		e := &es[i]
+		n := max(1, len(e.Sends))
 		if refs[e.Stream].Lane == message.LaneBulk {
 			p.plain[e.Stream] = e.BatchID == ""
+			if e.BatchID == "" {
+				plainMsgs, plainEntries = plainMsgs+n, plainEntries+1
+			}
+		} else {
+			txMsgs, txEntries = txMsgs+n, txEntries+1
 		}
 		p.arrive(e, refs[e.Stream])
 		per[e.Stream]++
+	}
+	if txEntries > 0 {
+		p.txPer = (max(1, p.txPer) + float64(txMsgs)/float64(txEntries)) / 2
+	}
+	if plainEntries > 0 {
+		p.plainPer = (max(1, p.plainPer) + float64(plainMsgs)/float64(plainEntries)) / 2
 	}
 	if len(es) > 0 {
 		p.lastActive = time.Now()

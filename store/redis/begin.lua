@@ -16,14 +16,15 @@
 --   +3 queue stream              +4 queue entry id ('' for a message of a
 --                                   batch's chunk: the chunk's entry is
 --                                   acknowledged once all of it is settled)
---   +5 m: 0, or 15 for a message of a batch's chunk whose state is not
+--   +5 m: 0; or 15 for a message of a batch's chunk whose state is not
 --      made yet, followed by what makes it (the batch's and the packed
 --      record's fields): tenant, sender, recipient, type, content,
 --      campaign, the batch's acceptance time (ms), expires (ms, 0),
 --      fallback text, fallback after (s), max attempts (0: the
 --      dispatcher's), "1" free-form (needs the window open), window (ms),
 --      conversation TTL (s), the file entry packed (filecodec.go) up to
---      its conversation
+--      its conversation; or 1 for a single send whose state is not made
+--      yet: "S" (made from its send record, lib.lua's materialize_send)
 --
 -- Marks the message "sending", counts the attempt and writes a "sending"
 -- event before the provider is called, so that a worker dying between the
@@ -34,7 +35,9 @@
 -- guest's opt-out and window are checked now (a refusal is recorded as
 -- "failed", so the batch's counts add up), it joins the guest's
 -- conversation (filed later by the filer) and its "queued" event is
--- written with the batch's acceptance time.
+-- written with the batch's acceptance time. A single send's state is made
+-- from its send record, which leaves the shard's pending hash: it was
+-- judged, filed and its "queued" event written when it was accepted.
 --
 -- Answers BEGIN_WIDTH values per message, padded with '': {"fenced"}
 -- when the caller no longer owns the shard; {"gone"} when the message is
@@ -52,7 +55,10 @@ local group, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
 
 local function begin_one(msgkey, stream, now, entry, a)
   local f = redis.call('HMGET', msgkey, unpack(BEGIN_FIELDS))
-  if not f[1] and a then
+  if not f[1] and a and a[7] == 'S' then
+    -- No record either: gone (below).
+    f = materialize_send(msgkey, prefix) or f
+  elseif not f[1] and a then
     f = materialize(msgkey, KEYS[2], KEYS[3], a)
     if not f then
       return {'failed'}

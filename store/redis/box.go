@@ -14,6 +14,7 @@ import (
 type argCache struct {
 	strs   boxes[string]
 	queues boxes[queueRef]
+	regs   boxes[[2]string]
 }
 
 // queueRef names one queue stream.
@@ -30,6 +31,13 @@ func (c *argCache) str(s string) any { return c.strs.get(s, func() any { return 
 // queue returns the key of a queue stream as an interface value.
 func (c *argCache) queue(k *Keys, r queueRef) any {
 	return c.queues.get(r, func() any { return k.SenderQueue(r.shard, r.sender, r.lane, r.campaign) })
+}
+
+// reg returns a queue's registration ("<lane>\t<campaign>", the value of
+// its sender's queues hash) as an interface value.
+func (c *argCache) reg(lane message.Lane, campaign string) any {
+	k := [2]string{string(lane), campaign}
+	return c.regs.get(k, func() any { return k[0] + "\t" + k[1] })
 }
 
 // boxesMax bounds a boxes map: past it, it forgets everything.

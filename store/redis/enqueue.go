@@ -100,16 +100,21 @@ type EnqueueResult struct {
 
 // enqueueJob is one Enqueue call travelling through the batcher, which
 // merges the jobs of one shard in a flush into one call of the enqueue
-// function (group commit). Jobs come from enqueuePool; Enqueue owns one
-// from Get to Put.
+// function (or, for a scheduled send, the schedule function): group
+// commit. Jobs come from enqueuePool; Enqueue owns one from Get to Put.
 type enqueueJob struct {
 	s     *Store
 	shard int
-	args  []any
-	// content (a copy of the caller's: the job may outlive the call when
-	// its caller gives up waiting), the history entry and the packed
-	// "queued" event around its conversation id are the job's own buffers,
-	// passed as pointers so that boxing them allocates nothing.
+	// scheduled: the message is due later (schedule.lua), else it goes now
+	// as a send record (enqueue.lua).
+	scheduled bool
+	args      []any
+	// The job's own buffers (it may outlive the call when its caller stops
+	// waiting), passed as pointers so that boxing them allocates nothing:
+	// a send's record head and tail and its part of its queue's entry; a
+	// scheduled send's content, history
+	// entry and packed "scheduled" event around its conversation id.
+	recHead, recTail, part               bytesArg
 	content, file, evHead, evPre, evPost bytesArg
 	// entry is scratch for the history entry.
 	entry []byte
@@ -118,22 +123,30 @@ type enqueueJob struct {
 	done  chan struct{}
 }
 
-// enqFields is how many arguments one message takes (enqueue.lua's
-// ENQ_FIELDS); enqAnswer how many values it is answered with.
+// enqFields and schedFields are how many arguments one message takes
+// (enqueue.lua's ENQ_FIELDS, schedule.lua's SCHED_FIELDS); enqAnswer how
+// many values it is answered with.
 const (
-	enqFields = 25
-	enqAnswer = 4
+	enqFields   = 15
+	schedFields = 25
+	enqAnswer   = 4
 )
 
 var enqueuePool = sync.Pool{New: func() any {
-	return &enqueueJob{args: make([]any, 0, enqFields), done: make(chan struct{}, 1)}
+	return &enqueueJob{args: make([]any, 0, schedFields), done: make(chan struct{}, 1)}
 }}
 
 func (j *enqueueJob) mergeKey() mergeKey {
+	if j.scheduled {
+		return mergeKey{fn: j.s.scripts.schedule, shard: j.s.callShard(j.shard)}
+	}
 	return mergeKey{fn: j.s.scripts.enqueue, shard: j.s.callShard(j.shard)}
 }
 
 func (j *enqueueJob) mergeHead() (keys, head []any) {
+	if j.scheduled {
+		return j.s.eventsKeyArgs[j.shard], j.s.scheduleHead
+	}
 	return j.s.eventsKeyArgs[j.shard], j.s.enqueueHead
 }
 
@@ -144,11 +157,12 @@ func (j *enqueueJob) merged(vals []any, err error) {
 	j.done <- struct{}{}
 }
 
-// Enqueue makes one message durable: its state hash, queue entry (or delay
-// entry when scheduled), "queued" event and the entry that files it into
-// its conversation, in one call of the enqueue function shared with the
-// other callers of the same shard (group commit). It returns only after
-// Redis has answered.
+// Enqueue makes one message durable: a send to go now as its send record
+// (reccodec.go: in the shard's pending hash, its queue's entry for the
+// call, the call's events and file entries), a scheduled one as its state
+// hash, delay entry, "scheduled" event and file entry; in one call of the
+// enqueue (or schedule) function shared with the other callers of the same
+// shard (group commit). It returns only after Redis has answered.
 func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, error) {
 	if a.ConversationID != "" && !ValidConversationID(a.ConversationID) {
 		return EnqueueResult{}, fmt.Errorf("enqueue: %w", ErrBadConversationID)
@@ -192,12 +206,14 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 		return EnqueueResult{Outcome: ConversationOther}, nil
 	case "conv_closed":
 		return EnqueueResult{Outcome: ConversationClosed}, nil
+	case "error":
+		return EnqueueResult{}, fmt.Errorf("enqueue: %s", rid)
 	}
 	return EnqueueResult{}, fmt.Errorf("enqueue: unexpected answer %q", kind)
 }
 
-// prepareEnqueue lays out a's message as the enqueue function's arguments
-// in job j.
+// prepareEnqueue lays out a's message as the enqueue (or schedule)
+// function's arguments in job j.
 func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 	shard := message.ShardFor(a.Sender, s.cfg.Shards)
 	now := s.nowMS()
@@ -205,10 +221,6 @@ func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 	lane := a.Lane
 	if lane == "" {
 		lane = message.LaneTx
-	}
-	due := a.DueMS
-	if due < now {
-		due = 0
 	}
 	idem, fp := "", ""
 	if a.IdempotencyKey != "" {
@@ -222,23 +234,28 @@ func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 		flags = "w"
 	}
 
-	j.s, j.shard, j.vals, j.err = s, shard, nil, nil
+	j.s, j.shard, j.vals, j.err, j.scheduled = s, shard, nil, nil, a.DueMS > now
+	c := &s.args
+	queue := c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign})
+	if !j.scheduled {
+		j.recHead.b, j.recTail.b = appendRecordParts(j.recHead.b[:0], j.recTail.b[:0], id, a, lane, now)
+		j.part.b = append(append(append(append(j.part.b[:0], id...), '\t'), a.Recipient...), '\t', '0')
+		if a.FallbackText != "" {
+			j.part.b[len(j.part.b)-1] = '1'
+		}
+		j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
+			a.Recipient, queue, c.reg(lane, a.Campaign), a.ConversationID, flags, idem, fp, &j.recHead, &j.recTail, &j.part)
+		return
+	}
 	j.content.b = append(j.content.b[:0], a.Content...)
 	j.entry = appendOutEntry(j.entry[:0], id, now, a)
 	j.file.b = appendFilePre(j.file.b[:0], "o", a.TenantID, a.Sender, a.Recipient, now, a.Preview, j.entry, 0, "",
 		metaJSON(a.ConversationMeta))
-	status := message.StatusQueued
-	if due > 0 {
-		status = message.StatusScheduled
-	}
-	j.evHead.b, j.evPre.b, j.evPost.b = appendQueuedEvent(j.evHead.b[:0], j.evPre.b[:0], j.evPost.b[:0], id, a, lane, status, now)
-	c := &s.args
+	j.evHead.b, j.evPre.b, j.evPost.b = appendQueuedEvent(j.evHead.b[:0], j.evPre.b[:0], j.evPost.b[:0], id, a, lane, message.StatusScheduled, now)
 	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
 		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
-		c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign}), a.ConversationID,
-		a.StaffMemberID, due, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
+		queue, a.ConversationID, a.StaffMemberID, a.DueMS, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
 		idem, fp, &j.file, &j.evHead, &j.evPre, &j.evPost, a.Template)
-
 }
 
 // appendOutEntry appends the history entry (HistoryEntry's JSON) of an

@@ -19,8 +19,11 @@ import (
 // Version '1' (older wagates): eventSlots' order, the first 19 in one an
 // older still (no pricing model and type, campaign, template).
 //
+// A send record (reccodec.go, version '3') is read as its message's
+// "queued" event.
+//
 // Each value is "<length>:<bytes>". One field may hold several version '2'
-// events one after another: the functions that record many messages a call
+// (or '3') events one after another: the functions that record many messages a call
 // write all of a call's events as one entry (lib.lua's gathered).
 // appendEvents also reads the field-per-slot events of older wagates.
 const (
@@ -104,6 +107,14 @@ func decodePackedPrefix(s string, v *[len(eventSlots)]string) (string, bool) {
 		for i, slot := range v2Slots {
 			v[slot] = w[i]
 		}
+		return rest, true
+	case recordVersion:
+		// A send record is the message's "queued" event (reccodec.go).
+		r, rest, ok := decodeRecordPrefix(s)
+		if !ok {
+			return "", false
+		}
+		r.eventSlots(v)
 		return rest, true
 	case packedVersion:
 		// Version 1 came one to an entry.

@@ -122,33 +122,56 @@ func TestACallsEventsAreOneEntryReadAsMany(t *testing.T) {
 // A call that fails part way (a key of the wrong type: no code of ours
 // writes one) keeps, with the writes it made before failing, the events and
 // file entries of those writes: Redis undoes nothing, so neither may the
-// gathering.
+// gathering (a scheduled send's call). A send to go now fails alone: the
+// call's other messages are accepted whole, events and file entries with
+// them, and the failed one leaves none.
 func TestAFailedCallKeepsTheEventsOfWhatItWrote(t *testing.T) {
-	s, rdb := newTestStore(t)
-	ctx := context.Background()
-	shard := message.ShardFor(testSender, 4)
-	rdb.Set(ctx, s.keys.Guest(shard, testSender, "+14155550199"), "not a guest", 0)
-	var jobs []mergedJob
-	for _, to := range []string{"+14155550100", "+14155550199"} {
-		j := &enqueueJob{done: make(chan struct{}, 1)}
-		s.prepareEnqueue(j, textArgs(to, "hello"))
-		jobs = append(jobs, j)
-	}
-	runOneCall(rdb, jobs)
-	first, second := jobs[0].(*enqueueJob), jobs[1].(*enqueueJob)
-	if first.err == nil || second.err == nil || !strings.Contains(second.err.Error(), "WRONGTYPE") {
-		t.Fatalf("the call answered %v, %v; want its error", first.err, second.err)
-	}
-	id := first.args[1].(string)
-	if st := rdb.HGet(ctx, s.keys.Msg(shard, id), "st").Val(); st != "queued" {
-		t.Fatalf("the first message's state %q: the call wrote it before failing", st)
-	}
-	evs := events(t, s, shard)
-	if len(evs) != 1 || evs[0].MessageID != id || evs[0].Status != message.StatusQueued {
-		t.Fatalf("events %+v, want the first message's queued one", evs)
-	}
-	if n := rdb.XLen(ctx, s.keys.File(shard)).Val(); n != 1 {
-		t.Fatalf("%d file entries, want the first message's", n)
+	for _, scheduled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("scheduled=%v", scheduled), func(t *testing.T) {
+			s, rdb := newTestStore(t)
+			ctx := context.Background()
+			shard := message.ShardFor(testSender, 4)
+			rdb.Set(ctx, s.keys.Guest(shard, testSender, "+14155550199"), "not a guest", 0)
+			var jobs []mergedJob
+			for _, to := range []string{"+14155550100", "+14155550199"} {
+				j := &enqueueJob{done: make(chan struct{}, 1)}
+				a := textArgs(to, "hello")
+				if scheduled {
+					a.DueMS = time.Now().Add(time.Hour).UnixMilli()
+				}
+				s.prepareEnqueue(j, a)
+				jobs = append(jobs, j)
+			}
+			runOneCall(rdb, jobs)
+			first, second := jobs[0].(*enqueueJob), jobs[1].(*enqueueJob)
+			id := first.args[1].(string)
+			want := message.StatusScheduled
+			if scheduled {
+				if first.err == nil || second.err == nil || !strings.Contains(second.err.Error(), "WRONGTYPE") {
+					t.Fatalf("the call answered %v, %v; want its error", first.err, second.err)
+				}
+			} else {
+				want = message.StatusQueued
+				if first.err != nil || second.err != nil || first.vals[0] != "ok" || second.vals[0] != "error" ||
+					!strings.Contains(second.vals[1].(string), "WRONGTYPE") {
+					t.Fatalf("the call answered %v %v, %v %v; want the first accepted, the second's error",
+						first.vals, first.err, second.vals, second.err)
+				}
+				if n := rdb.HLen(ctx, s.keys.Pending(shard)).Val(); n != 1 {
+					t.Fatalf("%d send records, want the first message's", n)
+				}
+			}
+			if st, err := s.State(ctx, id); err != nil || st.Status != want {
+				t.Fatalf("the first message's state %+v %v: the call wrote it before failing", st, err)
+			}
+			evs := events(t, s, shard)
+			if len(evs) != 1 || evs[0].MessageID != id || evs[0].Status != want {
+				t.Fatalf("events %+v, want the first message's %s one", evs, want)
+			}
+			if n := rdb.XLen(ctx, s.keys.File(shard)).Val(); n != 1 {
+				t.Fatalf("%d file entries, want the first message's", n)
+			}
+		})
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 // order. Go lays out all but the last two (pre); the function that decides
 // the conversation appends its id and whether the message made it. The
 // filer reads and groups the entries in Go and hands Redis only what each
-// conversation needs (file.lua), so Redis never parses them.
+// conversation needs (file.lua), so Redis never parses them. A send record
+// (reccodec.go) is also its message's file entry.
 const fileVersion = '1'
 
 // fileSlots are a file entry's values, in order.
@@ -88,6 +89,15 @@ func unpackPrefix(s string, v []string) (string, bool) {
 // value s: one, or several a function gathered one after another. What
 // follows the last readable one is not ours and dropped.
 func appendFileEntries(dst []fileEntry, id, s string) []fileEntry {
+	for len(s) > 0 && s[0] == recordVersion {
+		// A send record is its message's file entry (reccodec.go).
+		r, rest, ok := decodeRecordPrefix(s)
+		if !ok {
+			return dst
+		}
+		dst = append(dst, r.fileEntry(id))
+		s = rest
+	}
 	for len(s) > 0 && s[0] == fileVersion {
 		var v [len(fileSlots)]string
 		rest, ok := unpackPrefix(s[1:], v[:])

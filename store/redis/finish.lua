@@ -41,7 +41,7 @@ local function finish_one(b)
   local id, stream, entry = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local msgkey = prefix .. 'msg:' .. id
   local at = ARGV[b + 5]
-  local moved, first, _, cur = record(msgkey, KEYS[2], KEYS[3], ARGV[b + 4], at,
+  local moved, first, _, cur, recorded = record(msgkey, KEYS[2], KEYS[3], ARGV[b + 4], at,
     {p = ARGV[b + 6], pid = ARGV[b + 7], ec = ARGV[b + 8], et = ARGV[b + 9], ch = ARGV[b + 10]}, ttl)
   if entry ~= '' then
     local a = acks[stream]
@@ -65,7 +65,11 @@ local function finish_one(b)
     redis.call('HSET', msgkey, 'dl', dl)
   end
   if ARGV[b + 12] ~= '0' and redis.call('HEXISTS', msgkey, 'ft') == 1 then
-    redis.call('ZADD', KEYS[5], ARGV[b + 12], id)
+    -- Counted from the status's time as recorded, which may be a few ms
+    -- after the one given (events strictly ordered): never early.
+    local due = tonumber(ARGV[b + 12])
+    if recorded and tonumber(recorded) > tonumber(at) then due = due + tonumber(recorded) - tonumber(at) end
+    redis.call('ZADD', KEYS[5], string.format('%d', due), id)
   end
   return moved, first
 end

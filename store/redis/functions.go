@@ -20,6 +20,8 @@ var (
 	libSrc string
 	//go:embed enqueue.lua
 	enqueueSrc string
+	//go:embed schedule.lua
+	scheduleSrc string
 	//go:embed begin.lua
 	beginSrc string
 	//go:embed finish.lua
@@ -85,10 +87,10 @@ type function struct {
 // answers "function not found": the library is loaded again and the call
 // repeated (see batcher and function.Run).
 type scripts struct {
-	lib                                                                    *library
-	enqueue, begin, finish, transition, retry, promote, lease, gc, requeue *function
-	enqueueChunk, inbound, optset, convAction, claimDue, file              *function
-	chunkDone, cancelChunk, portfolio, hookSkip                            *function
+	lib                                                                              *library
+	enqueue, schedule, begin, finish, transition, retry, promote, lease, gc, requeue *function
+	enqueueChunk, inbound, optset, convAction, claimDue, file                        *function
+	chunkDone, cancelChunk, portfolio, hookSkip                                      *function
 }
 
 func newScripts() *scripts {
@@ -103,7 +105,7 @@ func newScripts() *scripts {
 	}
 	s := &scripts{}
 	defs := []def{
-		{&s.enqueue, "enqueue", enqueueSrc, true}, {&s.begin, "begin", beginSrc, true}, {&s.finish, "finish", finishSrc, true},
+		{&s.enqueue, "enqueue", enqueueSrc, true}, {&s.schedule, "schedule", scheduleSrc, true}, {&s.begin, "begin", beginSrc, true}, {&s.finish, "finish", finishSrc, true},
 		{&s.transition, "transition", transitionSrc, true}, {&s.retry, "retry", retrySrc, false}, {&s.promote, "promote", promoteSrc, false},
 		{&s.lease, "lease", leaseSrc, false}, {&s.gc, "gc", gcSrc, false}, {&s.requeue, "requeue", requeueSrc, false},
 		{&s.enqueueChunk, "enqueue_chunk", enqueueChunkSrc, false},

@@ -164,6 +164,10 @@ func (k *Keys) Fence(shard int) string { return k.shards[shard] + "fence" }
 // Members is the zset of live instances of role, scored by last heartbeat.
 func (k *Keys) Members(role string) string { return k.prefix + ":members:" + role }
 
+// Pending is a shard's hash of the send records of single sends not taken
+// by the dispatcher yet (field: message id; enqueue.lua, reccodec.go).
+func (k *Keys) Pending(shard int) string { return k.shards[shard] + "pend" }
+
 // Msg is the state hash of message id, which lives on shard.
 func (k *Keys) Msg(shard int, id string) string { return k.shards[shard] + "msg:" + id }
 

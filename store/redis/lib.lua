@@ -121,6 +121,58 @@ local function emit(events, msgkey, status, at, extra)
   emit_with(events, message_id(msgkey), redis.call('HMGET', msgkey, unpack(EVENT_FIELDS)), status, at, extra)
 end
 
+-- record_values returns the first n values of send record v (reccodec.go:
+-- '3', then "<length>:<bytes>" values) and where each starts (its length
+-- included; pos[n + 1] is where the next would), or nil when v is not one.
+local function record_values(v, n)
+  local out, at, pos = {}, {}, 2
+  for i = 1, n do
+    local colon = string.find(v, ':', pos, true)
+    if not colon then return nil end
+    local len = tonumber(string.sub(v, pos, colon - 1))
+    if not len then return nil end
+    at[i] = pos
+    out[i] = string.sub(v, colon + 1, colon + len)
+    pos = colon + 1 + len
+  end
+  at[n + 1] = pos
+  return out, at
+end
+
+-- RECORD_VALUES is how many values a send record holds (reccodec.go):
+-- m s ts t f r ty l nw c sm cp tn b x ft fas p md.
+local RECORD_VALUES = 19
+
+-- materialize_send makes the state "queued" of a single send from its send
+-- record, which it takes out of the shard's pending hash; false when the
+-- record is not there (the message was made and has gone since). The
+-- record's values from the tenant to the lane, and from the conversation
+-- to the template, are the state's "ev" and "ev2" as they are. Returns the
+-- state's fields as begin.lua reads them (BEGIN_FIELDS).
+local function materialize_send(msgkey, prefix)
+  local pk, id = prefix .. 'pend', message_id(msgkey)
+  local v = redis.call('HGET', pk, id)
+  if not v then return false end
+  local r, at = record_values(v, RECORD_VALUES)
+  if not r then return false end
+  redis.call('HDEL', pk, id)
+  local ev, ev2 = string.sub(v, at[4], at[9] - 1), string.sub(v, at[10], at[14] - 1)
+  local st = {'st', 'queued', 't', r[4], 'f', r[5], 'r', r[6], 'ty', r[7], 'b', r[14], 'l', r[8],
+    'c', r[10], 'qa', r[3], 'ev', ev, 'ev2', ev2}
+  local function opt(k, v, none)
+    if v == none then return nil end
+    st[#st + 1] = k
+    st[#st + 1] = v
+    return v
+  end
+  local sm, x, ft, fas = opt('sm', r[11], ''), opt('x', r[15], '0'), opt('ft', r[16], ''), opt('fas', r[17], '0')
+  local cp, tn = opt('cp', r[12], ''), opt('tn', r[13], '')
+  redis.call('HSET', msgkey, unpack(st))
+  -- st t f r ty b l c sm qa tc ab ft fas x ma rd cp tn ev (a) ev2
+  return {'queued', r[4], r[5], r[6], r[7], r[14], r[8], r[10], sm, r[3], nil, nil,
+    ft, fas, x, nil, nil, cp, tn, ev, nil, ev2}
+end
+
 -- ack removes a queue entry once its message is dealt with.
 local function ack(stream, group, id)
   redis.call('XACK', stream, group, id)
@@ -211,15 +263,21 @@ end
 -- what it brings anew (brings_news), and one that changes nothing writes
 -- nothing. Returns moved (0/1), first (0/1), the previous status
 -- and what it read of the state (st qa sa da t a sg ev <time field> rd ev2
--- p pid pc pcv),
--- or nil when the message is unknown.
+-- p pid pc pcv), and, when it wrote, the status's time as recorded (after
+-- the earlier statuses'); or nil when the message is unknown.
 local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   -- The field of the time new is first reached is read with the rest: no
   -- HSETNX.
   local tf = AT_FIELD[new] or 'st'
-  local cur = redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd', 'ev2', 'p', 'pid', 'pc', 'pcv')
+  local fields = {'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd', 'ev2', 'p', 'pid', 'pc', 'pcv'}
+  local cur = redis.call('HMGET', msgkey, unpack(fields))
   if not cur[1] then
-    return nil
+    -- A single send not taken by the dispatcher yet has its send record
+    -- only: its state is made first.
+    if not materialize_send(msgkey, string.match(msgkey, '^(.*)msg:')) then
+      return nil
+    end
+    cur = redis.call('HMGET', msgkey, unpack(fields))
   end
   local r = RANK[new]
   if r == nil then
@@ -283,7 +341,7 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   end
   local moved = 0
   if moves then moved = 1 end
-  return moved, first, cur[1], cur
+  return moved, first, cur[1], cur, at
 end
 
 -- Guests and conversations, all on the shard of the business number:
@@ -419,6 +477,26 @@ local function conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl, s
   end
 end
 
+-- pending_record returns the values up to the conversation id (message id,
+-- status, time, tenant, sender, recipient, type, lane, made, conversation)
+-- of message id's send record while it waits in the shard's pending hash
+-- (enqueue.lua), or nil.
+local function pending_record(prefix, id)
+  local v = redis.call('HGET', prefix .. 'pend', id)
+  if not v then return nil end
+  return record_values(v, 10)
+end
+
+-- msg_owner returns the tenant, sender, recipient and conversation of
+-- message id, from its state or, before it has one, its send record.
+local function msg_owner(prefix, id)
+  local m = redis.call('HMGET', prefix .. 'msg:' .. id, 't', 'f', 'r', 'c')
+  if m[1] then return m[1], m[2], m[3], m[4] end
+  local v = pending_record(prefix, id)
+  if not v then return nil end
+  return v[4], v[5], v[6], v[10]
+end
+
 -- made_id reports whether a conversation id has the shape of the ids
 -- wagate makes ("conv_<time and random>_<shard>").
 local function made_id(id)
@@ -464,9 +542,9 @@ local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, 
       -- Perhaps made by a message accepted moments ago and not filed yet:
       -- that message says whose it is. Another tenant's is none of this
       -- one's business (its keys are the tenant's own): the name is free.
-      local m = redis.call('HMGET', prefix .. 'msg:msg_' .. string.sub(want, 6), 't', 'f', 'r', 'c')
-      if m[4] == want and m[1] == tenant then
-        if m[2] ~= sender or m[3] ~= guest then return nil, 'conv_other' end
+      local t, f, r, c = msg_owner(prefix, 'msg_' .. string.sub(want, 6))
+      if c == want and t == tenant then
+        if f ~= sender or r ~= guest then return nil, 'conv_other' end
         redis.call('HSET', g, 'cv', want)
         return want, false
       end
@@ -478,6 +556,46 @@ local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, 
   end
   conv_create(prefix, g, gv, id, tenant, sender, guest, now, ttl, true)
   return id, true
+end
+
+-- accept decides whether an outbound message may be accepted, as the
+-- API's send does: a repeat of an idempotency key answers the first
+-- message ('dup', its id, conversation and status) or refuses another
+-- request under it ('conflict'); the guest's opt-out and 24-hour window
+-- (flags: 'w' the message needs the window, 'f' send even to an opted-out
+-- guest); then the conversation it joins (conv_outbound, want the one asked
+-- for). On acceptance it keeps the idempotency key (value "<id>\n<fp>") and
+-- returns the conversation and whether it was made; else nil and the four
+-- values to answer.
+local function accept(prefix, id, now, tenant, sender, guest, want, flags, idem, fp, idemttl, window, convttl)
+  if idem ~= '' then
+    local prev = redis.call('GET', idem)
+    if prev then
+      local sep = string.find(prev, '\n', 1, true)
+      local first = string.sub(prev, 1, sep - 1)
+      if string.sub(prev, sep + 1) ~= fp then
+        return nil, {'conflict', first, '', ''}
+      end
+      local m = redis.call('HMGET', prefix .. 'msg:' .. first, 'st', 'c')
+      if not m[1] then
+        local v = pending_record(prefix, first)
+        if v then m = {v[2], v[10]} end
+      end
+      return nil, {'dup', first, m[2] or '', m[1] or ''}
+    end
+  end
+  local g = guest_key(prefix, sender, guest)
+  local gv = redis.call('HMGET', g, unpack(GUEST_FIELDS))
+  if not string.find(flags, 'f', 1, true) then
+    local why, a, b = guest_refusal(gv, now, window, string.find(flags, 'w', 1, true) ~= nil)
+    if why then return nil, {why, a, b or '', ''} end
+  end
+  local conv, created = conv_outbound(prefix, g, gv, tenant, sender, guest, want, 'conv_' .. string.sub(id, 5), now, convttl)
+  if not conv then return nil, {created, '', '', ''} end
+  if idem ~= '' then
+    redis.call('SET', idem, id .. '\n' .. fp, 'EX', idemttl)
+  end
+  return conv, created
 end
 
 -- file_add appends a message to the shard's file stream, to be filed into

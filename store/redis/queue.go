@@ -28,8 +28,9 @@ type QueueRef struct {
 	Campaign string
 }
 
-// Entry is one read queue entry: a message waiting to be sent, or a chunk
-// of a batch (BatchID set: Count messages, in its packed record).
+// Entry is one read queue entry: a message waiting to be sent, the single
+// sends one call of the enqueue function queued (Sends), or a chunk of a
+// batch (BatchID set: Count messages, in its packed record).
 type Entry struct {
 	Stream    string
 	ID        string
@@ -42,6 +43,34 @@ type Entry struct {
 	BatchID string
 	Chunk   int
 	Count   int
+	// Sends are the single sends of an entry of the enqueue function, in
+	// the order they were accepted; the entry stands for all of them.
+	Sends []PendingSend
+}
+
+// PendingSend is a single send read from its queue, as enqueue.lua's entry
+// names it: Begin makes its state from its send record (reccodec.go) if it
+// has none yet.
+type PendingSend struct {
+	ID, Recipient string
+	// HasFallback says the message carries a fallback text for SMS.
+	HasFallback bool
+}
+
+// appendPendingSends appends the sends an entry of enqueue.lua names, one
+// "<id>\t<recipient>\t<0|1>" per line; a line not of that shape is not ours
+// and skipped.
+func appendPendingSends(dst []PendingSend, parts string) []PendingSend {
+	for len(parts) > 0 {
+		line, rest, _ := strings.Cut(parts, "\n")
+		parts = rest
+		id, tail, ok1 := strings.Cut(line, "\t")
+		to, fb, ok2 := strings.Cut(tail, "\t")
+		if ok1 && ok2 && id != "" {
+			dst = append(dst, PendingSend{ID: id, Recipient: to, HasFallback: fb == "1"})
+		}
+	}
+	return dst
 }
 
 // ShardSenders returns the senders that have queues on shard.
@@ -149,7 +178,13 @@ func repeat(s string, n int) []string {
 func appendEntries(dst []Entry, stream string, msgs []goredis.XMessage) []Entry {
 	for _, m := range msgs {
 		e := Entry{Stream: stream, ID: m.ID, HasFallback: m.Values["fb"] == "1"}
-		if b, ok := m.Values["bk"].(string); ok {
+		if parts, ok := m.Values["s"].(string); ok {
+			e.Sends = appendPendingSends(e.Sends, parts)
+			e.Count = len(e.Sends)
+			if len(e.Sends) == 1 {
+				e.MessageID, e.Recipient, e.HasFallback = e.Sends[0].ID, e.Sends[0].Recipient, e.Sends[0].HasFallback
+			}
+		} else if b, ok := m.Values["bk"].(string); ok {
 			k, _ := m.Values["k"].(string)
 			n, _ := m.Values["n"].(string)
 			e.BatchID = b
@@ -166,11 +201,17 @@ func appendEntries(dst []Entry, stream string, msgs []goredis.XMessage) []Entry 
 
 // ChunkDone records that every message of a batch's chunk is settled: the
 // chunk's queue entry is acknowledged and its packed record dropped
-// (chunk_done.lua). ErrFenced: the shard has a new owner.
+// (chunk_done.lua). With batchID "", the entry is one of single sends
+// (Entry.Sends), all settled: it is acknowledged. ErrFenced: the shard has
+// a new owner.
 func (s *Store) ChunkDone(ctx context.Context, l *Lease, shard int, stream, entryID, batchID string, chunk int) error {
+	record := ""
+	if batchID != "" {
+		record = s.keys.BatchChunk(shard, batchID, chunk)
+	}
 	v, err := s.scripts.chunkDone.Run(ctx, s.rdb,
 		[]string{s.keys.Batch(shard, batchID), stream, s.keys.Lease(shard, l.Role)},
-		l.Value, GroupDispatch, entryID, s.keys.BatchChunk(shard, batchID, chunk), s.stateTTL).Result()
+		l.Value, GroupDispatch, entryID, record, s.stateTTL).Result()
 	if err != nil {
 		return fmt.Errorf("chunk %d of %s done: %w", chunk, batchID, err)
 	}
@@ -227,19 +268,29 @@ type Job struct {
 	// may be tried again (BeginLater).
 	RetryDue time.Time
 	// Batch and Item make the state of a batch's message that has none
-	// yet (begin.lua); EntryID is then "" (the chunk's entry is the
-	// caller's to acknowledge, ChunkDone).
-	Batch *BatchInfo
-	Item  *BatchItem
+	// yet (begin.lua), Pending that of a single send; EntryID is then ""
+	// (the entry standing for many messages is the caller's to
+	// acknowledge once all are settled, ChunkDone).
+	Batch   *BatchInfo
+	Item    *BatchItem
+	Pending *PendingSend
 }
 
 // Counted is how many attempts count against the retry budget.
 func (j *Job) Counted() int { return j.Msg.Attempt - j.Throttled - j.AttemptBase }
 
-// NewJob returns the job for a read entry of sender's queue on shard.
+// NewJob returns the job for a read entry of sender's queue on shard that
+// stands for one message: an entry of one message, or of the single sends
+// of a call that had one (the job then acknowledges the entry, as for the
+// other). An entry of many is the caller's to split (Entry.Sends).
 func NewJob(l *Lease, shard int, sender string, e *Entry) *Job {
-	return &Job{Lease: l, Shard: shard, Stream: e.Stream, EntryID: e.ID,
+	j := &Job{Lease: l, Shard: shard, Stream: e.Stream, EntryID: e.ID,
 		Msg: message.Message{ID: e.MessageID, Sender: sender, Recipient: e.Recipient}}
+	if len(e.Sends) == 1 {
+		ps := &e.Sends[0]
+		j.Pending, j.Msg.ID, j.Msg.Recipient = ps, ps.ID, ps.Recipient
+	}
+	return j
 }
 
 // Begun says what Begin found.
@@ -287,6 +338,9 @@ func (b *beginJob) mergeHead() (keys, head []any) {
 
 func (b *beginJob) mergeArgs(dst []any) []any {
 	s, j := b.s, b.job
+	if j.Pending != nil {
+		return append(dst, j.Lease.Value, b.now, j.Msg.ID, j.Stream, j.EntryID, 1, "S")
+	}
 	if j.Batch == nil {
 		return append(dst, j.Lease.Value, b.now, j.Msg.ID, j.Stream, j.EntryID, 0)
 	}
@@ -668,8 +722,9 @@ const depthExact = 2000
 
 // QueueDepth returns the messages waiting in all shards' queue streams by
 // lane (read or not) and the delayed ones (retries, scheduled). A batch's
-// chunk counts as its messages; a bulk queue or delay set longer than
-// depthExact entries is estimated from its first ones.
+// chunk, and an entry of a call's single sends, counts as its messages; a
+// queue or delay set longer than depthExact entries is estimated from its
+// first ones.
 func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err error) {
 	all := make([]int, s.cfg.Shards)
 	for sh := range all {
@@ -740,8 +795,8 @@ func (s *Store) ShardQueueStats(ctx context.Context, shards []int) ([]QueueStats
 			out[i].Delayed = scaled(delays[i].Val(), c.Val(), delayMessages)
 		}
 	}
-	// Each queue's length, and its first entries: the oldest, and in a
-	// bulk queue the chunks to count.
+	// Each queue's length, and its first entries: the oldest, and the
+	// entries of many messages to count (a batch's chunks, a call's sends).
 	p = s.rdb.Pipeline()
 	type queueCmds struct {
 		i    int
@@ -753,11 +808,7 @@ func (s *Store) ShardQueueStats(ctx context.Context, shards []int) ([]QueueStats
 	for _, q := range queues {
 		for stream, reg := range q.cmd.Val() {
 			bulk := strings.HasPrefix(reg, string(message.LaneBulk))
-			n := int64(1)
-			if bulk {
-				n = depthExact
-			}
-			qs = append(qs, queueCmds{q.i, bulk, p.XLen(ctx, stream), p.XRangeN(ctx, stream, "-", "+", n)})
+			qs = append(qs, queueCmds{q.i, bulk, p.XLen(ctx, stream), p.XRangeN(ctx, stream, "-", "+", depthExact)})
 		}
 	}
 	if len(qs) == 0 {
@@ -772,7 +823,7 @@ func (s *Store) ShardQueueStats(ctx context.Context, shards []int) ([]QueueStats
 		if q.bulk {
 			o.Bulk += scaled(q.len.Val(), head, entryMessages)
 		} else {
-			o.Tx += q.len.Val()
+			o.Tx += scaled(q.len.Val(), head, entryMessages)
 		}
 		if len(head) > 0 {
 			if at := entryTime(head[0].ID); o.Oldest.IsZero() || at.Before(o.Oldest) {

@@ -15,7 +15,8 @@ import (
 // ErrNotFound says there is no such message (never was, or its state expired).
 var ErrNotFound = errors.New("message not found")
 
-// State is a message's current state as its hash holds it.
+// State is a message's current state as its hash holds it (or, before it
+// has one, its send record or its batch's chunk).
 type State struct {
 	ID             string
 	TenantID       string
@@ -63,15 +64,30 @@ func (s *Store) State(ctx context.Context, id string) (*State, error) {
 	if err != nil || shard >= s.cfg.Shards {
 		return nil, ErrNotFound
 	}
-	v, err := s.rdb.HMGet(ctx, s.keys.Msg(shard, id), stateFields...).Result()
-	if err != nil {
+	// The send record first: the dispatcher takes it and makes the state
+	// in one step, so one of the two is found.
+	p := s.rdb.Pipeline()
+	rec := p.HGet(ctx, s.keys.Pending(shard), id)
+	vals := p.HMGet(ctx, s.keys.Msg(shard, id), stateFields...)
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, fmt.Errorf("message state: %w", err)
 	}
-	st := decodeState(id, v)
-	if st == nil {
-		return s.unsentState(ctx, id)
+	if st := stateOf(id, rec, vals); st != nil {
+		return st, nil
 	}
-	return st, nil
+	return s.unsentState(ctx, id)
+}
+
+// stateOf is the state of message id from its state hash's values, or
+// from its send record while it has none; nil when neither is there.
+func stateOf(id string, rec *goredis.StringCmd, vals *goredis.SliceCmd) *State {
+	if st := decodeState(id, vals.Val()); st != nil {
+		return st
+	}
+	if r, _, ok := decodeRecordPrefix(rec.Val()); ok && r.id == id {
+		return r.state()
+	}
+	return nil
 }
 
 // unsentState answers for a batch's message the dispatcher has not taken
@@ -124,8 +140,10 @@ func (s *Store) States(ctx context.Context, ids []string) ([]*State, error) {
 	}
 	p := s.rdb.Pipeline()
 	cmds := make([]*goredis.SliceCmd, len(ids))
+	recs := make([]*goredis.StringCmd, len(ids))
 	for i, id := range ids {
 		if shard, err := message.ShardOf(id); err == nil && shard < s.cfg.Shards {
+			recs[i] = p.HGet(ctx, s.keys.Pending(shard), id)
 			cmds[i] = p.HMGet(ctx, s.keys.Msg(shard, id), stateFields...)
 		}
 	}
@@ -134,7 +152,7 @@ func (s *Store) States(ctx context.Context, ids []string) ([]*State, error) {
 	}
 	for i, c := range cmds {
 		if c != nil {
-			out[i] = decodeState(ids[i], c.Val())
+			out[i] = stateOf(ids[i], recs[i], c)
 		}
 	}
 	return out, nil

@@ -125,9 +125,11 @@ type Store struct {
 	// cluster: rdb is a Redis Cluster, where one call's keys share a slot.
 	cluster bool
 	// eventsKeyArgs are each shard's events stream as a call's keys, and
-	// enqueueHead the enqueue function's leading arguments: built once.
+	// enqueueHead and scheduleHead the enqueue and schedule functions'
+	// leading arguments: built once.
 	eventsKeyArgs [][]any
 	enqueueHead   []any
+	scheduleHead  []any
 	// beginHead and finishHead are each shard's leading arguments of the
 	// begin and finish functions: built once.
 	beginHead, finishHead [][]any
@@ -278,7 +280,8 @@ func New(ctx context.Context, rdb goredis.UniversalClient, cfg Config) (*Store, 
 	for sh := 0; sh < cfg.Shards; sh++ {
 		s.eventsKeyArgs = append(s.eventsKeyArgs, []any{s.keys.Events(sh)})
 	}
-	s.enqueueHead = []any{s.stateTTL, s.idemTTL, s.windowMS, s.convTTL}
+	s.enqueueHead = []any{s.idemTTL, s.windowMS, s.convTTL}
+	s.scheduleHead = []any{s.stateTTL, s.idemTTL, s.windowMS, s.convTTL}
 	for sh := 0; sh < s.cfg.Shards; sh++ {
 		s.beginHead = append(s.beginHead, []any{GroupDispatch, s.stateTTL, s.keys.ShardPrefix(sh)})
 		s.finishHead = append(s.finishHead, []any{GroupDispatch, s.stateTTL, s.keys.ShardPrefix(sh)})

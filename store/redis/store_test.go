@@ -153,10 +153,14 @@ func TestEnqueueMakesMessageDurable(t *testing.T) {
 		evs[0].ConversationID != "conv_abc123" || evs[0].Channel != "whatsapp" || evs[0].AtMS == 0 {
 		t.Fatalf("events %v", evs)
 	}
-	// A queued message waits as long as it must: its state gets its TTL
-	// when the dispatcher takes it.
-	if ttl := rdb.TTL(ctx, s.keys.Msg(shard, res.ID)).Val(); ttl != -1 {
-		t.Fatalf("state TTL %v while queued, want none", ttl)
+	// A queued message is its send record, which waits as long as it
+	// must; its state is made, with its TTL, when the dispatcher takes it.
+	if n := rdb.Exists(ctx, s.keys.Msg(shard, res.ID)).Val(); n != 0 {
+		t.Fatal("a state hash for a message the dispatcher has not taken")
+	}
+	if rdb.HExists(ctx, s.keys.Pending(shard), res.ID).Val() != true || rdb.TTL(ctx, s.keys.Pending(shard)).Val() != -1 {
+		t.Fatalf("send record in the pending hash: %v, its TTL %v; want there, none",
+			rdb.HExists(ctx, s.keys.Pending(shard), res.ID).Val(), rdb.TTL(ctx, s.keys.Pending(shard)).Val())
 	}
 	if n, _ := s.TenantOpen(ctx, "hotel"); n != 1 {
 		t.Fatalf("tenant has %d open messages, want 1", n)
@@ -470,7 +474,7 @@ func TestBeginDropsCanceledAndVanishedMessages(t *testing.T) {
 	gone, _ := s.Enqueue(ctx, textArgs("+1234567891", "b"))
 	shard, _ := message.ShardOf(res.ID)
 	rdb.HSet(ctx, s.keys.Msg(shard, res.ID), "st", "canceled")
-	rdb.Del(ctx, s.keys.Msg(shard, gone.ID))
+	rdb.HDel(ctx, s.keys.Pending(shard), gone.ID)
 	l := testLease(t, s, shard, "w1")
 	es, _ := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneTx, "")}, 10, nil)
 	want := []Begun{BeginDone, BeginGone}
@@ -531,7 +535,10 @@ func TestLuaRankMatchesGo(t *testing.T) {
 	all := []message.Status{"queued", "scheduled", "sending", "sent", "fallback", "failed", "expired", "canceled", "delivered", "read"}
 	for _, from := range all {
 		for _, to := range all {
-			res, _ := s.Enqueue(ctx, textArgs("+1234567890", "x"))
+			// A scheduled send has its state from the start.
+			a := textArgs("+1234567890", "x")
+			a.DueMS = time.Now().Add(time.Hour).UnixMilli()
+			res, _ := s.Enqueue(ctx, a)
 			shard, _ := message.ShardOf(res.ID)
 			rdb.HSet(ctx, s.keys.Msg(shard, res.ID), "st", string(from))
 			if _, err := s.ApplyStatuses(ctx, []StatusApply{{MessageID: res.ID, Result: Result{Status: to, AtMS: 1}}}); err != nil {
