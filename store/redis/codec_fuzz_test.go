@@ -112,3 +112,75 @@ func FuzzGatheredFileEntries(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSendRecords: send records laid out as enqueue.lua puts them together
+// (Go's head and tail around the made flag and the conversation id), one
+// after another as a call gathers them, decode to their values, and read as
+// the messages' "queued" events and file entries; what follows them is no
+// record and never a panic.
+func FuzzSendRecords(f *testing.F) {
+	f.Add("+14155550100", "conv_x", `{"body":"hi"}`, "Your room", "staff:1", "", true, uint8(3))
+	f.Add("", "", "", "", "", "3junk", false, uint8(0))
+	f.Add("1:2:3", "9:", "\x00\xff", "é", "", "3:", true, uint8(4))
+	f.Fuzz(func(t *testing.T, guest, conv, content, preview, staff, tail string, made bool, n uint8) {
+		n = n%5 + 1
+		var s []byte
+		for i := range n {
+			a := &EnqueueArgs{TenantID: "hotel", Sender: "+15550001000", Recipient: guest, Type: message.TypeText,
+				Content: []byte(content), Preview: preview, StaffMemberID: staff, Campaign: "spring", Template: "welcome",
+				ExpiresMS: 1700000009000, FallbackText: preview, FallbackAfter: 90e9, ConversationMeta: map[string]string{"room": "412"}}
+			head, tl := appendRecordParts(nil, nil, "msg_"+string(rune('a'+i)), a, message.LaneTx, 1700000000000+int64(i))
+			nw := "1:0"
+			if made {
+				nw = "1:1"
+			}
+			s = append(append(append(append(s, head...), nw...), appendPacked(nil, conv)...), tl...)
+		}
+		rest := string(s) + tail
+		for i := range int(n) {
+			r, more, ok := decodeRecordPrefix(rest)
+			if !ok || r.id != "msg_"+string(rune('a'+i)) || r.recipient != guest || r.conv != conv || r.content != content ||
+				r.preview != preview || r.staff != staff || r.newlyMade != made || r.at != 1700000000000+int64(i) ||
+				r.expires != 1700000009000 || r.fallbackAfter != 90 || r.meta != `{"room":"412"}` || r.lane != "tx" {
+				t.Fatalf("record %d: %+v %v", i, r, ok)
+			}
+			rest = more
+		}
+		m := goredis.XMessage{ID: "1700000000000-7", Values: map[string]any{"e": string(s) + tail}}
+		evs := appendEvents(nil, 3, m)
+		if len(evs) < int(n) {
+			t.Fatalf("%d events of %d", len(evs), n)
+		}
+		for i, ev := range evs[:n] {
+			if ev.Index != i || ev.Status != message.StatusQueued || ev.Recipient != guest || ev.ConversationID != conv ||
+				ev.StaffMemberID != staff || ev.Campaign != "spring" || ev.TemplateName != "welcome" || ev.Channel != "whatsapp" {
+				t.Fatalf("event %d: %+v", i, ev)
+			}
+		}
+		es := appendFileEntries(nil, m.ID, string(s)+tail)
+		if len(es) < int(n) {
+			t.Fatalf("%d file entries of %d", len(es), n)
+		}
+		for i, e := range es[:n] {
+			if e.kind != "o" || e.guest != guest || e.conv != conv || e.newlyMade != made || e.preview != preview ||
+				e.md != `{"room":"412"}` || e.at != 1700000000000+int64(i) {
+				t.Fatalf("file entry %d: %+v", i, e)
+			}
+		}
+	})
+}
+
+// FuzzPendingSends: an entry's "s" field names its sends one a line; any
+// string reads as the lines of that shape, never a panic.
+func FuzzPendingSends(f *testing.F) {
+	f.Add("msg_a\t+14155550100\t1\nmsg_b\t+14155550101\t0")
+	f.Add("\t\t\n\n")
+	f.Add("msg_a")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range appendPendingSends(nil, s) {
+			if p.ID == "" || bytes.ContainsAny([]byte(p.ID+p.Recipient), "\t\n") {
+				t.Fatalf("%q read as %+v", s, p)
+			}
+		}
+	})
+}

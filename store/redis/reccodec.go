@@ -90,20 +90,6 @@ func decodeRecordPrefix(s string) (sendRecord, string, bool) {
 	}, rest, true
 }
 
-// appendRecords appends the send records of s, one after another; what
-// follows the last readable one is not ours and dropped.
-func appendRecords(dst []sendRecord, s string) []sendRecord {
-	for len(s) > 0 {
-		r, rest, ok := decodeRecordPrefix(s)
-		if !ok {
-			break
-		}
-		dst = append(dst, r)
-		s = rest
-	}
-	return dst
-}
-
 // eventSlots fills v (eventSlots' order) with the "queued" event the
 // record stands for.
 func (r *sendRecord) eventSlots(v *[len(eventSlots)]string) {
