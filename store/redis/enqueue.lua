@@ -121,10 +121,9 @@ for _, prefix in ipairs(shards) do
     wake(prefix .. 'wake', prefix .. 'awake', s)
   end
   -- The records are the messages' "queued" events and file entries, once
-  -- the messages are there to be found.
-  for _, v in ipairs(sh.recs) do
-    emit_raw(prefix .. 'events', v)
-    emit_raw(prefix .. 'file', v)
-  end
+  -- the messages are there to be found (each record delimits itself).
+  local recs = table.concat(sh.recs)
+  emit_raw(prefix .. 'events', recs)
+  emit_raw(prefix .. 'file', recs)
 end
 return out
