@@ -16,7 +16,10 @@ import (
 
 // fileBatch is about the most messages one call of the file function
 // files (read as entries: fileBatch over the messages an entry held lately).
-const fileBatch = 1000
+// A call holds Redis for its whole length: 250 new conversations take
+// about 2.5 ms, which the accepts waiting meanwhile see in their latency
+// (1 000 made the single send's p99 10.7 ms against 8.5 at 250).
+const fileBatch = 250
 
 // FileNow files the messages of shards that wait to be filed into their
 // conversations (the filer role does the same in the background), so
