@@ -60,7 +60,7 @@ for b = 4, #ARGV, ENQ_FIELDS do
     conv = nil
   end
   if not conv then
-    for k = 1, 4 do out[#out + 1] = created[k] end
+    answer4(out, unpack(created))
   else
     local nw = '1:0'
     if created then nw = '1:1' end
@@ -91,10 +91,7 @@ for b = 4, #ARGV, ENQ_FIELDS do
       sh.woken[sender] = true
       sh.senders[#sh.senders + 1] = sender
     end
-    out[#out + 1] = 'ok'
-    out[#out + 1] = id
-    out[#out + 1] = conv
-    out[#out + 1] = 'queued'
+    answer4(out, 'ok', id, conv, 'queued')
   end
 end
 

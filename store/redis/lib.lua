@@ -558,6 +558,15 @@ local function conv_outbound(prefix, g, gv, tenant, sender, guest, want, newid, 
   return id, true
 end
 
+-- answer4 appends one message's four answer values to out (the accept
+-- functions answer each message with four).
+local function answer4(out, a, b, c, d)
+  out[#out + 1] = a
+  out[#out + 1] = b
+  out[#out + 1] = c
+  out[#out + 1] = d
+end
+
 -- accept decides whether an outbound message may be accepted, as the
 -- API's send does: a repeat of an idempotency key answers the first
 -- message ('dup', its id, conversation and status) or refuses another

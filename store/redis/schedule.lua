@@ -45,7 +45,7 @@ for b = 5, #ARGV, SCHED_FIELDS do
   local conv, created = accept(prefix, id, now, tenant, sender, guest, ARGV[base + 10], ARGV[base + 16],
     ARGV[base + 17], ARGV[base + 18], idemttl, window, convttl)
   if not conv then
-    for k = 1, 4 do out[#out + 1] = created[k] end
+    answer4(out, unpack(created))
   else
     local due = tonumber(ARGV[base + 12])
     local fbtext = ARGV[base + 14]
@@ -86,10 +86,7 @@ for b = 5, #ARGV, SCHED_FIELDS do
     if not earliest[prefix] or due < earliest[prefix] then earliest[prefix] = due end
     file_add(prefix, ARGV[base + 19], conv, created)
     emit_raw(prefix .. 'events', ARGV[base + 20] .. ev .. ev2)
-    out[#out + 1] = 'ok'
-    out[#out + 1] = id
-    out[#out + 1] = conv
-    out[#out + 1] = 'scheduled'
+    answer4(out, 'ok', id, conv, 'scheduled')
   end
 end
 
