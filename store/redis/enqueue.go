@@ -112,8 +112,8 @@ type enqueueJob struct {
 	// The job's own buffers (it may outlive the call when its caller stops
 	// waiting), passed as pointers so that boxing them allocates nothing:
 	// a send's record head and tail and its part of its queue's entry; a
-	// scheduled send's content, history
-	// entry and packed "scheduled" event around its conversation id.
+	// scheduled send's content, history entry and packed "scheduled" event
+	// around its conversation id.
 	recHead, recTail, part               bytesArg
 	content, file, evHead, evPre, evPost bytesArg
 	// entry is scratch for the history entry.
