@@ -129,7 +129,7 @@ func FuzzSendRecords(f *testing.F) {
 			a := &EnqueueArgs{TenantID: "hotel", Sender: "+15550001000", Recipient: guest, Type: message.TypeText,
 				Content: []byte(content), Preview: preview, StaffMemberID: staff, Campaign: "spring", Template: "welcome",
 				ExpiresMS: 1700000009000, FallbackText: preview, FallbackAfter: 90e9, ConversationMeta: map[string]string{"room": "412"}}
-			head, tl := appendRecordParts(nil, nil, "msg_"+string(rune('a'+i)), a, message.LaneTx, 1700000000000+int64(i))
+			head, tl := appendRecordParts(nil, nil, []byte("msg_"+string(rune('a'+i))), a, message.LaneTx, 1700000000000+int64(i))
 			nw := "1:0"
 			if made {
 				nw = "1:1"

@@ -111,10 +111,11 @@ type enqueueJob struct {
 	args      []any
 	// The job's own buffers (it may outlive the call when its caller stops
 	// waiting), passed as pointers so that boxing them allocates nothing:
-	// a send's record head and tail and its part of its queue's entry; a
+	// the message id, the time and the recipient; a send's record head and
+	// tail and its part of its queue's entry; a
 	// scheduled send's content, history entry and packed "scheduled" event
 	// around its conversation id.
-	recHead, recTail, part               bytesArg
+	id, now, to, recHead, recTail, part  bytesArg
 	content, file, evHead, evPre, evPost bytesArg
 	// entry is scratch for the history entry.
 	entry []byte
@@ -217,7 +218,9 @@ func (s *Store) Enqueue(ctx context.Context, a *EnqueueArgs) (EnqueueResult, err
 func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 	shard := message.ShardFor(a.Sender, s.cfg.Shards)
 	now := s.nowMS()
-	id := message.NewID(shard, now)
+	j.id.b = message.AppendID(j.id.b[:0], shard, now)
+	j.now.b = strconv.AppendInt(j.now.b[:0], now, 10)
+	j.to.b = append(j.to.b[:0], a.Recipient...)
 	lane := a.Lane
 	if lane == "" {
 		lane = message.LaneTx
@@ -238,22 +241,23 @@ func (s *Store) prepareEnqueue(j *enqueueJob, a *EnqueueArgs) {
 	c := &s.args
 	queue := c.queue(s.keys, queueRef{shard, a.Sender, lane, a.Campaign})
 	if !j.scheduled {
-		j.recHead.b, j.recTail.b = appendRecordParts(j.recHead.b[:0], j.recTail.b[:0], id, a, lane, now)
-		j.part.b = append(append(append(append(j.part.b[:0], id...), '\t'), a.Recipient...), '\t', '0')
+		j.recHead.b, j.recTail.b = appendRecordParts(j.recHead.b[:0], j.recTail.b[:0], j.id.b, a, lane, now)
+		j.part.b = append(append(append(append(j.part.b[:0], j.id.b...), '\t'), a.Recipient...), '\t', '0')
 		if a.FallbackText != "" {
 			j.part.b[len(j.part.b)-1] = '1'
 		}
-		j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
-			a.Recipient, queue, c.reg(lane, a.Campaign), a.ConversationID, flags, idem, fp, &j.recHead, &j.recTail, &j.part)
+		j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), &j.id, &j.now, c.str(a.TenantID), c.str(a.Sender),
+			&j.to, queue, c.reg(lane, a.Campaign), a.ConversationID, c.str(flags), idem, fp, &j.recHead, &j.recTail, &j.part)
 		return
 	}
+	id := string(j.id.b)
 	j.content.b = append(j.content.b[:0], a.Content...)
 	j.entry = appendOutEntry(j.entry[:0], id, now, a)
 	j.file.b = appendFilePre(j.file.b[:0], "o", a.TenantID, a.Sender, a.Recipient, now, a.Preview, j.entry, 0, "",
 		metaJSON(a.ConversationMeta))
 	j.evHead.b, j.evPre.b, j.evPost.b = appendQueuedEvent(j.evHead.b[:0], j.evPre.b[:0], j.evPost.b[:0], id, a, lane, message.StatusScheduled, now)
-	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, now, c.str(a.TenantID), c.str(a.Sender),
-		a.Recipient, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
+	j.args = append(j.args[:0], c.str(s.keys.ShardPrefix(shard)), id, &j.now, c.str(a.TenantID), c.str(a.Sender),
+		&j.to, c.str(string(a.Type)), &j.content, c.str(string(lane)), a.Campaign,
 		queue, a.ConversationID, a.StaffMemberID, a.DueMS, a.ExpiresMS, a.FallbackText, int64(a.FallbackAfter/time.Second), flags,
 		idem, fp, &j.file, &j.evHead, &j.evPre, &j.evPost, a.Template)
 }

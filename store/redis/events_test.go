@@ -144,7 +144,7 @@ func TestAFailedCallKeepsTheEventsOfWhatItWrote(t *testing.T) {
 			}
 			runOneCall(rdb, jobs)
 			first, second := jobs[0].(*enqueueJob), jobs[1].(*enqueueJob)
-			id := first.args[1].(string)
+			id := string(first.id.b)
 			want := message.StatusScheduled
 			if scheduled {
 				if first.err == nil || second.err == nil || !strings.Contains(second.err.Error(), "WRONGTYPE") {

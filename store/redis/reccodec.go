@@ -49,9 +49,10 @@ type sendRecord struct {
 }
 
 // appendRecordParts lays out the head and the tail of a's send record.
-func appendRecordParts(head, tail []byte, id string, a *EnqueueArgs, lane message.Lane, now int64) ([]byte, []byte) {
+func appendRecordParts(head, tail []byte, id []byte, a *EnqueueArgs, lane message.Lane, now int64) ([]byte, []byte) {
 	head = append(head, recordVersion)
-	head = appendPacked(head, id)
+	head = strconv.AppendInt(head, int64(len(id)), 10)
+	head = append(append(head, ':'), id...)
 	head = appendPacked(head, string(message.StatusQueued))
 	head = appendPackedInt(head, now)
 	head = appendPacked(head, a.TenantID)
