@@ -787,16 +787,20 @@ func (p *pump) readOnce() int {
 		chunkCount = max(1, bulkRoom/n/redis.ChunkSize)
 	}
 	es, err := d.store.ReadLanes(p.w.ctx, d.cfg.Instance, txStreams, txCount, bulkStreams, bulkCount, chunkStreams, chunkCount)
-	if errors.Is(err, redis.ErrQueueGone) {
-		p.refreshed = time.Time{}
-		p.poked = true
-		return 0
-	}
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		if p.w.ctx.Err() == nil {
+		// The entries a lane's read brought before another lane's failed
+		// are this consumer's pending ones now: a later read would not
+		// bring them again, so they are taken all the same.
+		for i := range es {
+			p.arrive(&es[i], refs[es[i].Stream])
+		}
+		if errors.Is(err, redis.ErrQueueGone) {
+			p.refreshed = time.Time{}
+			p.poked = true
+		} else if p.w.ctx.Err() == nil {
 			d.log.Warn("reading queues", "sender", p.sender, "err", err)
 		}
-		return 0
+		return len(es)
 	}
 	per := map[string]int{}
 	var txMsgs, txEntries, plainMsgs, plainEntries int

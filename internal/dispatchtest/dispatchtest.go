@@ -36,8 +36,20 @@ func Begin(t testing.TB, store *redis.Store, id string) *redis.Job {
 		t.Fatalf("read %s: %v", q, err)
 	}
 	for i := range es {
-		if es[i].MessageID == id {
-			j := redis.NewJob(l, shard, st.Sender, &es[i])
+		e := &es[i]
+		j := (*redis.Job)(nil)
+		if e.MessageID == id {
+			j = redis.NewJob(l, shard, st.Sender, e)
+		}
+		// An entry of a call's many sends: the job of one of them (its
+		// entry stays pending, as the dispatcher's until all are settled).
+		for k := range e.Sends {
+			if ps := &e.Sends[k]; ps.ID == id && len(e.Sends) > 1 {
+				j = &redis.Job{Lease: l, Shard: shard, Stream: e.Stream,
+					Msg: message.Message{ID: id, Sender: st.Sender, Recipient: ps.Recipient}, Pending: ps}
+			}
+		}
+		if j != nil {
 			if b, err := store.Begin(ctx, j); err != nil || b != redis.BeginGo {
 				t.Fatalf("begin %s: %v %v", id, b, err)
 			}

@@ -53,9 +53,9 @@ local BEGIN_WIDTH = 18
 local BEGIN_FIELDS = {'st', 't', 'f', 'r', 'ty', 'b', 'l', 'c', 'sm', 'qa', 'tc', 'ab', 'ft', 'fas', 'x', 'ma', 'rd', 'cp', 'tn', 'ev', 'a', 'ev2'}
 local group, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
 
-local function begin_one(msgkey, stream, now, entry, a)
+local function begin_one(msgkey, stream, now, entry, a, single)
   local f = redis.call('HMGET', msgkey, unpack(BEGIN_FIELDS))
-  if not f[1] and a and a[7] == 'S' then
+  if not f[1] and single then
     -- No record either: gone (below).
     f = materialize_send(msgkey, prefix) or f
   elseif not f[1] and a then
@@ -107,14 +107,17 @@ while i <= #ARGV do
     res = {'fenced'}
   else
     local a
-    if m > 0 then
+    -- A single send's one argument ("S") marks it: its state is made from
+    -- its send record. A batch's message brings what makes its state.
+    local single = m == 1
+    if m > 1 then
       -- materialize's arguments, as it numbers them.
       a = {ARGV[i + 1], ARGV[i], group, ARGV[i + 4], ttl, prefix}
       for k = 1, m do a[6 + k] = ARGV[i + 5 + k] end
     end
     -- One message's failure (a state no code of ours wrote) is its own:
     -- the others of the call go on.
-    local ok, r = pcall(begin_one, prefix .. 'msg:' .. ARGV[i + 2], ARGV[i + 3], ARGV[i + 1], ARGV[i + 4], a)
+    local ok, r = pcall(begin_one, prefix .. 'msg:' .. ARGV[i + 2], ARGV[i + 3], ARGV[i + 1], ARGV[i + 4], a, single)
     if ok then
       res = r
     else

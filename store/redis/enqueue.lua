@@ -49,6 +49,7 @@ local out = {}
 -- What the call writes once per shard (by shard prefix): the pending
 -- records, the queues' entries, tenants' open counts and senders to wake.
 local shards, per = {}, {}
+CALLREC = {}
 
 for b = 4, #ARGV, ENQ_FIELDS do
   local prefix, id, now = ARGV[b], ARGV[b + 1], ARGV[b + 2]
@@ -65,6 +66,7 @@ for b = 4, #ARGV, ENQ_FIELDS do
     local nw = '1:0'
     if created then nw = '1:1' end
     local v = ARGV[b + 12] .. nw .. #conv .. ':' .. conv .. ARGV[b + 13]
+    CALLREC[id] = v
     local sh = per[prefix]
     if not sh then
       sh = {pend = {}, recs = {}, queues = {}, qlist = {}, tq = {}, tenants = {}, woken = {}, senders = {}}

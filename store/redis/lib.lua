@@ -62,6 +62,13 @@ local EMPTY_PROVIDER_PART = '8:whatsapp0:0:0:0:0:0:0:0:0:'
 -- of its own.
 local EVBUF, EVKEYS = nil, nil
 
+-- CALLREC holds, while enqueue.lua runs, the send records it accepted so
+-- far by message id: they reach the pending hash at the end of the call,
+-- and a later message of the same call (a repeat of an Idempotency-Key, a
+-- send naming a conversation an earlier one made) reads them here first
+-- (pending_record). gathered clears it, also when the call fails.
+local CALLREC = nil
+
 -- emit_raw appends event e, packed, to stream events (or to the call's
 -- gathered ones).
 local function emit_raw(events, e)
@@ -86,7 +93,7 @@ local function gathered(body)
   EVBUF, EVKEYS = {}, {}
   local ok, r = pcall(body)
   local buf, keys = EVBUF, EVKEYS
-  EVBUF, EVKEYS = nil, nil
+  EVBUF, EVKEYS, CALLREC = nil, nil, nil
   for _, k in ipairs(keys) do
     redis.call('XADD', k, '*', 'e', table.concat(buf[k]))
   end
@@ -153,9 +160,10 @@ local function materialize_send(msgkey, prefix)
   local pk, id = prefix .. 'pend', message_id(msgkey)
   local v = redis.call('HGET', pk, id)
   if not v then return false end
+  redis.call('HDEL', pk, id)
+  -- A record no code of ours wrote is dropped, as gone.
   local r, at = record_values(v, RECORD_VALUES)
   if not r then return false end
-  redis.call('HDEL', pk, id)
   local ev, ev2 = string.sub(v, at[4], at[9] - 1), string.sub(v, at[10], at[14] - 1)
   local st = {'st', 'queued', 't', r[4], 'f', r[5], 'r', r[6], 'ty', r[7], 'b', r[14], 'l', r[8],
     'c', r[10], 'qa', r[3], 'ev', ev, 'ev2', ev2}
@@ -482,7 +490,8 @@ end
 -- of message id's send record while it waits in the shard's pending hash
 -- (enqueue.lua), or nil.
 local function pending_record(prefix, id)
-  local v = redis.call('HGET', prefix .. 'pend', id)
+  local v = CALLREC and CALLREC[id]
+  if not v then v = redis.call('HGET', prefix .. 'pend', id) end
   if not v then return nil end
   return record_values(v, 10)
 end

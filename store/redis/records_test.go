@@ -181,3 +181,86 @@ func TestAPendingSendAnswersByID(t *testing.T) {
 		t.Fatalf("state after the status: %+v %v", got, err)
 	}
 }
+
+// Within one call, a later message reads what an earlier one accepted
+// before any of it reaches the pending hash: a repeat of its
+// Idempotency-Key is answered as its duplicate (status and conversation),
+// and another guest naming the conversation it made is refused.
+func TestACallsLaterSendsSeeItsEarlierOnes(t *testing.T) {
+	s, rdb := newTestStore(t)
+	a := textArgs("+14155550121", "hello")
+	a.IdempotencyKey = "k-same-call"
+	again := *a
+	other := textArgs("+14155550122", "hello")
+	prepare := func(x *EnqueueArgs) *enqueueJob {
+		j := &enqueueJob{done: make(chan struct{}, 1)}
+		s.prepareEnqueue(j, x)
+		return j
+	}
+	first := prepare(a)
+	// The conversation the first makes is named after its id.
+	other.ConversationID = "conv_" + string(first.id.b[len("msg_"):])
+	jobs := []mergedJob{first, prepare(&again), prepare(other)}
+	runOneCall(rdb, jobs)
+	f, d, o := first.vals, jobs[1].(*enqueueJob).vals, jobs[2].(*enqueueJob).vals
+	if len(f) != 4 || f[0] != "ok" {
+		t.Fatalf("first: %v", f)
+	}
+	if d[0] != "dup" || d[1] != f[1] || d[2] != f[2] || d[3] != "queued" {
+		t.Fatalf("the repeat in the same call: %v, want the duplicate of %v", d, f)
+	}
+	if o[0] != "conv_other" {
+		t.Fatalf("another guest naming the first's conversation in the same call: %v", o)
+	}
+	if n := rdb.HLen(context.Background(), s.keys.Pending(message.ShardFor(testSender, 4))).Val(); n != 1 {
+		t.Fatalf("%d send records, want the first's", n)
+	}
+}
+
+// A send record that is not one (no code of ours writes such) is dropped
+// when the dispatcher takes it: the message is gone, nothing is left in
+// the pending hash.
+func TestAnUnreadableSendRecordIsDropped(t *testing.T) {
+	s, rdb := newTestStore(t)
+	ctx := context.Background()
+	res, err := s.Enqueue(ctx, textArgs("+14155550131", "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := message.ShardFor(testSender, 4)
+	rdb.HSet(ctx, s.keys.Pending(shard), res.ID, "3not a record")
+	l := testLease(t, s, shard, "w1")
+	e := readOne(t, s, shard, "w1")
+	if b, err := s.Begin(ctx, NewJob(l, shard, testSender, &e)); err != nil || b != BeginGone {
+		t.Fatalf("begin: %v %v, want gone", b, err)
+	}
+	if n := rdb.HLen(ctx, s.keys.Pending(shard)).Val(); n != 0 {
+		t.Fatalf("%d send records left", n)
+	}
+	if n := rdb.XLen(ctx, s.keys.SenderQueue(shard, testSender, message.LaneTx, "")).Val(); n != 0 {
+		t.Fatalf("%d queue entries left", n)
+	}
+}
+
+// A batch's messages are made as a batch's whatever the tenant's id (one
+// named "S", as the single sends' marker is, included).
+func TestABatchOfATenantNamedSIsSent(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	a := testBatch(s, 3)
+	a.TenantID = "S"
+	if res, n, err := s.EnqueueBatch(ctx, a); err != nil || n != 3 || res.Outcome != Queued {
+		t.Fatalf("%+v %d %v", res, n, err)
+	}
+	shard := message.ShardFor(testSender, 4)
+	l := testLease(t, s, shard, "w1")
+	es, err := s.ReadEntries(ctx, "w1", []string{s.keys.SenderQueue(shard, testSender, message.LaneBulk, a.ID)}, 10, nil)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("read %v %v", es, err)
+	}
+	for _, j := range chunkJobs(t, s, l, shard, &es[0]) {
+		if b, err := s.Begin(ctx, j); err != nil || b != BeginGo || j.Msg.TenantID != "S" {
+			t.Fatalf("begin %s: %v %v, tenant %q", j.Msg.ID, b, err, j.Msg.TenantID)
+		}
+	}
+}
