@@ -716,15 +716,21 @@ func (s *Store) CollectQueue(ctx context.Context, shard int, sender, stream stri
 	return n == 1, nil
 }
 
-// depthExact is the longest queue (or delay set) QueueDepth reads whole to
-// count its messages; a longer one is estimated from its first entries.
-const depthExact = 2000
+// depthExact is the longest delay set, and depthQueue the longest queue
+// stream, that QueueDepth reads whole to count their messages; a longer one
+// is estimated from its first entries. A queue entry may name a whole
+// call's sends (up to PipelineMax, ~45 bytes each): reading 200 of them
+// is at most a few MB even then, which a scrape may ask of Redis.
+const (
+	depthExact = 2000
+	depthQueue = 200
+)
 
 // QueueDepth returns the messages waiting in all shards' queue streams by
 // lane (read or not) and the delayed ones (retries, scheduled). A batch's
 // chunk, and an entry of a call's single sends, counts as its messages; a
-// queue or delay set longer than depthExact entries is estimated from its
-// first ones.
+// queue longer than depthQueue entries, or a delay set longer than
+// depthExact, is estimated from its first ones.
 func (s *Store) QueueDepth(ctx context.Context) (tx, bulk, delayed int64, err error) {
 	all := make([]int, s.cfg.Shards)
 	for sh := range all {
@@ -808,7 +814,7 @@ func (s *Store) ShardQueueStats(ctx context.Context, shards []int) ([]QueueStats
 	for _, q := range queues {
 		for stream, reg := range q.cmd.Val() {
 			bulk := strings.HasPrefix(reg, string(message.LaneBulk))
-			qs = append(qs, queueCmds{q.i, bulk, p.XLen(ctx, stream), p.XRangeN(ctx, stream, "-", "+", depthExact)})
+			qs = append(qs, queueCmds{q.i, bulk, p.XLen(ctx, stream), p.XRangeN(ctx, stream, "-", "+", depthQueue)})
 		}
 	}
 	if len(qs) == 0 {
