@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/internal/testwait"
 	"github.com/wagate/wagate/provider/sim"
 	"github.com/wagate/wagate/store/redis/redistest"
 )
@@ -20,16 +21,6 @@ func TestGatewayOnARedisCluster(t *testing.T) {
 	prefix := redistest.ClusterPrefix(t, cc)
 	tg := startTestGateway(t, sim.Delays{Sent: 50 * time.Millisecond, Delivered: 100 * time.Millisecond, Read: 150 * time.Millisecond},
 		func(g *gatewayFlags) { g.redisURL, g.prefix, g.shards = redistest.ClusterURL(), prefix, 8 })
-	until := func(what string, timeout time.Duration, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v", what, timeout)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 
 	// A batch of an invitation to 150 guests (80 mps: under 3 s).
 	var items []string
@@ -41,7 +32,7 @@ func TestGatewayOnARedisCluster(t *testing.T) {
 		t.Fatalf("batch: %d %v", code, v)
 	}
 	batch := v["batch_id"].(string)
-	until("every batch message sent", 30*time.Second, func() bool {
+	testwait.For(t, 30*time.Second, "every batch message sent", func() bool {
 		_, b := tg.call("GET", "/api/v1/whatsapp/batches/"+batch, "")
 		c, _ := b["counts"].(map[string]any)
 		return c != nil && c["read"] == 150.0
@@ -53,7 +44,7 @@ func TestGatewayOnARedisCluster(t *testing.T) {
 	// A guest writes; the inbox lists the conversation; staff answer and read.
 	tg.guestWrites("+14155550901", "Is late checkout possible?")
 	var conv string
-	until("the conversation listed", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "the conversation listed", func() bool {
 		_, l := tg.call("GET", "/api/v1/whatsapp/conversations?status=active", "")
 		for _, c := range l["conversations"].([]any) {
 			if c.(map[string]any)["guest_phone"] == "+14155550901" {
@@ -84,7 +75,7 @@ func TestGatewayOnARedisCluster(t *testing.T) {
 	}
 	tg.walkToRead(v["message_id"].(string))
 	tg.guestWrites("+14155550902", "STOP")
-	until("the opt-out refusing sends", 10*time.Second, func() bool {
+	testwait.For(t, 10*time.Second, "the opt-out refusing sends", func() bool {
 		code, v = tg.call("POST", "/api/v1/whatsapp/messages/send", `{"guest_phone":"+14155550902","message_type":"text","content":{"text":"One more"}}`)
 		return code == 403
 	})

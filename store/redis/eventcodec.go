@@ -66,12 +66,19 @@ func appendQueuedEvent(head, pre, post []byte, id string, a *EnqueueArgs, lane m
 	head = append(head, packedVersionV2)
 	head = appendPacked(head, id)
 	head = appendPacked(head, string(status))
-	var t [20]byte
-	ts := strconv.AppendInt(t[:0], now, 10)
-	head = strconv.AppendInt(head, int64(len(ts)), 10)
-	head = append(append(head, ':'), ts...)
+	head = appendPackedInt(head, now)
 	head = append(head, "1:0"...)
 	head = append(head, emptyProviderPart...)
+	pre, post = appendStaticParts(pre, post, a, lane)
+	return head, pre, post
+}
+
+// appendStaticParts appends the static part of a's message's events: the
+// values before its conversation id (tenant, sender, recipient, type,
+// lane: the state's "ev") to pre, those after it (staff member, campaign,
+// template: "ev2" without the id) to post. A queued event and a send
+// record both carry them.
+func appendStaticParts(pre, post []byte, a *EnqueueArgs, lane message.Lane) ([]byte, []byte) {
 	pre = appendPacked(pre, a.TenantID)
 	pre = appendPacked(pre, a.Sender)
 	pre = appendPacked(pre, a.Recipient)
@@ -79,8 +86,7 @@ func appendQueuedEvent(head, pre, post []byte, id string, a *EnqueueArgs, lane m
 	pre = appendPacked(pre, string(lane))
 	post = appendPacked(post, a.StaffMemberID)
 	post = appendPacked(post, a.Campaign)
-	post = appendPacked(post, a.Template)
-	return head, pre, post
+	return pre, appendPacked(post, a.Template)
 }
 
 // decodePacked reads a packed event's values into v; false when it is

@@ -277,15 +277,17 @@ local function record(msgkey, events, tq, new, at, f, ttl, set, x)
   -- The field of the time new is first reached is read with the rest: no
   -- HSETNX.
   local tf = AT_FIELD[new] or 'st'
-  local fields = {'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd', 'ev2', 'p', 'pid', 'pc', 'pcv'}
-  local cur = redis.call('HMGET', msgkey, unpack(fields))
+  local function read()
+    return redis.call('HMGET', msgkey, 'st', 'qa', 'sa', 'da', 't', 'a', 'sg', 'ev', tf, 'rd', 'ev2', 'p', 'pid', 'pc', 'pcv')
+  end
+  local cur = read()
   if not cur[1] then
     -- A single send not taken by the dispatcher yet has its send record
     -- only: its state is made first.
     if not materialize_send(msgkey, string.match(msgkey, '^(.*)msg:')) then
       return nil
     end
-    cur = redis.call('HMGET', msgkey, unpack(fields))
+    cur = read()
   end
   local r = RANK[new]
   if r == nil then
